@@ -1,0 +1,139 @@
+//! What the control plane asks of the data plane, and what it reads back.
+//!
+//! The control plane never touches packets. It reserves relay sockets, installs one
+//! forwarding rule per relay socket and reads counters. `relayd` implements this over
+//! its io_uring workers; tests use [`MemoryDataPlane`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// What a relay socket carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowKind {
+    Rtp,
+    Rtcp,
+    /// RTP socket that also carries RTCP (rtcp-mux, RFC 5761).
+    RtpMux,
+    /// UDP that is not RTP (T.38 UDPTL): forwarded without RTP validation.
+    Udp,
+}
+
+/// How the source of the media arriving on a relay socket is judged (see docs/latching.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct LatchPolicy {
+    /// Send to the SDP address and never learn one from packets (`asymmetric`).
+    pub asymmetric: bool,
+    /// Trust the SDP address when it is usable (`trust-address`): no learning.
+    pub trust_address: bool,
+    /// Drop packets whose source is not the latched (or signalled) peer (`strict-source`).
+    pub strict_source: bool,
+}
+
+/// Forwarding rule for one relay socket: packets that arrive on `local` leave through
+/// `egress_rtp` / `egress_rtcp` (other relay sockets) towards that socket's peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRule {
+    pub local: SocketAddr,
+    pub kind: FlowKind,
+    /// Where signalling says the endpoint on this socket's side is (None: unknown, or held).
+    pub signalled_peer: Option<SocketAddr>,
+    pub egress_rtp: Option<SocketAddr>,
+    pub egress_rtcp: Option<SocketAddr>,
+    pub latch: LatchPolicy,
+    /// Forget the latched peer (signalling changed the endpoint's address).
+    pub reset_latch: bool,
+    /// RTP clock rate of the main payload type, for RFC 3550 jitter.
+    pub clock_rate: u32,
+}
+
+/// Counters of one relay socket: what arrived on it, what was done with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Datagrams received and forwarded.
+    pub forwarded: u64,
+    /// Datagrams dropped, all reasons.
+    pub dropped: u64,
+    pub drop_malformed: u64,
+    pub drop_strict_source: u64,
+    /// Valid packets from a source other than the latched peer (RTP Bleed protection).
+    pub drop_foreign_source: u64,
+    pub drop_no_destination: u64,
+    pub drop_send_error: u64,
+    pub rtcp_packets: u64,
+    pub rtcp_bytes: u64,
+    /// Milliseconds on the relay's monotonic clock; 0 = never.
+    pub last_packet_ms: u64,
+    pub latched_peer: Option<SocketAddr>,
+    /// Times the latch moved to a new source after the old one went silent.
+    pub relatched: u64,
+    pub ssrc: u32,
+    /// RFC 3550 A.3 cumulative loss of the current SSRC.
+    pub lost: i64,
+    /// RFC 3550 A.8 interarrival jitter, in microseconds.
+    pub jitter_us: u64,
+}
+
+pub trait DataPlane: Send + Sync {
+    /// Bind (reserve) a relay socket. `affinity` groups the sockets of one call onto one
+    /// worker, so a call's flow state is owned by one thread.
+    fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()>;
+    /// Install or replace the rule of an open socket.
+    fn install(&self, rule: FlowRule);
+    /// Remove the rule and release the socket.
+    fn close(&self, local: SocketAddr);
+    fn counters(&self, local: SocketAddr) -> Option<FlowCounters>;
+    /// Data-plane-wide counters for /metrics: (name, labels, value).
+    fn metrics(&self) -> Vec<(String, String, u64)> {
+        Vec::new()
+    }
+    /// The data plane's monotonic clock in milliseconds (the time base of `last_packet_ms`).
+    fn now_ms(&self) -> u64;
+}
+
+/// A data plane that only remembers what it was told: for control-plane unit tests.
+#[derive(Default)]
+pub struct MemoryDataPlane {
+    pub state: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+pub struct MemoryState {
+    pub open: HashMap<SocketAddr, Option<FlowRule>>,
+    pub refuse: Vec<SocketAddr>,
+    pub counters: HashMap<SocketAddr, FlowCounters>,
+    pub now_ms: u64,
+}
+
+impl DataPlane for MemoryDataPlane {
+    fn open(&self, local: SocketAddr, _affinity: u64) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap();
+        if s.refuse.contains(&local) || s.open.contains_key(&local) {
+            return Err(io::Error::from(io::ErrorKind::AddrInUse));
+        }
+        s.open.insert(local, None);
+        Ok(())
+    }
+    fn install(&self, rule: FlowRule) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(slot) = s.open.get_mut(&rule.local) {
+            *slot = Some(rule);
+        }
+    }
+    fn close(&self, local: SocketAddr) {
+        self.state.lock().unwrap().open.remove(&local);
+    }
+    fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
+        let s = self.state.lock().unwrap();
+        s.open.contains_key(&local).then(|| s.counters.get(&local).cloned().unwrap_or_default())
+    }
+    fn now_ms(&self) -> u64 {
+        self.state.lock().unwrap().now_ms
+    }
+}

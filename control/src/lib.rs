@@ -1,0 +1,13 @@
+//! Control plane of the media relay: the rtpengine-compatible ng protocol, SDP
+//! rewriting, the call model that turns signalling into forwarding rules, and the HTTP
+//! API. Everything here is sans-IO except `http` (a small blocking server).
+
+pub mod bencode;
+pub mod call;
+pub mod dataplane;
+pub mod engine;
+pub mod interface;
+pub mod ng;
+pub mod rewrite;
+pub mod sdp;
+pub mod http;

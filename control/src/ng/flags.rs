@@ -1,0 +1,195 @@
+//! The keys and flags of an ng offer/answer/delete request, as Kamailio's and OpenSIPS's
+//! rtpengine modules send them.
+
+use std::net::IpAddr;
+
+use crate::bencode::Value;
+
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub trust_address: bool,
+    pub asymmetric: bool,
+    pub strict_source: bool,
+    pub ice: Option<String>,
+    pub replace_origin: bool,
+    pub replace_session_connection: bool,
+    pub replace_username: bool,
+    pub replace_session_name: bool,
+    pub replace_sdp_version: bool,
+    pub replace_zero_address: bool,
+    /// `direction`: interface towards the offerer, then towards the answerer.
+    pub direction: Vec<String>,
+    pub from_interface: Option<String>,
+    pub to_interface: Option<String>,
+    pub address_family: Option<String>,
+    pub media_address: Option<IpAddr>,
+    pub transport_protocol: Option<String>,
+    pub rtcp_mux: Vec<String>,
+    pub codec_strip: Vec<String>,
+    pub codec_mask: Vec<String>,
+    pub codec_except: Vec<String>,
+    pub label: Option<String>,
+    pub delete_delay: Option<u64>,
+    pub received_from: Option<IpAddr>,
+    pub via_branch: Option<String>,
+    pub sdes_off: bool,
+    pub dtls_off: bool,
+    /// Flags we accept and ignore (logged at debug level).
+    pub ignored: Vec<String>,
+}
+
+/// rtpengine matches flags case-insensitively and treats `_` and ` ` like `-`.
+pub fn normalize(flag: &str) -> String {
+    flag.trim().to_ascii_lowercase().replace(['_', ' '], "-")
+}
+
+impl Flags {
+    pub fn from_request(req: &Value) -> Result<Flags, String> {
+        let mut f = Flags::default();
+        let get_str = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
+        if let Some(flags) = req.get("flags") {
+            for raw in flags.strings() {
+                f.apply_flag(&raw);
+            }
+        }
+        if let Some(r) = req.get("replace") {
+            for x in r.strings() {
+                match normalize(&x).as_str() {
+                    "origin" => f.replace_origin = true,
+                    "origin-full" | "full-origin" => {
+                        f.replace_origin = true;
+                        f.replace_username = true;
+                        f.replace_sdp_version = true;
+                    }
+                    "session-connection" | "session-c-line" => f.replace_session_connection = true,
+                    "username" => f.replace_username = true,
+                    "session-name" => f.replace_session_name = true,
+                    "sdp-version" | "force-increment-sdp-version" => f.replace_sdp_version = true,
+                    "zero-address" => f.replace_zero_address = true,
+                    other => f.ignored.push(format!("replace:{other}")),
+                }
+            }
+        }
+        f.ice = get_str("ICE").map(|s| normalize(&s));
+        if let Some(d) = req.get("direction") {
+            f.direction = d.strings();
+        }
+        f.from_interface = get_str("from-interface");
+        f.to_interface = get_str("to-interface");
+        if let Some(af) = get_str("address-family") {
+            let af = af.to_ascii_uppercase();
+            if af != "IP4" && af != "IP6" {
+                return Err(format!("invalid address-family {af:?} (expected IP4 or IP6)"));
+            }
+            f.address_family = Some(af);
+        }
+        if let Some(ma) = get_str("media-address") {
+            f.media_address = Some(ma.parse().map_err(|_| format!("invalid media-address {ma:?}"))?);
+        }
+        f.transport_protocol = get_str("transport-protocol");
+        if let Some(r) = req.get("rtcp-mux") {
+            f.rtcp_mux = r.strings().iter().map(|s| normalize(s)).collect();
+        }
+        if let Some(c) = req.get("codec") {
+            let list = |k: &str| c.get(k).map(Value::strings).unwrap_or_default();
+            f.codec_strip.extend(list("strip"));
+            f.codec_mask.extend(list("mask"));
+            f.codec_except.extend(list("except"));
+            f.codec_except.extend(list("consume"));
+        }
+        f.label = get_str("label");
+        if let Some(v) = req.get("delete-delay") {
+            let d = v.as_int().ok_or("delete-delay is not a number")?;
+            f.delete_delay = Some(d.max(0) as u64);
+        }
+        if let Some(rf) = req.get("received-from") {
+            let parts = rf.strings();
+            if let Some(addr) = parts.last() {
+                f.received_from = addr.parse().ok();
+            }
+        }
+        f.via_branch = get_str("via-branch");
+        if let Some(s) = req.get("SDES") {
+            for x in s.strings() {
+                f.apply_flag(&format!("SDES-{x}"));
+            }
+        }
+        if let Some(d) = get_str("DTLS") {
+            if matches!(normalize(&d).as_str(), "off" | "no" | "disable") {
+                f.dtls_off = true;
+            }
+        }
+        for k in ["trust-address", "asymmetric", "strict-source", "symmetric"] {
+            if req.get(k).is_some() {
+                f.apply_flag(k);
+            }
+        }
+        Ok(f)
+    }
+
+    fn apply_flag(&mut self, raw: &str) {
+        let n = normalize(raw);
+        // codec flags keep the codec name's case
+        let tail = |prefix: &str| raw.trim().get(prefix.len()..).map(str::to_string);
+        match n.as_str() {
+            "trust-address" => self.trust_address = true,
+            "asymmetric" => self.asymmetric = true,
+            "symmetric" => self.asymmetric = false,
+            "strict-source" => self.strict_source = true,
+            "sdes-off" | "sdes-no" | "sdes-disable" => self.sdes_off = true,
+            _ if n.starts_with("codec-strip-") => self.codec_strip.extend(tail("codec-strip-")),
+            _ if n.starts_with("codec-mask-") => self.codec_mask.extend(tail("codec-mask-")),
+            _ if n.starts_with("codec-except-") => self.codec_except.extend(tail("codec-except-")),
+            _ if n.starts_with("replace-") => {
+                let what = &n["replace-".len()..];
+                match what {
+                    "origin" => self.replace_origin = true,
+                    "session-connection" => self.replace_session_connection = true,
+                    "username" => self.replace_username = true,
+                    "session-name" => self.replace_session_name = true,
+                    "sdp-version" => self.replace_sdp_version = true,
+                    "zero-address" => self.replace_zero_address = true,
+                    _ => self.ignored.push(n.clone()),
+                }
+            }
+            _ => self.ignored.push(n),
+        }
+    }
+
+    pub fn rtcp_mux_has(&self, what: &str) -> bool {
+        self.rtcp_mux.iter().any(|x| x == what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kamailio_style_request() {
+        let mut req = Value::dict();
+        req.insert("flags", Value::List(vec!["trust-address".into(), "codec-mask-opus".into(), "Strict Source".into()]));
+        req.insert("replace", Value::List(vec!["origin".into(), "session-connection".into()]));
+        req.insert("ICE", "remove".into());
+        req.insert("direction", Value::List(vec!["pub".into(), "priv".into()]));
+        req.insert("received-from", Value::List(vec!["IP4".into(), "192.0.2.7".into()]));
+        req.insert("delete-delay", "5".into());
+        let f = Flags::from_request(&req).unwrap();
+        assert!(f.trust_address && f.strict_source && f.replace_origin && f.replace_session_connection);
+        assert_eq!(f.codec_mask, vec!["opus"]);
+        assert_eq!(f.ice.as_deref(), Some("remove"));
+        assert_eq!(f.direction, vec!["pub", "priv"]);
+        assert_eq!(f.received_from, Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(f.delete_delay, Some(5));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let mut req = Value::dict();
+        req.insert("address-family", "IPX".into());
+        assert!(Flags::from_request(&req).unwrap_err().contains("address-family"));
+        let mut req = Value::dict();
+        req.insert("media-address", "nope".into());
+        assert!(Flags::from_request(&req).is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! relayd configuration: a TOML file (`--config`) and command-line flags named like
+//! rtpengine's, flags overriding the file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use control::engine::EngineConfig;
+use control::interface::Interface;
+
+#[derive(Parser, Debug, Default, Clone)]
+#[command(name = "relayd", version, about = "RTP/RTCP media relay driven by the rtpengine ng protocol")]
+pub struct Cli {
+    /// TOML configuration file (flags override it)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Media interface NAME/IP[!ADVERTISED] (repeatable; a bare IP is interface "default")
+    #[arg(long = "interface", short = 'i')]
+    pub interface: Vec<String>,
+    /// ng control protocol address (UDP)
+    #[arg(long = "listen-ng", short = 'n')]
+    pub listen_ng: Option<String>,
+    /// HTTP API and /metrics address (TCP)
+    #[arg(long = "listen-http")]
+    pub listen_http: Option<String>,
+    #[arg(long = "port-min", short = 'm')]
+    pub port_min: Option<u16>,
+    #[arg(long = "port-max", short = 'M')]
+    pub port_max: Option<u16>,
+    /// Seconds without media before a call is torn down
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Seconds without media for calls on hold
+    #[arg(long = "silent-timeout")]
+    pub silent_timeout: Option<u64>,
+    /// Maximum call duration in seconds (0: unlimited)
+    #[arg(long = "final-timeout")]
+    pub final_timeout: Option<u64>,
+    /// Seconds a deleted call lingers
+    #[arg(long = "delete-delay")]
+    pub delete_delay: Option<u64>,
+    /// TOS/traffic class of relayed media (184 = DSCP EF)
+    #[arg(long)]
+    pub tos: Option<u8>,
+    /// Worker threads (default: one per core)
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// CPUs to pin workers to, comma-separated (default: worker i on cpu i)
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Data path backend: uring (io_uring) or auto
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Milliseconds of silence from a latched peer before another source may take over
+    #[arg(long = "relatch-after")]
+    pub relatch_after: Option<u64>,
+    /// error, warn, info, debug, trace, or a syslog number 0-7
+    #[arg(long = "log-level", short = 'L')]
+    pub log_level: Option<String>,
+    /// Accepted for rtpengine compatibility; relayd always runs in the foreground
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Accepted for rtpengine compatibility (relayd has no kernel table)
+    #[arg(long, allow_hyphen_values = true)]
+    pub table: Option<i32>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub interface: Option<Vec<String>>,
+    pub listen_ng: Option<String>,
+    pub listen_http: Option<String>,
+    pub port_min: Option<u16>,
+    pub port_max: Option<u16>,
+    pub timeout: Option<u64>,
+    pub silent_timeout: Option<u64>,
+    pub final_timeout: Option<u64>,
+    pub delete_delay: Option<u64>,
+    pub tos: Option<u8>,
+    pub workers: Option<usize>,
+    pub cpus: Option<Vec<usize>>,
+    pub backend: Option<String>,
+    pub relatch_after: Option<u64>,
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub listen_ng: SocketAddr,
+    pub listen_http: Option<SocketAddr>,
+    pub tos: u8,
+    pub workers: usize,
+    pub cpus: Vec<usize>,
+    pub relatch_after_ms: u64,
+    pub log_level: log::LevelFilter,
+}
+
+fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, String> {
+    let s = s.strip_prefix("udp:").unwrap_or(s);
+    // rtpengine accepts a bare port for --listen-ng
+    if let Ok(p) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    s.parse().map_err(|_| format!("{what}: {s:?} is not an address:port"))
+}
+
+pub fn parse_log_level(s: &str) -> Result<log::LevelFilter, String> {
+    use log::LevelFilter::*;
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "0" | "1" | "2" | "3" | "error" => Error,
+        "4" | "warn" | "warning" => Warn,
+        "5" | "6" | "info" => Info,
+        "7" | "debug" => Debug,
+        "trace" => Trace,
+        "off" => Off,
+        _ => return Err(format!("log-level: unknown level {s:?}")),
+    })
+}
+
+impl Config {
+    pub fn load(cli: &Cli) -> Result<Config, String> {
+        let file = match &cli.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| format!("config {}: {e}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let interfaces: Vec<String> = if !cli.interface.is_empty() {
+            cli.interface.clone()
+        } else {
+            file.interface.clone().unwrap_or_else(|| vec!["127.0.0.1".into()])
+        };
+        let interfaces = interfaces.iter().map(|s| Interface::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let port_min = cli.port_min.or(file.port_min).unwrap_or(30000);
+        let port_max = cli.port_max.or(file.port_max).unwrap_or(40000);
+        if port_min < 1024 || port_max <= port_min {
+            return Err(format!("port range {port_min}-{port_max} is invalid (need 1024 <= port-min < port-max)"));
+        }
+        let backend = cli.backend.clone().or(file.backend.clone()).unwrap_or_else(|| "auto".into());
+        if !matches!(backend.as_str(), "uring" | "auto") {
+            return Err(format!("backend {backend:?}: this build has the io_uring backend only (uring|auto)"));
+        }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let workers = cli.workers.or(file.workers).unwrap_or(cores);
+        if workers == 0 {
+            return Err("workers must be at least 1".into());
+        }
+        let cpus = match &cli.cpus {
+            Some(s) => s
+                .split(',')
+                .map(|c| c.trim().parse::<usize>().map_err(|_| format!("cpus: {c:?} is not a cpu number")))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => file.cpus.clone().unwrap_or_else(|| (0..cores).collect()),
+        };
+        let listen_http = match cli.listen_http.clone().or(file.listen_http.clone()) {
+            Some(s) if s == "none" || s.is_empty() => None,
+            Some(s) => Some(parse_addr("listen-http", &s)?),
+            None => Some("127.0.0.1:9900".parse().unwrap()),
+        };
+        let d = EngineConfig::default();
+        Ok(Config {
+            engine: EngineConfig {
+                interfaces,
+                port_min,
+                port_max,
+                timeout: cli.timeout.or(file.timeout).unwrap_or(d.timeout),
+                silent_timeout: cli.silent_timeout.or(file.silent_timeout).unwrap_or(d.silent_timeout),
+                final_timeout: cli.final_timeout.or(file.final_timeout).unwrap_or(d.final_timeout),
+                delete_delay: cli.delete_delay.or(file.delete_delay).unwrap_or(d.delete_delay),
+            },
+            listen_ng: parse_addr("listen-ng", &cli.listen_ng.clone().or(file.listen_ng.clone()).unwrap_or_else(|| "127.0.0.1:2223".into()))?,
+            listen_http,
+            tos: cli.tos.or(file.tos).unwrap_or(184),
+            workers,
+            cpus,
+            relatch_after_ms: cli.relatch_after.or(file.relatch_after).unwrap_or(2000),
+            log_level: parse_log_level(&cli.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into()))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file() {
+        let dir = std::env::temp_dir().join(format!("relayd-cfg-{}", std::process::id()));
+        std::fs::write(&dir, "interface = [\"pub/127.0.0.1!203.0.113.1\"]\nport-min = 20000\nport-max = 20100\ntimeout = 5\n").unwrap();
+        let cli = Cli { config: Some(dir.clone()), port_max: Some(20200), ..Default::default() };
+        let c = Config::load(&cli).unwrap();
+        assert_eq!((c.engine.port_min, c.engine.port_max, c.engine.timeout), (20000, 20200, 5));
+        assert_eq!(c.engine.interfaces[0].advertised.to_string(), "203.0.113.1");
+        assert_eq!(c.tos, 184);
+        std::fs::write(&dir, "bogus = 1\n").unwrap();
+        assert!(Config::load(&cli).unwrap_err().contains("bogus"));
+        std::fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_problem() {
+        let cli = Cli { port_min: Some(5000), port_max: Some(4000), ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("port range"));
+        let cli = Cli { interface: vec!["x/1.2.3".into()], ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("not an IP"));
+        let cli = Cli { listen_ng: Some("nope".into()), ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("listen-ng"));
+    }
+}

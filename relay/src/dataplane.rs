@@ -1,0 +1,148 @@
+//! `control::DataPlane` over the io_uring workers: binds relay sockets (so the kernel
+//! keeps the ports reserved), places each call's sockets on one worker, forwards rules
+//! and reads counters. None of this is on the packet path.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use control::dataplane::{DataPlane, FlowCounters, FlowRule};
+
+use crate::flow::counters::SharedCounters;
+use crate::uring::{self, Command, WorkerConfig, WorkerHandle};
+
+pub struct UringDataPlane {
+    workers: Vec<WorkerHandle>,
+    sockets: Mutex<HashMap<SocketAddr, (usize, Arc<SharedCounters>)>>,
+    tos: u8,
+    epoch: Instant,
+    pub running: Arc<AtomicBool>,
+}
+
+impl UringDataPlane {
+    /// Start `n` workers, pinned to `cpus` (round-robin) when given.
+    pub fn start(n: usize, cpus: &[usize], tos: u8, relatch_after_ms: u64) -> io::Result<UringDataPlane> {
+        let epoch = Instant::now();
+        let running = Arc::new(AtomicBool::new(true));
+        let mut workers = Vec::new();
+        for i in 0..n.max(1) {
+            let cfg = WorkerConfig {
+                index: i,
+                cpu: (!cpus.is_empty()).then(|| cpus[i % cpus.len()]),
+                relatch_after_ms,
+                epoch,
+                ..Default::default()
+            };
+            workers.push(uring::spawn(cfg, running.clone()).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start io_uring worker {i}: {e} (is io_uring disabled? see /proc/sys/kernel/io_uring_disabled)"))
+            })?);
+        }
+        Ok(UringDataPlane { workers, sockets: Mutex::new(HashMap::new()), tos, epoch, running })
+    }
+
+    pub fn stop(&mut self) {
+        self.running.store(false, Relaxed);
+        for w in &self.workers {
+            // wake each worker so it sees the flag
+            w.send(Command::Close("0.0.0.0:0".parse().unwrap()));
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    pub fn workers(&self) -> &[WorkerHandle] {
+        &self.workers
+    }
+}
+
+fn set_tos(sock: &UdpSocket, local: SocketAddr, tos: u8) -> io::Result<()> {
+    let v: libc::c_int = tos as libc::c_int;
+    let (level, opt) = if local.is_ipv4() { (libc::IPPROTO_IP, libc::IP_TOS) } else { (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) };
+    let r = unsafe {
+        libc::setsockopt(sock.as_raw_fd(), level, opt, &v as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as u32)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn set_bufsize(sock: &UdpSocket, bytes: libc::c_int) {
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        unsafe {
+            libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, opt, &bytes as *const _ as *const libc::c_void, 4);
+        }
+    }
+}
+
+impl DataPlane for UringDataPlane {
+    fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
+        let mut socks = self.sockets.lock().unwrap();
+        if socks.contains_key(&local) {
+            return Err(io::Error::from(io::ErrorKind::AddrInUse));
+        }
+        let sock = UdpSocket::bind(local)?;
+        sock.set_nonblocking(true)?;
+        if self.tos != 0 {
+            set_tos(&sock, local, self.tos)?;
+        }
+        set_bufsize(&sock, 1 << 20);
+        let w = (affinity as usize) % self.workers.len();
+        let counters = Arc::new(SharedCounters::default());
+        socks.insert(local, (w, counters.clone()));
+        drop(socks);
+        self.workers[w].send(Command::Open { local, socket: OwnedFd::from(sock), counters });
+        Ok(())
+    }
+
+    fn install(&self, rule: FlowRule) {
+        let w = self.sockets.lock().unwrap().get(&rule.local).map(|(w, _)| *w);
+        if let Some(w) = w {
+            self.workers[w].send(Command::Rule(Box::new(rule)));
+        }
+    }
+
+    fn close(&self, local: SocketAddr) {
+        let w = self.sockets.lock().unwrap().remove(&local).map(|(w, _)| w);
+        if let Some(w) = w {
+            self.workers[w].send(Command::Close(local));
+        }
+    }
+
+    fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
+        self.sockets.lock().unwrap().get(&local).map(|(_, c)| c.snapshot())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn metrics(&self) -> Vec<(String, String, u64)> {
+        let mut v = Vec::new();
+        for (i, w) in self.workers.iter().enumerate() {
+            let s = &w.stats;
+            let l = format!("worker=\"{i}\"");
+            let r = |reason: &str| format!("worker=\"{i}\",reason=\"{reason}\"");
+            v.push(("relay_rx_packets_total".into(), l.clone(), s.rx_packets.load(Relaxed)));
+            v.push(("relay_tx_packets_total".into(), l.clone(), s.tx_packets.load(Relaxed)));
+            v.push(("relay_drops_total".into(), r("malformed"), s.drop_malformed.load(Relaxed)));
+            v.push(("relay_drops_total".into(), r("source"), s.drop_source.load(Relaxed)));
+            v.push(("relay_drops_total".into(), r("no-destination"), s.drop_no_destination.load(Relaxed)));
+            v.push(("relay_drops_total".into(), r("unknown-flow"), s.drop_unknown_flow.load(Relaxed)));
+            v.push(("relay_drops_total".into(), r("tx-full"), s.drop_tx_full.load(Relaxed)));
+            v.push(("relay_drops_total".into(), r("truncated"), s.drop_truncated.load(Relaxed)));
+            v.push(("relay_tx_errors_total".into(), l.clone(), s.tx_errors.load(Relaxed)));
+            v.push(("relay_rx_no_buffers_total".into(), l.clone(), s.rx_no_buffers.load(Relaxed)));
+            v.push(("relay_batches_total".into(), l.clone(), s.batches.load(Relaxed)));
+            v.push(("relay_worker_sockets".into(), l, s.sockets.load(Relaxed)));
+        }
+        v
+    }
+}

@@ -1,0 +1,67 @@
+//! Per-flow counters shared with the control plane.
+//!
+//! Each flow's counters are written by exactly one worker thread and read by the
+//! control plane: plain load + store (no read-modify-write, no lock) on the packet path.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use control::dataplane::FlowCounters;
+
+#[derive(Default, Debug)]
+pub struct SharedCounters {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub drop_malformed: AtomicU64,
+    pub drop_strict_source: AtomicU64,
+    pub drop_foreign_source: AtomicU64,
+    pub drop_no_destination: AtomicU64,
+    pub drop_send_error: AtomicU64,
+    pub rtcp_packets: AtomicU64,
+    pub rtcp_bytes: AtomicU64,
+    pub last_packet_ms: AtomicU64,
+    pub relatched: AtomicU64,
+    pub ssrc: AtomicU64,
+    pub lost: AtomicU64,
+    pub jitter_us: AtomicU64,
+    /// Changes only when the latch moves: a lock here is off the per-packet path.
+    pub latched: Mutex<Option<SocketAddr>>,
+}
+
+/// Single-writer increment.
+#[inline]
+pub fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+impl SharedCounters {
+    pub fn snapshot(&self) -> FlowCounters {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        let dm = g(&self.drop_malformed);
+        let ds = g(&self.drop_strict_source);
+        let df = g(&self.drop_foreign_source);
+        let dn = g(&self.drop_no_destination);
+        let de = g(&self.drop_send_error);
+        FlowCounters {
+            packets: g(&self.packets),
+            bytes: g(&self.bytes),
+            forwarded: g(&self.forwarded),
+            dropped: dm + ds + df + dn + de,
+            drop_malformed: dm,
+            drop_strict_source: ds,
+            drop_foreign_source: df,
+            drop_no_destination: dn,
+            drop_send_error: de,
+            rtcp_packets: g(&self.rtcp_packets),
+            rtcp_bytes: g(&self.rtcp_bytes),
+            last_packet_ms: g(&self.last_packet_ms),
+            latched_peer: *self.latched.lock().unwrap(),
+            relatched: g(&self.relatched),
+            ssrc: g(&self.ssrc) as u32,
+            lost: g(&self.lost) as i64,
+            jitter_us: g(&self.jitter_us),
+        }
+    }
+}

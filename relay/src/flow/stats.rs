@@ -1,0 +1,109 @@
+//! RFC 3550 receiver statistics: extended highest sequence number and loss (A.1, A.3),
+//! interarrival jitter (A.8).
+
+#[derive(Debug, Clone, Default)]
+pub struct RtpStats {
+    pub ssrc: u32,
+    init: bool,
+    max_seq: u16,
+    cycles: u64,
+    base_seq: u64,
+    received: u64,
+    /// RFC 3550 A.8 jitter, scaled by 16, in timestamp units.
+    jitter16: u64,
+    last_transit: i64,
+}
+
+/// Sequence jumps up to this size count as loss; larger ones as a restart.
+const MAX_DROPOUT: u16 = 3000;
+const MAX_MISORDER: u16 = 100;
+
+impl RtpStats {
+    /// Account one packet. `arrival` is the arrival time in the stream's clock units.
+    pub fn update(&mut self, ssrc: u32, seq: u16, ts: u32, arrival: u64) {
+        if !self.init || ssrc != self.ssrc {
+            *self = RtpStats { ssrc, init: true, max_seq: seq, base_seq: seq as u64, ..Default::default() };
+            self.last_transit = arrival as i64 - ts as i64;
+            self.received = 1;
+            return;
+        }
+        let delta = seq.wrapping_sub(self.max_seq);
+        if delta < MAX_DROPOUT {
+            if seq < self.max_seq {
+                self.cycles += 1 << 16;
+            }
+            self.max_seq = seq;
+        } else if delta <= u16::MAX - MAX_MISORDER {
+            // a very large jump: the sender restarted its sequence
+            self.base_seq = seq as u64 + self.cycles;
+            self.max_seq = seq;
+            self.received = 0;
+        }
+        // else: duplicate or reordered packet, counted as received only
+        self.received += 1;
+        let transit = arrival as i64 - ts as i64;
+        let d = (transit - self.last_transit).unsigned_abs();
+        self.last_transit = transit;
+        // J += (|D| - J) / 16, kept scaled by 16 (RFC 3550 A.8)
+        self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
+    }
+
+    pub fn expected(&self) -> u64 {
+        if !self.init {
+            return 0;
+        }
+        (self.cycles + self.max_seq as u64 + 1).saturating_sub(self.base_seq)
+    }
+
+    pub fn lost(&self) -> i64 {
+        self.expected() as i64 - self.received as i64
+    }
+
+    pub fn jitter(&self) -> u64 {
+        self.jitter16 >> 4
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_and_wrap() {
+        let mut s = RtpStats::default();
+        let mut ts = 0u32;
+        // 65530 .. 65535, 0 .. 9 with seq 3 missing
+        for seq in (65530u16..=65535).chain(0..10).filter(|&q| q != 3) {
+            ts = ts.wrapping_add(160);
+            s.update(1, seq, ts, ts as u64);
+        }
+        assert_eq!(s.expected(), 16);
+        assert_eq!(s.lost(), 1);
+        assert_eq!(s.jitter(), 0);
+    }
+
+    #[test]
+    fn jitter_converges_on_constant_offset() {
+        let mut s = RtpStats::default();
+        for i in 0..200u32 {
+            // every packet arrives 80 units late, then on time, alternately
+            let late = if i % 2 == 0 { 80 } else { 0 };
+            s.update(9, i as u16, i * 160, (i * 160 + late) as u64);
+        }
+        assert!((70..=80).contains(&s.jitter()), "{}", s.jitter());
+    }
+
+    #[test]
+    fn new_ssrc_resets() {
+        let mut s = RtpStats::default();
+        s.update(1, 100, 0, 0);
+        s.update(1, 105, 800, 800);
+        assert_eq!(s.lost(), 4);
+        s.update(2, 7, 0, 900);
+        assert_eq!((s.ssrc, s.lost(), s.received()), (2, 0, 1));
+    }
+}

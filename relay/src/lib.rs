@@ -1,0 +1,9 @@
+//! Data plane of the media relay: zero-copy RTP/RTCP views, the flow table with its
+//! latching rules and RFC 3550 statistics (sans-IO), and the io_uring backend that moves
+//! the bytes. `relayd` wires it to the control plane.
+
+pub mod config;
+pub mod dataplane;
+pub mod flow;
+pub mod packet;
+pub mod uring;

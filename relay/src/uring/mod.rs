@@ -1,0 +1,545 @@
+//! io_uring backend: one worker thread per core, each with its own ring, provided-buffer
+//! ring, sockets and flow table. Per datagram: one multishot-receive completion, the
+//! flow table's decision, one sendmsg submission from the very same buffer. Submissions
+//! are batched: one `io_uring_enter` per loop iteration, whatever the number of packets.
+//! Rule updates arrive over a lock-free queue and are applied between batches.
+
+pub mod bufring;
+
+use std::collections::VecDeque;
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_queue::ArrayQueue;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use control::dataplane::FlowRule;
+
+use crate::flow::counters::{bump, SharedCounters};
+use crate::flow::{FlowTable, Verdict};
+use bufring::BufRing;
+
+/// Messages from the control plane to a worker.
+pub enum Command {
+    Open { local: SocketAddr, socket: OwnedFd, counters: Arc<SharedCounters> },
+    Rule(Box<FlowRule>),
+    Close(SocketAddr),
+}
+
+/// Worker-wide counters (exported in /metrics).
+#[derive(Default, Debug)]
+pub struct WorkerStats {
+    pub rx_packets: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub drop_malformed: AtomicU64,
+    pub drop_source: AtomicU64,
+    pub drop_no_destination: AtomicU64,
+    pub drop_unknown_flow: AtomicU64,
+    pub drop_tx_full: AtomicU64,
+    pub drop_truncated: AtomicU64,
+    pub tx_errors: AtomicU64,
+    pub rx_no_buffers: AtomicU64,
+    pub batches: AtomicU64,
+    pub sockets: AtomicU64,
+    pub commands: AtomicU64,
+}
+
+pub struct WorkerHandle {
+    pub queue: Arc<ArrayQueue<Command>>,
+    pub wake: OwnedFd,
+    pub stats: Arc<WorkerStats>,
+    pub thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, mut cmd: Command) {
+        loop {
+            match self.queue.push(cmd) {
+                Ok(()) => break,
+                Err(c) => {
+                    cmd = c;
+                    self.kick();
+                    std::thread::yield_now();
+                }
+            }
+        }
+        self.kick();
+    }
+
+    fn kick(&self) {
+        let one: u64 = 1;
+        unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+    }
+}
+
+pub struct WorkerConfig {
+    pub index: usize,
+    pub cpu: Option<usize>,
+    pub ring_entries: u32,
+    pub buffers: u16,
+    pub buf_size: usize,
+    pub send_slots: usize,
+    pub relatch_after_ms: u64,
+    pub epoch: Instant,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            index: 0,
+            cpu: None,
+            ring_entries: 4096,
+            buffers: 4096,
+            buf_size: 2048,
+            send_slots: 2048,
+            relatch_after_ms: 2000,
+            epoch: Instant::now(),
+        }
+    }
+}
+
+const OP_RECV: u64 = 1;
+const OP_SEND: u64 = 2;
+const OP_WAKE: u64 = 3;
+const OP_TIMER: u64 = 4;
+const OP_CANCEL: u64 = 5;
+
+fn ud(op: u64, slot: usize, gen: u32) -> u64 {
+    (op << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
+}
+fn ud_op(u: u64) -> u64 {
+    u >> 56
+}
+fn ud_slot(u: u64) -> usize {
+    (u & 0xffff_ffff) as usize
+}
+fn ud_gen(u: u64) -> u32 {
+    ((u >> 32) & 0xff_ffff) as u32
+}
+
+struct Sock {
+    fd: OwnedFd,
+    flow: usize,
+    gen: u32,
+    closing: bool,
+    armed: bool,
+}
+
+/// Stable memory for one in-flight sendmsg.
+#[repr(C)]
+struct SendSlot {
+    msg: libc::msghdr,
+    iov: libc::iovec,
+    addr: libc::sockaddr_in6,
+    bid: u16,
+    flow: usize,
+}
+
+pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHandle> {
+    let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if wake < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wake: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(wake) };
+    let queue = Arc::new(ArrayQueue::new(65536));
+    let stats = Arc::new(WorkerStats::default());
+    // build the ring here so that setup errors reach the caller
+    let ring = IoUring::builder().setup_coop_taskrun().build(cfg.ring_entries)
+        .or_else(|_| IoUring::new(cfg.ring_entries))?;
+    let bufs = BufRing::new(&ring, cfg.buffers, cfg.buf_size, 1)?;
+    let mut w = Worker::new(cfg, ring, bufs, queue.clone(), wake.as_raw_fd(), stats.clone());
+    let name = format!("relay-worker-{}", w.index);
+    let thread = std::thread::Builder::new().name(name).spawn(move || {
+        if let Some(cpu) = w.cpu {
+            pin_to_cpu(cpu);
+        }
+        if let Err(e) = w.run(&running) {
+            // a dead worker would silently blackhole its calls: stop the daemon instead
+            log::error!("worker {} failed: {e}; exiting", w.index);
+            std::process::exit(1);
+        }
+    })?;
+    Ok(WorkerHandle { queue, wake, stats, thread: Some(thread) })
+}
+
+pub fn pin_to_cpu(cpu: usize) {
+    unsafe {
+        let mut set: libc::cpu_set_t = mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            log::warn!("could not pin to cpu {cpu}: {}", io::Error::last_os_error());
+        }
+    }
+}
+
+struct Worker {
+    index: usize,
+    cpu: Option<usize>,
+    ring: IoUring,
+    bufs: BufRing,
+    table: FlowTable,
+    socks: Vec<Option<Sock>>,
+    free_socks: Vec<usize>,
+    /// flow id -> socket slot (for egress)
+    flow_sock: Vec<usize>,
+    sends: Box<[SendSlot]>,
+    free_sends: Vec<usize>,
+    recv_msg: Box<libc::msghdr>,
+    queue: Arc<ArrayQueue<Command>>,
+    wake_fd: RawFd,
+    wake_buf: Box<u64>,
+    timer: Box<types::Timespec>,
+    stats: Arc<WorkerStats>,
+    epoch: Instant,
+    backlog: VecDeque<squeue::Entry>,
+    next_gen: u32,
+}
+
+// The raw pointers in the send slots and msghdr point into memory the worker owns; the
+// worker moves to its thread once, before any of them is used.
+unsafe impl Send for Worker {}
+
+fn sockaddr_from(name: &[u8]) -> Option<SocketAddr> {
+    if name.len() < 2 {
+        return None;
+    }
+    let family = u16::from_ne_bytes([name[0], name[1]]) as i32;
+    if family == libc::AF_INET && name.len() >= mem::size_of::<libc::sockaddr_in>() {
+        let sa: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(name.as_ptr() as *const _) };
+        let ip = u32::from_be(sa.sin_addr.s_addr);
+        Some(SocketAddr::V4(SocketAddrV4::new(ip.into(), u16::from_be(sa.sin_port))))
+    } else if family == libc::AF_INET6 && name.len() >= mem::size_of::<libc::sockaddr_in6>() {
+        let sa: libc::sockaddr_in6 = unsafe { std::ptr::read_unaligned(name.as_ptr() as *const _) };
+        Some(SocketAddr::V6(SocketAddrV6::new(
+            sa.sin6_addr.s6_addr.into(),
+            u16::from_be(sa.sin6_port),
+            sa.sin6_flowinfo,
+            sa.sin6_scope_id,
+        )))
+    } else {
+        None
+    }
+}
+
+/// Write `addr` as a sockaddr; returns its length.
+fn sockaddr_to(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = out as *mut libc::sockaddr_in6 as *mut libc::sockaddr_in;
+            unsafe {
+                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*sin).sin_port = a.port().to_be();
+                (*sin).sin_addr.s_addr = u32::from(*a.ip()).to_be();
+                (*sin).sin_zero = [0; 8];
+            }
+            mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            out.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            out.sin6_port = a.port().to_be();
+            out.sin6_flowinfo = a.flowinfo();
+            out.sin6_addr.s6_addr = a.ip().octets();
+            out.sin6_scope_id = a.scope_id();
+            mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+impl Worker {
+    fn new(
+        cfg: WorkerConfig,
+        ring: IoUring,
+        bufs: BufRing,
+        queue: Arc<ArrayQueue<Command>>,
+        wake_fd: RawFd,
+        stats: Arc<WorkerStats>,
+    ) -> Worker {
+        let mut recv_msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });
+        recv_msg.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        let sends: Box<[SendSlot]> = (0..cfg.send_slots).map(|_| unsafe { mem::zeroed::<SendSlot>() }).collect();
+        Worker {
+            index: cfg.index,
+            cpu: cfg.cpu,
+            ring,
+            bufs,
+            table: FlowTable::new(cfg.relatch_after_ms),
+            socks: Vec::new(),
+            free_socks: Vec::new(),
+            flow_sock: Vec::new(),
+            sends,
+            free_sends: (0..cfg.send_slots).rev().collect(),
+            recv_msg,
+            queue,
+            wake_fd,
+            wake_buf: Box::new(0),
+            timer: Box::new(types::Timespec::new().nsec(100_000_000)),
+            stats,
+            epoch: cfg.epoch,
+            backlog: VecDeque::new(),
+            next_gen: 1,
+        }
+    }
+
+    fn push(&mut self, e: squeue::Entry) {
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(e);
+            return;
+        }
+        let r = unsafe { self.ring.submission().push(&e) };
+        if r.is_err() {
+            // SQ full: flush it and retry once, else keep for later
+            let _ = self.ring.submit();
+            if unsafe { self.ring.submission().push(&e) }.is_err() {
+                self.backlog.push_back(e);
+            }
+        }
+    }
+
+    fn flush_backlog(&mut self) {
+        while let Some(e) = self.backlog.front() {
+            if unsafe { self.ring.submission().push(e) }.is_err() {
+                break;
+            }
+            self.backlog.pop_front();
+        }
+    }
+
+    fn arm_recv(&mut self, slot: usize) {
+        let Some(s) = self.socks[slot].as_mut() else { return };
+        if s.closing || s.armed {
+            return;
+        }
+        s.armed = true;
+        let e = opcode::RecvMsgMulti::new(types::Fd(s.fd.as_raw_fd()), &*self.recv_msg as *const _, self.bufs.bgid)
+            .build()
+            .user_data(ud(OP_RECV, slot, s.gen));
+        self.push(e);
+    }
+
+    fn arm_wake(&mut self) {
+        let e = opcode::Read::new(types::Fd(self.wake_fd), &mut *self.wake_buf as *mut u64 as *mut u8, 8)
+            .build()
+            .user_data(ud(OP_WAKE, 0, 0));
+        self.push(e);
+    }
+
+    fn arm_timer(&mut self) {
+        let e = opcode::Timeout::new(&*self.timer as *const _).build().user_data(ud(OP_TIMER, 0, 0));
+        self.push(e);
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn run(&mut self, running: &AtomicBool) -> io::Result<()> {
+        self.arm_wake();
+        self.arm_timer();
+        let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(4096);
+        while running.load(Ordering::Relaxed) {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e),
+            }
+            cqes.clear();
+            cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+            bump(&self.stats.batches, 1);
+            let now_us = self.now_us();
+            for &(u, res, flags) in &cqes {
+                match ud_op(u) {
+                    OP_RECV => self.on_recv(u, res, flags, now_us),
+                    OP_SEND => self.on_send(ud_slot(u), res),
+                    OP_WAKE => {
+                        self.apply_commands();
+                        self.arm_wake();
+                    }
+                    OP_TIMER => self.arm_timer(),
+                    _ => {}
+                }
+            }
+            self.bufs.publish();
+            self.flush_backlog();
+        }
+        Ok(())
+    }
+
+    fn on_recv(&mut self, u: u64, res: i32, flags: u32, now_us: u64) {
+        let slot = ud_slot(u);
+        let bid = cqueue::buffer_select(flags);
+        if bid.is_some() {
+            self.bufs.taken();
+        }
+        let alive = matches!(self.socks.get(slot), Some(Some(s)) if s.gen == ud_gen(u));
+        if !alive {
+            if let Some(b) = bid {
+                self.bufs.push(b);
+            }
+            return;
+        }
+        if !cqueue::more(flags) {
+            let s = self.socks[slot].as_mut().unwrap();
+            s.armed = false;
+            if s.closing {
+                // the receive is gone: the socket can be closed now
+                self.socks[slot] = None;
+                self.free_socks.push(slot);
+                if let Some(b) = bid {
+                    self.bufs.push(b);
+                }
+                return;
+            }
+        }
+        if res < 0 {
+            if -res == libc::ENOBUFS {
+                bump(&self.stats.rx_no_buffers, 1);
+            }
+            if let Some(b) = bid {
+                self.bufs.push(b);
+            }
+            self.arm_recv(slot);
+            return;
+        }
+        let Some(bid) = bid else {
+            self.arm_recv(slot);
+            return;
+        };
+        self.handle_datagram(slot, bid, res as usize, now_us);
+        if !cqueue::more(flags) {
+            self.arm_recv(slot);
+        }
+    }
+
+    fn handle_datagram(&mut self, slot: usize, bid: u16, len: usize, now_us: u64) {
+        bump(&self.stats.rx_packets, 1);
+        let buf = &self.bufs.buf(bid)[..len.min(self.bufs.buf_size())];
+        let Ok(out) = types::RecvMsgOut::parse(buf, &self.recv_msg) else {
+            bump(&self.stats.drop_truncated, 1);
+            self.bufs.push(bid);
+            return;
+        };
+        if out.is_payload_truncated() || out.is_name_data_truncated() {
+            bump(&self.stats.drop_truncated, 1);
+            self.bufs.push(bid);
+            return;
+        }
+        let Some(src) = sockaddr_from(out.name_data()) else {
+            self.bufs.push(bid);
+            return;
+        };
+        let payload = out.payload_data();
+        let off = payload.as_ptr() as usize - buf.as_ptr() as usize;
+        let plen = payload.len();
+        let flow = self.socks[slot].as_ref().unwrap().flow;
+        let verdict = self.table.process(flow, src, payload, now_us);
+        match verdict {
+            Verdict::Forward { via, to } => {
+                let Some(sidx) = self.free_sends.pop() else {
+                    bump(&self.stats.drop_tx_full, 1);
+                    self.table.send_failed(flow);
+                    self.bufs.push(bid);
+                    return;
+                };
+                let fd = match self.flow_sock.get(via).and_then(|s| self.socks.get(*s)).and_then(|s| s.as_ref()) {
+                    Some(s) => s.fd.as_raw_fd(),
+                    None => {
+                        self.free_sends.push(sidx);
+                        self.bufs.push(bid);
+                        return;
+                    }
+                };
+                let base = self.bufs.buf_ptr(bid);
+                let ss = &mut self.sends[sidx];
+                ss.bid = bid;
+                ss.flow = flow;
+                ss.iov.iov_base = unsafe { base.add(off) } as *mut libc::c_void;
+                ss.iov.iov_len = plen;
+                let alen = sockaddr_to(to, &mut ss.addr);
+                ss.msg.msg_name = &mut ss.addr as *mut _ as *mut libc::c_void;
+                ss.msg.msg_namelen = alen;
+                ss.msg.msg_iov = &mut ss.iov;
+                ss.msg.msg_iovlen = 1;
+                let e = opcode::SendMsg::new(types::Fd(fd), &ss.msg as *const _).build().user_data(ud(OP_SEND, sidx, 0));
+                self.push(e);
+            }
+            Verdict::Drop(r) => {
+                use crate::flow::DropReason::*;
+                let c = match r {
+                    Malformed(_) => &self.stats.drop_malformed,
+                    StrictSource | ForeignSource => &self.stats.drop_source,
+                    NoDestination => &self.stats.drop_no_destination,
+                    UnknownFlow => &self.stats.drop_unknown_flow,
+                };
+                bump(c, 1);
+                self.bufs.push(bid);
+            }
+        }
+    }
+
+    fn on_send(&mut self, sidx: usize, res: i32) {
+        let (bid, flow) = (self.sends[sidx].bid, self.sends[sidx].flow);
+        if res < 0 {
+            bump(&self.stats.tx_errors, 1);
+            self.table.send_failed(flow);
+        } else {
+            bump(&self.stats.tx_packets, 1);
+        }
+        self.bufs.push(bid);
+        self.free_sends.push(sidx);
+    }
+
+    fn apply_commands(&mut self) {
+        while let Some(cmd) = self.queue.pop() {
+            bump(&self.stats.commands, 1);
+            match cmd {
+                Command::Open { local, socket, counters } => {
+                    let flow = self.table.insert(local, counters);
+                    let gen = self.next_gen;
+                    self.next_gen = self.next_gen.wrapping_add(1).max(1) & 0xff_ffff;
+                    let s = Sock { fd: socket, flow, gen, closing: false, armed: false };
+                    let slot = match self.free_socks.pop() {
+                        Some(i) => {
+                            self.socks[i] = Some(s);
+                            i
+                        }
+                        None => {
+                            self.socks.push(Some(s));
+                            self.socks.len() - 1
+                        }
+                    };
+                    if self.flow_sock.len() <= flow {
+                        self.flow_sock.resize(flow + 1, usize::MAX);
+                    }
+                    self.flow_sock[flow] = slot;
+                    self.arm_recv(slot);
+                    bump(&self.stats.sockets, 1);
+                }
+                Command::Rule(rule) => {
+                    if !self.table.apply(&rule) {
+                        log::warn!("worker {}: rule for unknown socket {}", self.index, rule.local);
+                    }
+                }
+                Command::Close(local) => {
+                    let Some(flow) = self.table.remove(local) else { continue };
+                    let slot = std::mem::replace(&mut self.flow_sock[flow], usize::MAX);
+                    if let Some(Some(s)) = self.socks.get_mut(slot) {
+                        s.closing = true;
+                        if s.armed {
+                            let e = opcode::AsyncCancel::new(ud(OP_RECV, slot, s.gen)).build().user_data(ud(OP_CANCEL, slot, 0));
+                            self.push(e);
+                        } else {
+                            self.socks[slot] = None;
+                            self.free_socks.push(slot);
+                        }
+                    }
+                    self.stats.sockets.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing the relay needs (Debian). Idempotent.
+set -euo pipefail
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v python3 >/dev/null || need+=(python3)
+command -v curl >/dev/null || need+=(curl)
+command -v ip >/dev/null || need+=(iproute2)
+if [[ "${1:-}" == "--e2e" ]]; then
+  command -v kamailio >/dev/null || need+=(kamailio)
+  command -v sipp >/dev/null || need+=(sip-tester)
+  command -v rtpengine >/dev/null || need+=(rtpengine-daemon)
+fi
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
