@@ -136,11 +136,15 @@ impl Call {
     /// Rules for the legs of monologue `x` (media arriving from party x).
     pub fn rules_for(&mut self, x: usize) -> Vec<FlowRule> {
         let mut out = Vec::new();
-        let Some(y) = self.monologues[x].counterpart else { return out };
+        let Some(y) = self.monologues[x].counterpart else {
+            return out;
+        };
         let latch = self.monologues[x].latch;
         let n = self.monologues[x].legs.len();
         for i in 0..n {
-            let Some(other) = self.monologues[y].legs.get(i).cloned() else { continue };
+            let Some(other) = self.monologues[y].legs.get(i).cloned() else {
+                continue;
+            };
             let leg = &mut self.monologues[x].legs[i];
             if !leg.relayed() {
                 continue;
@@ -166,7 +170,11 @@ impl Call {
             });
             out.push(FlowRule {
                 local: leg.rtcp(),
-                kind: if leg.plain_udp { FlowKind::Udp } else { FlowKind::Rtcp },
+                kind: if leg.plain_udp {
+                    FlowKind::Udp
+                } else {
+                    FlowKind::Rtcp
+                },
                 signalled_peer: leg.peer_rtcp,
                 egress_rtp: None,
                 egress_rtcp: (forward && !other.plain_udp).then(|| other.rtcp_egress()),

@@ -25,7 +25,12 @@ pub struct UringDataPlane {
 
 impl UringDataPlane {
     /// Start `n` workers, pinned to `cpus` (round-robin) when given.
-    pub fn start(n: usize, cpus: &[usize], tos: u8, relatch_after_ms: u64) -> io::Result<UringDataPlane> {
+    pub fn start(
+        n: usize,
+        cpus: &[usize],
+        tos: u8,
+        relatch_after_ms: u64,
+    ) -> io::Result<UringDataPlane> {
         let epoch = Instant::now();
         let running = Arc::new(AtomicBool::new(true));
         let mut workers = Vec::new();
@@ -41,7 +46,13 @@ impl UringDataPlane {
                 io::Error::new(e.kind(), format!("cannot start io_uring worker {i}: {e} (is io_uring disabled? see /proc/sys/kernel/io_uring_disabled)"))
             })?);
         }
-        Ok(UringDataPlane { workers, sockets: Mutex::new(HashMap::new()), tos, epoch, running })
+        Ok(UringDataPlane {
+            workers,
+            sockets: Mutex::new(HashMap::new()),
+            tos,
+            epoch,
+            running,
+        })
     }
 
     pub fn stop(&mut self) {
@@ -64,9 +75,19 @@ impl UringDataPlane {
 
 fn set_tos(sock: &UdpSocket, local: SocketAddr, tos: u8) -> io::Result<()> {
     let v: libc::c_int = tos as libc::c_int;
-    let (level, opt) = if local.is_ipv4() { (libc::IPPROTO_IP, libc::IP_TOS) } else { (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) };
+    let (level, opt) = if local.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_TOS)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+    };
     let r = unsafe {
-        libc::setsockopt(sock.as_raw_fd(), level, opt, &v as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as u32)
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            opt,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
     };
     if r != 0 {
         return Err(io::Error::last_os_error());
@@ -77,7 +98,13 @@ fn set_tos(sock: &UdpSocket, local: SocketAddr, tos: u8) -> io::Result<()> {
 fn set_bufsize(sock: &UdpSocket, bytes: libc::c_int) {
     for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
         unsafe {
-            libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, opt, &bytes as *const _ as *const libc::c_void, 4);
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &bytes as *const _ as *const libc::c_void,
+                4,
+            );
         }
     }
 }
@@ -98,12 +125,21 @@ impl DataPlane for UringDataPlane {
         let counters = Arc::new(SharedCounters::default());
         socks.insert(local, (w, counters.clone()));
         drop(socks);
-        self.workers[w].send(Command::Open { local, socket: OwnedFd::from(sock), counters });
+        self.workers[w].send(Command::Open {
+            local,
+            socket: OwnedFd::from(sock),
+            counters,
+        });
         Ok(())
     }
 
     fn install(&self, rule: FlowRule) {
-        let w = self.sockets.lock().unwrap().get(&rule.local).map(|(w, _)| *w);
+        let w = self
+            .sockets
+            .lock()
+            .unwrap()
+            .get(&rule.local)
+            .map(|(w, _)| *w);
         if let Some(w) = w {
             self.workers[w].send(Command::Rule(Box::new(rule)));
         }
@@ -117,7 +153,11 @@ impl DataPlane for UringDataPlane {
     }
 
     fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
-        self.sockets.lock().unwrap().get(&local).map(|(_, c)| c.snapshot())
+        self.sockets
+            .lock()
+            .unwrap()
+            .get(&local)
+            .map(|(_, c)| c.snapshot())
     }
 
     fn now_ms(&self) -> u64 {
@@ -130,17 +170,61 @@ impl DataPlane for UringDataPlane {
             let s = &w.stats;
             let l = format!("worker=\"{i}\"");
             let r = |reason: &str| format!("worker=\"{i}\",reason=\"{reason}\"");
-            v.push(("relay_rx_packets_total".into(), l.clone(), s.rx_packets.load(Relaxed)));
-            v.push(("relay_tx_packets_total".into(), l.clone(), s.tx_packets.load(Relaxed)));
-            v.push(("relay_drops_total".into(), r("malformed"), s.drop_malformed.load(Relaxed)));
-            v.push(("relay_drops_total".into(), r("source"), s.drop_source.load(Relaxed)));
-            v.push(("relay_drops_total".into(), r("no-destination"), s.drop_no_destination.load(Relaxed)));
-            v.push(("relay_drops_total".into(), r("unknown-flow"), s.drop_unknown_flow.load(Relaxed)));
-            v.push(("relay_drops_total".into(), r("tx-full"), s.drop_tx_full.load(Relaxed)));
-            v.push(("relay_drops_total".into(), r("truncated"), s.drop_truncated.load(Relaxed)));
-            v.push(("relay_tx_errors_total".into(), l.clone(), s.tx_errors.load(Relaxed)));
-            v.push(("relay_rx_no_buffers_total".into(), l.clone(), s.rx_no_buffers.load(Relaxed)));
-            v.push(("relay_batches_total".into(), l.clone(), s.batches.load(Relaxed)));
+            v.push((
+                "relay_rx_packets_total".into(),
+                l.clone(),
+                s.rx_packets.load(Relaxed),
+            ));
+            v.push((
+                "relay_tx_packets_total".into(),
+                l.clone(),
+                s.tx_packets.load(Relaxed),
+            ));
+            v.push((
+                "relay_drops_total".into(),
+                r("malformed"),
+                s.drop_malformed.load(Relaxed),
+            ));
+            v.push((
+                "relay_drops_total".into(),
+                r("source"),
+                s.drop_source.load(Relaxed),
+            ));
+            v.push((
+                "relay_drops_total".into(),
+                r("no-destination"),
+                s.drop_no_destination.load(Relaxed),
+            ));
+            v.push((
+                "relay_drops_total".into(),
+                r("unknown-flow"),
+                s.drop_unknown_flow.load(Relaxed),
+            ));
+            v.push((
+                "relay_drops_total".into(),
+                r("tx-full"),
+                s.drop_tx_full.load(Relaxed),
+            ));
+            v.push((
+                "relay_drops_total".into(),
+                r("truncated"),
+                s.drop_truncated.load(Relaxed),
+            ));
+            v.push((
+                "relay_tx_errors_total".into(),
+                l.clone(),
+                s.tx_errors.load(Relaxed),
+            ));
+            v.push((
+                "relay_rx_no_buffers_total".into(),
+                l.clone(),
+                s.rx_no_buffers.load(Relaxed),
+            ));
+            v.push((
+                "relay_batches_total".into(),
+                l.clone(),
+                s.batches.load(Relaxed),
+            ));
             v.push(("relay_worker_sockets".into(), l, s.sockets.load(Relaxed)));
         }
         v

@@ -4,6 +4,7 @@
 //! datagram. Retransmissions (same cookie) get the cached reply without re-running the
 //! command, as Kamailio's module relies on.
 
+pub mod client;
 pub mod flags;
 
 use std::collections::{HashMap, VecDeque};
@@ -61,11 +62,20 @@ impl Default for NgServer {
 
 impl NgServer {
     pub fn new() -> NgServer {
-        NgServer { cookies: CookieCache::default(), malformed: 0 }
+        NgServer {
+            cookies: CookieCache::default(),
+            malformed: 0,
+        }
     }
 
     /// One request datagram in, one reply datagram out (None: not even a cookie to answer to).
-    pub fn handle(&mut self, engine: &mut Engine, datagram: &[u8], now_ms: u64, unix: u64) -> Option<Vec<u8>> {
+    pub fn handle(
+        &mut self,
+        engine: &mut Engine,
+        datagram: &[u8],
+        now_ms: u64,
+        unix: u64,
+    ) -> Option<Vec<u8>> {
         let Some(sp) = datagram.iter().position(|&b| b == b' ') else {
             self.malformed += 1;
             return None;
@@ -82,6 +92,7 @@ impl NgServer {
             Ok(req @ Value::Dict(_)) => engine.command(&req, now_ms, unix),
             Ok(_) => {
                 self.malformed += 1;
+                engine.stats.errors += 1;
                 error_reply("request is not a bencoded dictionary")
             }
             Err(e) => {

@@ -44,7 +44,10 @@ pub enum DropReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Send the datagram unchanged out of relay socket `via` to `to`.
-    Forward { via: FlowId, to: SocketAddr },
+    Forward {
+        via: FlowId,
+        to: SocketAddr,
+    },
     Drop(DropReason),
 }
 
@@ -94,7 +97,12 @@ impl Default for FlowTable {
 
 impl FlowTable {
     pub fn new(relatch_after_ms: u64) -> FlowTable {
-        FlowTable { slots: Vec::new(), free: Vec::new(), by_addr: HashMap::new(), relatch_after_ms }
+        FlowTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_addr: HashMap::new(),
+            relatch_after_ms,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -166,7 +174,9 @@ impl FlowTable {
     pub fn apply(&mut self, rule: &FlowRule) -> bool {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));
         let egress_rtcp = rule.egress_rtcp.and_then(|a| self.lookup(a));
-        let Some(id) = self.lookup(rule.local) else { return false };
+        let Some(id) = self.lookup(rule.local) else {
+            return false;
+        };
         let f = self.slots[id].as_mut().unwrap();
         f.kind = rule.kind;
         if f.signalled != rule.signalled_peer || rule.reset_latch {
@@ -205,7 +215,8 @@ impl FlowTable {
             let checked = if rtcp {
                 RtcpCompound::new_checked(data).map(|_| ())
             } else {
-                RtpPacket::new_checked(data).map(|p| rtp_fields = Some((p.ssrc(), p.sequence(), p.timestamp())))
+                RtpPacket::new_checked(data)
+                    .map(|p| rtp_fields = Some((p.ssrc(), p.sequence(), p.timestamp())))
             };
             if let Err(m) = checked {
                 bump(&c.drop_malformed, 1);
@@ -220,7 +231,11 @@ impl FlowTable {
                 return Verdict::Drop(DropReason::StrictSource);
             }
         } else {
-            let expected = if f.trusts_signalled() { f.signalled } else { f.latched };
+            let expected = if f.trusts_signalled() {
+                f.signalled
+            } else {
+                f.latched
+            };
             match expected {
                 Some(p) if p == src => {}
                 Some(_) => {
@@ -244,7 +259,8 @@ impl FlowTable {
             }
         }
         f.last_from_peer_ms = now_ms;
-        c.last_packet_ms.store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
+        c.last_packet_ms
+            .store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
 
         // 3. account
         if rtcp {
@@ -256,7 +272,8 @@ impl FlowTable {
             use std::sync::atomic::Ordering::Relaxed;
             c.ssrc.store(ssrc as u64, Relaxed);
             c.lost.store(f.stats.lost() as u64, Relaxed);
-            c.jitter_us.store(f.stats.jitter() * 1_000_000 / f.clock_rate as u64, Relaxed);
+            c.jitter_us
+                .store(f.stats.jitter() * 1_000_000 / f.clock_rate as u64, Relaxed);
         }
 
         // 4. destination: the egress socket's peer
@@ -266,7 +283,12 @@ impl FlowTable {
             return Verdict::Drop(DropReason::NoDestination);
         };
         let counters = f.counters.clone();
-        match self.slots.get(via).and_then(|e| e.as_ref()).and_then(Flow::peer) {
+        match self
+            .slots
+            .get(via)
+            .and_then(|e| e.as_ref())
+            .and_then(Flow::peer)
+        {
             Some(to) => {
                 bump(&counters.forwarded, 1);
                 Verdict::Forward { via, to }
@@ -318,35 +340,77 @@ mod tests {
             clock_rate: 8000,
         };
         assert!(t.apply(&rule("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002")));
-        assert!(t.apply(&rule("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000")));
+        assert!(t.apply(&rule(
+            "10.0.0.1:30002",
+            "198.51.100.20:5000",
+            "10.0.0.1:30000"
+        )));
         (t, fa, fb)
     }
 
     #[test]
     fn forwards_to_signalled_then_latched_peer() {
         let (mut t, fa, fb) = table(LatchPolicy::default());
-        assert_eq!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000), Verdict::Forward { via: fb, to: a("198.51.100.20:5000") });
+        assert_eq!(
+            t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000),
+            Verdict::Forward {
+                via: fb,
+                to: a("198.51.100.20:5000")
+            }
+        );
         // B is behind NAT: its packets come from another address, which latches
-        assert_eq!(t.process(fb, a("203.0.113.7:6000"), &rtp(1), 2_000), Verdict::Forward { via: fa, to: a("192.0.2.10:4000") });
-        assert_eq!(t.process(fa, a("192.0.2.10:4000"), &rtp(2), 3_000), Verdict::Forward { via: fb, to: a("203.0.113.7:6000") });
-        assert_eq!(t.get(fb).unwrap().counters.snapshot().latched_peer, Some(a("203.0.113.7:6000")));
+        assert_eq!(
+            t.process(fb, a("203.0.113.7:6000"), &rtp(1), 2_000),
+            Verdict::Forward {
+                via: fa,
+                to: a("192.0.2.10:4000")
+            }
+        );
+        assert_eq!(
+            t.process(fa, a("192.0.2.10:4000"), &rtp(2), 3_000),
+            Verdict::Forward {
+                via: fb,
+                to: a("203.0.113.7:6000")
+            }
+        );
+        assert_eq!(
+            t.get(fb).unwrap().counters.snapshot().latched_peer,
+            Some(a("203.0.113.7:6000"))
+        );
     }
 
     #[test]
     fn garbage_and_spoofing_never_move_the_latch() {
         let (mut t, fa, fb) = table(LatchPolicy::default());
-        assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000), Verdict::Forward { .. }));
+        assert!(matches!(
+            t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000),
+            Verdict::Forward { .. }
+        ));
         for i in 0..1000u64 {
             let now = 1_000 + i * 100; // the real peer keeps talking every 100 µs of test time
-            assert_eq!(t.process(fa, a("6.6.6.6:666"), b"garbage!!!!!!!!", now), Verdict::Drop(DropReason::Malformed(Malformed::BadVersion)));
-            assert_eq!(t.process(fa, a("6.6.6.6:666"), &rtp(5), now), Verdict::Drop(DropReason::ForeignSource));
-            assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(2 + i as u16), now), Verdict::Forward { via, .. } if via == fb));
+            assert_eq!(
+                t.process(fa, a("6.6.6.6:666"), b"garbage!!!!!!!!", now),
+                Verdict::Drop(DropReason::Malformed(Malformed::BadVersion))
+            );
+            assert_eq!(
+                t.process(fa, a("6.6.6.6:666"), &rtp(5), now),
+                Verdict::Drop(DropReason::ForeignSource)
+            );
+            assert!(
+                matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(2 + i as u16), now), Verdict::Forward { via, .. } if via == fb)
+            );
         }
         let c = t.get(fa).unwrap().counters.snapshot();
-        assert_eq!((c.drop_malformed, c.drop_foreign_source, c.forwarded), (1000, 1000, 1001));
+        assert_eq!(
+            (c.drop_malformed, c.drop_foreign_source, c.forwarded),
+            (1000, 1000, 1001)
+        );
         assert_eq!(c.latched_peer, Some(a("192.0.2.10:4000")));
         // garbage before any latch does not latch either
-        assert_eq!(t.process(fb, a("6.6.6.6:666"), b"\x80", 5_000), Verdict::Drop(DropReason::Malformed(Malformed::TooShort)));
+        assert_eq!(
+            t.process(fb, a("6.6.6.6:666"), b"\x80", 5_000),
+            Verdict::Drop(DropReason::Malformed(Malformed::TooShort))
+        );
         assert_eq!(t.get(fb).unwrap().latched, None);
     }
 
@@ -354,14 +418,26 @@ mod tests {
     fn relatch_after_silence_but_not_with_strict_source() {
         let (mut t, fa, _) = table(LatchPolicy::default());
         t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000_000);
-        assert_eq!(t.process(fa, a("192.0.2.10:4999"), &rtp(2), 1_500_000), Verdict::Drop(DropReason::ForeignSource));
+        assert_eq!(
+            t.process(fa, a("192.0.2.10:4999"), &rtp(2), 1_500_000),
+            Verdict::Drop(DropReason::ForeignSource)
+        );
         // 2 s of silence from the latched peer: a NAT rebinding takes over
-        assert!(matches!(t.process(fa, a("192.0.2.10:4999"), &rtp(3), 3_100_000), Verdict::Forward { .. }));
+        assert!(matches!(
+            t.process(fa, a("192.0.2.10:4999"), &rtp(3), 3_100_000),
+            Verdict::Forward { .. }
+        ));
         assert_eq!(t.get(fa).unwrap().latched, Some(a("192.0.2.10:4999")));
 
-        let (mut t, fa, _) = table(LatchPolicy { strict_source: true, ..Default::default() });
+        let (mut t, fa, _) = table(LatchPolicy {
+            strict_source: true,
+            ..Default::default()
+        });
         t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000_000);
-        assert_eq!(t.process(fa, a("192.0.2.10:4999"), &rtp(3), 9_000_000), Verdict::Drop(DropReason::StrictSource));
+        assert_eq!(
+            t.process(fa, a("192.0.2.10:4999"), &rtp(3), 9_000_000),
+            Verdict::Drop(DropReason::StrictSource)
+        );
     }
 
     #[test]
@@ -380,23 +456,50 @@ mod tests {
         };
         t.apply(&r);
         assert_eq!(t.get(fa).unwrap().latched, None);
-        assert!(matches!(t.process(fa, a("192.0.2.99:4000"), &rtp(2), 2_000), Verdict::Forward { .. }));
+        assert!(matches!(
+            t.process(fa, a("192.0.2.99:4000"), &rtp(2), 2_000),
+            Verdict::Forward { .. }
+        ));
         r.reset_latch = true;
         t.apply(&r);
         assert_eq!(t.get(fa).unwrap().latched, None);
         // removing the egress socket stops forwarding into it
         t.remove(a("10.0.0.1:30002"));
-        assert_eq!(t.process(fa, a("192.0.2.99:4000"), &rtp(3), 3_000), Verdict::Drop(DropReason::NoDestination));
-        assert_eq!(t.process(fb, a("192.0.2.99:4000"), &rtp(3), 3_000), Verdict::Drop(DropReason::UnknownFlow));
+        assert_eq!(
+            t.process(fa, a("192.0.2.99:4000"), &rtp(3), 3_000),
+            Verdict::Drop(DropReason::NoDestination)
+        );
+        assert_eq!(
+            t.process(fb, a("192.0.2.99:4000"), &rtp(3), 3_000),
+            Verdict::Drop(DropReason::UnknownFlow)
+        );
     }
 
     #[test]
     fn trust_address_and_asymmetric() {
-        let (mut t, fa, _) = table(LatchPolicy { trust_address: true, ..Default::default() });
-        assert_eq!(t.process(fa, a("203.0.113.1:1"), &rtp(1), 1_000), Verdict::Drop(DropReason::ForeignSource));
-        assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000), Verdict::Forward { .. }));
-        let (mut t, fa, fb) = table(LatchPolicy { asymmetric: true, ..Default::default() });
-        assert_eq!(t.process(fa, a("203.0.113.1:1"), &rtp(1), 1_000), Verdict::Forward { via: fb, to: a("198.51.100.20:5000") });
+        let (mut t, fa, _) = table(LatchPolicy {
+            trust_address: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            t.process(fa, a("203.0.113.1:1"), &rtp(1), 1_000),
+            Verdict::Drop(DropReason::ForeignSource)
+        );
+        assert!(matches!(
+            t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000),
+            Verdict::Forward { .. }
+        ));
+        let (mut t, fa, fb) = table(LatchPolicy {
+            asymmetric: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            t.process(fa, a("203.0.113.1:1"), &rtp(1), 1_000),
+            Verdict::Forward {
+                via: fb,
+                to: a("198.51.100.20:5000")
+            }
+        );
         assert_eq!(t.get(fa).unwrap().latched, None);
     }
 
@@ -416,7 +519,10 @@ mod tests {
             reset_latch: false,
             clock_rate: 8000,
         });
-        for (l, p) in [("10.0.0.1:30002", "198.51.100.20:5000"), ("10.0.0.1:30003", "198.51.100.20:5001")] {
+        for (l, p) in [
+            ("10.0.0.1:30002", "198.51.100.20:5000"),
+            ("10.0.0.1:30003", "198.51.100.20:5001"),
+        ] {
             t.apply(&FlowRule {
                 local: a(l),
                 kind: FlowKind::Rtp,
@@ -429,8 +535,12 @@ mod tests {
             });
         }
         let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 7];
-        assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &rr, 1), Verdict::Forward { to, .. } if to == a("198.51.100.20:5001")));
-        assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 2), Verdict::Forward { via, .. } if via == fb));
+        assert!(
+            matches!(t.process(fa, a("192.0.2.10:4000"), &rr, 1), Verdict::Forward { to, .. } if to == a("198.51.100.20:5001"))
+        );
+        assert!(
+            matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 2), Verdict::Forward { via, .. } if via == fb)
+        );
         let c = t.get(fa).unwrap().counters.snapshot();
         assert_eq!((c.rtcp_packets, c.packets), (1, 2));
     }

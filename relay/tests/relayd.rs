@@ -1,0 +1,683 @@
+//! relayd end to end on loopback: real daemon, real sockets, ng + RTP/RTCP.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use control::bencode::Value;
+use control::ng::client::NgClient;
+use relay::packet::rtp::emit_header;
+
+static NEXT: AtomicU16 = AtomicU16::new(0);
+
+struct Relayd {
+    child: Child,
+    ng: NgClient,
+    http: SocketAddr,
+}
+
+impl Drop for Relayd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start relayd on its own ng/http ports and a private 200-port media range.
+fn relayd(extra: &[&str]) -> Relayd {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let pid_spread = (std::process::id() % 50) as u16 * 400;
+    let ng_port = 22000 + pid_spread + n;
+    let http_port = 23000 + pid_spread + n;
+    let pmin = 41000 + (n % 40) * 500;
+    let ng: SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
+    let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let mut args = vec![
+        format!("--listen-ng={ng}"),
+        format!("--listen-http={http}"),
+        "--workers=2".into(),
+    ];
+    if !extra.iter().any(|a| a.starts_with("--port-min")) {
+        args.push(format!("--port-min={pmin}"));
+        args.push(format!("--port-max={}", pmin + 199));
+    }
+    args.push("--log-level=warn".into());
+    if !extra.iter().any(|a| a.starts_with("--interface")) {
+        args.push("--interface=127.0.0.1".into());
+        args.push("--interface=::1".into());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_relayd"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut ngc = NgClient::connect(ng, Duration::from_millis(200)).unwrap();
+    ngc.retries = 0;
+    let t0 = Instant::now();
+    loop {
+        if let Ok(r) = ngc.request(&NgClient::req(&[("command", "ping".into())])) {
+            assert_eq!(r.get("result").unwrap().as_str(), Some("pong"));
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "relayd did not answer ping"
+        );
+    }
+    ngc.retries = 2;
+    Relayd {
+        child,
+        ng: ngc,
+        http,
+    }
+}
+
+fn sdp(ip: &str, port: u16, extra: &str) -> String {
+    let fam = if ip.contains(':') { "IP6" } else { "IP4" };
+    format!("v=0\r\no=- 1 1 IN {fam} {ip}\r\ns=-\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n{extra}")
+}
+
+fn media_port(sdp: &str) -> u16 {
+    sdp.lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn ok(r: &Value) -> &Value {
+    assert_eq!(r.get("result").and_then(Value::as_str), Some("ok"), "{r:?}");
+    r
+}
+
+struct Party {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl Party {
+    fn new(ip: &str) -> Party {
+        // an even/odd pair, like a phone
+        for _ in 0..100 {
+            let rtp = UdpSocket::bind((ip, 0)).unwrap();
+            let p = rtp.local_addr().unwrap().port();
+            if p % 2 != 0 || p == 65535 {
+                continue;
+            }
+            if let Ok(rtcp) = UdpSocket::bind((ip, p + 1)) {
+                rtp.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                rtcp.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                return Party { rtp, rtcp };
+            }
+        }
+        panic!("no port pair");
+    }
+    fn port(&self) -> u16 {
+        self.rtp.local_addr().unwrap().port()
+    }
+}
+
+/// Offer from A, answer from B; returns (relay port A sends to, relay port B sends to).
+fn call(
+    r: &mut Relayd,
+    id: &str,
+    a: &Party,
+    b: &Party,
+    flags: &[&str],
+    extra_sdp: &str,
+) -> (u16, u16) {
+    let fl = Value::List(flags.iter().map(|f| (*f).into()).collect());
+    let o =
+        r.ng.request(&NgClient::req(&[
+            ("command", "offer".into()),
+            ("call-id", id.into()),
+            ("from-tag", "A".into()),
+            ("flags", fl.clone()),
+            ("sdp", sdp("127.0.0.1", a.port(), extra_sdp).into()),
+        ]))
+        .unwrap();
+    let to_b = media_port(ok(&o).get("sdp").unwrap().as_str().unwrap());
+    let an =
+        r.ng.request(&NgClient::req(&[
+            ("command", "answer".into()),
+            ("call-id", id.into()),
+            ("from-tag", "A".into()),
+            ("to-tag", "B".into()),
+            ("flags", fl),
+            ("sdp", sdp("127.0.0.1", b.port(), extra_sdp).into()),
+        ]))
+        .unwrap();
+    let to_a = media_port(ok(&an).get("sdp").unwrap().as_str().unwrap());
+    (to_a, to_b)
+}
+
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut b = vec![0xd5u8; 172];
+    emit_header(&mut b, 0, false, seq, seq as u32 * 160, 0xabcd);
+    b
+}
+
+const RR: [u8; 8] = [0x80, 201, 0, 1, 0, 0, 0, 7];
+
+fn relay(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn http(r: &Relayd, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(r.http).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, out.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+#[test]
+fn forwards_rtp_and_rtcp_both_ways() {
+    let mut r = relayd(&[]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let (to_a, to_b) = call(&mut r, "fwd", &a, &b, &[], "");
+    let mut buf = [0u8; 2048];
+    for i in 0..200u16 {
+        a.rtp.send_to(&rtp(i), relay(to_a)).unwrap();
+        let (n, src) = b.rtp.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (n, src),
+            (172, relay(to_b)),
+            "symmetric: B hears the relay port it sends to"
+        );
+        assert_eq!(&buf[..n], &rtp(i)[..]);
+        b.rtp.send_to(&rtp(i), relay(to_b)).unwrap();
+        let (_, src) = a.rtp.recv_from(&mut buf).unwrap();
+        assert_eq!(src, relay(to_a));
+    }
+    a.rtcp.send_to(&RR, relay(to_a + 1)).unwrap();
+    let (n, src) = b.rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], src), (&RR[..], relay(to_b + 1)));
+    b.rtcp.send_to(&RR, relay(to_b + 1)).unwrap();
+    let (_, src) = a.rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!(src, relay(to_a + 1));
+    let q =
+        r.ng.request(&NgClient::req(&[
+            ("command", "query".into()),
+            ("call-id", "fwd".into()),
+        ]))
+        .unwrap();
+    let t = ok(&q).get("totals").unwrap();
+    assert_eq!(
+        t.get("RTP").unwrap().get("packets").unwrap().as_int(),
+        Some(400)
+    );
+    assert_eq!(
+        t.get("RTCP").unwrap().get("packets").unwrap().as_int(),
+        Some(2)
+    );
+    let d =
+        r.ng.request(&NgClient::req(&[
+            ("command", "delete".into()),
+            ("call-id", "fwd".into()),
+            ("delete-delay", Value::Int(0)),
+        ]))
+        .unwrap();
+    ok(&d);
+    // the ports are released: media to them goes nowhere
+    a.rtp.send_to(&rtp(999), relay(to_a)).unwrap();
+    assert!(b.rtp.recv_from(&mut buf).is_err());
+}
+
+#[test]
+fn rtcp_mux_on_one_side_only() {
+    let mut r = relayd(&[]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    // A offers rtcp-mux, B answers without it
+    let o =
+        r.ng.request(&NgClient::req(&[
+            ("command", "offer".into()),
+            ("call-id", "mux".into()),
+            ("from-tag", "A".into()),
+            ("rtcp-mux", Value::List(vec!["demux".into()])),
+            ("sdp", sdp("127.0.0.1", a.port(), "a=rtcp-mux\r\n").into()),
+        ]))
+        .unwrap();
+    let osdp = ok(&o).get("sdp").unwrap().as_str().unwrap().to_string();
+    assert!(
+        !osdp.contains("a=rtcp-mux"),
+        "demux: B is offered separate RTCP\n{osdp}"
+    );
+    let to_b = media_port(&osdp);
+    let an =
+        r.ng.request(&NgClient::req(&[
+            ("command", "answer".into()),
+            ("call-id", "mux".into()),
+            ("from-tag", "A".into()),
+            ("to-tag", "B".into()),
+            ("sdp", sdp("127.0.0.1", b.port(), "").into()),
+        ]))
+        .unwrap();
+    let asdp = ok(&an).get("sdp").unwrap().as_str().unwrap().to_string();
+    assert!(
+        asdp.contains("a=rtcp-mux"),
+        "A's mux offer is accepted by the relay\n{asdp}"
+    );
+    let to_a = media_port(&asdp);
+    let mut buf = [0u8; 2048];
+    // A sends RTCP on its RTP port: B gets it on its RTCP port from the relay's RTCP port
+    a.rtp.send_to(&RR, relay(to_a)).unwrap();
+    let (_, src) = b.rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!(src, relay(to_b + 1));
+    // B's RTCP reaches A muxed on A's RTP port
+    b.rtcp.send_to(&RR, relay(to_b + 1)).unwrap();
+    let (n, src) = a.rtp.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], src), (&RR[..], relay(to_a)));
+}
+
+/// Garbage, truncated packets and spoofed RTP at a call in progress, plus bad ng
+/// requests: all dropped or answered with errors, counted, and the good call loses
+/// nothing.
+#[test]
+fn bad_input_costs_a_good_call_nothing() {
+    let mut r = relayd(&[]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let (to_a, to_b) = call(&mut r, "good", &a, &b, &[], "");
+    let (c, d) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let (to_c, _) = call(&mut r, "strict", &c, &d, &["strict-source"], "");
+    let mut buf = [0u8; 2048];
+    // latch both legs
+    a.rtp.send_to(&rtp(0), relay(to_a)).unwrap();
+    b.rtp.recv_from(&mut buf).unwrap();
+    b.rtp.send_to(&rtp(0), relay(to_b)).unwrap();
+    a.rtp.recv_from(&mut buf).unwrap();
+    c.rtp.send_to(&rtp(0), relay(to_c)).unwrap();
+    d.rtp.recv_from(&mut buf).unwrap();
+
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let att = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        let bad: [&[u8]; 5] = [
+            b"garbage",
+            &[0x80],
+            &[0x90, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xbe, 0xde],
+            &[0x40; 40],
+            &[],
+        ];
+        while !stop2.load(Ordering::Relaxed) {
+            for p in bad {
+                attacker.send_to(p, relay(to_a)).unwrap();
+                attacker.send_to(p, relay(to_b + 1)).unwrap();
+            }
+            attacker.send_to(&rtp(5), relay(to_a)).unwrap();
+            attacker.send_to(&rtp(5), relay(to_c)).unwrap();
+            sent += 1;
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        sent
+    });
+    // bad ng requests in the middle of it
+    let bad_ng: [&[u8]; 4] = [
+        b"c1 d7:command",
+        b"c2 li1ee",
+        b"c3 d7:command4:hahae",
+        b"c4 d7:command5:offer7:call-id4:good8:from-tag1:A3:sdp12:v=0\r\nm=audioe",
+    ];
+    for raw in bad_ng {
+        let rep = r.ng.raw(raw).unwrap();
+        let sp = rep.iter().position(|&x| x == b' ').unwrap();
+        let v = Value::decode(&rep[sp + 1..]).unwrap();
+        assert_eq!(v.get("result").unwrap().as_str(), Some("error"), "{v:?}");
+        assert!(!v.get("error-reason").unwrap().as_str().unwrap().is_empty());
+    }
+    let mut got_b = 0;
+    let mut got_a = 0;
+    for i in 1..=1000u16 {
+        a.rtp.send_to(&rtp(i), relay(to_a)).unwrap();
+        b.rtp.send_to(&rtp(i), relay(to_b)).unwrap();
+        if b.rtp
+            .recv_from(&mut buf)
+            .is_ok_and(|(n, _)| buf[..n] == rtp(i)[..])
+        {
+            got_b += 1;
+        }
+        if a.rtp
+            .recv_from(&mut buf)
+            .is_ok_and(|(n, _)| buf[..n] == rtp(i)[..])
+        {
+            got_a += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = att.join().unwrap();
+    assert!(sent > 100, "attacker ran ({sent} rounds)");
+    assert_eq!((got_a, got_b), (1000, 1000), "the good call lost packets");
+    // the strict-source call: the spoofed packets never reached D
+    d.rtp
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    assert!(d.rtp.recv_from(&mut buf).is_err());
+
+    let (_, flows) = http(&r, "GET", "/flows");
+    let flows: serde_json::Value = serde_json::from_str(&flows).unwrap();
+    let flow = |port: u16| {
+        flows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["local"] == format!("127.0.0.1:{port}"))
+            .unwrap()["counters"]
+            .clone()
+    };
+    let fa = flow(to_a);
+    assert!(fa["drop_malformed"].as_u64().unwrap() >= 3 * sent);
+    assert!(fa["drop_foreign_source"].as_u64().unwrap() >= sent);
+    assert_eq!(fa["forwarded"].as_u64().unwrap(), 1001);
+    assert!(flow(to_c)["drop_strict_source"].as_u64().unwrap() >= sent);
+    assert!(flow(to_b + 1)["drop_malformed"].as_u64().unwrap() >= 3 * sent);
+    let (_, metrics) = http(&r, "GET", "/metrics");
+    assert!(
+        metrics.contains("relay_drops_total{worker=\"0\",reason=\"malformed\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("relay_ng_errors_total 4"), "{metrics}");
+}
+
+#[test]
+fn ng_errors_name_the_problem_and_retransmits_are_cached() {
+    let mut r = relayd(&[]);
+    let e = |v: Value| -> String {
+        assert_eq!(v.get("result").unwrap().as_str(), Some("error"), "{v:?}");
+        v.get("error-reason").unwrap().as_str().unwrap().to_string()
+    };
+    let rep = r.ng.raw(b"x1 not bencode").unwrap();
+    assert!(String::from_utf8_lossy(&rep).contains("malformed bencode"));
+    let reason = e(r
+        .ng
+        .request(&NgClient::req(&[("command", "nonsense".into())]))
+        .unwrap());
+    assert!(reason.contains("unknown command"), "{reason}");
+    let reason = e(r
+        .ng
+        .request(&NgClient::req(&[
+            ("command", "answer".into()),
+            ("call-id", "nope".into()),
+            ("from-tag", "x".into()),
+            ("to-tag", "y".into()),
+            ("sdp", sdp("127.0.0.1", 5000, "").into()),
+        ]))
+        .unwrap());
+    assert!(reason.contains("Unknown call-id"), "{reason}");
+    let reason = e(r
+        .ng
+        .request(&NgClient::req(&[
+            ("command", "offer".into()),
+            ("call-id", "c".into()),
+            ("from-tag", "x".into()),
+        ]))
+        .unwrap());
+    assert!(reason.contains("no SDP"), "{reason}");
+    let reason = e(r
+        .ng
+        .request(&NgClient::req(&[
+            ("command", "offer".into()),
+            ("call-id", "c".into()),
+            ("from-tag", "x".into()),
+            (
+                "sdp",
+                "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 12x RTP/AVP 0\r\n".into(),
+            ),
+        ]))
+        .unwrap());
+    assert!(reason.contains("SDP"), "{reason}");
+    let reason = e(r
+        .ng
+        .request(&NgClient::req(&[
+            ("command", "delete".into()),
+            ("call-id", "nope".into()),
+        ]))
+        .unwrap());
+    assert!(reason.contains("Unknown call-id"), "{reason}");
+    // a failed offer leaves nothing behind
+    let l =
+        r.ng.request(&NgClient::req(&[("command", "list".into())]))
+            .unwrap();
+    assert_eq!(ok(&l).get("calls").unwrap().as_list().unwrap().len(), 0);
+    // retransmission with the same cookie: same reply, command not run twice
+    let mut offer = b"rt1 ".to_vec();
+    NgClient::req(&[
+        ("command", "offer".into()),
+        ("call-id", "rt".into()),
+        ("from-tag", "a".into()),
+        ("sdp", sdp("127.0.0.1", 5000, "").into()),
+    ])
+    .encode_into(&mut offer);
+    let first = r.ng.raw(&offer).unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("6:result2:ok"));
+    let second = r.ng.raw(&offer).unwrap();
+    assert_eq!(first, second);
+    let (_, stats) = http(&r, "GET", "/stats");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["control"]["commands"]["offer"], 3, "{stats}");
+    assert_eq!(stats["ports_in_use"], 4);
+}
+
+#[test]
+fn reinvite_keeps_ports_and_moves_the_latch() {
+    let mut r = relayd(&[]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let (to_a, to_b) = call(&mut r, "re", &a, &b, &[], "");
+    let mut buf = [0u8; 2048];
+    a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
+    b.rtp.recv_from(&mut buf).unwrap();
+    // A moves (new port) and re-offers: same relay ports, the relay follows A at once
+    let a2 = Party::new("127.0.0.1");
+    let (to_a2, to_b2) = call(&mut r, "re", &a2, &b, &[], "");
+    assert_eq!((to_a2, to_b2), (to_a, to_b));
+    b.rtp.send_to(&rtp(2), relay(to_b)).unwrap();
+    let (_, src) = a2.rtp.recv_from(&mut buf).unwrap();
+    assert_eq!(src, relay(to_a));
+    a2.rtp.send_to(&rtp(3), relay(to_a)).unwrap();
+    b.rtp.recv_from(&mut buf).unwrap();
+    // the old address no longer gets through
+    a.rtp.send_to(&rtp(4), relay(to_a)).unwrap();
+    b.rtp
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    assert!(b.rtp.recv_from(&mut buf).is_err());
+}
+
+#[test]
+fn bridges_ipv4_and_ipv6() {
+    let mut r = relayd(&[]);
+    let a = Party::new("127.0.0.1");
+    let b = Party::new("::1");
+    let o =
+        r.ng.request(&NgClient::req(&[
+            ("command", "offer".into()),
+            ("call-id", "v46".into()),
+            ("from-tag", "A".into()),
+            ("address-family", "IP6".into()),
+            ("sdp", sdp("127.0.0.1", a.port(), "").into()),
+        ]))
+        .unwrap();
+    let osdp = ok(&o).get("sdp").unwrap().as_str().unwrap().to_string();
+    assert!(osdp.contains("c=IN IP6 ::1"), "{osdp}");
+    let to_b = media_port(&osdp);
+    let an =
+        r.ng.request(&NgClient::req(&[
+            ("command", "answer".into()),
+            ("call-id", "v46".into()),
+            ("from-tag", "A".into()),
+            ("to-tag", "B".into()),
+            ("sdp", sdp("::1", b.port(), "").into()),
+        ]))
+        .unwrap();
+    let asdp = ok(&an).get("sdp").unwrap().as_str().unwrap().to_string();
+    assert!(asdp.contains("c=IN IP4 127.0.0.1"), "{asdp}");
+    let to_a = media_port(&asdp);
+    let mut buf = [0u8; 2048];
+    a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
+    let (_, src) = b.rtp.recv_from(&mut buf).unwrap();
+    assert_eq!(src, format!("[::1]:{to_b}").parse().unwrap());
+    b.rtp
+        .send_to(
+            &rtp(1),
+            format!("[::1]:{to_b}").parse::<SocketAddr>().unwrap(),
+        )
+        .unwrap();
+    let (_, src) = a.rtp.recv_from(&mut buf).unwrap();
+    assert_eq!(src, relay(to_a));
+}
+
+#[test]
+fn media_timeout_tears_the_call_down() {
+    let mut r = relayd(&["--timeout=1"]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    call(&mut r, "to", &a, &b, &[], "");
+    std::thread::sleep(Duration::from_millis(2200));
+    let l =
+        r.ng.request(&NgClient::req(&[("command", "list".into())]))
+            .unwrap();
+    assert_eq!(ok(&l).get("calls").unwrap().as_list().unwrap().len(), 0);
+    let (_, m) = http(&r, "GET", "/metrics");
+    assert!(
+        m.contains("relay_calls_ended_total{reason=\"timeout\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("relay_ports_in_use 0"), "{m}");
+}
+
+#[test]
+fn http_api_lists_inspects_and_terminates() {
+    let mut r = relayd(&[]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let (to_a, _) = call(&mut r, "api/1 x", &a, &b, &[], "");
+    a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let (code, calls) = http(&r, "GET", "/calls");
+    assert_eq!(code, 200);
+    let calls: serde_json::Value = serde_json::from_str(&calls).unwrap();
+    assert_eq!(calls[0]["call_id"], "api/1 x");
+    assert_eq!(calls[0]["packets"], 1);
+    let (code, one) = http(&r, "GET", "/calls/api%2F1%20x");
+    assert_eq!(code, 200, "{one}");
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one["flows"].as_array().unwrap().len(), 4);
+    assert!(one["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["state"] == "latched"));
+    assert_eq!(http(&r, "GET", "/calls/nope").0, 404);
+    assert_eq!(http(&r, "DELETE", "/calls/api%2F1%20x").0, 200);
+    assert_eq!(http(&r, "GET", "/calls").1.trim(), "[]");
+    let (_, m) = http(&r, "GET", "/metrics");
+    assert!(m.contains("relay_calls_ended_total{reason=\"terminated\"} 1"));
+}
+
+#[test]
+fn port_exhaustion_is_a_clear_error_and_running_calls_keep_flowing() {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let pmin = 61000 + n * 10;
+    let mut r = relayd(&[
+        &format!("--port-min={pmin}"),
+        &format!("--port-max={}", pmin + 3),
+    ]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let (to_a, _) = call(&mut r, "first", &a, &b, &[], "");
+    let o =
+        r.ng.request(&NgClient::req(&[
+            ("command", "offer".into()),
+            ("call-id", "second".into()),
+            ("from-tag", "x".into()),
+            ("sdp", sdp("127.0.0.1", 7000, "").into()),
+        ]))
+        .unwrap();
+    assert_eq!(o.get("result").unwrap().as_str(), Some("error"));
+    assert!(
+        o.get("error-reason")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("exhausted"),
+        "{o:?}"
+    );
+    let mut buf = [0u8; 2048];
+    a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
+    b.rtp.recv_from(&mut buf).unwrap();
+}
+
+#[test]
+fn media_carries_the_configured_tos() {
+    let mut r = relayd(&["--tos=184"]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let (to_a, _) = call(&mut r, "tos", &a, &b, &[], "");
+    use std::os::fd::AsRawFd;
+    let fd = b.rtp.as_raw_fd();
+    let on: libc::c_int = 1;
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_RECVTOS,
+            &on as *const _ as *const libc::c_void,
+            4,
+        )
+    };
+    a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
+    let mut data = [0u8; 2048];
+    let mut cbuf = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr() as *mut _,
+        iov_len: data.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut _;
+    msg.msg_controllen = cbuf.len();
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    assert!(n > 0);
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    assert!(!cmsg.is_null());
+    let (level, ty, tos) = unsafe {
+        (
+            (*cmsg).cmsg_level,
+            (*cmsg).cmsg_type,
+            *libc::CMSG_DATA(cmsg),
+        )
+    };
+    assert_eq!((level, ty, tos), (libc::IPPROTO_IP, libc::IP_TOS, 184));
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_cause() {
+    let out = Command::new(env!("CARGO_BIN_EXE_relayd"))
+        .args(["--port-min=5000", "--port-max=4000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("port range"));
+    let out = Command::new(env!("CARGO_BIN_EXE_relayd"))
+        .args([
+            "--interface=192.0.2.123",
+            "--listen-ng=127.0.0.1:1",
+            "--listen-http=none",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("192.0.2.123") && err.contains("cannot bind"),
+        "{err}"
+    );
+}
