@@ -1,1 +1,556 @@
-fn main() {}
+//! rtpgen: sets up N calls over ng against any ng relay (relayd or rtpengine), sends RTP
+//! both ways through it and reports loss, duplicates, reordering, RFC 3550 jitter and
+//! relay transit latency.
+//!
+//! All callers share one socket and all callees another (the relay latches each call's
+//! legs on that address), so packets leave and arrive in sendmmsg/recvmmsg batches and
+//! the generator is not the first thing to saturate.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use control::bencode::Value;
+use control::ng::client::NgClient;
+use relay::packet::rtp::{emit_header, RtpPacket};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "rtpgen", version, about = "RTP load generator for ng-controlled media relays")]
+struct Args {
+    /// The relay's ng address
+    #[arg(long, default_value = "127.0.0.1:2223")]
+    ng: SocketAddr,
+    /// Number of calls
+    #[arg(long, short = 'n', default_value_t = 100)]
+    calls: usize,
+    /// Seconds of media
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Packet interval per stream in ms
+    #[arg(long, default_value_t = 20)]
+    ptime: u64,
+    /// Total packet rate over all streams (overrides --ptime)
+    #[arg(long)]
+    rate: Option<u64>,
+    /// RTP packet size in bytes (header included)
+    #[arg(long, default_value_t = 172)]
+    size: usize,
+    /// Address the caller side binds (and writes into its SDP)
+    #[arg(long, default_value = "127.0.0.1")]
+    caller_ip: IpAddr,
+    /// Address the callee side binds
+    #[arg(long, default_value = "127.0.0.1")]
+    callee_ip: IpAddr,
+    /// Extra ng flags for offer and answer (repeatable), e.g. --flag strict-source
+    #[arg(long = "flag")]
+    flags: Vec<String>,
+    /// Exit non-zero when loss exceeds this percentage
+    #[arg(long, default_value_t = 1.0)]
+    max_loss: f64,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+    /// No progress bar
+    #[arg(long)]
+    quiet: bool,
+    /// CPU to pin the sender and receivers to
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Keep the calls (do not delete them at the end)
+    #[arg(long)]
+    keep: bool,
+}
+
+const MAGIC: u32 = 0x52545047; // "RTPG"
+/// payload: magic, call, dir, send time (ns since start)
+const PAYLOAD_MIN: usize = 4 + 4 + 1 + 8;
+
+struct Stream {
+    to: SocketAddr,
+    seq: u16,
+}
+
+#[derive(Default, Clone)]
+struct RxStream {
+    received: u64,
+    max_seq: Option<u16>,
+    cycles: u64,
+    seen: Vec<u64>, // bitmap of extended seqs in a sliding window of 1024
+    dup: u64,
+    reordered: u64,
+    jitter16: u64,
+    last_transit: Option<i64>,
+}
+
+impl RxStream {
+    fn account(&mut self, seq: u16, ts: u32, arrival_8k: u64) {
+        if self.seen.is_empty() {
+            self.seen = vec![0; 16];
+        }
+        let ext = match self.max_seq {
+            None => {
+                self.max_seq = Some(seq);
+                seq as u64
+            }
+            Some(m) => {
+                let d = seq.wrapping_sub(m);
+                if d < 0x8000 {
+                    if seq < m {
+                        self.cycles += 1 << 16;
+                    }
+                    self.max_seq = Some(seq);
+                    self.cycles + seq as u64
+                } else {
+                    self.reordered += 1;
+                    let c = if seq > m { self.cycles.saturating_sub(1 << 16) } else { self.cycles };
+                    c + seq as u64
+                }
+            }
+        };
+        let bit = (ext % 1024) as usize;
+        let (w, b) = (bit / 64, bit % 64);
+        if self.seen[w] & (1 << b) != 0 && self.received > 0 {
+            self.dup += 1;
+            return;
+        }
+        // clear the slot that the window moved past
+        let clear = ((ext + 512) % 1024) as usize;
+        self.seen[clear / 64] &= !(1 << (clear % 64));
+        self.seen[w] |= 1 << b;
+        self.received += 1;
+        let transit = arrival_8k as i64 - ts as i64;
+        if let Some(lt) = self.last_transit {
+            let d = (transit - lt).unsigned_abs();
+            self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
+        }
+        self.last_transit = Some(transit);
+    }
+}
+
+struct Rx {
+    streams: Vec<RxStream>,
+    latency: Histogram<u64>,
+    /// per-second (sum of latency us, count) to see a growing backlog
+    per_sec: Vec<(u64, u64)>,
+    foreign: u64,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    relay: String,
+    calls: usize,
+    duration_s: f64,
+    rate_pps: f64,
+    sent: u64,
+    received: u64,
+    lost: i64,
+    loss_pct: f64,
+    duplicated: u64,
+    reordered: u64,
+    jitter_ms_mean: f64,
+    jitter_ms_max: f64,
+    latency_us_p50: u64,
+    latency_us_p90: u64,
+    latency_us_p99: u64,
+    latency_us_p999: u64,
+    latency_us_max: u64,
+    /// Mean latency of the last full second over the first: > 4 means a queue is building
+    backlog_ratio: f64,
+    setup_failures: usize,
+}
+
+fn pin(cpu: Option<usize>) {
+    if let Some(c) = cpu {
+        relay::uring::pin_to_cpu(c);
+    }
+}
+
+fn sdp(ip: IpAddr, port: u16) -> String {
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!("v=0\r\no=rtpgen 1 1 IN {fam} {ip}\r\ns=rtpgen\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=sendrecv\r\n")
+}
+
+fn media_port(r: &Value) -> Option<u16> {
+    let s = r.get("sdp")?.as_str()?;
+    s.lines().find(|l| l.starts_with("m=audio"))?.split(' ').nth(1)?.parse().ok()
+}
+
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(v) => {
+            let sin = &mut ss as *mut _ as *mut libc::sockaddr_in;
+            unsafe {
+                (*sin).sin_family = libc::AF_INET as u16;
+                (*sin).sin_port = v.port().to_be();
+                (*sin).sin_addr.s_addr = u32::from(*v.ip()).to_be();
+            }
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v) => {
+            let sin = &mut ss as *mut _ as *mut libc::sockaddr_in6;
+            unsafe {
+                (*sin).sin6_family = libc::AF_INET6 as u16;
+                (*sin).sin6_port = v.port().to_be();
+                (*sin).sin6_addr.s6_addr = v.ip().octets();
+            }
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+const BATCH: usize = 64;
+
+/// Packets waiting for one sendmmsg on one socket.
+struct SideBatch {
+    pkts: Vec<Vec<u8>>,
+    addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    n: usize,
+}
+
+impl SideBatch {
+    fn new(size: usize) -> SideBatch {
+        SideBatch {
+            pkts: vec![vec![0u8; size]; BATCH],
+            addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            iovs: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH],
+            msgs: (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            n: 0,
+        }
+    }
+
+    fn flush(&mut self, fd: libc::c_int) {
+        for k in 0..self.n {
+            self.iovs[k] = libc::iovec { iov_base: self.pkts[k].as_mut_ptr() as *mut _, iov_len: self.pkts[k].len() };
+            self.msgs[k].msg_hdr.msg_name = &mut self.addrs[k].0 as *mut _ as *mut _;
+            self.msgs[k].msg_hdr.msg_namelen = self.addrs[k].1;
+            self.msgs[k].msg_hdr.msg_iov = &mut self.iovs[k];
+            self.msgs[k].msg_hdr.msg_iovlen = 1;
+        }
+        let mut off = 0;
+        while off < self.n {
+            let r = unsafe { libc::sendmmsg(fd, self.msgs.as_mut_ptr().add(off), (self.n - off) as u32, 0) };
+            if r <= 0 {
+                break; // a full socket buffer: what was not sent counts as lost
+            }
+            off += r as usize;
+        }
+        self.n = 0;
+    }
+}
+
+fn receiver(sock: UdpSocket, streams: usize, start: Instant, stop: Arc<AtomicBool>, cpu: Option<usize>) -> Rx {
+    pin(cpu);
+    let mut rx = Rx {
+        streams: vec![RxStream::default(); streams],
+        latency: Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
+        per_sec: Vec::new(),
+        foreign: 0,
+    };
+    const B: usize = 64;
+    let mut bufs = vec![[0u8; 2048]; B];
+    let mut iovs: Vec<libc::iovec> = bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut _, iov_len: b.len() }).collect();
+    let mut msgs: Vec<libc::mmsghdr> = (0..B)
+        .map(|i| {
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = &mut iovs[i];
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    let fd = sock.as_raw_fd();
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+    unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &mut tv as *mut _ as *mut _, std::mem::size_of::<libc::timeval>() as u32) };
+    while !stop.load(Ordering::Relaxed) {
+        let n = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), B as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+        if n <= 0 {
+            continue;
+        }
+        let now_ns = start.elapsed().as_nanos() as u64;
+        for m in msgs.iter().take(n as usize) {
+            let len = m.msg_len as usize;
+            let buf = unsafe { std::slice::from_raw_parts(m.msg_hdr.msg_iov.read().iov_base as *const u8, len) };
+            let Ok(p) = RtpPacket::new_checked(buf) else {
+                rx.foreign += 1;
+                continue;
+            };
+            let pl = p.payload();
+            if pl.len() < PAYLOAD_MIN || u32::from_be_bytes(pl[0..4].try_into().unwrap()) != MAGIC {
+                rx.foreign += 1;
+                continue;
+            }
+            let call = u32::from_be_bytes(pl[4..8].try_into().unwrap()) as usize;
+            let dir = pl[8] as usize;
+            let sent_ns = u64::from_be_bytes(pl[9..17].try_into().unwrap());
+            let idx = call * 2 + dir;
+            if idx >= rx.streams.len() {
+                rx.foreign += 1;
+                continue;
+            }
+            rx.streams[idx].account(p.sequence(), p.timestamp(), now_ns / 125_000);
+            let lat_us = now_ns.saturating_sub(sent_ns) / 1000;
+            let _ = rx.latency.record(lat_us.max(1));
+            let sec = (now_ns / 1_000_000_000) as usize;
+            if rx.per_sec.len() <= sec {
+                rx.per_sec.resize(sec + 1, (0, 0));
+            }
+            rx.per_sec[sec].0 += lat_us;
+            rx.per_sec[sec].1 += 1;
+        }
+    }
+    rx
+}
+
+fn run(args: Args) -> Result<Summary, String> {
+    let caller = UdpSocket::bind((args.caller_ip, 0)).map_err(|e| format!("bind {}: {e}", args.caller_ip))?;
+    let callee = UdpSocket::bind((args.callee_ip, 0)).map_err(|e| format!("bind {}: {e}", args.callee_ip))?;
+    for s in [&caller, &callee] {
+        let sz: libc::c_int = 8 << 20;
+        for o in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+            unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, o, &sz as *const _ as *const _, 4) };
+        }
+    }
+    let (caller_port, callee_port) = (caller.local_addr().unwrap().port(), callee.local_addr().unwrap().port());
+    let mut ng = NgClient::connect(args.ng, Duration::from_secs(2)).map_err(|e| format!("ng {}: {e}", args.ng))?;
+    let run_id = format!("rtpgen-{}-{:x}", std::process::id(), rand::random::<u32>());
+    let flags = Value::List(args.flags.iter().map(|f| f.as_str().into()).collect());
+    let mut streams: Vec<Stream> = Vec::with_capacity(args.calls * 2);
+    let mut failures = 0;
+    let mut ids = Vec::new();
+    let setup_t0 = Instant::now();
+    for i in 0..args.calls {
+        let cid = format!("{run_id}-{i}");
+        let offer = ng
+            .request(&NgClient::req(&[
+                ("command", "offer".into()),
+                ("call-id", cid.as_str().into()),
+                ("from-tag", "caller".into()),
+                ("flags", flags.clone()),
+                ("replace", Value::List(vec!["origin".into()])),
+                ("sdp", sdp(args.caller_ip, caller_port).into()),
+            ]))
+            .map_err(|e| format!("offer {cid}: {e}"))?;
+        let answer = ng
+            .request(&NgClient::req(&[
+                ("command", "answer".into()),
+                ("call-id", cid.as_str().into()),
+                ("from-tag", "caller".into()),
+                ("to-tag", "callee".into()),
+                ("flags", flags.clone()),
+                ("sdp", sdp(args.callee_ip, callee_port).into()),
+            ]))
+            .map_err(|e| format!("answer {cid}: {e}"))?;
+        match (media_port(&answer), media_port(&offer)) {
+            (Some(to_a), Some(to_b)) => {
+                let ip_a = relay_ip(&answer).unwrap_or(args.ng.ip());
+                let ip_b = relay_ip(&offer).unwrap_or(args.ng.ip());
+                streams.push(Stream { to: SocketAddr::new(ip_a, to_a), seq: rand::random() });
+                streams.push(Stream { to: SocketAddr::new(ip_b, to_b), seq: rand::random() });
+                ids.push(cid);
+            }
+            _ => {
+                failures += 1;
+                let why = offer.get("error-reason").or(answer.get("error-reason")).and_then(Value::as_str).unwrap_or("no SDP");
+                if failures == 1 {
+                    eprintln!("rtpgen: call setup failed: {why}");
+                }
+            }
+        }
+    }
+    if streams.is_empty() {
+        return Err("no call could be set up".into());
+    }
+    if !args.quiet {
+        eprintln!("rtpgen: {} calls set up in {:.2}s against {}", ids.len(), setup_t0.elapsed().as_secs_f64(), args.ng);
+    }
+    let n_streams = streams.len();
+    let rate = args.rate.map(|r| r as f64).unwrap_or(n_streams as f64 * 1000.0 / args.ptime as f64);
+    let start = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    // callee receives dir 0 (caller -> callee), caller receives dir 1
+    let rx_b = {
+        let (s, st) = (callee.try_clone().unwrap(), stop.clone());
+        std::thread::spawn(move || receiver(s, n_streams, start, st, args.cpu))
+    };
+    let rx_a = {
+        let (s, st) = (caller.try_clone().unwrap(), stop.clone());
+        std::thread::spawn(move || receiver(s, n_streams, start, st, args.cpu))
+    };
+    let sent_total = Arc::new(AtomicU64::new(0));
+    let progress = {
+        let (sent, st) = (sent_total.clone(), stop.clone());
+        let (dur, quiet) = (args.duration, args.quiet);
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) && !quiet {
+                std::thread::sleep(Duration::from_millis(500));
+                let t = start.elapsed().as_secs_f64().min(dur);
+                let w = 30;
+                let done = ((t / dur) * w as f64) as usize;
+                eprint!("\r[{}{}] {:5.1}/{:.0}s  sent {:>10}", "=".repeat(done), " ".repeat(w - done), t, dur, sent.load(Ordering::Relaxed));
+            }
+            if !quiet {
+                eprintln!();
+            }
+        })
+    };
+
+    // sender
+    pin(args.cpu);
+    let size = args.size.max(12 + PAYLOAD_MIN);
+    // one batch per side: callers' packets leave from the caller socket, callees' from the callee's
+    let mut batch: Vec<SideBatch> = (0..2).map(|_| SideBatch::new(size)).collect();
+    let fds = [caller.as_raw_fd(), callee.as_raw_fd()];
+    let dests: Vec<(libc::sockaddr_storage, libc::socklen_t)> = streams.iter().map(|s| sockaddr(s.to)).collect();
+    let mut sent: u64 = 0;
+    let mut next = 0usize;
+    let dur = Duration::from_secs_f64(args.duration);
+    let mut pss = vec![0u64; n_streams];
+    while start.elapsed() < dur {
+        let due = (start.elapsed().as_secs_f64() * rate) as u64;
+        if due <= sent {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        let now_ns = start.elapsed().as_nanos() as u64;
+        for _ in 0..(due - sent).min(8192) {
+            let idx = next;
+            next = (next + 1) % n_streams;
+            let st = &mut streams[idx];
+            st.seq = st.seq.wrapping_add(1);
+            pss[idx] += 1;
+            let ts = (pss[idx] as u32).wrapping_mul(160);
+            let b = &mut batch[idx % 2];
+            let p = &mut b.pkts[b.n];
+            emit_header(p, 0, false, st.seq, ts, idx as u32);
+            p[12..16].copy_from_slice(&MAGIC.to_be_bytes());
+            p[16..20].copy_from_slice(&((idx / 2) as u32).to_be_bytes());
+            p[20] = (idx % 2) as u8;
+            p[21..29].copy_from_slice(&now_ns.to_be_bytes());
+            b.addrs[b.n] = dests[idx];
+            b.n += 1;
+            sent += 1;
+            if b.n == BATCH {
+                b.flush(fds[idx % 2]);
+            }
+        }
+        for (side, b) in batch.iter_mut().enumerate() {
+            b.flush(fds[side]);
+        }
+        sent_total.store(sent, Ordering::Relaxed);
+    }
+    let send_elapsed = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (ra, rb) = (rx_a.join().unwrap(), rx_b.join().unwrap());
+    progress.join().unwrap();
+    if !args.keep {
+        for cid in &ids {
+            let _ = ng.request(&NgClient::req(&[("command", "delete".into()), ("call-id", cid.as_str().into()), ("delete-delay", Value::Int(0))]));
+        }
+    }
+
+    let mut received = 0;
+    let mut dup = 0;
+    let mut reord = 0;
+    let mut jit_sum = 0.0;
+    let mut jit_max: f64 = 0.0;
+    let mut jit_n = 0;
+    for (i, sent_i) in pss.iter().enumerate() {
+        let s = if i % 2 == 0 { &rb.streams[i] } else { &ra.streams[i] };
+        received += s.received;
+        dup += s.dup;
+        reord += s.reordered;
+        if *sent_i > 0 {
+            let j = (s.jitter16 >> 4) as f64 / 8.0; // 8 kHz units -> ms
+            jit_sum += j;
+            jit_max = jit_max.max(j);
+            jit_n += 1;
+        }
+    }
+    let mut lat = ra.latency.clone();
+    lat.add(&rb.latency).unwrap();
+    let secs: Vec<(u64, u64)> = (0..ra.per_sec.len().max(rb.per_sec.len()))
+        .map(|i| {
+            let a = ra.per_sec.get(i).copied().unwrap_or((0, 0));
+            let b = rb.per_sec.get(i).copied().unwrap_or((0, 0));
+            (a.0 + b.0, a.1 + b.1)
+        })
+        .filter(|x| x.1 > 0)
+        .collect();
+    let mean = |x: (u64, u64)| x.0 as f64 / x.1.max(1) as f64;
+    let backlog_ratio = if secs.len() >= 3 { mean(secs[secs.len() - 2]) / mean(secs[0]).max(1.0) } else { 1.0 };
+    let lost = sent as i64 - received as i64;
+    Ok(Summary {
+        relay: args.ng.to_string(),
+        calls: ids.len(),
+        duration_s: send_elapsed,
+        rate_pps: sent as f64 / send_elapsed,
+        sent,
+        received,
+        lost,
+        loss_pct: if sent > 0 { lost.max(0) as f64 * 100.0 / sent as f64 } else { 0.0 },
+        duplicated: dup,
+        reordered: reord,
+        jitter_ms_mean: if jit_n > 0 { jit_sum / jit_n as f64 } else { 0.0 },
+        jitter_ms_max: jit_max,
+        latency_us_p50: lat.value_at_quantile(0.5),
+        latency_us_p90: lat.value_at_quantile(0.9),
+        latency_us_p99: lat.value_at_quantile(0.99),
+        latency_us_p999: lat.value_at_quantile(0.999),
+        latency_us_max: lat.max(),
+        backlog_ratio,
+        setup_failures: failures,
+    })
+}
+
+fn relay_ip(r: &Value) -> Option<IpAddr> {
+    let s = r.get("sdp")?.as_str()?;
+    let c = s.lines().filter(|l| l.starts_with("c=")).last()?;
+    c.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let max_loss = args.max_loss;
+    let json = args.json;
+    match run(args) {
+        Ok(s) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap());
+            } else {
+                println!("relay            {}", s.relay);
+                println!("calls            {} ({} failed to set up)", s.calls, s.setup_failures);
+                println!("duration         {:.2} s at {:.0} pps", s.duration_s, s.rate_pps);
+                println!("sent / received  {} / {}", s.sent, s.received);
+                println!("lost             {} ({:.3} %)", s.lost, s.loss_pct);
+                println!("duplicated       {}", s.duplicated);
+                println!("reordered        {}", s.reordered);
+                println!("jitter           mean {:.3} ms, max {:.3} ms", s.jitter_ms_mean, s.jitter_ms_max);
+                println!(
+                    "latency (us)     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                    s.latency_us_p50, s.latency_us_p90, s.latency_us_p99, s.latency_us_p999, s.latency_us_max
+                );
+                println!("backlog ratio    {:.2}", s.backlog_ratio);
+            }
+            if s.loss_pct > max_loss || s.setup_failures > 0 {
+                eprintln!("rtpgen: loss {:.3} % exceeds --max-loss {max_loss} % (or setup failed)", s.loss_pct);
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rtpgen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
