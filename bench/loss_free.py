@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Maximum loss-free packet rate of relayd (io_uring) and rtpengine (userspace,
+--table=-1), measured in the same run with the same rtpgen load.
+
+Each relay is pinned to CPU 0 (one worker / one thread), rtpgen to CPU 1. For every
+relay, a bisection over the total packet rate runs rtpgen trials of --calls calls.
+A trial is loss-free when
+  * loss < 0.1 %,
+  * no queue builds up in the relay: median transit latency < --max-p50-us and the mean
+    latency of the last second is not 4x that of the first (rtpgen's backlog ratio),
+  * rtpgen actually sent >= 99 % of the requested rate (otherwise the generator, not the
+    relay, is the limit: the result is then reported as a lower bound, '>=').
+
+Usage: bench/loss_free.py [--calls 1000] [--duration 4] [--lo 20000] [--hi 400000]
+Prints a table and the ratio relayd / rtpengine; --json FILE writes the raw trials.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "..", "shared", "conformance"))
+
+
+def wait_ping(addr, seconds=10):
+    from ngclient import wait_ping as wp  # noqa: E402
+    return wp(addr, seconds)
+
+
+RELAYS = {
+    "relayd": {
+        "ng": "127.0.0.1:2243",
+        "cmd": [os.path.join(ROOT, "target/release/relayd"), "--interface=127.0.0.1", "--listen-ng=127.0.0.1:2243",
+                "--listen-http=none", "--workers=1", "--cpus=0", "--port-min=20000", "--port-max=29999",
+                "--log-level=warn"],
+    },
+    "rtpengine": {
+        "ng": "127.0.0.1:2244",
+        "cmd": ["rtpengine", "--config-file=none", "--table=-1", "--interface=127.0.0.1", "--listen-ng=127.0.0.1:2244",
+                "--foreground", "--log-stderr", "--log-level=3", "--port-min=30000", "--port-max=39999",
+                "--num-threads=1", "--delete-delay=0"],
+    },
+}
+
+
+def trial(relay, rate, args):
+    cmd = [os.path.join(ROOT, "target/release/rtpgen"), "--ng", RELAYS[relay]["ng"], "--calls", str(args.calls),
+           "--duration", str(args.duration), "--rate", str(rate), "--cpu", "1", "--quiet", "--json",
+           "--max-loss", "100"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if out.returncode not in (0, 1) or not out.stdout.strip():
+        raise RuntimeError("rtpgen failed: %s" % out.stderr.strip())
+    r = json.loads(out.stdout)
+    r["requested_pps"] = rate
+    r["generator_bound"] = r["rate_pps"] < 0.99 * rate
+    r["loss_free"] = (r["loss_pct"] < 0.1 and r["latency_us_p50"] < args.max_p50_us
+                      and r["backlog_ratio"] < 4.0 and not r["generator_bound"])
+    return r
+
+
+def search(relay, args, log):
+    lo, hi = args.lo, args.hi
+    best = None
+    bound = False  # some trial hit the generator's own limit
+    # bisection on a 2 % grid
+    while hi - lo > max(2000, lo * 0.02):
+        mid = (lo + hi) // 2
+        r = trial(relay, mid, args)
+        log.append({"relay": relay, **r})
+        print("  %-9s %7d pps requested: sent %7.0f, loss %.3f %%, p50 %6d us, p99 %7d us, backlog %.2f -> %s" % (
+            relay, mid, r["rate_pps"], r["loss_pct"], r["latency_us_p50"], r["latency_us_p99"], r["backlog_ratio"],
+            "loss-free" if r["loss_free"] else ("generator-bound" if r["generator_bound"] else "overloaded")),
+            flush=True)
+        if r["loss_free"]:
+            lo = mid
+            best = r
+        else:
+            # overloaded, or rtpgen could not send that fast: either way not a result
+            bound = bound or r["generator_bound"]
+            hi = mid
+    return best, bound
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--duration", type=float, default=4)
+    ap.add_argument("--lo", type=int, default=20000)
+    ap.add_argument("--hi", type=int, default=400000)
+    ap.add_argument("--max-p50-us", type=int, default=2000)
+    ap.add_argument("--relays", default="relayd,rtpengine")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    if os.cpu_count() < 2:
+        print("needs 2 CPUs", file=sys.stderr)
+        return 2
+    relays = args.relays.split(",")
+    if "rtpengine" in relays and not shutil.which("rtpengine"):
+        print("rtpengine not installed (apt-get install rtpengine-daemon)", file=sys.stderr)
+        return 2
+    results = {}
+    log = []
+    for relay in relays:
+        print("%s: searching %d..%d pps with %d calls, %.0f s per trial" % (relay, args.lo, args.hi, args.calls, args.duration),
+              flush=True)
+        p = subprocess.Popen(["taskset", "-c", "0"] + RELAYS[relay]["cmd"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            if not wait_ping(RELAYS[relay]["ng"]):
+                print("%s did not answer ng ping" % relay, file=sys.stderr)
+                return 2
+            results[relay] = search(relay, args, log)
+        finally:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait()
+            time.sleep(0.5)
+    print()
+    print("| relay | max loss-free rate (pps) | p50 latency (us) | p99 latency (us) | calls |")
+    print("|---|---|---|---|---|")
+    for relay in relays:
+        best, bound = results[relay]
+        if best is None:
+            print("| %s | < %d | - | - | %d |" % (relay, args.lo, args.calls))
+            continue
+        print("| %s | %.0f%s | %d | %d | %d |" % (relay, best["rate_pps"], " (rtpgen hit its own limit above)" if bound else "", best["latency_us_p50"],
+                                               best["latency_us_p99"], args.calls))
+    if len(relays) == 2 and all(results[r][0] for r in relays):
+        a, b = results[relays[0]][0]["rate_pps"], results[relays[1]][0]["rate_pps"]
+        print()
+        print("ratio %s / %s: %.2f" % (relays[0], relays[1], a / b))
+    if args.json:
+        json.dump(log, open(args.json, "w"), indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
