@@ -1,0 +1,37 @@
+#![no_main]
+//! Arbitrary datagrams from arbitrary sources at a two-leg call: never a panic, and a
+//! packet that fails validation never moves the latch.
+use std::net::SocketAddr;
+
+use control::dataplane::{FlowKind, FlowRule, LatchPolicy};
+use libfuzzer_sys::fuzz_target;
+use relay::flow::{FlowTable, Verdict};
+
+fuzz_target!(|data: &[u8]| {
+    let a: SocketAddr = "10.0.0.1:30000".parse().unwrap();
+    let b: SocketAddr = "10.0.0.1:30002".parse().unwrap();
+    let mut t = FlowTable::new(2000);
+    let fa = t.insert(a, Default::default());
+    t.insert(b, Default::default());
+    for (l, e, k) in [(a, b, FlowKind::RtpMux), (b, a, FlowKind::Rtp)] {
+        t.apply(&FlowRule {
+            local: l,
+            kind: k,
+            signalled_peer: Some("192.0.2.1:4000".parse().unwrap()),
+            egress_rtp: Some(e),
+            egress_rtcp: Some(e),
+            latch: LatchPolicy::default(),
+            reset_latch: false,
+            clock_rate: 8000,
+        });
+    }
+    let mut now = 0u64;
+    for chunk in data.chunks(64) {
+        let src = SocketAddr::from(([192, 0, 2, chunk[0] % 4], 4000 + (chunk.len() as u16 % 3)));
+        let before = t.get(fa).unwrap().latched;
+        now += chunk.len() as u64 * 10_000;
+        if let Verdict::Drop(relay::flow::DropReason::Malformed(_)) = t.process(fa, src, &chunk[1..], now) {
+            assert_eq!(t.get(fa).unwrap().latched, before);
+        }
+    }
+});
