@@ -89,7 +89,7 @@ impl PortPool {
         if self.max <= self.min {
             0
         } else {
-            ((self.max - self.min) as usize + 1) / 2
+            ((self.max - self.min) as usize).div_ceil(2)
         }
     }
 

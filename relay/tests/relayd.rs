@@ -108,7 +108,7 @@ impl Party {
         for _ in 0..100 {
             let rtp = UdpSocket::bind((ip, 0)).unwrap();
             let p = rtp.local_addr().unwrap().port();
-            if p % 2 != 0 || p == 65535 {
+            if !p.is_multiple_of(2) || p == 65535 {
                 continue;
             }
             if let Ok(rtcp) = UdpSocket::bind((ip, p + 1)) {
@@ -615,26 +615,12 @@ fn port_exhaustion_is_a_clear_error_and_running_calls_keep_flowing() {
     b.rtp.recv_from(&mut buf).unwrap();
 }
 
-#[test]
-fn media_carries_the_configured_tos() {
-    let mut r = relayd(&["--tos=184"]);
-    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
-    let (to_a, _) = call(&mut r, "tos", &a, &b, &[], "");
+/// Receive one datagram and return the TOS / traffic class it arrived with.
+fn recv_tos(sock: &UdpSocket, v6: bool) -> u8 {
     use std::os::fd::AsRawFd;
-    let fd = b.rtp.as_raw_fd();
-    let on: libc::c_int = 1;
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_IP,
-            libc::IP_RECVTOS,
-            &on as *const _ as *const libc::c_void,
-            4,
-        )
-    };
-    a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
+    let fd = sock.as_raw_fd();
     let mut data = [0u8; 2048];
-    let mut cbuf = [0u8; 64];
+    let mut cbuf = [0u64; 16];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr() as *mut _,
         iov_len: data.len(),
@@ -643,19 +629,82 @@ fn media_carries_the_configured_tos() {
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr() as *mut _;
-    msg.msg_controllen = cbuf.len();
-    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
-    assert!(n > 0);
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    assert!(unsafe { libc::recvmsg(fd, &mut msg, 0) } > 0);
     let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    assert!(!cmsg.is_null());
-    let (level, ty, tos) = unsafe {
-        (
-            (*cmsg).cmsg_level,
-            (*cmsg).cmsg_type,
-            *libc::CMSG_DATA(cmsg),
+    assert!(!cmsg.is_null(), "no TOS control message");
+    unsafe {
+        let (level, ty) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+        if v6 {
+            assert_eq!((level, ty), (libc::IPPROTO_IPV6, libc::IPV6_TCLASS));
+            *(libc::CMSG_DATA(cmsg) as *const libc::c_int) as u8
+        } else {
+            assert_eq!((level, ty), (libc::IPPROTO_IP, libc::IP_TOS));
+            *libc::CMSG_DATA(cmsg)
+        }
+    }
+}
+
+fn enable_recv_tos(sock: &UdpSocket, v6: bool) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    let (level, opt) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVTOS)
+    };
+    assert_eq!(
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                level,
+                opt,
+                &on as *const _ as *const libc::c_void,
+                4,
+            )
+        },
+        0
+    );
+}
+
+#[test]
+fn media_carries_the_configured_tos_over_ipv4_and_ipv6() {
+    let mut r = relayd(&["--tos=184"]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let (to_a, _) = call(&mut r, "tos", &a, &b, &[], "");
+    enable_recv_tos(&b.rtp, false);
+    a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
+    assert_eq!(recv_tos(&b.rtp, false), 184);
+    // IPv6 on both sides
+    let (a6, b6) = (Party::new("::1"), Party::new("::1"));
+    let mut q = |cmd: &str, tt: Option<&str>, p: &Party| {
+        let mut pairs = vec![
+            ("command", cmd.into()),
+            ("call-id", "tos6".into()),
+            ("from-tag", "A".into()),
+            ("sdp", sdp("::1", p.port(), "").into()),
+        ];
+        if let Some(t) = tt {
+            pairs.push(("to-tag", t.into()));
+        }
+        media_port(
+            ok(&r.ng.request(&NgClient::req(&pairs)).unwrap())
+                .get("sdp")
+                .unwrap()
+                .as_str()
+                .unwrap(),
         )
     };
-    assert_eq!((level, ty, tos), (libc::IPPROTO_IP, libc::IP_TOS, 184));
+    q("offer", None, &a6);
+    let to_a6 = q("answer", Some("B"), &b6);
+    enable_recv_tos(&b6.rtp, true);
+    a6.rtp
+        .send_to(
+            &rtp(1),
+            format!("[::1]:{to_a6}").parse::<SocketAddr>().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(recv_tos(&b6.rtp, true), 184);
 }
 
 #[test]

@@ -637,7 +637,7 @@ fn run(args: Args) -> Result<Summary, String> {
 
 fn relay_ip(r: &Value) -> Option<IpAddr> {
     let s = r.get("sdp")?.as_str()?;
-    let c = s.lines().filter(|l| l.starts_with("c=")).last()?;
+    let c = s.lines().rfind(|l| l.starts_with("c="))?;
     c.split_whitespace().nth(2)?.parse().ok()
 }
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# rtpgen against relayd and against rtpengine; relayctl's commands against relayd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=./target/release
+work=$(mktemp -d -t relay-tools.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+fail() { echo "tools: FAIL: $*" >&2; exit 1; }
+ok=0
+check() { ok=$((ok + 1)); echo "tools: ok: $*"; }
+
+$bin/relayd --interface=127.0.0.1 --listen-ng=127.0.0.1:2253 --listen-http=127.0.0.1:9953 --port-min=36000 --port-max=36999 \
+  --log-level=warn >"$work/relayd.log" 2>&1 &
+pids+=($!)
+python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2253 10 >/dev/null || fail "relayd not up"
+rtpengine --config-file=none --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:2254 --foreground --log-stderr \
+  --log-level=3 --port-min=37000 --port-max=37999 >"$work/rtpengine.log" 2>&1 &
+pids+=($!)
+python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2254 10 >/dev/null || fail "rtpengine not up"
+
+$bin/rtpgen --ng 127.0.0.1:2253 --calls 50 --duration 2 --max-loss 0.5 --quiet --json --keep >"$work/r1.json" || fail "rtpgen vs relayd"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["calls"]==50 and d["received"]>=0.995*d["sent"]>0, d' "$work/r1.json"
+check "rtpgen -> relayd: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d sent, %d received, p99 %d us" % (d["sent"], d["received"], d["latency_us_p99"]))' "$work/r1.json")"
+$bin/rtpgen --ng 127.0.0.1:2254 --calls 50 --duration 2 --max-loss 0.5 --quiet >"$work/r2.txt" || fail "rtpgen vs rtpengine"
+check "rtpgen -> rtpengine: $(grep 'sent / received' "$work/r2.txt")"
+
+export RELAYCTL_HTTP=127.0.0.1:9953
+$bin/relayctl calls | grep -q "50 call(s)" || fail "relayctl calls"
+check "relayctl calls"
+id=$($bin/relayctl --json calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["call_id"])')
+$bin/relayctl call "$id" | grep -q "latched" || fail "relayctl call shows no latched flow"
+check "relayctl call"
+[[ $($bin/relayctl flows | wc -l) -eq 201 ]] || fail "relayctl flows: expected 200 flows"
+$bin/relayctl --json flows --call "$id" | python3 -c 'import json,sys; assert len(json.load(sys.stdin)["flows"])==4'
+check "relayctl flows"
+$bin/relayctl stats | grep -q "relay_rx_packets_total" || fail "relayctl stats"
+check "relayctl stats"
+$bin/relayctl terminate "$id" | grep -q terminated || fail "relayctl terminate"
+$bin/relayctl calls | grep -q "49 call(s)" || fail "terminate did not end the call"
+check "relayctl terminate"
+if $bin/relayctl --http 127.0.0.1:1 calls 2>"$work/err"; then fail "relayctl against nothing succeeded"; fi
+grep -q "relayd is not running" "$work/err" || fail "relayctl's message without relayd: $(cat "$work/err")"
+check "relayctl without relayd: $(cat "$work/err")"
+echo "tools: $ok passed, 0 failed"
