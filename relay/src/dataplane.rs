@@ -13,6 +13,7 @@ use std::time::Instant;
 use control::dataplane::{DataPlane, FlowCounters, FlowRule};
 
 use crate::flow::counters::SharedCounters;
+use crate::packet::Malformed;
 use crate::uring::{self, Command, WorkerConfig, WorkerHandle};
 
 pub struct UringDataPlane {
@@ -59,7 +60,7 @@ impl UringDataPlane {
         self.running.store(false, Relaxed);
         for w in &self.workers {
             // wake each worker so it sees the flag
-            w.send(Command::Close("0.0.0.0:0".parse().unwrap()));
+            w.send(Command::Wake);
         }
         for w in &mut self.workers {
             if let Some(t) = w.thread.take() {
@@ -225,7 +226,23 @@ impl DataPlane for UringDataPlane {
                 l.clone(),
                 s.batches.load(Relaxed),
             ));
-            v.push(("relay_worker_sockets".into(), l, s.sockets.load(Relaxed)));
+            v.push((
+                "relay_worker_sockets".into(),
+                l.clone(),
+                s.sockets.load(Relaxed),
+            ));
+            v.push((
+                "relay_worker_buffers_available".into(),
+                l,
+                s.buffers_available.load(Relaxed),
+            ));
+            for m in Malformed::ALL {
+                v.push((
+                    "relay_malformed_total".into(),
+                    r(m.as_str()),
+                    s.malformed_by[m.index()].load(Relaxed),
+                ));
+            }
         }
         v
     }

@@ -388,6 +388,13 @@ fn bad_input_costs_a_good_call_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("relay_ng_errors_total 4"), "{metrics}");
+    // and by the exact reason
+    for reason in ["too-short", "bad-version", "bad-extension"] {
+        let line = metrics.lines().find(|l| {
+            l.starts_with("relay_malformed_total") && l.contains(reason) && !l.ends_with(" 0")
+        });
+        assert!(line.is_some(), "no {reason} drops counted:\n{metrics}");
+    }
 }
 
 #[test]

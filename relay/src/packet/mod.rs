@@ -19,6 +19,20 @@ pub enum Malformed {
 }
 
 impl Malformed {
+    pub const ALL: [Malformed; 7] = [
+        Malformed::TooShort,
+        Malformed::BadVersion,
+        Malformed::BadPadding,
+        Malformed::BadCsrc,
+        Malformed::BadExtension,
+        Malformed::BadRtcpLength,
+        Malformed::BadRtcpType,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Malformed::TooShort => "too-short",

@@ -33,6 +33,8 @@ pub enum Command {
     },
     Rule(Box<FlowRule>),
     Close(SocketAddr),
+    /// Nothing to do: makes the worker look at its running flag.
+    Wake,
 }
 
 /// Worker-wide counters (exported in /metrics).
@@ -41,6 +43,10 @@ pub struct WorkerStats {
     pub rx_packets: AtomicU64,
     pub tx_packets: AtomicU64,
     pub drop_malformed: AtomicU64,
+    /// Malformed drops by reason, indexed by `Malformed::index`.
+    pub malformed_by: [AtomicU64; 7],
+    /// Provided buffers owned by the kernel, sampled by the ring timer.
+    pub buffers_available: AtomicU64,
     pub drop_source: AtomicU64,
     pub drop_no_destination: AtomicU64,
     pub drop_unknown_flow: AtomicU64,
@@ -406,7 +412,12 @@ impl Worker {
                         self.apply_commands();
                         self.arm_wake();
                     }
-                    OP_TIMER => self.arm_timer(),
+                    OP_TIMER => {
+                        self.stats
+                            .buffers_available
+                            .store(self.bufs.available as u64, Ordering::Relaxed);
+                        self.arm_timer();
+                    }
                     _ => {}
                 }
             }
@@ -524,7 +535,10 @@ impl Worker {
             Verdict::Drop(r) => {
                 use crate::flow::DropReason::*;
                 let c = match r {
-                    Malformed(_) => &self.stats.drop_malformed,
+                    Malformed(m) => {
+                        bump(&self.stats.malformed_by[m.index()], 1);
+                        &self.stats.drop_malformed
+                    }
                     StrictSource | ForeignSource => &self.stats.drop_source,
                     NoDestination => &self.stats.drop_no_destination,
                     UnknownFlow => &self.stats.drop_unknown_flow,
@@ -611,6 +625,7 @@ impl Worker {
                     }
                     self.stats.sockets.fetch_sub(1, Ordering::Relaxed);
                 }
+                Command::Wake => {}
             }
         }
     }
