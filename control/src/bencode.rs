@@ -25,11 +25,7 @@ pub struct DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "malformed bencode at byte {}: {}",
-            self.offset, self.what
-        )
+        write!(f, "malformed bencode at byte {}: {}", self.offset, self.what)
     }
 }
 
@@ -41,10 +37,7 @@ impl fmt::Debug for Value {
             Value::Int(i) => write!(f, "{i}"),
             Value::Bytes(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
             Value::List(l) => f.debug_list().entries(l).finish(),
-            Value::Dict(d) => f
-                .debug_map()
-                .entries(d.iter().map(|(k, v)| (String::from_utf8_lossy(k), v)))
-                .finish(),
+            Value::Dict(d) => f.debug_map().entries(d.iter().map(|(k, v)| (String::from_utf8_lossy(k), v))).finish(),
         }
     }
 }
@@ -98,14 +91,8 @@ impl Value {
     /// Strings of a list value, or a single string as a one-element list.
     pub fn strings(&self) -> Vec<String> {
         match self {
-            Value::List(l) => l
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            Value::Bytes(_) => self
-                .as_str()
-                .map(|s| vec![s.to_string()])
-                .unwrap_or_default(),
+            Value::List(l) => l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            Value::Bytes(_) => self.as_str().map(|s| vec![s.to_string()]).unwrap_or_default(),
             _ => Vec::new(),
         }
     }
@@ -187,17 +174,11 @@ struct Decoder<'a> {
 
 impl Decoder<'_> {
     fn err(&self, what: &'static str) -> DecodeError {
-        DecodeError {
-            offset: self.pos,
-            what,
-        }
+        DecodeError { offset: self.pos, what }
     }
 
     fn peek(&self) -> Result<u8, DecodeError> {
-        self.buf
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| self.err("unexpected end of input"))
+        self.buf.get(self.pos).copied().ok_or_else(|| self.err("unexpected end of input"))
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
@@ -246,8 +227,7 @@ impl Decoder<'_> {
                 return Err(self.err("number too long"));
             }
         }
-        let s =
-            std::str::from_utf8(&self.buf[start..self.pos]).map_err(|_| self.err("bad number"))?;
+        let s = std::str::from_utf8(&self.buf[start..self.pos]).map_err(|_| self.err("bad number"))?;
         let n = s.parse::<i64>().map_err(|_| self.err("bad number"))?;
         self.pos += 1;
         Ok(n)
@@ -296,11 +276,7 @@ mod tests {
             b"i99999999999999999999999e",
             b"x",
         ] {
-            assert!(
-                Value::decode(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(Value::decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         let deep = "l".repeat(100) + &"e".repeat(100);
         assert!(Value::decode(deep.as_bytes()).is_err());

@@ -170,11 +170,7 @@ impl Call {
             });
             out.push(FlowRule {
                 local: leg.rtcp(),
-                kind: if leg.plain_udp {
-                    FlowKind::Udp
-                } else {
-                    FlowKind::Rtcp
-                },
+                kind: if leg.plain_udp { FlowKind::Udp } else { FlowKind::Rtcp },
                 signalled_peer: leg.peer_rtcp,
                 egress_rtp: None,
                 egress_rtcp: (forward && !other.plain_udp).then(|| other.rtcp_egress()),

@@ -131,9 +131,7 @@ impl DataPlane for MemoryDataPlane {
     }
     fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
         let s = self.state.lock().unwrap();
-        s.open
-            .contains_key(&local)
-            .then(|| s.counters.get(&local).cloned().unwrap_or_default())
+        s.open.contains_key(&local).then(|| s.counters.get(&local).cloned().unwrap_or_default())
     }
     fn now_ms(&self) -> u64 {
         self.state.lock().unwrap().now_ms

@@ -101,14 +101,7 @@ impl Engine {
                 pools.push(PortPool::new(i.local, cfg.port_min, cfg.port_max));
             }
         }
-        Engine {
-            cfg,
-            dp,
-            pools,
-            calls: HashMap::new(),
-            stats: EngineStats::default(),
-            next_affinity: 0,
-        }
+        Engine { cfg, dp, pools, calls: HashMap::new(), stats: EngineStats::default(), next_affinity: 0 }
     }
 
     pub fn dataplane(&self) -> &Arc<dyn DataPlane> {
@@ -125,20 +118,8 @@ impl Engine {
 
     /// Handle one decoded ng request. `now_ms` is the data plane's clock, `unix` wall seconds.
     pub fn command(&mut self, req: &Value, now_ms: u64, unix: u64) -> Value {
-        let cmd = req
-            .get("command")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        *self
-            .stats
-            .commands
-            .entry(if cmd.is_empty() {
-                "invalid".into()
-            } else {
-                cmd.clone()
-            })
-            .or_default() += 1;
+        let cmd = req.get("command").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+        *self.stats.commands.entry(if cmd.is_empty() { "invalid".into() } else { cmd.clone() }).or_default() += 1;
         let r = match cmd.as_str() {
             "ping" => {
                 let mut v = Value::dict();
@@ -169,12 +150,7 @@ impl Engine {
 
     fn interface(&self, name: Option<&str>, family: Option<&str>) -> Result<&Interface, String> {
         let name = name.unwrap_or_else(|| self.cfg.interfaces[0].name.as_str());
-        let named: Vec<&Interface> = self
-            .cfg
-            .interfaces
-            .iter()
-            .filter(|i| i.name == name)
-            .collect();
+        let named: Vec<&Interface> = self.cfg.interfaces.iter().filter(|i| i.name == name).collect();
         if named.is_empty() {
             return Err(format!("unknown interface {name:?}"));
         }
@@ -188,11 +164,7 @@ impl Engine {
 
     fn allocate(&mut self, local: IpAddr, affinity: u64) -> Result<u16, String> {
         let dp = self.dp.clone();
-        let pool = self
-            .pools
-            .iter_mut()
-            .find(|p| p.addr == local)
-            .ok_or("no port pool for interface")?;
+        let pool = self.pools.iter_mut().find(|p| p.addr == local).ok_or("no port pool for interface")?;
         pool.allocate(dp.as_ref(), affinity)
     }
 
@@ -204,25 +176,10 @@ impl Engine {
     }
 
     fn offer_answer(&mut self, req: &Value, is_answer: bool, now_ms: u64, unix: u64) -> NgResult {
-        let call_id = req
-            .get("call-id")
-            .and_then(Value::as_str)
-            .ok_or("no call-id in request")?
-            .to_string();
-        let from_tag = req
-            .get("from-tag")
-            .and_then(Value::as_str)
-            .ok_or("no from-tag in request")?
-            .to_string();
-        let to_tag = req
-            .get("to-tag")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        let sdp_text = req
-            .get("sdp")
-            .and_then(Value::as_str)
-            .ok_or("no SDP in request")?;
+        let call_id = req.get("call-id").and_then(Value::as_str).ok_or("no call-id in request")?.to_string();
+        let from_tag = req.get("from-tag").and_then(Value::as_str).ok_or("no from-tag in request")?.to_string();
+        let to_tag = req.get("to-tag").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string);
+        let sdp_text = req.get("sdp").and_then(Value::as_str).ok_or("no SDP in request")?;
         let sdp = Sdp::parse(sdp_text).map_err(|e| format!("failed to parse SDP: {e}"))?;
         let flags = Flags::from_request(req)?;
         if !flags.ignored.is_empty() {
@@ -231,24 +188,14 @@ impl Engine {
         for m in &sdp.media {
             let p = m.m.proto.to_ascii_uppercase();
             if p.contains("SAVP")
-                && flags
-                    .transport_protocol
-                    .as_deref()
-                    .is_some_and(|t| !t.to_ascii_uppercase().contains("SAVP"))
+                && flags.transport_protocol.as_deref().is_some_and(|t| !t.to_ascii_uppercase().contains("SAVP"))
             {
-                return Err(
-                    "SRTP to RTP conversion is not supported yet (transport-protocol)".into(),
-                );
+                return Err("SRTP to RTP conversion is not supported yet (transport-protocol)".into());
             }
             if !p.contains("SAVP")
-                && flags
-                    .transport_protocol
-                    .as_deref()
-                    .is_some_and(|t| t.to_ascii_uppercase().contains("SAVP"))
+                && flags.transport_protocol.as_deref().is_some_and(|t| t.to_ascii_uppercase().contains("SAVP"))
             {
-                return Err(
-                    "RTP to SRTP conversion is not supported yet (transport-protocol)".into(),
-                );
+                return Err("RTP to SRTP conversion is not supported yet (transport-protocol)".into());
             }
         }
 
@@ -258,24 +205,13 @@ impl Engine {
         let mut created = false;
         if !self.calls.contains_key(&call_id) {
             self.next_affinity += 1;
-            self.calls.insert(
-                call_id.clone(),
-                Call::new(&call_id, now_ms, unix, self.next_affinity),
-            );
+            self.calls.insert(call_id.clone(), Call::new(&call_id, now_ms, unix, self.next_affinity));
             self.stats.calls_created += 1;
             created = true;
         }
         // work on a copy so that a failing request leaves the call as it was
         let mut call = self.calls.get(&call_id).unwrap().clone();
-        let res = self.offer_answer_on(
-            &mut call,
-            &sdp,
-            &flags,
-            &from_tag,
-            to_tag.as_deref(),
-            is_answer,
-            unix,
-        );
+        let res = self.offer_answer_on(&mut call, &sdp, &flags, &from_tag, to_tag.as_deref(), is_answer, unix);
         match res {
             Ok((sdp_out, x)) => {
                 call.last_signal_ms = now_ms;
@@ -294,17 +230,8 @@ impl Engine {
             }
             Err(e) => {
                 // release what this request allocated
-                let before: Vec<SocketAddr> = self
-                    .calls
-                    .get(&call_id)
-                    .map(|c| c.sockets())
-                    .unwrap_or_default();
-                for l in call
-                    .monologues
-                    .iter()
-                    .flat_map(|m| m.legs.iter())
-                    .filter(|l| l.relayed())
-                {
+                let before: Vec<SocketAddr> = self.calls.get(&call_id).map(|c| c.sockets()).unwrap_or_default();
+                for l in call.monologues.iter().flat_map(|m| m.legs.iter()).filter(|l| l.relayed()) {
                     if !before.contains(&l.rtp()) {
                         self.release(l.local, l.port);
                     }
@@ -343,8 +270,7 @@ impl Engine {
                 None => match call.monologues[a].counterpart {
                     Some(b) => b,
                     None => {
-                        call.monologues
-                            .push(Monologue::new(to_tag.unwrap_or(""), unix));
+                        call.monologues.push(Monologue::new(to_tag.unwrap_or(""), unix));
                         call.monologues.len() - 1
                     }
                 },
@@ -354,23 +280,17 @@ impl Engine {
             }
             (a, b)
         } else {
-            let a = call
-                .find(from_tag)
-                .ok_or_else(|| format!("Unknown from-tag {from_tag:?}"))?;
+            let a = call.find(from_tag).ok_or_else(|| format!("Unknown from-tag {from_tag:?}"))?;
             let to = to_tag.ok_or("no to-tag in answer")?;
             let b = match call.find(to) {
                 Some(b) => b,
                 None => {
-                    let b = call.monologues[a]
-                        .counterpart
-                        .ok_or("answer without a preceding offer")?;
+                    let b = call.monologues[a].counterpart.ok_or("answer without a preceding offer")?;
                     call.monologues[b].tag = to.to_string();
                     b
                 }
             };
-            if call.monologues[a].counterpart != Some(b)
-                && call.monologues[b].counterpart != Some(a)
-            {
+            if call.monologues[a].counterpart != Some(b) && call.monologues[b].counterpart != Some(a) {
                 // answer from another branch: it becomes the counterpart
                 call.monologues[a].counterpart = Some(b);
             }
@@ -388,14 +308,10 @@ impl Engine {
         };
 
         // interfaces: the first offer decides, re-offers keep them
-        let (if_x, if_y) = if let (Some(a), Some(b)) = (&flags.from_interface, &flags.to_interface)
-        {
+        let (if_x, if_y) = if let (Some(a), Some(b)) = (&flags.from_interface, &flags.to_interface) {
             (Some(a.clone()), Some(b.clone()))
         } else if flags.direction.len() >= 2 {
-            (
-                Some(flags.direction[0].clone()),
-                Some(flags.direction[1].clone()),
-            )
+            (Some(flags.direction[0].clone()), Some(flags.direction[1].clone()))
         } else {
             (None, None)
         };
@@ -413,21 +329,11 @@ impl Engine {
             let x_family = conn.as_ref().map(|c| c.family.clone());
             let y_family = flags.address_family.clone().or_else(|| x_family.clone());
             let relay_it = m.m.is_relayable() && m.m.port != 0;
-            let clock_rate =
-                m.m.fmts
-                    .first()
-                    .and_then(|f| m.rtpmap(f))
-                    .map(|(_, r)| r)
-                    .unwrap_or(8000);
+            let clock_rate = m.m.fmts.first().and_then(|f| m.rtpmap(f)).map(|(_, r)| r).unwrap_or(8000);
             let hold = is_zero_hold(sdp, i);
             // the sender's leg: where it is, what it offers
-            let peer_ip = conn
-                .as_ref()
-                .and_then(|c| c.ip())
-                .filter(|ip| !ip.is_unspecified());
-            let peer = peer_ip
-                .filter(|_| m.m.port != 0)
-                .map(|ip| SocketAddr::new(ip, m.m.port));
+            let peer_ip = conn.as_ref().and_then(|c| c.ip()).filter(|ip| !ip.is_unspecified());
+            let peer = peer_ip.filter(|_| m.m.port != 0).map(|ip| SocketAddr::new(ip, m.m.port));
             let peer_rtcp = peer_ip.filter(|_| m.m.port != 0).map(|ip| {
                 let p = if m.has_attr("rtcp-mux") && is_answer {
                     m.m.port
@@ -444,25 +350,19 @@ impl Engine {
                 _ => y_family,
             };
             for (mono, fam) in [(x, x_family.clone()), (y, y_family)] {
-                let iface = self
-                    .interface(call.monologues[mono].interface.as_deref(), fam.as_deref())?
-                    .clone();
+                let iface = self.interface(call.monologues[mono].interface.as_deref(), fam.as_deref())?.clone();
                 let legs = &call.monologues[mono].legs;
                 let existing = legs.get(i).cloned();
-                let keep = existing.as_ref().is_some_and(|l| {
-                    l.local == iface.local && l.relayed() == relay_it && l.media_type == m.m.media
-                });
+                let keep = existing
+                    .as_ref()
+                    .is_some_and(|l| l.local == iface.local && l.relayed() == relay_it && l.media_type == m.m.media);
                 let leg = if keep {
                     existing.unwrap()
                 } else {
                     if let Some(old) = existing.filter(|l| l.relayed()) {
                         self.release(old.local, old.port);
                     }
-                    let port = if relay_it {
-                        self.allocate(iface.local, call.affinity)?
-                    } else {
-                        0
-                    };
+                    let port = if relay_it { self.allocate(iface.local, call.affinity)? } else { 0 };
                     Leg {
                         media_type: m.m.media.clone(),
                         local: iface.local,
@@ -518,22 +418,10 @@ impl Engine {
                     store[i] = fmts.clone();
                     fmts = offered;
                 } else {
-                    let offered = call.monologues[y]
-                        .offered_fmts
-                        .get(i)
-                        .cloned()
-                        .unwrap_or_default();
+                    let offered = call.monologues[y].offered_fmts.get(i).cloned().unwrap_or_default();
                     if !offered.is_empty() {
-                        let filtered: Vec<String> = fmts
-                            .iter()
-                            .filter(|f| offered.contains(f))
-                            .cloned()
-                            .collect();
-                        fmts = if filtered.is_empty() {
-                            vec![offered[0].clone()]
-                        } else {
-                            filtered
-                        };
+                        let filtered: Vec<String> = fmts.iter().filter(|f| offered.contains(f)).cloned().collect();
+                        fmts = if filtered.is_empty() { vec![offered[0].clone()] } else { filtered };
                     }
                 }
             }
@@ -545,12 +433,7 @@ impl Engine {
                     || flags.rtcp_mux_has("require")
             };
             let proto = flags.transport_protocol.clone().filter(|_| m.m.is_rtp());
-            outs.push(MediaOut {
-                leg: Some(call.monologues[y].legs[i].clone()),
-                fmts,
-                proto,
-                mux: mux_out,
-            });
+            outs.push(MediaOut { leg: Some(call.monologues[y].legs[i].clone()), fmts, proto, mux: mux_out });
         }
         // media sections dropped by a re-offer
         let n = sdp.media.len();
@@ -564,38 +447,21 @@ impl Engine {
         }
 
         // o= and s= (replace flags)
-        let first_adv = outs
-            .iter()
-            .filter_map(|o| o.leg.as_ref())
-            .find(|l| l.relayed())
-            .map(|l| l.advertised);
+        let first_adv = outs.iter().filter_map(|o| o.leg.as_ref()).find(|l| l.relayed()).map(|l| l.advertised);
         let session = self.session_out(&mut call.monologues[x], sdp, flags, first_adv);
         Ok((rewrite(sdp, &session, &outs), x))
     }
 
-    fn session_out(
-        &self,
-        mono: &mut Monologue,
-        sdp: &Sdp,
-        flags: &Flags,
-        relay_addr: Option<IpAddr>,
-    ) -> SessionOut {
+    fn session_out(&self, mono: &mut Monologue, sdp: &Sdp, flags: &Flags, relay_addr: Option<IpAddr>) -> SessionOut {
         let mut out = SessionOut {
             replace_zero_address: flags.replace_zero_address,
             media_address: flags.media_address,
             ..Default::default()
         };
-        let o_line = sdp
-            .session
-            .iter()
-            .find(|l| l.starts_with("o="))
-            .cloned()
-            .unwrap_or_default();
+        let o_line = sdp.session.iter().find(|l| l.starts_with("o=")).cloned().unwrap_or_default();
         let parts: Vec<&str> = o_line[2..].split(' ').collect();
-        let any_replace = flags.replace_origin
-            || flags.replace_username
-            || flags.replace_sdp_version
-            || flags.replace_session_name;
+        let any_replace =
+            flags.replace_origin || flags.replace_username || flags.replace_sdp_version || flags.replace_session_name;
         let body = sdp.body_without_origin();
         let s_line = sdp.session.iter().find(|l| l.starts_with("s=")).cloned();
         if mono.origin.is_none() && parts.len() >= 6 {
@@ -617,24 +483,13 @@ impl Engine {
         if !any_replace || parts.len() < 6 {
             return out;
         }
-        let user = if flags.replace_username {
-            st.username.clone()
-        } else {
-            parts[0].to_string()
-        };
-        let version = if flags.replace_sdp_version {
-            st.version.to_string()
-        } else {
-            parts[2].to_string()
-        };
+        let user = if flags.replace_username { st.username.clone() } else { parts[0].to_string() };
+        let version = if flags.replace_sdp_version { st.version.to_string() } else { parts[2].to_string() };
         let (fam, addr) = match (flags.replace_origin, flags.media_address.or(relay_addr)) {
             (true, Some(a)) => (family_of(a).to_string(), a.to_string()),
             _ => (parts[4].to_string(), parts[5].to_string()),
         };
-        out.origin_line = Some(format!(
-            "o={} {} {} {} {} {}",
-            user, parts[1], version, parts[3], fam, addr
-        ));
+        out.origin_line = Some(format!("o={} {} {} {} {} {}", user, parts[1], version, parts[3], fam, addr));
         if flags.replace_session_name {
             out.session_name_line = st.session_name.clone();
         }
@@ -642,20 +497,10 @@ impl Engine {
     }
 
     fn delete(&mut self, req: &Value, now_ms: u64) -> NgResult {
-        let call_id = req
-            .get("call-id")
-            .and_then(Value::as_str)
-            .ok_or("no call-id in request")?
-            .to_string();
+        let call_id = req.get("call-id").and_then(Value::as_str).ok_or("no call-id in request")?.to_string();
         let flags = Flags::from_request(req)?;
-        let call = self
-            .calls
-            .get_mut(&call_id)
-            .ok_or_else(|| format!("Unknown call-id {call_id:?}"))?;
-        let from_tag = req
-            .get("from-tag")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty());
+        let call = self.calls.get_mut(&call_id).ok_or_else(|| format!("Unknown call-id {call_id:?}"))?;
+        let from_tag = req.get("from-tag").and_then(Value::as_str).filter(|t| !t.is_empty());
         if let Some(ft) = from_tag {
             if call.find(ft).is_none() {
                 return Err(format!("Unknown from-tag {ft:?}"));
@@ -682,19 +527,10 @@ impl Engine {
         let Some(call) = self.calls.remove(call_id) else {
             return false;
         };
-        for l in call
-            .monologues
-            .iter()
-            .flat_map(|m| m.legs.iter())
-            .filter(|l| l.relayed())
-        {
+        for l in call.monologues.iter().flat_map(|m| m.legs.iter()).filter(|l| l.relayed()) {
             self.release(l.local, l.port);
         }
-        *self
-            .stats
-            .ended
-            .entry(reason.as_str().to_string())
-            .or_default() += 1;
+        *self.stats.ended.entry(reason.as_str().to_string()).or_default() += 1;
         log::info!("call {call_id} ended: {}", reason.as_str());
         true
     }
@@ -707,9 +543,7 @@ impl Engine {
                 ended.push((id.clone(), EndReason::Deleted));
                 continue;
             }
-            if self.cfg.final_timeout > 0
-                && now_ms.saturating_sub(call.created_ms) >= self.cfg.final_timeout * 1000
-            {
+            if self.cfg.final_timeout > 0 && now_ms.saturating_sub(call.created_ms) >= self.cfg.final_timeout * 1000 {
                 ended.push((id.clone(), EndReason::FinalTimeout));
                 continue;
             }
@@ -741,22 +575,14 @@ impl Engine {
     }
 
     fn counters_of(&self, l: &Leg) -> (FlowCounters, FlowCounters) {
-        (
-            self.dp.counters(l.rtp()).unwrap_or_default(),
-            self.dp.counters(l.rtcp()).unwrap_or_default(),
-        )
+        (self.dp.counters(l.rtp()).unwrap_or_default(), self.dp.counters(l.rtcp()).unwrap_or_default())
     }
 
     fn totals_of(&self, call_id: &str) -> Value {
         let mut rtp = [0u64; 3];
         let mut rtcp = [0u64; 3];
         if let Some(call) = self.calls.get(call_id) {
-            for l in call
-                .monologues
-                .iter()
-                .flat_map(|m| m.legs.iter())
-                .filter(|l| l.relayed())
-            {
+            for l in call.monologues.iter().flat_map(|m| m.legs.iter()).filter(|l| l.relayed()) {
                 let (a, b) = self.counters_of(l);
                 rtp[0] += a.packets - a.rtcp_packets;
                 rtp[1] += a.bytes - a.rtcp_bytes;
@@ -780,15 +606,8 @@ impl Engine {
     }
 
     fn query(&mut self, req: &Value, now_ms: u64) -> NgResult {
-        let call_id = req
-            .get("call-id")
-            .and_then(Value::as_str)
-            .ok_or("no call-id in request")?
-            .to_string();
-        let call = self
-            .calls
-            .get(&call_id)
-            .ok_or_else(|| format!("Unknown call-id {call_id:?}"))?;
+        let call_id = req.get("call-id").and_then(Value::as_str).ok_or("no call-id in request")?.to_string();
+        let call = self.calls.get(&call_id).ok_or_else(|| format!("Unknown call-id {call_id:?}"))?;
         let mut v = ok();
         v.insert("created", call.created_unix.into());
         v.insert("last signal", call.last_signal_unix.into());
@@ -826,11 +645,8 @@ impl Engine {
                             e.insert("port", (ep.port() as u64).into());
                         }
                         s.insert("endpoint", e);
-                        let age = if c.last_packet_ms == 0 {
-                            0
-                        } else {
-                            now_ms.saturating_sub(c.last_packet_ms) / 1000
-                        };
+                        let age =
+                            if c.last_packet_ms == 0 { 0 } else { now_ms.saturating_sub(c.last_packet_ms) / 1000 };
                         s.insert("last packet", age.into());
                         let mut st = Value::dict();
                         st.insert("packets", c.packets.into());
@@ -853,23 +669,11 @@ impl Engine {
     }
 
     fn list(&self, req: &Value) -> Value {
-        let limit = req
-            .get("limit")
-            .and_then(Value::as_int)
-            .unwrap_or(32)
-            .max(0) as usize;
+        let limit = req.get("limit").and_then(Value::as_int).unwrap_or(32).max(0) as usize;
         let mut ids: Vec<&String> = self.calls.keys().collect();
         ids.sort();
         let mut v = ok();
-        v.insert(
-            "calls",
-            Value::List(
-                ids.into_iter()
-                    .take(limit)
-                    .map(|s| s.as_str().into())
-                    .collect(),
-            ),
-        );
+        v.insert("calls", Value::List(ids.into_iter().take(limit).map(|s| s.as_str().into()).collect()));
         v
     }
 
@@ -895,11 +699,7 @@ impl Engine {
     /// Per-flow view for the HTTP API and relayctl.
     pub fn flows(&self, call_filter: Option<&str>, now_ms: u64) -> Vec<FlowView> {
         let mut out = Vec::new();
-        let mut ids: Vec<&String> = self
-            .calls
-            .keys()
-            .filter(|k| call_filter.is_none_or(|f| f == k.as_str()))
-            .collect();
+        let mut ids: Vec<&String> = self.calls.keys().filter(|k| call_filter.is_none_or(|f| f == k.as_str())).collect();
         ids.sort();
         for id in ids {
             let call = &self.calls[id];
@@ -972,11 +772,7 @@ impl Engine {
                 CallSummary {
                     call_id: c.id.clone(),
                     tags: c.monologues.iter().map(|m| m.tag.clone()).collect(),
-                    labels: c
-                        .monologues
-                        .iter()
-                        .filter_map(|m| m.label.clone())
-                        .collect(),
+                    labels: c.monologues.iter().filter_map(|m| m.label.clone()).collect(),
                     created_unix: c.created_unix,
                     age_s: now_ms.saturating_sub(c.created_ms) / 1000,
                     media: c.monologues.first().map(|m| m.legs.len()).unwrap_or(0),
@@ -1028,11 +824,7 @@ fn strip_codecs(m: &crate::sdp::Media, fmts: &[String], flags: &Flags) -> Vec<St
     if flags.codec_strip.is_empty() && flags.codec_mask.is_empty() {
         return fmts.to_vec();
     }
-    let name_of = |pt: &str| {
-        m.rtpmap(pt)
-            .map(|(n, _)| n.to_ascii_lowercase())
-            .unwrap_or_default()
-    };
+    let name_of = |pt: &str| m.rtpmap(pt).map(|(n, _)| n.to_ascii_lowercase()).unwrap_or_default();
     let matches = |list: &[String], pt: &str| {
         let n = name_of(pt);
         list.iter().any(|c| {
@@ -1046,10 +838,7 @@ fn strip_codecs(m: &crate::sdp::Media, fmts: &[String], flags: &Flags) -> Vec<St
             let remove = matches(&flags.codec_strip, pt) || matches(&flags.codec_mask, pt);
             !remove
                 || (matches(&flags.codec_except, pt)
-                    && !flags
-                        .codec_except
-                        .iter()
-                        .any(|c| c.eq_ignore_ascii_case("all")))
+                    && !flags.codec_except.iter().any(|c| c.eq_ignore_ascii_case("all")))
         })
         .cloned()
         .collect();

@@ -63,42 +63,29 @@ fn handle(stream: TcpStream, engine: &Arc<Mutex<Engine>>) -> io::Result<()> {
     let path = target.split('?').next().unwrap_or("/");
     let (status, ctype, body) = route(&method, path, engine);
     let mut s = stream;
-    write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
     s.write_all(body.as_bytes())?;
     s.flush()
 }
 
-pub fn route(
-    method: &str,
-    path: &str,
-    engine: &Arc<Mutex<Engine>>,
-) -> (&'static str, &'static str, String) {
+pub fn route(method: &str, path: &str, engine: &Arc<Mutex<Engine>>) -> (&'static str, &'static str, String) {
     const JSON: &str = "application/json";
     let not_found = |what: String| ("404 Not Found", JSON, json!({ "error": what }).to_string());
     let mut e = engine.lock().unwrap();
     let now = e.dataplane().now_ms();
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match (method, segs.as_slice()) {
-        ("GET", ["calls"]) => (
-            "200 OK",
-            JSON,
-            serde_json::to_string_pretty(&e.call_summaries(now)).unwrap(),
-        ),
+        ("GET", ["calls"]) => ("200 OK", JSON, serde_json::to_string_pretty(&e.call_summaries(now)).unwrap()),
         ("GET", ["calls", id]) => {
             let id = percent_decode(id);
             match e.call_summaries(now).into_iter().find(|c| c.call_id == id) {
                 Some(c) => {
                     let flows = e.flows(Some(&id), now);
-                    (
-                        "200 OK",
-                        JSON,
-                        serde_json::to_string_pretty(&json!({ "call": c, "flows": flows }))
-                            .unwrap(),
-                    )
+                    ("200 OK", JSON, serde_json::to_string_pretty(&json!({ "call": c, "flows": flows })).unwrap())
                 }
                 None => not_found(format!("no call {id:?}")),
             }
@@ -111,11 +98,7 @@ pub fn route(
                 not_found(format!("no call {id:?}"))
             }
         }
-        ("GET", ["flows"]) => (
-            "200 OK",
-            JSON,
-            serde_json::to_string_pretty(&e.flows(None, now)).unwrap(),
-        ),
+        ("GET", ["flows"]) => ("200 OK", JSON, serde_json::to_string_pretty(&e.flows(None, now)).unwrap()),
         ("GET", ["stats"]) => {
             let dp: Vec<_> = e
                 .dataplane()
@@ -133,11 +116,9 @@ pub fn route(
             ("200 OK", JSON, serde_json::to_string_pretty(&body).unwrap())
         }
         ("GET", ["metrics"]) => ("200 OK", "text/plain; version=0.0.4", metrics(&e)),
-        ("GET", []) | ("GET", ["health"]) => (
-            "200 OK",
-            JSON,
-            json!({ "status": "ok", "calls": e.calls.len() }).to_string(),
-        ),
+        ("GET", []) | ("GET", ["health"]) => {
+            ("200 OK", JSON, json!({ "status": "ok", "calls": e.calls.len() }).to_string())
+        }
         _ => not_found(format!("no route {method} {path}")),
     }
 }
@@ -154,67 +135,21 @@ pub fn metrics(e: &Engine) -> String {
             }
         }
     };
-    family(
-        "relay_calls",
-        "gauge",
-        "Calls in progress",
-        vec![(String::new(), e.calls.len() as u64)],
-    );
-    family(
-        "relay_ports_in_use",
-        "gauge",
-        "Relay ports bound",
-        vec![(String::new(), e.ports_in_use() as u64)],
-    );
-    family(
-        "relay_ports_total",
-        "gauge",
-        "Relay ports configured",
-        vec![(String::new(), e.ports_total() as u64)],
-    );
-    family(
-        "relay_calls_created_total",
-        "counter",
-        "Calls created",
-        vec![(String::new(), e.stats.calls_created)],
-    );
-    let mut ended: Vec<_> = e
-        .stats
-        .ended
-        .iter()
-        .map(|(k, v)| (format!("reason=\"{k}\""), *v))
-        .collect();
-    for r in [
-        "deleted",
-        "timeout",
-        "silent-timeout",
-        "final-timeout",
-        "terminated",
-    ] {
+    family("relay_calls", "gauge", "Calls in progress", vec![(String::new(), e.calls.len() as u64)]);
+    family("relay_ports_in_use", "gauge", "Relay ports bound", vec![(String::new(), e.ports_in_use() as u64)]);
+    family("relay_ports_total", "gauge", "Relay ports configured", vec![(String::new(), e.ports_total() as u64)]);
+    family("relay_calls_created_total", "counter", "Calls created", vec![(String::new(), e.stats.calls_created)]);
+    let mut ended: Vec<_> = e.stats.ended.iter().map(|(k, v)| (format!("reason=\"{k}\""), *v)).collect();
+    for r in ["deleted", "timeout", "silent-timeout", "final-timeout", "terminated"] {
         if !e.stats.ended.contains_key(r) {
             ended.push((format!("reason=\"{r}\""), 0));
         }
     }
     ended.sort();
-    family(
-        "relay_calls_ended_total",
-        "counter",
-        "Calls ended, by reason",
-        ended,
-    );
-    let mut cmds: Vec<_> = e
-        .stats
-        .commands
-        .iter()
-        .map(|(k, v)| (format!("command=\"{k}\""), *v))
-        .collect();
+    family("relay_calls_ended_total", "counter", "Calls ended, by reason", ended);
+    let mut cmds: Vec<_> = e.stats.commands.iter().map(|(k, v)| (format!("command=\"{k}\""), *v)).collect();
     cmds.sort();
-    family(
-        "relay_ng_commands_total",
-        "counter",
-        "ng commands received",
-        cmds,
-    );
+    family("relay_ng_commands_total", "counter", "ng commands received", cmds);
     family(
         "relay_ng_errors_total",
         "counter",
@@ -223,27 +158,16 @@ pub fn metrics(e: &Engine) -> String {
     );
     // per-flow totals of the calls in progress
     let flows = e.flows(None, e.dataplane().now_ms());
-    let sum = |f: fn(&crate::dataplane::FlowCounters) -> u64| {
-        flows.iter().map(|x| f(&x.counters)).sum::<u64>()
-    };
+    let sum = |f: fn(&crate::dataplane::FlowCounters) -> u64| flows.iter().map(|x| f(&x.counters)).sum::<u64>();
     family(
         "relay_active_flow_drops",
         "gauge",
         "Drops by reason on the flows of calls in progress",
         vec![
             ("reason=\"malformed\"".into(), sum(|c| c.drop_malformed)),
-            (
-                "reason=\"strict-source\"".into(),
-                sum(|c| c.drop_strict_source),
-            ),
-            (
-                "reason=\"foreign-source\"".into(),
-                sum(|c| c.drop_foreign_source),
-            ),
-            (
-                "reason=\"no-destination\"".into(),
-                sum(|c| c.drop_no_destination),
-            ),
+            ("reason=\"strict-source\"".into(), sum(|c| c.drop_strict_source)),
+            ("reason=\"foreign-source\"".into(), sum(|c| c.drop_foreign_source)),
+            ("reason=\"no-destination\"".into(), sum(|c| c.drop_no_destination)),
             ("reason=\"send-error\"".into(), sum(|c| c.drop_send_error)),
         ],
     );
@@ -255,11 +179,7 @@ pub fn metrics(e: &Engine) -> String {
         }
     }
     for (n, rows) in by_name {
-        let kind = if n.ends_with("_total") {
-            "counter"
-        } else {
-            "gauge"
-        };
+        let kind = if n.ends_with("_total") { "counter" } else { "gauge" };
         family(&n, kind, "Data plane counter", rows);
     }
     out

@@ -18,11 +18,7 @@ impl Interface {
     /// `NAME/IP[!ADVERTISED]` or `IP[!ADVERTISED]` (interface "default").
     pub fn parse(spec: &str) -> Result<Interface, String> {
         let (name, rest) = match spec.split_once('/') {
-            Some((n, r))
-                if !n.contains(':')
-                    && !n.is_empty()
-                    && !n.chars().all(|c| c.is_ascii_digit() || c == '.') =>
-            {
+            Some((n, r)) if !n.contains(':') && !n.is_empty() && !n.chars().all(|c| c.is_ascii_digit() || c == '.') => {
                 (n.to_string(), r)
             }
             _ => ("default".to_string(), spec),
@@ -42,15 +38,9 @@ impl Interface {
             None => local,
         };
         if advertised.is_ipv4() != local.is_ipv4() {
-            return Err(format!(
-                "interface {spec:?}: advertised address family differs from the local one"
-            ));
+            return Err(format!("interface {spec:?}: advertised address family differs from the local one"));
         }
-        Ok(Interface {
-            name,
-            local,
-            advertised,
-        })
+        Ok(Interface { name, local, advertised })
     }
 }
 
@@ -76,13 +66,7 @@ pub struct PortPool {
 impl PortPool {
     pub fn new(addr: IpAddr, min: u16, max: u16) -> PortPool {
         let min = min + (min & 1);
-        PortPool {
-            addr,
-            min,
-            max,
-            next: min,
-            in_use: 0,
-        }
+        PortPool { addr, min, max, next: min, in_use: 0 }
     }
 
     pub fn capacity(&self) -> usize {
@@ -99,11 +83,7 @@ impl PortPool {
         let cap = self.capacity();
         for _ in 0..cap {
             let p = self.next;
-            self.next = if p as u32 + 3 > self.max as u32 {
-                self.min
-            } else {
-                p + 2
-            };
+            self.next = if p as u32 + 3 > self.max as u32 { self.min } else { p + 2 };
             let rtp = SocketAddr::new(self.addr, p);
             let rtcp = SocketAddr::new(self.addr, p + 1);
             if dp.open(rtp, affinity).is_err() {
@@ -116,10 +96,7 @@ impl PortPool {
             self.in_use += 1;
             return Ok(p);
         }
-        Err(format!(
-            "no free port pair in {}-{} on {} (ports exhausted)",
-            self.min, self.max, self.addr
-        ))
+        Err(format!("no free port pair in {}-{} on {} (ports exhausted)", self.min, self.max, self.addr))
     }
 
     pub fn release(&mut self, dp: &dyn DataPlane, port: u16) {
@@ -138,11 +115,7 @@ mod tests {
     fn interface_specs() {
         let i = Interface::parse("pub/192.0.2.1!203.0.113.5").unwrap();
         assert_eq!(
-            (
-                i.name.as_str(),
-                i.local.to_string(),
-                i.advertised.to_string()
-            ),
+            (i.name.as_str(), i.local.to_string(), i.advertised.to_string()),
             ("pub", "192.0.2.1".into(), "203.0.113.5".into())
         );
         let i = Interface::parse("127.0.0.1").unwrap();
@@ -159,11 +132,7 @@ mod tests {
     fn pool_skips_taken_ports_and_reports_exhaustion() {
         let dp = MemoryDataPlane::default();
         let a: IpAddr = "127.0.0.1".parse().unwrap();
-        dp.state
-            .lock()
-            .unwrap()
-            .refuse
-            .push(SocketAddr::new(a, 30001));
+        dp.state.lock().unwrap().refuse.push(SocketAddr::new(a, 30001));
         let mut pool = PortPool::new(a, 30000, 30005);
         assert_eq!(pool.capacity(), 3);
         assert_eq!(pool.allocate(&dp, 0).unwrap(), 30002);

@@ -68,20 +68,13 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
     let addr_of = |leg: &Leg| session.media_address.unwrap_or(leg.advertised);
     let holds: Vec<bool> = (0..sdp.media.len()).map(|i| is_zero_hold(sdp, i)).collect();
     // `replace: zero address` writes the relay's address but the stream stays held
-    let keep_zero: Vec<bool> = holds
-        .iter()
-        .map(|h| *h && !session.replace_zero_address)
-        .collect();
+    let keep_zero: Vec<bool> = holds.iter().map(|h| *h && !session.replace_zero_address).collect();
     // session-level c=: the relay's address of the first relayed section
     let orig_session_c = sdp.session.iter().find(|l| l.starts_with("c=")).cloned();
-    let first_relayed = media
-        .iter()
-        .enumerate()
-        .find(|(_, m)| m.leg.as_ref().is_some_and(|l| l.relayed() && !l.rejected));
+    let first_relayed =
+        media.iter().enumerate().find(|(_, m)| m.leg.as_ref().is_some_and(|l| l.relayed() && !l.rejected));
     let new_session_c = match first_relayed {
-        Some((i, m)) if !keep_zero[i] => {
-            Some(Connection::line_for(addr_of(m.leg.as_ref().unwrap())))
-        }
+        Some((i, m)) if !keep_zero[i] => Some(Connection::line_for(addr_of(m.leg.as_ref().unwrap()))),
         _ => orig_session_c.clone(),
     };
     let mut out: Vec<String> = Vec::with_capacity(sdp.session.len() + 16 * sdp.media.len());
@@ -89,12 +82,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         if l.starts_with("o=") {
             out.push(session.origin_line.clone().unwrap_or_else(|| l.clone()));
         } else if l.starts_with("s=") {
-            out.push(
-                session
-                    .session_name_line
-                    .clone()
-                    .unwrap_or_else(|| l.clone()),
-            );
+            out.push(session.session_name_line.clone().unwrap_or_else(|| l.clone()));
         } else if l.starts_with("c=") {
             out.push(new_session_c.clone().unwrap_or_else(|| l.clone()));
         } else if is_ice(l) {
@@ -158,9 +146,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         let hold = holds[i];
         let c_line = Connection::line_for(addr_of(leg));
         let c_line = if keep_zero[i] {
-            sdp.effective_connection(i)
-                .map(|c| format!("c=IN {} {}", c.family, c.addr))
-                .unwrap_or(c_line)
+            sdp.effective_connection(i).map(|c| format!("c=IN {} {}", c.family, c.addr)).unwrap_or(c_line)
         } else {
             c_line
         };
@@ -218,11 +204,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             }
         }
         if !dir_seen && (session_dir.is_none() || hold) {
-            let d = if hold {
-                held(session_dir.unwrap_or("sendrecv"))
-            } else {
-                "sendrecv"
-            };
+            let d = if hold { held(session_dir.unwrap_or("sendrecv")) } else { "sendrecv" };
             out.push(format!("a={d}"));
         }
         if is_rtp {

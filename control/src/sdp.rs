@@ -32,9 +32,7 @@ pub struct MLine {
 
 impl MLine {
     pub fn parse(line: &str) -> Result<MLine, SdpError> {
-        let body = line
-            .strip_prefix("m=")
-            .ok_or_else(|| SdpError(format!("not an m= line: {line:?}")))?;
+        let body = line.strip_prefix("m=").ok_or_else(|| SdpError(format!("not an m= line: {line:?}")))?;
         let mut it = body.split(' ');
         let media = it.next().filter(|s| !s.is_empty());
         let port = it.next();
@@ -43,18 +41,10 @@ impl MLine {
             return Err(SdpError(format!("incomplete m= line: {line:?}")));
         };
         let (port, count) = match port.split_once('/') {
-            Some((p, c)) => (
-                p,
-                Some(
-                    c.parse::<u32>()
-                        .map_err(|_| SdpError(format!("bad port count in {line:?}")))?,
-                ),
-            ),
+            Some((p, c)) => (p, Some(c.parse::<u32>().map_err(|_| SdpError(format!("bad port count in {line:?}")))?)),
             None => (port, None),
         };
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| SdpError(format!("bad port in m= line: {line:?}")))?;
+        let port = port.parse::<u16>().map_err(|_| SdpError(format!("bad port in m= line: {line:?}")))?;
         Ok(MLine {
             media: media.to_string(),
             port,
@@ -139,10 +129,7 @@ pub struct Media {
 
 impl Media {
     pub fn connection(&self) -> Option<Connection> {
-        self.lines
-            .iter()
-            .find(|l| l.starts_with("c="))
-            .and_then(|l| Connection::parse(l))
+        self.lines.iter().find(|l| l.starts_with("c=")).and_then(|l| Connection::parse(l))
     }
 
     pub fn attr(&self, name: &str) -> Option<&str> {
@@ -197,18 +184,10 @@ impl Sdp {
             }
             let b = line.as_bytes();
             if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_alphabetic() {
-                return Err(SdpError(format!(
-                    "malformed SDP line {}: {:?}",
-                    i + 1,
-                    truncate(line)
-                )));
+                return Err(SdpError(format!("malformed SDP line {}: {:?}", i + 1, truncate(line))));
             }
             if line.starts_with("m=") {
-                media.push(Media {
-                    raw_m: line.to_string(),
-                    m: MLine::parse(line)?,
-                    lines: Vec::new(),
-                });
+                media.push(Media { raw_m: line.to_string(), m: MLine::parse(line)?, lines: Vec::new() });
             } else if let Some(m) = media.last_mut() {
                 m.lines.push(line.to_string());
             } else {
@@ -221,25 +200,16 @@ impl Sdp {
         if !session.iter().any(|l| l.starts_with("o=")) {
             return Err(SdpError("SDP has no o= line".into()));
         }
-        Ok(Sdp {
-            session,
-            media,
-            eol,
-        })
+        Ok(Sdp { session, media, eol })
     }
 
     pub fn session_connection(&self) -> Option<Connection> {
-        self.session
-            .iter()
-            .find(|l| l.starts_with("c="))
-            .and_then(|l| Connection::parse(l))
+        self.session.iter().find(|l| l.starts_with("c=")).and_then(|l| Connection::parse(l))
     }
 
     /// The c= in force for a media section: its own, else the session's.
     pub fn effective_connection(&self, idx: usize) -> Option<Connection> {
-        self.media[idx]
-            .connection()
-            .or_else(|| self.session_connection())
+        self.media[idx].connection().or_else(|| self.session_connection())
     }
 
     pub fn session_attr(&self, name: &str) -> Option<&str> {
@@ -248,9 +218,7 @@ impl Sdp {
 
     /// Direction in force for a media section (media-level, else session-level, else sendrecv).
     pub fn direction(&self, idx: usize) -> &'static str {
-        find_direction(&self.media[idx].lines)
-            .or_else(|| find_direction(&self.session))
-            .unwrap_or("sendrecv")
+        find_direction(&self.media[idx].lines).or_else(|| find_direction(&self.session)).unwrap_or("sendrecv")
     }
 
     pub fn to_text(&self) -> String {
@@ -273,23 +241,14 @@ impl Sdp {
     /// Text of everything but the o= line: what decides whether "the SDP changed"
     /// for `replace: SDP version`.
     pub fn body_without_origin(&self) -> String {
-        self.to_text()
-            .lines()
-            .filter(|l| !l.starts_with("o="))
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.to_text().lines().filter(|l| !l.starts_with("o=")).collect::<Vec<_>>().join("\n")
     }
 }
 
 pub const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
 
 pub fn find_direction(lines: &[String]) -> Option<&'static str> {
-    lines.iter().find_map(|l| {
-        DIRECTIONS
-            .iter()
-            .find(|d| l.strip_prefix("a=") == Some(**d))
-            .copied()
-    })
+    lines.iter().find_map(|l| DIRECTIONS.iter().find(|d| l.strip_prefix("a=") == Some(**d)).copied())
 }
 
 pub fn attr_in<'a>(lines: &'a [String], name: &str) -> Option<&'a str> {
@@ -365,10 +324,7 @@ mod tests {
         assert!(sdp.media[0].m.is_rtp());
         assert!(!sdp.media[1].m.is_relayable());
         assert_eq!(sdp.effective_connection(0).unwrap().addr, "198.51.100.1");
-        assert_eq!(
-            sdp.media[0].rtpmap("101"),
-            Some(("telephone-event".into(), 8000))
-        );
+        assert_eq!(sdp.media[0].rtpmap("101"), Some(("telephone-event".into(), 8000)));
         assert_eq!(sdp.media[0].rtpmap("0"), Some(("PCMU".into(), 8000)));
         assert_eq!(sdp.direction(0), "sendrecv");
     }

@@ -42,20 +42,8 @@ fn sdp(ip: &str, port: u16, extra: &str) -> Value {
     format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\n{extra}").into()
 }
 
-fn offer(
-    e: &mut Engine,
-    cid: &str,
-    ft: &str,
-    body: Value,
-    extra: &[(&str, Value)],
-    now: u64,
-) -> Value {
-    let mut p = vec![
-        ("command", "offer".into()),
-        ("call-id", cid.into()),
-        ("from-tag", ft.into()),
-        ("sdp", body),
-    ];
+fn offer(e: &mut Engine, cid: &str, ft: &str, body: Value, extra: &[(&str, Value)], now: u64) -> Value {
+    let mut p = vec![("command", "offer".into()), ("call-id", cid.into()), ("from-tag", ft.into()), ("sdp", body)];
     p.extend_from_slice(extra);
     e.command(&req(&p), now, 1_700_000_000)
 }
@@ -79,21 +67,11 @@ fn result(v: &Value) -> &str {
 }
 
 fn out_sdp(v: &Value) -> String {
-    v.get("sdp")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no sdp: {v:?}"))
-        .to_string()
+    v.get("sdp").and_then(Value::as_str).unwrap_or_else(|| panic!("no sdp: {v:?}")).to_string()
 }
 
 fn mport(s: &str) -> u16 {
-    s.lines()
-        .find(|l| l.starts_with("m="))
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    s.lines().find(|l| l.starts_with("m=")).unwrap().split(' ').nth(1).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -108,16 +86,10 @@ fn nat_advertised_address_and_interface_bridging() {
         0,
     );
     let s = out_sdp(&o);
-    assert!(
-        s.contains("c=IN IP4 10.0.0.1"),
-        "towards the private side: {s}"
-    );
+    assert!(s.contains("c=IN IP4 10.0.0.1"), "towards the private side: {s}");
     let a = answer(&mut e, "c", "a", "b", sdp("10.0.0.50", 5000, ""), 10);
     let s = out_sdp(&a);
-    assert!(
-        s.contains("c=IN IP4 203.0.113.1"),
-        "towards the public side the advertised address: {s}"
-    );
+    assert!(s.contains("c=IN IP4 203.0.113.1"), "towards the public side the advertised address: {s}");
     // rules: media from the public side leaves through a private socket to the callee
     let st = dp.state.lock().unwrap();
     let r = st
@@ -140,14 +112,7 @@ fn timeouts_by_reason() {
     offer(&mut e, "active", "a", sdp("198.51.100.7", 4000, ""), &[], 0);
     answer(&mut e, "active", "a", "b", sdp("198.51.100.8", 5000, ""), 0);
     offer(&mut e, "held", "a", sdp("0.0.0.0", 4000, ""), &[], 0);
-    answer(
-        &mut e,
-        "held",
-        "a",
-        "b",
-        sdp("0.0.0.0", 5000, "a=inactive\r\n"),
-        0,
-    );
+    answer(&mut e, "held", "a", "b", sdp("0.0.0.0", 5000, "a=inactive\r\n"), 0);
     offer(&mut e, "long", "a", sdp("198.51.100.7", 4002, ""), &[], 0);
     answer(&mut e, "long", "a", "b", sdp("198.51.100.8", 5002, ""), 0);
     // "long" keeps sending media
@@ -182,15 +147,8 @@ fn delete_delay_keeps_media_then_releases() {
     let (mut e, _dp) = engine(cfg());
     offer(&mut e, "c", "a", sdp("198.51.100.7", 4000, ""), &[], 0);
     answer(&mut e, "c", "a", "b", sdp("198.51.100.8", 5000, ""), 0);
-    let d = e.command(
-        &req(&[
-            ("command", "delete".into()),
-            ("call-id", "c".into()),
-            ("from-tag", "a".into()),
-        ]),
-        1000,
-        0,
-    );
+    let d =
+        e.command(&req(&[("command", "delete".into()), ("call-id", "c".into()), ("from-tag", "a".into())]), 1000, 0);
     assert_eq!(result(&d), "ok");
     assert!(d.get("totals").is_some());
     assert_eq!(e.ports_in_use(), 4, "the call lingers for delete-delay");
@@ -198,76 +156,27 @@ fn delete_delay_keeps_media_then_releases() {
     assert_eq!(e.ports_in_use(), 4);
     e.tick(31_000);
     assert_eq!(e.ports_in_use(), 0);
-    let d = e.command(
-        &req(&[("command", "delete".into()), ("call-id", "c".into())]),
-        32_000,
-        0,
-    );
-    assert!(d
-        .get("error-reason")
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .contains("Unknown call-id"));
+    let d = e.command(&req(&[("command", "delete".into()), ("call-id", "c".into())]), 32_000, 0);
+    assert!(d.get("error-reason").unwrap().as_str().unwrap().contains("Unknown call-id"));
 }
 
 #[test]
 fn reverse_reinvite_and_hold() {
     let (mut e, dp) = engine(cfg());
-    let o = out_sdp(&offer(
-        &mut e,
-        "c",
-        "a",
-        sdp("198.51.100.7", 4000, ""),
-        &[],
-        0,
-    ));
-    let a = out_sdp(&answer(
-        &mut e,
-        "c",
-        "a",
-        "b",
-        sdp("198.51.100.8", 5000, ""),
-        0,
-    ));
+    let o = out_sdp(&offer(&mut e, "c", "a", sdp("198.51.100.7", 4000, ""), &[], 0));
+    let a = out_sdp(&answer(&mut e, "c", "a", "b", sdp("198.51.100.8", 5000, ""), 0));
     // the callee re-INVITEs putting the call on hold (sendonly)
-    let o2 = out_sdp(&offer(
-        &mut e,
-        "c",
-        "b",
-        sdp("198.51.100.8", 5000, "a=sendonly\r\n"),
-        &[],
-        10,
-    ));
+    let o2 = out_sdp(&offer(&mut e, "c", "b", sdp("198.51.100.8", 5000, "a=sendonly\r\n"), &[], 10));
     assert!(o2.contains("a=sendonly"));
-    assert_eq!(
-        mport(&o2),
-        mport(&a),
-        "the caller keeps talking to the same relay port"
-    );
-    let a2 = out_sdp(&answer(
-        &mut e,
-        "c",
-        "b",
-        "a",
-        sdp("198.51.100.7", 4000, "a=recvonly\r\n"),
-        20,
-    ));
+    assert_eq!(mport(&o2), mport(&a), "the caller keeps talking to the same relay port");
+    let a2 = out_sdp(&answer(&mut e, "c", "b", "a", sdp("198.51.100.7", 4000, "a=recvonly\r\n"), 20));
     assert_eq!(mport(&a2), mport(&o), "the callee keeps its relay port");
     assert!(a2.contains("a=recvonly"));
     // legacy hold: c=0.0.0.0 -> the relay keeps 0.0.0.0 and sendonly, and stops sending there
     let o3 = out_sdp(&offer(&mut e, "c", "a", sdp("0.0.0.0", 4000, ""), &[], 30));
-    assert!(
-        o3.contains("c=IN IP4 0.0.0.0") && o3.contains("a=sendonly"),
-        "{o3}"
-    );
+    assert!(o3.contains("c=IN IP4 0.0.0.0") && o3.contains("a=sendonly"), "{o3}");
     let st = dp.state.lock().unwrap();
-    let held = st
-        .open
-        .values()
-        .flatten()
-        .find(|r| r.local.port() == mport(&a))
-        .unwrap();
+    let held = st.open.values().flatten().find(|r| r.local.port() == mport(&a)).unwrap();
     assert_eq!(held.signalled_peer, None);
 }
 
@@ -276,17 +185,7 @@ fn failed_request_leaves_the_call_as_it_was() {
     let mut c = cfg();
     c.port_max = 30005; // 3 pairs per interface: one call and a half
     let (mut e, _dp) = engine(c);
-    assert_eq!(
-        result(&offer(
-            &mut e,
-            "c",
-            "a",
-            sdp("198.51.100.7", 4000, ""),
-            &[],
-            0
-        )),
-        "ok"
-    );
+    assert_eq!(result(&offer(&mut e, "c", "a", sdp("198.51.100.7", 4000, ""), &[], 0)), "ok");
     // a re-offer adding a video stream cannot get ports: error, and the audio stays
     let two = format!(
         "{}m=video 6000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n",
@@ -297,37 +196,16 @@ fn failed_request_leaves_the_call_as_it_was() {
     assert_eq!(e.ports_in_use(), 4);
     assert_eq!(e.calls["c"].monologues[0].legs.len(), 1);
     // a second call cannot be set up either, and leaves nothing behind
-    assert_eq!(
-        result(&offer(
-            &mut e,
-            "d",
-            "a",
-            sdp("198.51.100.7", 4000, ""),
-            &[],
-            0
-        )),
-        "error"
-    );
+    assert_eq!(result(&offer(&mut e, "d", "a", sdp("198.51.100.7", 4000, ""), &[], 0)), "error");
     assert!(!e.calls.contains_key("d"));
 }
 
 #[test]
 fn label_query_list_statistics() {
     let (mut e, _dp) = engine(cfg());
-    offer(
-        &mut e,
-        "c",
-        "a",
-        sdp("198.51.100.7", 4000, ""),
-        &[("label", "caller".into())],
-        0,
-    );
+    offer(&mut e, "c", "a", sdp("198.51.100.7", 4000, ""), &[("label", "caller".into())], 0);
     answer(&mut e, "c", "a", "b", sdp("198.51.100.8", 5000, ""), 0);
-    let q = e.command(
-        &req(&[("command", "query".into()), ("call-id", "c".into())]),
-        5,
-        0,
-    );
+    let q = e.command(&req(&[("command", "query".into()), ("call-id", "c".into())]), 5, 0);
     let tag = q.get("tags").unwrap().get("a").unwrap();
     assert_eq!(tag.get("label").unwrap().as_str(), Some("caller"));
     assert_eq!(tag.get("in dialogue with").unwrap().as_str(), Some("b"));
@@ -336,13 +214,7 @@ fn label_query_list_statistics() {
     assert_eq!(l.get("calls").unwrap().as_list().unwrap().len(), 1);
     let s = e.command(&req(&[("command", "statistics".into())]), 5, 0);
     assert_eq!(
-        s.get("statistics")
-            .unwrap()
-            .get("currentstatistics")
-            .unwrap()
-            .get("sessionsown")
-            .unwrap()
-            .as_int(),
+        s.get("statistics").unwrap().get("currentstatistics").unwrap().get("sessionsown").unwrap().as_int(),
         Some(1)
     );
 }
@@ -368,7 +240,14 @@ fn mutated_requests_never_panic() {
         ("flags", Value::List(vec!["trust-address".into(), "codec-strip-PCMA".into()])),
         ("replace", Value::List(vec!["origin".into(), "SDP version".into()])),
         ("rtcp-mux", Value::List(vec!["demux".into()])),
-        ("sdp", sdp("198.51.100.7", 4000, "a=rtcp:4001\r\na=rtcp-mux\r\nm=video 6000 RTP/AVP 96\r\nc=IN IP6 ::1\r\nm=image 0 udptl t38\r\n")),
+        (
+            "sdp",
+            sdp(
+                "198.51.100.7",
+                4000,
+                "a=rtcp:4001\r\na=rtcp-mux\r\nm=video 6000 RTP/AVP 96\r\nc=IN IP6 ::1\r\nm=image 0 udptl t38\r\n",
+            ),
+        ),
     ])
     .encode_into(&mut good);
     for i in 0..20_000u32 {

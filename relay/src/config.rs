@@ -11,11 +11,7 @@ use control::engine::EngineConfig;
 use control::interface::Interface;
 
 #[derive(Parser, Debug, Default, Clone)]
-#[command(
-    name = "relayd",
-    version,
-    about = "RTP/RTCP media relay driven by the rtpengine ng protocol"
-)]
+#[command(name = "relayd", version, about = "RTP/RTCP media relay driven by the rtpengine ng protocol")]
 pub struct Cli {
     /// TOML configuration file (flags override it)
     #[arg(long)]
@@ -109,8 +105,7 @@ fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, String> {
     if let Ok(p) = s.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], p)));
     }
-    s.parse()
-        .map_err(|_| format!("{what}: {s:?} is not an address:port"))
+    s.parse().map_err(|_| format!("{what}: {s:?} is not an address:port"))
 }
 
 pub fn parse_log_level(s: &str) -> Result<log::LevelFilter, String> {
@@ -130,44 +125,28 @@ impl Config {
     pub fn load(cli: &Cli) -> Result<Config, String> {
         let file = match &cli.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("config {}: {e}", p.display()))?
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| format!("config {}: {e}", p.display()))?
             }
             None => FileConfig::default(),
         };
         let interfaces: Vec<String> = if !cli.interface.is_empty() {
             cli.interface.clone()
         } else {
-            file.interface
-                .clone()
-                .unwrap_or_else(|| vec!["127.0.0.1".into()])
+            file.interface.clone().unwrap_or_else(|| vec!["127.0.0.1".into()])
         };
-        let interfaces = interfaces
-            .iter()
-            .map(|s| Interface::parse(s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let interfaces = interfaces.iter().map(|s| Interface::parse(s)).collect::<Result<Vec<_>, _>>()?;
         let port_min = cli.port_min.or(file.port_min).unwrap_or(30000);
         let port_max = cli.port_max.or(file.port_max).unwrap_or(40000);
         if port_min < 1024 || port_max <= port_min {
-            return Err(format!(
-                "port range {port_min}-{port_max} is invalid (need 1024 <= port-min < port-max)"
-            ));
+            return Err(format!("port range {port_min}-{port_max} is invalid (need 1024 <= port-min < port-max)"));
         }
-        let backend = cli
-            .backend
-            .clone()
-            .or(file.backend.clone())
-            .unwrap_or_else(|| "auto".into());
+        let backend = cli.backend.clone().or(file.backend.clone()).unwrap_or_else(|| "auto".into());
         if !matches!(backend.as_str(), "uring" | "auto") {
-            return Err(format!(
-                "backend {backend:?}: this build has the io_uring backend only (uring|auto)"
-            ));
+            return Err(format!("backend {backend:?}: this build has the io_uring backend only (uring|auto)"));
         }
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let workers = cli.workers.or(file.workers).unwrap_or(cores);
         if workers == 0 {
             return Err("workers must be at least 1".into());
@@ -175,11 +154,7 @@ impl Config {
         let cpus = match &cli.cpus {
             Some(s) => s
                 .split(',')
-                .map(|c| {
-                    c.trim()
-                        .parse::<usize>()
-                        .map_err(|_| format!("cpus: {c:?} is not a cpu number"))
-                })
+                .map(|c| c.trim().parse::<usize>().map_err(|_| format!("cpus: {c:?} is not a cpu number")))
                 .collect::<Result<Vec<_>, _>>()?,
             None => file.cpus.clone().unwrap_or_else(|| (0..cores).collect()),
         };
@@ -195,25 +170,13 @@ impl Config {
                 port_min,
                 port_max,
                 timeout: cli.timeout.or(file.timeout).unwrap_or(d.timeout),
-                silent_timeout: cli
-                    .silent_timeout
-                    .or(file.silent_timeout)
-                    .unwrap_or(d.silent_timeout),
-                final_timeout: cli
-                    .final_timeout
-                    .or(file.final_timeout)
-                    .unwrap_or(d.final_timeout),
-                delete_delay: cli
-                    .delete_delay
-                    .or(file.delete_delay)
-                    .unwrap_or(d.delete_delay),
+                silent_timeout: cli.silent_timeout.or(file.silent_timeout).unwrap_or(d.silent_timeout),
+                final_timeout: cli.final_timeout.or(file.final_timeout).unwrap_or(d.final_timeout),
+                delete_delay: cli.delete_delay.or(file.delete_delay).unwrap_or(d.delete_delay),
             },
             listen_ng: parse_addr(
                 "listen-ng",
-                &cli.listen_ng
-                    .clone()
-                    .or(file.listen_ng.clone())
-                    .unwrap_or_else(|| "127.0.0.1:2223".into()),
+                &cli.listen_ng.clone().or(file.listen_ng.clone()).unwrap_or_else(|| "127.0.0.1:2223".into()),
             )?,
             listen_http,
             tos: cli.tos.or(file.tos).unwrap_or(184),
@@ -221,10 +184,7 @@ impl Config {
             cpus,
             relatch_after_ms: cli.relatch_after.or(file.relatch_after).unwrap_or(2000),
             log_level: parse_log_level(
-                &cli.log_level
-                    .clone()
-                    .or(file.log_level.clone())
-                    .unwrap_or_else(|| "info".into()),
+                &cli.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into()),
             )?,
         })
     }
@@ -237,17 +197,14 @@ mod tests {
     #[test]
     fn flags_override_file() {
         let dir = std::env::temp_dir().join(format!("relayd-cfg-{}", std::process::id()));
-        std::fs::write(&dir, "interface = [\"pub/127.0.0.1!203.0.113.1\"]\nport-min = 20000\nport-max = 20100\ntimeout = 5\n").unwrap();
-        let cli = Cli {
-            config: Some(dir.clone()),
-            port_max: Some(20200),
-            ..Default::default()
-        };
+        std::fs::write(
+            &dir,
+            "interface = [\"pub/127.0.0.1!203.0.113.1\"]\nport-min = 20000\nport-max = 20100\ntimeout = 5\n",
+        )
+        .unwrap();
+        let cli = Cli { config: Some(dir.clone()), port_max: Some(20200), ..Default::default() };
         let c = Config::load(&cli).unwrap();
-        assert_eq!(
-            (c.engine.port_min, c.engine.port_max, c.engine.timeout),
-            (20000, 20200, 5)
-        );
+        assert_eq!((c.engine.port_min, c.engine.port_max, c.engine.timeout), (20000, 20200, 5));
         assert_eq!(c.engine.interfaces[0].advertised.to_string(), "203.0.113.1");
         assert_eq!(c.tos, 184);
         std::fs::write(&dir, "bogus = 1\n").unwrap();
@@ -257,21 +214,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_problem() {
-        let cli = Cli {
-            port_min: Some(5000),
-            port_max: Some(4000),
-            ..Default::default()
-        };
+        let cli = Cli { port_min: Some(5000), port_max: Some(4000), ..Default::default() };
         assert!(Config::load(&cli).unwrap_err().contains("port range"));
-        let cli = Cli {
-            interface: vec!["x/1.2.3".into()],
-            ..Default::default()
-        };
+        let cli = Cli { interface: vec!["x/1.2.3".into()], ..Default::default() };
         assert!(Config::load(&cli).unwrap_err().contains("not an IP"));
-        let cli = Cli {
-            listen_ng: Some("nope".into()),
-            ..Default::default()
-        };
+        let cli = Cli { listen_ng: Some("nope".into()), ..Default::default() };
         assert!(Config::load(&cli).unwrap_err().contains("listen-ng"));
     }
 }

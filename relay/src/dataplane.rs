@@ -26,12 +26,7 @@ pub struct UringDataPlane {
 
 impl UringDataPlane {
     /// Start `n` workers, pinned to `cpus` (round-robin) when given.
-    pub fn start(
-        n: usize,
-        cpus: &[usize],
-        tos: u8,
-        relatch_after_ms: u64,
-    ) -> io::Result<UringDataPlane> {
+    pub fn start(n: usize, cpus: &[usize], tos: u8, relatch_after_ms: u64) -> io::Result<UringDataPlane> {
         let epoch = Instant::now();
         let running = Arc::new(AtomicBool::new(true));
         let mut workers = Vec::new();
@@ -47,13 +42,7 @@ impl UringDataPlane {
                 io::Error::new(e.kind(), format!("cannot start io_uring worker {i}: {e} (is io_uring disabled? see /proc/sys/kernel/io_uring_disabled)"))
             })?);
         }
-        Ok(UringDataPlane {
-            workers,
-            sockets: Mutex::new(HashMap::new()),
-            tos,
-            epoch,
-            running,
-        })
+        Ok(UringDataPlane { workers, sockets: Mutex::new(HashMap::new()), tos, epoch, running })
     }
 
     pub fn stop(&mut self) {
@@ -76,11 +65,8 @@ impl UringDataPlane {
 
 fn set_tos(sock: &UdpSocket, local: SocketAddr, tos: u8) -> io::Result<()> {
     let v: libc::c_int = tos as libc::c_int;
-    let (level, opt) = if local.is_ipv4() {
-        (libc::IPPROTO_IP, libc::IP_TOS)
-    } else {
-        (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
-    };
+    let (level, opt) =
+        if local.is_ipv4() { (libc::IPPROTO_IP, libc::IP_TOS) } else { (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) };
     let r = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
@@ -99,13 +85,7 @@ fn set_tos(sock: &UdpSocket, local: SocketAddr, tos: u8) -> io::Result<()> {
 fn set_bufsize(sock: &UdpSocket, bytes: libc::c_int) {
     for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
         unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                &bytes as *const _ as *const libc::c_void,
-                4,
-            );
+            libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, opt, &bytes as *const _ as *const libc::c_void, 4);
         }
     }
 }
@@ -126,21 +106,12 @@ impl DataPlane for UringDataPlane {
         let counters = Arc::new(SharedCounters::default());
         socks.insert(local, (w, counters.clone()));
         drop(socks);
-        self.workers[w].send(Command::Open {
-            local,
-            socket: OwnedFd::from(sock),
-            counters,
-        });
+        self.workers[w].send(Command::Open { local, socket: OwnedFd::from(sock), counters });
         Ok(())
     }
 
     fn install(&self, rule: FlowRule) {
-        let w = self
-            .sockets
-            .lock()
-            .unwrap()
-            .get(&rule.local)
-            .map(|(w, _)| *w);
+        let w = self.sockets.lock().unwrap().get(&rule.local).map(|(w, _)| *w);
         if let Some(w) = w {
             self.workers[w].send(Command::Rule(Box::new(rule)));
         }
@@ -154,11 +125,7 @@ impl DataPlane for UringDataPlane {
     }
 
     fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
-        self.sockets
-            .lock()
-            .unwrap()
-            .get(&local)
-            .map(|(_, c)| c.snapshot())
+        self.sockets.lock().unwrap().get(&local).map(|(_, c)| c.snapshot())
     }
 
     fn now_ms(&self) -> u64 {
@@ -169,77 +136,32 @@ impl DataPlane for UringDataPlane {
         let mut v = Vec::new();
         for (i, w) in self.workers.iter().enumerate() {
             let s = &w.stats;
-            let l = format!("worker=\"{i}\"");
-            let r = |reason: &str| format!("worker=\"{i}\",reason=\"{reason}\"");
-            v.push((
-                "relay_rx_packets_total".into(),
-                l.clone(),
-                s.rx_packets.load(Relaxed),
-            ));
-            v.push((
-                "relay_tx_packets_total".into(),
-                l.clone(),
-                s.tx_packets.load(Relaxed),
-            ));
-            v.push((
-                "relay_drops_total".into(),
-                r("malformed"),
-                s.drop_malformed.load(Relaxed),
-            ));
-            v.push((
-                "relay_drops_total".into(),
-                r("source"),
-                s.drop_source.load(Relaxed),
-            ));
-            v.push((
-                "relay_drops_total".into(),
-                r("no-destination"),
-                s.drop_no_destination.load(Relaxed),
-            ));
-            v.push((
-                "relay_drops_total".into(),
-                r("unknown-flow"),
-                s.drop_unknown_flow.load(Relaxed),
-            ));
-            v.push((
-                "relay_drops_total".into(),
-                r("tx-full"),
-                s.drop_tx_full.load(Relaxed),
-            ));
-            v.push((
-                "relay_drops_total".into(),
-                r("truncated"),
-                s.drop_truncated.load(Relaxed),
-            ));
-            v.push((
-                "relay_tx_errors_total".into(),
-                l.clone(),
-                s.tx_errors.load(Relaxed),
-            ));
-            v.push((
-                "relay_rx_no_buffers_total".into(),
-                l.clone(),
-                s.rx_no_buffers.load(Relaxed),
-            ));
-            v.push((
-                "relay_batches_total".into(),
-                l.clone(),
-                s.batches.load(Relaxed),
-            ));
-            v.push((
-                "relay_worker_sockets".into(),
-                l.clone(),
-                s.sockets.load(Relaxed),
-            ));
-            v.push((
-                "relay_worker_buffers_available".into(),
-                l,
-                s.buffers_available.load(Relaxed),
-            ));
+            let rows: [(&str, Option<&str>, &std::sync::atomic::AtomicU64); 13] = [
+                ("relay_rx_packets_total", None, &s.rx_packets),
+                ("relay_tx_packets_total", None, &s.tx_packets),
+                ("relay_drops_total", Some("malformed"), &s.drop_malformed),
+                ("relay_drops_total", Some("source"), &s.drop_source),
+                ("relay_drops_total", Some("no-destination"), &s.drop_no_destination),
+                ("relay_drops_total", Some("unknown-flow"), &s.drop_unknown_flow),
+                ("relay_drops_total", Some("tx-full"), &s.drop_tx_full),
+                ("relay_drops_total", Some("truncated"), &s.drop_truncated),
+                ("relay_tx_errors_total", None, &s.tx_errors),
+                ("relay_rx_no_buffers_total", None, &s.rx_no_buffers),
+                ("relay_batches_total", None, &s.batches),
+                ("relay_worker_sockets", None, &s.sockets),
+                ("relay_worker_buffers_available", None, &s.buffers_available),
+            ];
+            let labels = |reason: Option<&str>| match reason {
+                Some(r) => format!("worker=\"{i}\",reason=\"{r}\""),
+                None => format!("worker=\"{i}\""),
+            };
+            for (name, reason, c) in rows {
+                v.push((name.to_string(), labels(reason), c.load(Relaxed)));
+            }
             for m in Malformed::ALL {
                 v.push((
                     "relay_malformed_total".into(),
-                    r(m.as_str()),
+                    labels(Some(m.as_str())),
                     s.malformed_by[m.index()].load(Relaxed),
                 ));
             }

@@ -66,10 +66,7 @@ fn packet_path_does_not_allocate() {
     let pkts: Vec<[u8; 172]> = (1..=10_000u16).map(rtp).collect();
     let before = ALLOCS.load(Relaxed);
     for (i, p) in pkts.iter().enumerate() {
-        assert!(matches!(
-            t.process(fa, src, p, 1 + i as u64 * 20_000),
-            Verdict::Forward { .. }
-        ));
+        assert!(matches!(t.process(fa, src, p, 1 + i as u64 * 20_000), Verdict::Forward { .. }));
     }
     let flow_table_allocs = ALLOCS.load(Relaxed) - before;
 

@@ -34,11 +34,7 @@ fn relayd(extra: &[&str]) -> Relayd {
     let pmin = 41000 + (n % 40) * 500;
     let ng: SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
-    let mut args = vec![
-        format!("--listen-ng={ng}"),
-        format!("--listen-http={http}"),
-        "--workers=2".into(),
-    ];
+    let mut args = vec![format!("--listen-ng={ng}"), format!("--listen-http={http}"), "--workers=2".into()];
     if !extra.iter().any(|a| a.starts_with("--port-min")) {
         args.push(format!("--port-min={pmin}"));
         args.push(format!("--port-max={}", pmin + 199));
@@ -63,17 +59,10 @@ fn relayd(extra: &[&str]) -> Relayd {
             assert_eq!(r.get("result").unwrap().as_str(), Some("pong"));
             break;
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "relayd did not answer ping"
-        );
+        assert!(t0.elapsed() < Duration::from_secs(10), "relayd did not answer ping");
     }
     ngc.retries = 2;
-    Relayd {
-        child,
-        ng: ngc,
-        http,
-    }
+    Relayd { child, ng: ngc, http }
 }
 
 fn sdp(ip: &str, port: u16, extra: &str) -> String {
@@ -82,14 +71,7 @@ fn sdp(ip: &str, port: u16, extra: &str) -> String {
 }
 
 fn media_port(sdp: &str) -> u16 {
-    sdp.lines()
-        .find(|l| l.starts_with("m=audio"))
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    sdp.lines().find(|l| l.starts_with("m=audio")).unwrap().split(' ').nth(1).unwrap().parse().unwrap()
 }
 
 fn ok(r: &Value) -> &Value {
@@ -112,10 +94,8 @@ impl Party {
                 continue;
             }
             if let Ok(rtcp) = UdpSocket::bind((ip, p + 1)) {
-                rtp.set_read_timeout(Some(Duration::from_millis(500)))
-                    .unwrap();
-                rtcp.set_read_timeout(Some(Duration::from_millis(500)))
-                    .unwrap();
+                rtp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                rtcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
                 return Party { rtp, rtcp };
             }
         }
@@ -127,14 +107,7 @@ impl Party {
 }
 
 /// Offer from A, answer from B; returns (relay port A sends to, relay port B sends to).
-fn call(
-    r: &mut Relayd,
-    id: &str,
-    a: &Party,
-    b: &Party,
-    flags: &[&str],
-    extra_sdp: &str,
-) -> (u16, u16) {
+fn call(r: &mut Relayd, id: &str, a: &Party, b: &Party, flags: &[&str], extra_sdp: &str) -> (u16, u16) {
     let fl = Value::List(flags.iter().map(|f| (*f).into()).collect());
     let o =
         r.ng.request(&NgClient::req(&[
@@ -190,11 +163,7 @@ fn forwards_rtp_and_rtcp_both_ways() {
     for i in 0..200u16 {
         a.rtp.send_to(&rtp(i), relay(to_a)).unwrap();
         let (n, src) = b.rtp.recv_from(&mut buf).unwrap();
-        assert_eq!(
-            (n, src),
-            (172, relay(to_b)),
-            "symmetric: B hears the relay port it sends to"
-        );
+        assert_eq!((n, src), (172, relay(to_b)), "symmetric: B hears the relay port it sends to");
         assert_eq!(&buf[..n], &rtp(i)[..]);
         b.rtp.send_to(&rtp(i), relay(to_b)).unwrap();
         let (_, src) = a.rtp.recv_from(&mut buf).unwrap();
@@ -206,21 +175,10 @@ fn forwards_rtp_and_rtcp_both_ways() {
     b.rtcp.send_to(&RR, relay(to_b + 1)).unwrap();
     let (_, src) = a.rtcp.recv_from(&mut buf).unwrap();
     assert_eq!(src, relay(to_a + 1));
-    let q =
-        r.ng.request(&NgClient::req(&[
-            ("command", "query".into()),
-            ("call-id", "fwd".into()),
-        ]))
-        .unwrap();
+    let q = r.ng.request(&NgClient::req(&[("command", "query".into()), ("call-id", "fwd".into())])).unwrap();
     let t = ok(&q).get("totals").unwrap();
-    assert_eq!(
-        t.get("RTP").unwrap().get("packets").unwrap().as_int(),
-        Some(400)
-    );
-    assert_eq!(
-        t.get("RTCP").unwrap().get("packets").unwrap().as_int(),
-        Some(2)
-    );
+    assert_eq!(t.get("RTP").unwrap().get("packets").unwrap().as_int(), Some(400));
+    assert_eq!(t.get("RTCP").unwrap().get("packets").unwrap().as_int(), Some(2));
     let d =
         r.ng.request(&NgClient::req(&[
             ("command", "delete".into()),
@@ -249,10 +207,7 @@ fn rtcp_mux_on_one_side_only() {
         ]))
         .unwrap();
     let osdp = ok(&o).get("sdp").unwrap().as_str().unwrap().to_string();
-    assert!(
-        !osdp.contains("a=rtcp-mux"),
-        "demux: B is offered separate RTCP\n{osdp}"
-    );
+    assert!(!osdp.contains("a=rtcp-mux"), "demux: B is offered separate RTCP\n{osdp}");
     let to_b = media_port(&osdp);
     let an =
         r.ng.request(&NgClient::req(&[
@@ -264,10 +219,7 @@ fn rtcp_mux_on_one_side_only() {
         ]))
         .unwrap();
     let asdp = ok(&an).get("sdp").unwrap().as_str().unwrap().to_string();
-    assert!(
-        asdp.contains("a=rtcp-mux"),
-        "A's mux offer is accepted by the relay\n{asdp}"
-    );
+    assert!(asdp.contains("a=rtcp-mux"), "A's mux offer is accepted by the relay\n{asdp}");
     let to_a = media_port(&asdp);
     let mut buf = [0u8; 2048];
     // A sends RTCP on its RTP port: B gets it on its RTCP port from the relay's RTCP port
@@ -304,13 +256,8 @@ fn bad_input_costs_a_good_call_nothing() {
     let stop2 = stop.clone();
     let att = std::thread::spawn(move || {
         let mut sent = 0u64;
-        let bad: [&[u8]; 5] = [
-            b"garbage",
-            &[0x80],
-            &[0x90, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xbe, 0xde],
-            &[0x40; 40],
-            &[],
-        ];
+        let bad: [&[u8]; 5] =
+            [b"garbage", &[0x80], &[0x90, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xbe, 0xde], &[0x40; 40], &[]];
         while !stop2.load(Ordering::Relaxed) {
             for p in bad {
                 attacker.send_to(p, relay(to_a)).unwrap();
@@ -342,16 +289,10 @@ fn bad_input_costs_a_good_call_nothing() {
     for i in 1..=1000u16 {
         a.rtp.send_to(&rtp(i), relay(to_a)).unwrap();
         b.rtp.send_to(&rtp(i), relay(to_b)).unwrap();
-        if b.rtp
-            .recv_from(&mut buf)
-            .is_ok_and(|(n, _)| buf[..n] == rtp(i)[..])
-        {
+        if b.rtp.recv_from(&mut buf).is_ok_and(|(n, _)| buf[..n] == rtp(i)[..]) {
             got_b += 1;
         }
-        if a.rtp
-            .recv_from(&mut buf)
-            .is_ok_and(|(n, _)| buf[..n] == rtp(i)[..])
-        {
+        if a.rtp.recv_from(&mut buf).is_ok_and(|(n, _)| buf[..n] == rtp(i)[..]) {
             got_a += 1;
         }
     }
@@ -360,20 +301,13 @@ fn bad_input_costs_a_good_call_nothing() {
     assert!(sent > 100, "attacker ran ({sent} rounds)");
     assert_eq!((got_a, got_b), (1000, 1000), "the good call lost packets");
     // the strict-source call: the spoofed packets never reached D
-    d.rtp
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    d.rtp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     assert!(d.rtp.recv_from(&mut buf).is_err());
 
     let (_, flows) = http(&r, "GET", "/flows");
     let flows: serde_json::Value = serde_json::from_str(&flows).unwrap();
     let flow = |port: u16| {
-        flows
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["local"] == format!("127.0.0.1:{port}"))
-            .unwrap()["counters"]
+        flows.as_array().unwrap().iter().find(|f| f["local"] == format!("127.0.0.1:{port}")).unwrap()["counters"]
             .clone()
     };
     let fa = flow(to_a);
@@ -383,16 +317,13 @@ fn bad_input_costs_a_good_call_nothing() {
     assert!(flow(to_c)["drop_strict_source"].as_u64().unwrap() >= sent);
     assert!(flow(to_b + 1)["drop_malformed"].as_u64().unwrap() >= 3 * sent);
     let (_, metrics) = http(&r, "GET", "/metrics");
-    assert!(
-        metrics.contains("relay_drops_total{worker=\"0\",reason=\"malformed\"}"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("relay_drops_total{worker=\"0\",reason=\"malformed\"}"), "{metrics}");
     assert!(metrics.contains("relay_ng_errors_total 4"), "{metrics}");
     // and by the exact reason
     for reason in ["too-short", "bad-version", "bad-extension"] {
-        let line = metrics.lines().find(|l| {
-            l.starts_with("relay_malformed_total") && l.contains(reason) && !l.ends_with(" 0")
-        });
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("relay_malformed_total") && l.contains(reason) && !l.ends_with(" 0"));
         assert!(line.is_some(), "no {reason} drops counted:\n{metrics}");
     }
 }
@@ -406,10 +337,7 @@ fn ng_errors_name_the_problem_and_retransmits_are_cached() {
     };
     let rep = r.ng.raw(b"x1 not bencode").unwrap();
     assert!(String::from_utf8_lossy(&rep).contains("malformed bencode"));
-    let reason = e(r
-        .ng
-        .request(&NgClient::req(&[("command", "nonsense".into())]))
-        .unwrap());
+    let reason = e(r.ng.request(&NgClient::req(&[("command", "nonsense".into())])).unwrap());
     assert!(reason.contains("unknown command"), "{reason}");
     let reason = e(r
         .ng
@@ -424,11 +352,7 @@ fn ng_errors_name_the_problem_and_retransmits_are_cached() {
     assert!(reason.contains("Unknown call-id"), "{reason}");
     let reason = e(r
         .ng
-        .request(&NgClient::req(&[
-            ("command", "offer".into()),
-            ("call-id", "c".into()),
-            ("from-tag", "x".into()),
-        ]))
+        .request(&NgClient::req(&[("command", "offer".into()), ("call-id", "c".into()), ("from-tag", "x".into())]))
         .unwrap());
     assert!(reason.contains("no SDP"), "{reason}");
     let reason = e(r
@@ -437,25 +361,14 @@ fn ng_errors_name_the_problem_and_retransmits_are_cached() {
             ("command", "offer".into()),
             ("call-id", "c".into()),
             ("from-tag", "x".into()),
-            (
-                "sdp",
-                "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 12x RTP/AVP 0\r\n".into(),
-            ),
+            ("sdp", "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 12x RTP/AVP 0\r\n".into()),
         ]))
         .unwrap());
     assert!(reason.contains("SDP"), "{reason}");
-    let reason = e(r
-        .ng
-        .request(&NgClient::req(&[
-            ("command", "delete".into()),
-            ("call-id", "nope".into()),
-        ]))
-        .unwrap());
+    let reason = e(r.ng.request(&NgClient::req(&[("command", "delete".into()), ("call-id", "nope".into())])).unwrap());
     assert!(reason.contains("Unknown call-id"), "{reason}");
     // a failed offer leaves nothing behind
-    let l =
-        r.ng.request(&NgClient::req(&[("command", "list".into())]))
-            .unwrap();
+    let l = r.ng.request(&NgClient::req(&[("command", "list".into())])).unwrap();
     assert_eq!(ok(&l).get("calls").unwrap().as_list().unwrap().len(), 0);
     // retransmission with the same cookie: same reply, command not run twice
     let mut offer = b"rt1 ".to_vec();
@@ -495,9 +408,7 @@ fn reinvite_keeps_ports_and_moves_the_latch() {
     b.rtp.recv_from(&mut buf).unwrap();
     // the old address no longer gets through
     a.rtp.send_to(&rtp(4), relay(to_a)).unwrap();
-    b.rtp
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    b.rtp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     assert!(b.rtp.recv_from(&mut buf).is_err());
 }
 
@@ -534,12 +445,7 @@ fn bridges_ipv4_and_ipv6() {
     a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
     let (_, src) = b.rtp.recv_from(&mut buf).unwrap();
     assert_eq!(src, format!("[::1]:{to_b}").parse().unwrap());
-    b.rtp
-        .send_to(
-            &rtp(1),
-            format!("[::1]:{to_b}").parse::<SocketAddr>().unwrap(),
-        )
-        .unwrap();
+    b.rtp.send_to(&rtp(1), format!("[::1]:{to_b}").parse::<SocketAddr>().unwrap()).unwrap();
     let (_, src) = a.rtp.recv_from(&mut buf).unwrap();
     assert_eq!(src, relay(to_a));
 }
@@ -550,15 +456,10 @@ fn media_timeout_tears_the_call_down() {
     let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
     call(&mut r, "to", &a, &b, &[], "");
     std::thread::sleep(Duration::from_millis(2200));
-    let l =
-        r.ng.request(&NgClient::req(&[("command", "list".into())]))
-            .unwrap();
+    let l = r.ng.request(&NgClient::req(&[("command", "list".into())])).unwrap();
     assert_eq!(ok(&l).get("calls").unwrap().as_list().unwrap().len(), 0);
     let (_, m) = http(&r, "GET", "/metrics");
-    assert!(
-        m.contains("relay_calls_ended_total{reason=\"timeout\"} 1"),
-        "{m}"
-    );
+    assert!(m.contains("relay_calls_ended_total{reason=\"timeout\"} 1"), "{m}");
     assert!(m.contains("relay_ports_in_use 0"), "{m}");
 }
 
@@ -578,11 +479,7 @@ fn http_api_lists_inspects_and_terminates() {
     assert_eq!(code, 200, "{one}");
     let one: serde_json::Value = serde_json::from_str(&one).unwrap();
     assert_eq!(one["flows"].as_array().unwrap().len(), 4);
-    assert!(one["flows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|f| f["state"] == "latched"));
+    assert!(one["flows"].as_array().unwrap().iter().any(|f| f["state"] == "latched"));
     assert_eq!(http(&r, "GET", "/calls/nope").0, 404);
     assert_eq!(http(&r, "DELETE", "/calls/api%2F1%20x").0, 200);
     assert_eq!(http(&r, "GET", "/calls").1.trim(), "[]");
@@ -594,10 +491,7 @@ fn http_api_lists_inspects_and_terminates() {
 fn port_exhaustion_is_a_clear_error_and_running_calls_keep_flowing() {
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
     let pmin = 61000 + n * 10;
-    let mut r = relayd(&[
-        &format!("--port-min={pmin}"),
-        &format!("--port-max={}", pmin + 3),
-    ]);
+    let mut r = relayd(&[&format!("--port-min={pmin}"), &format!("--port-max={}", pmin + 3)]);
     let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
     let (to_a, _) = call(&mut r, "first", &a, &b, &[], "");
     let o =
@@ -609,14 +503,7 @@ fn port_exhaustion_is_a_clear_error_and_running_calls_keep_flowing() {
         ]))
         .unwrap();
     assert_eq!(o.get("result").unwrap().as_str(), Some("error"));
-    assert!(
-        o.get("error-reason")
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .contains("exhausted"),
-        "{o:?}"
-    );
+    assert!(o.get("error-reason").unwrap().as_str().unwrap().contains("exhausted"), "{o:?}");
     let mut buf = [0u8; 2048];
     a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
     b.rtp.recv_from(&mut buf).unwrap();
@@ -628,10 +515,7 @@ fn recv_tos(sock: &UdpSocket, v6: bool) -> u8 {
     let fd = sock.as_raw_fd();
     let mut data = [0u8; 2048];
     let mut cbuf = [0u64; 16];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr() as *mut _,
-        iov_len: data.len(),
-    };
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr() as *mut _, iov_len: data.len() };
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
@@ -655,21 +539,10 @@ fn recv_tos(sock: &UdpSocket, v6: bool) -> u8 {
 fn enable_recv_tos(sock: &UdpSocket, v6: bool) {
     use std::os::fd::AsRawFd;
     let on: libc::c_int = 1;
-    let (level, opt) = if v6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS)
-    } else {
-        (libc::IPPROTO_IP, libc::IP_RECVTOS)
-    };
+    let (level, opt) =
+        if v6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS) } else { (libc::IPPROTO_IP, libc::IP_RECVTOS) };
     assert_eq!(
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                level,
-                opt,
-                &on as *const _ as *const libc::c_void,
-                4,
-            )
-        },
+        unsafe { libc::setsockopt(sock.as_raw_fd(), level, opt, &on as *const _ as *const libc::c_void, 4,) },
         0
     );
 }
@@ -694,46 +567,25 @@ fn media_carries_the_configured_tos_over_ipv4_and_ipv6() {
         if let Some(t) = tt {
             pairs.push(("to-tag", t.into()));
         }
-        media_port(
-            ok(&r.ng.request(&NgClient::req(&pairs)).unwrap())
-                .get("sdp")
-                .unwrap()
-                .as_str()
-                .unwrap(),
-        )
+        media_port(ok(&r.ng.request(&NgClient::req(&pairs)).unwrap()).get("sdp").unwrap().as_str().unwrap())
     };
     q("offer", None, &a6);
     let to_a6 = q("answer", Some("B"), &b6);
     enable_recv_tos(&b6.rtp, true);
-    a6.rtp
-        .send_to(
-            &rtp(1),
-            format!("[::1]:{to_a6}").parse::<SocketAddr>().unwrap(),
-        )
-        .unwrap();
+    a6.rtp.send_to(&rtp(1), format!("[::1]:{to_a6}").parse::<SocketAddr>().unwrap()).unwrap();
     assert_eq!(recv_tos(&b6.rtp, true), 184);
 }
 
 #[test]
 fn bad_configuration_is_refused_with_the_cause() {
-    let out = Command::new(env!("CARGO_BIN_EXE_relayd"))
-        .args(["--port-min=5000", "--port-max=4000"])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relayd")).args(["--port-min=5000", "--port-max=4000"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("port range"));
     let out = Command::new(env!("CARGO_BIN_EXE_relayd"))
-        .args([
-            "--interface=192.0.2.123",
-            "--listen-ng=127.0.0.1:1",
-            "--listen-http=none",
-        ])
+        .args(["--interface=192.0.2.123", "--listen-ng=127.0.0.1:1", "--listen-http=none"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("192.0.2.123") && err.contains("cannot bind"),
-        "{err}"
-    );
+    assert!(err.contains("192.0.2.123") && err.contains("cannot bind"), "{err}");
 }

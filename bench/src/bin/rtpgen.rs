@@ -22,11 +22,7 @@ use control::ng::client::NgClient;
 use relay::packet::rtp::{emit_header, RtpPacket};
 
 #[derive(Parser, Debug, Clone)]
-#[command(
-    name = "rtpgen",
-    version,
-    about = "RTP load generator for ng-controlled media relays"
-)]
+#[command(name = "rtpgen", version, about = "RTP load generator for ng-controlled media relays")]
 struct Args {
     /// The relay's ng address
     #[arg(long, default_value = "127.0.0.1:2223")]
@@ -113,11 +109,7 @@ impl RxStream {
                     self.cycles + seq as u64
                 } else {
                     self.reordered += 1;
-                    let c = if seq > m {
-                        self.cycles.saturating_sub(1 << 16)
-                    } else {
-                        self.cycles
-                    };
+                    let c = if seq > m { self.cycles.saturating_sub(1 << 16) } else { self.cycles };
                     c + seq as u64
                 }
             }
@@ -187,12 +179,7 @@ fn sdp(ip: IpAddr, port: u16) -> String {
 
 fn media_port(r: &Value) -> Option<u16> {
     let s = r.get("sdp")?.as_str()?;
-    s.lines()
-        .find(|l| l.starts_with("m=audio"))?
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()
+    s.lines().find(|l| l.starts_with("m=audio"))?.split(' ').nth(1)?.parse().ok()
 }
 
 fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -236,13 +223,7 @@ impl SideBatch {
         SideBatch {
             pkts: vec![vec![0u8; size]; BATCH],
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
-            iovs: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0
-                };
-                BATCH
-            ],
+            iovs: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH],
             msgs: (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect(),
             n: 0,
         }
@@ -250,10 +231,7 @@ impl SideBatch {
 
     fn flush(&mut self, fd: libc::c_int) {
         for k in 0..self.n {
-            self.iovs[k] = libc::iovec {
-                iov_base: self.pkts[k].as_mut_ptr() as *mut _,
-                iov_len: self.pkts[k].len(),
-            };
+            self.iovs[k] = libc::iovec { iov_base: self.pkts[k].as_mut_ptr() as *mut _, iov_len: self.pkts[k].len() };
             self.msgs[k].msg_hdr.msg_name = &mut self.addrs[k].0 as *mut _ as *mut _;
             self.msgs[k].msg_hdr.msg_namelen = self.addrs[k].1;
             self.msgs[k].msg_hdr.msg_iov = &mut self.iovs[k];
@@ -261,14 +239,7 @@ impl SideBatch {
         }
         let mut off = 0;
         while off < self.n {
-            let r = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    self.msgs.as_mut_ptr().add(off),
-                    (self.n - off) as u32,
-                    0,
-                )
-            };
+            let r = unsafe { libc::sendmmsg(fd, self.msgs.as_mut_ptr().add(off), (self.n - off) as u32, 0) };
             if r <= 0 {
                 break; // a full socket buffer: what was not sent counts as lost
             }
@@ -278,13 +249,7 @@ impl SideBatch {
     }
 }
 
-fn receiver(
-    sock: UdpSocket,
-    streams: usize,
-    start: Instant,
-    stop: Arc<AtomicBool>,
-    cpu: Option<usize>,
-) -> Rx {
+fn receiver(sock: UdpSocket, streams: usize, start: Instant, stop: Arc<AtomicBool>, cpu: Option<usize>) -> Rx {
     pin(cpu);
     let mut rx = Rx {
         streams: vec![RxStream::default(); streams],
@@ -294,13 +259,8 @@ fn receiver(
     };
     const B: usize = 64;
     let mut bufs = vec![[0u8; 2048]; B];
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr() as *mut _,
-            iov_len: b.len(),
-        })
-        .collect();
+    let mut iovs: Vec<libc::iovec> =
+        bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut _, iov_len: b.len() }).collect();
     let mut msgs: Vec<libc::mmsghdr> = (0..B)
         .map(|i| {
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
@@ -310,10 +270,7 @@ fn receiver(
         })
         .collect();
     let fd = sock.as_raw_fd();
-    let mut tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 100_000,
-    };
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
     unsafe {
         libc::setsockopt(
             fd,
@@ -324,24 +281,14 @@ fn receiver(
         )
     };
     while !stop.load(Ordering::Relaxed) {
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                msgs.as_mut_ptr(),
-                B as u32,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
+        let n = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), B as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
         if n <= 0 {
             continue;
         }
         let now_ns = start.elapsed().as_nanos() as u64;
         for m in msgs.iter().take(n as usize) {
             let len = m.msg_len as usize;
-            let buf = unsafe {
-                std::slice::from_raw_parts(m.msg_hdr.msg_iov.read().iov_base as *const u8, len)
-            };
+            let buf = unsafe { std::slice::from_raw_parts(m.msg_hdr.msg_iov.read().iov_base as *const u8, len) };
             let Ok(p) = RtpPacket::new_checked(buf) else {
                 rx.foreign += 1;
                 continue;
@@ -374,30 +321,16 @@ fn receiver(
 }
 
 fn run(args: Args) -> Result<Summary, String> {
-    let caller = UdpSocket::bind((args.caller_ip, 0))
-        .map_err(|e| format!("bind {}: {e}", args.caller_ip))?;
-    let callee = UdpSocket::bind((args.callee_ip, 0))
-        .map_err(|e| format!("bind {}: {e}", args.callee_ip))?;
+    let caller = UdpSocket::bind((args.caller_ip, 0)).map_err(|e| format!("bind {}: {e}", args.caller_ip))?;
+    let callee = UdpSocket::bind((args.callee_ip, 0)).map_err(|e| format!("bind {}: {e}", args.callee_ip))?;
     for s in [&caller, &callee] {
         let sz: libc::c_int = 8 << 20;
         for o in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
-            unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    o,
-                    &sz as *const _ as *const _,
-                    4,
-                )
-            };
+            unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, o, &sz as *const _ as *const _, 4) };
         }
     }
-    let (caller_port, callee_port) = (
-        caller.local_addr().unwrap().port(),
-        callee.local_addr().unwrap().port(),
-    );
-    let mut ng = NgClient::connect(args.ng, Duration::from_secs(2))
-        .map_err(|e| format!("ng {}: {e}", args.ng))?;
+    let (caller_port, callee_port) = (caller.local_addr().unwrap().port(), callee.local_addr().unwrap().port());
+    let mut ng = NgClient::connect(args.ng, Duration::from_secs(2)).map_err(|e| format!("ng {}: {e}", args.ng))?;
     let run_id = format!("rtpgen-{}-{:x}", std::process::id(), rand::random::<u32>());
     let flags = Value::List(args.flags.iter().map(|f| f.as_str().into()).collect());
     let mut streams: Vec<Stream> = Vec::with_capacity(args.calls * 2);
@@ -430,14 +363,8 @@ fn run(args: Args) -> Result<Summary, String> {
             (Some(to_a), Some(to_b)) => {
                 let ip_a = relay_ip(&answer).unwrap_or(args.ng.ip());
                 let ip_b = relay_ip(&offer).unwrap_or(args.ng.ip());
-                streams.push(Stream {
-                    to: SocketAddr::new(ip_a, to_a),
-                    seq: rand::random(),
-                });
-                streams.push(Stream {
-                    to: SocketAddr::new(ip_b, to_b),
-                    seq: rand::random(),
-                });
+                streams.push(Stream { to: SocketAddr::new(ip_a, to_a), seq: rand::random() });
+                streams.push(Stream { to: SocketAddr::new(ip_b, to_b), seq: rand::random() });
                 ids.push(cid);
             }
             _ => {
@@ -457,18 +384,10 @@ fn run(args: Args) -> Result<Summary, String> {
         return Err("no call could be set up".into());
     }
     if !args.quiet {
-        eprintln!(
-            "rtpgen: {} calls set up in {:.2}s against {}",
-            ids.len(),
-            setup_t0.elapsed().as_secs_f64(),
-            args.ng
-        );
+        eprintln!("rtpgen: {} calls set up in {:.2}s against {}", ids.len(), setup_t0.elapsed().as_secs_f64(), args.ng);
     }
     let n_streams = streams.len();
-    let rate = args
-        .rate
-        .map(|r| r as f64)
-        .unwrap_or(n_streams as f64 * 1000.0 / args.ptime as f64);
+    let rate = args.rate.map(|r| r as f64).unwrap_or(n_streams as f64 * 1000.0 / args.ptime as f64);
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     // callee receives dir 0 (caller -> callee), caller receives dir 1
@@ -511,8 +430,7 @@ fn run(args: Args) -> Result<Summary, String> {
     // one batch per side: callers' packets leave from the caller socket, callees' from the callee's
     let mut batch: Vec<SideBatch> = (0..2).map(|_| SideBatch::new(size)).collect();
     let fds = [caller.as_raw_fd(), callee.as_raw_fd()];
-    let dests: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
-        streams.iter().map(|s| sockaddr(s.to)).collect();
+    let dests: Vec<(libc::sockaddr_storage, libc::socklen_t)> = streams.iter().map(|s| sockaddr(s.to)).collect();
     let mut sent: u64 = 0;
     let mut next = 0usize;
     let dur = Duration::from_secs_f64(args.duration);
@@ -572,11 +490,7 @@ fn run(args: Args) -> Result<Summary, String> {
     let mut jit_max: f64 = 0.0;
     let mut jit_n = 0;
     for (i, sent_i) in pss.iter().enumerate() {
-        let s = if i % 2 == 0 {
-            &rb.streams[i]
-        } else {
-            &ra.streams[i]
-        };
+        let s = if i % 2 == 0 { &rb.streams[i] } else { &ra.streams[i] };
         received += s.received;
         dup += s.dup;
         reord += s.reordered;
@@ -598,11 +512,7 @@ fn run(args: Args) -> Result<Summary, String> {
         .filter(|x| x.1 > 0)
         .collect();
     let mean = |x: (u64, u64)| x.0 as f64 / x.1.max(1) as f64;
-    let backlog_ratio = if secs.len() >= 3 {
-        mean(secs[secs.len() - 2]) / mean(secs[0]).max(1.0)
-    } else {
-        1.0
-    };
+    let backlog_ratio = if secs.len() >= 3 { mean(secs[secs.len() - 2]) / mean(secs[0]).max(1.0) } else { 1.0 };
     let lost = sent as i64 - received as i64;
     Ok(Summary {
         relay: args.ng.to_string(),
@@ -612,18 +522,10 @@ fn run(args: Args) -> Result<Summary, String> {
         sent,
         received,
         lost,
-        loss_pct: if sent > 0 {
-            lost.max(0) as f64 * 100.0 / sent as f64
-        } else {
-            0.0
-        },
+        loss_pct: if sent > 0 { lost.max(0) as f64 * 100.0 / sent as f64 } else { 0.0 },
         duplicated: dup,
         reordered: reord,
-        jitter_ms_mean: if jit_n > 0 {
-            jit_sum / jit_n as f64
-        } else {
-            0.0
-        },
+        jitter_ms_mean: if jit_n > 0 { jit_sum / jit_n as f64 } else { 0.0 },
         jitter_ms_max: jit_max,
         latency_us_p50: lat.value_at_quantile(0.5),
         latency_us_p90: lat.value_at_quantile(0.9),
@@ -651,37 +553,21 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap());
             } else {
                 println!("relay            {}", s.relay);
-                println!(
-                    "calls            {} ({} failed to set up)",
-                    s.calls, s.setup_failures
-                );
-                println!(
-                    "duration         {:.2} s at {:.0} pps",
-                    s.duration_s, s.rate_pps
-                );
+                println!("calls            {} ({} failed to set up)", s.calls, s.setup_failures);
+                println!("duration         {:.2} s at {:.0} pps", s.duration_s, s.rate_pps);
                 println!("sent / received  {} / {}", s.sent, s.received);
                 println!("lost             {} ({:.3} %)", s.lost, s.loss_pct);
                 println!("duplicated       {}", s.duplicated);
                 println!("reordered        {}", s.reordered);
-                println!(
-                    "jitter           mean {:.3} ms, max {:.3} ms",
-                    s.jitter_ms_mean, s.jitter_ms_max
-                );
+                println!("jitter           mean {:.3} ms, max {:.3} ms", s.jitter_ms_mean, s.jitter_ms_max);
                 println!(
                     "latency (us)     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-                    s.latency_us_p50,
-                    s.latency_us_p90,
-                    s.latency_us_p99,
-                    s.latency_us_p999,
-                    s.latency_us_max
+                    s.latency_us_p50, s.latency_us_p90, s.latency_us_p99, s.latency_us_p999, s.latency_us_max
                 );
                 println!("backlog ratio    {:.2}", s.backlog_ratio);
             }
             if s.loss_pct > max_loss || s.setup_failures > 0 {
-                eprintln!(
-                    "rtpgen: loss {:.3} % exceeds --max-loss {max_loss} % (or setup failed)",
-                    s.loss_pct
-                );
+                eprintln!("rtpgen: loss {:.3} % exceeds --max-loss {max_loss} % (or setup failed)", s.loss_pct);
                 return ExitCode::from(1);
             }
             ExitCode::SUCCESS

@@ -14,10 +14,7 @@ const BATCH: usize = 64;
 
 fn run(ring: &mut IoUring, fd: i32, size: usize, packets: usize, zc: bool) -> f64 {
     let mut buf = vec![0x80u8; size];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut _,
-        iov_len: size,
-    };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut _, iov_len: size };
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
@@ -49,10 +46,7 @@ fn run(ring: &mut IoUring, fd: i32, size: usize, packets: usize, zc: bool) -> f6
 }
 
 fn main() {
-    let packets: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200_000);
+    let packets: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     tx.connect(rx.local_addr().unwrap()).unwrap();
@@ -77,11 +71,6 @@ fn main() {
             copy += run(&mut ring, tx.as_raw_fd(), size, packets / 3, false);
             zc += run(&mut ring, tx.as_raw_fd(), size, packets / 3, true);
         }
-        println!(
-            "| {size} | {:.0} | {:.0} | {:.2} |",
-            copy / 3.0,
-            zc / 3.0,
-            zc / copy
-        );
+        println!("| {size} | {:.0} | {:.0} | {:.2} |", copy / 3.0, zc / 3.0, zc / copy);
     }
 }

@@ -9,19 +9,10 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 #[derive(Parser)]
-#[command(
-    name = "relayctl",
-    version,
-    about = "Inspect and control a running relayd"
-)]
+#[command(name = "relayctl", version, about = "Inspect and control a running relayd")]
 struct Cli {
     /// relayd's --listen-http address
-    #[arg(
-        long,
-        global = true,
-        default_value = "127.0.0.1:9900",
-        env = "RELAYCTL_HTTP"
-    )]
+    #[arg(long, global = true, default_value = "127.0.0.1:9900", env = "RELAYCTL_HTTP")]
     http: String,
     /// Print the API's JSON instead of a table
     #[arg(long, global = true)]
@@ -68,30 +59,17 @@ fn request(addr: &str, method: &str, path: &str) -> Result<(u16, String), String
         .ok_or_else(|| format!("bad --http address {addr:?}"))?;
     let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(2)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::ConnectionRefused {
-            format!(
-                "relayd is not running, or not serving its API on {addr} (see --listen-http): {e}"
-            )
+            format!("relayd is not running, or not serving its API on {addr} (see --listen-http): {e}")
         } else {
             format!("cannot reach relayd at {addr}: {e}")
         }
     })?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
     let mut out = String::new();
-    s.read_to_string(&mut out)
-        .map_err(|e| format!("reading relayd's answer: {e}"))?;
-    let (head, body) = out
-        .split_once("\r\n\r\n")
-        .ok_or("malformed HTTP answer from relayd")?;
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("malformed HTTP status from relayd")?;
+    s.read_to_string(&mut out).map_err(|e| format!("reading relayd's answer: {e}"))?;
+    let (head, body) = out.split_once("\r\n\r\n").ok_or("malformed HTTP answer from relayd")?;
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or("malformed HTTP status from relayd")?;
     Ok((code, body.to_string()))
 }
 
@@ -103,11 +81,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
         }
     }
     let line = |cells: Vec<String>| {
-        let s: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{:<width$}", c, width = w[i]))
-            .collect();
+        let s: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{:<width$}", c, width = w[i])).collect();
         println!("{}", s.join("  ").trim_end());
     };
     line(headers.iter().map(|s| s.to_string()).collect());
@@ -154,20 +128,8 @@ fn flow_rows(flows: &Value) -> Vec<Vec<String>> {
         .unwrap_or_default()
 }
 
-const FLOW_HEADERS: [&str; 12] = [
-    "CALL",
-    "TAG",
-    "MEDIA",
-    "LOCAL",
-    "PEER",
-    "STATE",
-    "PACKETS",
-    "FWD",
-    "DROPS",
-    "LOST",
-    "JITTER_MS",
-    "IDLE",
-];
+const FLOW_HEADERS: [&str; 12] =
+    ["CALL", "TAG", "MEDIA", "LOCAL", "PEER", "STATE", "PACKETS", "FWD", "DROPS", "LOST", "JITTER_MS", "IDLE"];
 
 fn run(cli: Cli) -> Result<(), String> {
     let (method, path) = match &cli.cmd {
@@ -179,8 +141,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Terminate { id } => ("DELETE", format!("/calls/{}", encode(id))),
     };
     let (code, body) = request(&cli.http, method, &path)?;
-    let v: Value = serde_json::from_str(&body)
-        .map_err(|e| format!("relayd answered something that is not JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_str(&body).map_err(|e| format!("relayd answered something that is not JSON: {e}"))?;
     if code != 200 {
         return Err(v["error"].as_str().map(str::to_string).unwrap_or(body));
     }
@@ -197,30 +159,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map(|c| {
                     vec![
                         s(&c["call_id"]),
-                        c["tags"]
-                            .as_array()
-                            .map(|t| t.iter().map(s).collect::<Vec<_>>().join(","))
-                            .unwrap_or_default(),
+                        c["tags"].as_array().map(|t| t.iter().map(s).collect::<Vec<_>>().join(",")).unwrap_or_default(),
                         format!("{}s", s(&c["age_s"])),
                         s(&c["media"]),
                         s(&c["packets"]),
                         s(&c["bytes"]),
                         s(&c["dropped"]),
-                        if c["deleting"].as_bool() == Some(true) {
-                            "deleting".into()
-                        } else {
-                            "active".into()
-                        },
+                        if c["deleting"].as_bool() == Some(true) { "deleting".into() } else { "active".into() },
                     ]
                 })
                 .collect::<Vec<_>>();
             let n = rows.len();
-            table(
-                &[
-                    "CALL-ID", "TAGS", "AGE", "MEDIA", "PACKETS", "BYTES", "DROPS", "STATE",
-                ],
-                rows,
-            );
+            table(&["CALL-ID", "TAGS", "AGE", "MEDIA", "PACKETS", "BYTES", "DROPS", "STATE"], rows);
             println!("{n} call(s)");
         }
         Cmd::Call { .. } => {
@@ -236,26 +186,13 @@ fn run(cli: Cli) -> Result<(), String> {
             table(&FLOW_HEADERS, flow_rows(&v["flows"]));
         }
         Cmd::Flows { call } => {
-            let flows = if call.is_some() {
-                v["flows"].clone()
-            } else {
-                v
-            };
+            let flows = if call.is_some() { v["flows"].clone() } else { v };
             table(&FLOW_HEADERS, flow_rows(&flows));
         }
         Cmd::Stats => {
-            println!(
-                "calls {}  ports in use {} of {}",
-                s(&v["calls"]),
-                s(&v["ports_in_use"]),
-                s(&v["ports_total"])
-            );
+            println!("calls {}  ports in use {} of {}", s(&v["calls"]), s(&v["ports_in_use"]), s(&v["ports_total"]));
             let ctl = &v["control"];
-            println!(
-                "calls created {}  ng errors {}",
-                s(&ctl["calls_created"]),
-                s(&ctl["errors"])
-            );
+            println!("calls created {}  ng errors {}", s(&ctl["calls_created"]), s(&ctl["errors"]));
             if let Some(m) = ctl["ended"].as_object() {
                 for (k, n) in m {
                     println!("calls ended ({k}) {n}");

@@ -15,20 +15,11 @@ pub struct NgClient {
 
 impl NgClient {
     pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<NgClient> {
-        let bind: SocketAddr = if addr.is_ipv4() {
-            "0.0.0.0:0".parse().unwrap()
-        } else {
-            "[::]:0".parse().unwrap()
-        };
+        let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
         let sock = UdpSocket::bind(bind)?;
         sock.connect(addr)?;
         sock.set_read_timeout(Some(timeout))?;
-        Ok(NgClient {
-            sock,
-            next: 0,
-            prefix: format!("{}_{}", std::process::id(), rand::random::<u32>()),
-            retries: 2,
-        })
+        Ok(NgClient { sock, next: 0, prefix: format!("{}_{}", std::process::id(), rand::random::<u32>()), retries: 2 })
     }
 
     /// Send raw bytes (for tests of malformed input) and wait for a reply datagram.
@@ -59,17 +50,9 @@ impl NgClient {
                         if &r[..sp] != cookie.as_bytes() {
                             continue; // a late reply to an earlier request
                         }
-                        return Value::decode(&r[sp + 1..])
-                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+                        return Value::decode(&r[sp + 1..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        break
-                    }
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
                     Err(e) => return Err(e),
                 }
             }

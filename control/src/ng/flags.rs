@@ -79,17 +79,12 @@ impl Flags {
         if let Some(af) = get_str("address-family") {
             let af = af.to_ascii_uppercase();
             if af != "IP4" && af != "IP6" {
-                return Err(format!(
-                    "invalid address-family {af:?} (expected IP4 or IP6)"
-                ));
+                return Err(format!("invalid address-family {af:?} (expected IP4 or IP6)"));
             }
             f.address_family = Some(af);
         }
         if let Some(ma) = get_str("media-address") {
-            f.media_address = Some(
-                ma.parse()
-                    .map_err(|_| format!("invalid media-address {ma:?}"))?,
-            );
+            f.media_address = Some(ma.parse().map_err(|_| format!("invalid media-address {ma:?}"))?);
         }
         f.transport_protocol = get_str("transport-protocol");
         if let Some(r) = req.get("rtcp-mux") {
@@ -175,27 +170,15 @@ mod tests {
         let mut req = Value::dict();
         req.insert(
             "flags",
-            Value::List(vec![
-                "trust-address".into(),
-                "codec-mask-opus".into(),
-                "Strict Source".into(),
-            ]),
+            Value::List(vec!["trust-address".into(), "codec-mask-opus".into(), "Strict Source".into()]),
         );
-        req.insert(
-            "replace",
-            Value::List(vec!["origin".into(), "session-connection".into()]),
-        );
+        req.insert("replace", Value::List(vec!["origin".into(), "session-connection".into()]));
         req.insert("ICE", "remove".into());
         req.insert("direction", Value::List(vec!["pub".into(), "priv".into()]));
-        req.insert(
-            "received-from",
-            Value::List(vec!["IP4".into(), "192.0.2.7".into()]),
-        );
+        req.insert("received-from", Value::List(vec!["IP4".into(), "192.0.2.7".into()]));
         req.insert("delete-delay", "5".into());
         let f = Flags::from_request(&req).unwrap();
-        assert!(
-            f.trust_address && f.strict_source && f.replace_origin && f.replace_session_connection
-        );
+        assert!(f.trust_address && f.strict_source && f.replace_origin && f.replace_session_connection);
         assert_eq!(f.codec_mask, vec!["opus"]);
         assert_eq!(f.ice.as_deref(), Some("remove"));
         assert_eq!(f.direction, vec!["pub", "priv"]);
@@ -207,9 +190,7 @@ mod tests {
     fn bad_values_are_errors() {
         let mut req = Value::dict();
         req.insert("address-family", "IPX".into());
-        assert!(Flags::from_request(&req)
-            .unwrap_err()
-            .contains("address-family"));
+        assert!(Flags::from_request(&req).unwrap_err().contains("address-family"));
         let mut req = Value::dict();
         req.insert("media-address", "nope".into());
         assert!(Flags::from_request(&req).is_err());

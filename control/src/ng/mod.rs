@@ -62,20 +62,11 @@ impl Default for NgServer {
 
 impl NgServer {
     pub fn new() -> NgServer {
-        NgServer {
-            cookies: CookieCache::default(),
-            malformed: 0,
-        }
+        NgServer { cookies: CookieCache::default(), malformed: 0 }
     }
 
     /// One request datagram in, one reply datagram out (None: not even a cookie to answer to).
-    pub fn handle(
-        &mut self,
-        engine: &mut Engine,
-        datagram: &[u8],
-        now_ms: u64,
-        unix: u64,
-    ) -> Option<Vec<u8>> {
+    pub fn handle(&mut self, engine: &mut Engine, datagram: &[u8], now_ms: u64, unix: u64) -> Option<Vec<u8>> {
         let Some(sp) = datagram.iter().position(|&b| b == b' ') else {
             self.malformed += 1;
             return None;

@@ -21,30 +21,21 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn run(cfg: Config) -> Result<(), String> {
     // fail early, naming the cause, on addresses that cannot be bound
     for i in &cfg.engine.interfaces {
-        UdpSocket::bind((i.local, 0))
-            .map_err(|e| format!("interface {i}: cannot bind {}: {e}", i.local))?;
+        UdpSocket::bind((i.local, 0)).map_err(|e| format!("interface {i}: cannot bind {}: {e}", i.local))?;
     }
-    let ng = UdpSocket::bind(cfg.listen_ng)
-        .map_err(|e| format!("listen-ng {}: cannot bind: {e}", cfg.listen_ng))?;
-    ng.set_read_timeout(Some(Duration::from_millis(200)))
-        .map_err(|e| e.to_string())?;
+    let ng = UdpSocket::bind(cfg.listen_ng).map_err(|e| format!("listen-ng {}: cannot bind: {e}", cfg.listen_ng))?;
+    ng.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
     let http = match cfg.listen_http {
-        Some(a) => {
-            Some(TcpListener::bind(a).map_err(|e| format!("listen-http {a}: cannot bind: {e}"))?)
-        }
+        Some(a) => Some(TcpListener::bind(a).map_err(|e| format!("listen-http {a}: cannot bind: {e}"))?),
         None => None,
     };
-    let dp = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms)
-        .map_err(|e| e.to_string())?;
+    let dp = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms).map_err(|e| e.to_string())?;
     let dp = Arc::new(dp);
     let engine = Arc::new(Mutex::new(Engine::new(cfg.engine.clone(), dp.clone())));
     log::info!(
@@ -84,9 +75,7 @@ fn run(cfg: Config) -> Result<(), String> {
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
                 ) =>
             {
                 continue
@@ -120,10 +109,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::new()
-        .filter_level(cfg.log_level)
-        .format_target(false)
-        .init();
+    env_logger::Builder::new().filter_level(cfg.log_level).format_target(false).init();
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

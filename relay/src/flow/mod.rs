@@ -97,12 +97,7 @@ impl Default for FlowTable {
 
 impl FlowTable {
     pub fn new(relatch_after_ms: u64) -> FlowTable {
-        FlowTable {
-            slots: Vec::new(),
-            free: Vec::new(),
-            by_addr: HashMap::new(),
-            relatch_after_ms,
-        }
+        FlowTable { slots: Vec::new(), free: Vec::new(), by_addr: HashMap::new(), relatch_after_ms }
     }
 
     pub fn len(&self) -> usize {
@@ -215,8 +210,7 @@ impl FlowTable {
             let checked = if rtcp {
                 RtcpCompound::new_checked(data).map(|_| ())
             } else {
-                RtpPacket::new_checked(data)
-                    .map(|p| rtp_fields = Some((p.ssrc(), p.sequence(), p.timestamp())))
+                RtpPacket::new_checked(data).map(|p| rtp_fields = Some((p.ssrc(), p.sequence(), p.timestamp())))
             };
             if let Err(m) = checked {
                 bump(&c.drop_malformed, 1);
@@ -231,11 +225,7 @@ impl FlowTable {
                 return Verdict::Drop(DropReason::StrictSource);
             }
         } else {
-            let expected = if f.trusts_signalled() {
-                f.signalled
-            } else {
-                f.latched
-            };
+            let expected = if f.trusts_signalled() { f.signalled } else { f.latched };
             match expected {
                 Some(p) if p == src => {}
                 Some(_) => {
@@ -259,8 +249,7 @@ impl FlowTable {
             }
         }
         f.last_from_peer_ms = now_ms;
-        c.last_packet_ms
-            .store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
+        c.last_packet_ms.store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
 
         // 3. account
         if rtcp {
@@ -272,8 +261,7 @@ impl FlowTable {
             use std::sync::atomic::Ordering::Relaxed;
             c.ssrc.store(ssrc as u64, Relaxed);
             c.lost.store(f.stats.lost() as u64, Relaxed);
-            c.jitter_us
-                .store(f.stats.jitter() * 1_000_000 / f.clock_rate as u64, Relaxed);
+            c.jitter_us.store(f.stats.jitter() * 1_000_000 / f.clock_rate as u64, Relaxed);
         }
 
         // 4. destination: the egress socket's peer
@@ -283,12 +271,7 @@ impl FlowTable {
             return Verdict::Drop(DropReason::NoDestination);
         };
         let counters = f.counters.clone();
-        match self
-            .slots
-            .get(via)
-            .and_then(|e| e.as_ref())
-            .and_then(Flow::peer)
-        {
+        match self.slots.get(via).and_then(|e| e.as_ref()).and_then(Flow::peer) {
             Some(to) => {
                 bump(&counters.forwarded, 1);
                 Verdict::Forward { via, to }
@@ -340,11 +323,7 @@ mod tests {
             clock_rate: 8000,
         };
         assert!(t.apply(&rule("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002")));
-        assert!(t.apply(&rule(
-            "10.0.0.1:30002",
-            "198.51.100.20:5000",
-            "10.0.0.1:30000"
-        )));
+        assert!(t.apply(&rule("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000")));
         (t, fa, fb)
     }
 
@@ -353,58 +332,37 @@ mod tests {
         let (mut t, fa, fb) = table(LatchPolicy::default());
         assert_eq!(
             t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000),
-            Verdict::Forward {
-                via: fb,
-                to: a("198.51.100.20:5000")
-            }
+            Verdict::Forward { via: fb, to: a("198.51.100.20:5000") }
         );
         // B is behind NAT: its packets come from another address, which latches
         assert_eq!(
             t.process(fb, a("203.0.113.7:6000"), &rtp(1), 2_000),
-            Verdict::Forward {
-                via: fa,
-                to: a("192.0.2.10:4000")
-            }
+            Verdict::Forward { via: fa, to: a("192.0.2.10:4000") }
         );
         assert_eq!(
             t.process(fa, a("192.0.2.10:4000"), &rtp(2), 3_000),
-            Verdict::Forward {
-                via: fb,
-                to: a("203.0.113.7:6000")
-            }
+            Verdict::Forward { via: fb, to: a("203.0.113.7:6000") }
         );
-        assert_eq!(
-            t.get(fb).unwrap().counters.snapshot().latched_peer,
-            Some(a("203.0.113.7:6000"))
-        );
+        assert_eq!(t.get(fb).unwrap().counters.snapshot().latched_peer, Some(a("203.0.113.7:6000")));
     }
 
     #[test]
     fn garbage_and_spoofing_never_move_the_latch() {
         let (mut t, fa, fb) = table(LatchPolicy::default());
-        assert!(matches!(
-            t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000),
-            Verdict::Forward { .. }
-        ));
+        assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000), Verdict::Forward { .. }));
         for i in 0..1000u64 {
             let now = 1_000 + i * 100; // the real peer keeps talking every 100 µs of test time
             assert_eq!(
                 t.process(fa, a("6.6.6.6:666"), b"garbage!!!!!!!!", now),
                 Verdict::Drop(DropReason::Malformed(Malformed::BadVersion))
             );
-            assert_eq!(
-                t.process(fa, a("6.6.6.6:666"), &rtp(5), now),
-                Verdict::Drop(DropReason::ForeignSource)
-            );
+            assert_eq!(t.process(fa, a("6.6.6.6:666"), &rtp(5), now), Verdict::Drop(DropReason::ForeignSource));
             assert!(
                 matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(2 + i as u16), now), Verdict::Forward { via, .. } if via == fb)
             );
         }
         let c = t.get(fa).unwrap().counters.snapshot();
-        assert_eq!(
-            (c.drop_malformed, c.drop_foreign_source, c.forwarded),
-            (1000, 1000, 1001)
-        );
+        assert_eq!((c.drop_malformed, c.drop_foreign_source, c.forwarded), (1000, 1000, 1001));
         assert_eq!(c.latched_peer, Some(a("192.0.2.10:4000")));
         // garbage before any latch does not latch either
         assert_eq!(
@@ -418,26 +376,14 @@ mod tests {
     fn relatch_after_silence_but_not_with_strict_source() {
         let (mut t, fa, _) = table(LatchPolicy::default());
         t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000_000);
-        assert_eq!(
-            t.process(fa, a("192.0.2.10:4999"), &rtp(2), 1_500_000),
-            Verdict::Drop(DropReason::ForeignSource)
-        );
+        assert_eq!(t.process(fa, a("192.0.2.10:4999"), &rtp(2), 1_500_000), Verdict::Drop(DropReason::ForeignSource));
         // 2 s of silence from the latched peer: a NAT rebinding takes over
-        assert!(matches!(
-            t.process(fa, a("192.0.2.10:4999"), &rtp(3), 3_100_000),
-            Verdict::Forward { .. }
-        ));
+        assert!(matches!(t.process(fa, a("192.0.2.10:4999"), &rtp(3), 3_100_000), Verdict::Forward { .. }));
         assert_eq!(t.get(fa).unwrap().latched, Some(a("192.0.2.10:4999")));
 
-        let (mut t, fa, _) = table(LatchPolicy {
-            strict_source: true,
-            ..Default::default()
-        });
+        let (mut t, fa, _) = table(LatchPolicy { strict_source: true, ..Default::default() });
         t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000_000);
-        assert_eq!(
-            t.process(fa, a("192.0.2.10:4999"), &rtp(3), 9_000_000),
-            Verdict::Drop(DropReason::StrictSource)
-        );
+        assert_eq!(t.process(fa, a("192.0.2.10:4999"), &rtp(3), 9_000_000), Verdict::Drop(DropReason::StrictSource));
     }
 
     #[test]
@@ -456,49 +402,25 @@ mod tests {
         };
         t.apply(&r);
         assert_eq!(t.get(fa).unwrap().latched, None);
-        assert!(matches!(
-            t.process(fa, a("192.0.2.99:4000"), &rtp(2), 2_000),
-            Verdict::Forward { .. }
-        ));
+        assert!(matches!(t.process(fa, a("192.0.2.99:4000"), &rtp(2), 2_000), Verdict::Forward { .. }));
         r.reset_latch = true;
         t.apply(&r);
         assert_eq!(t.get(fa).unwrap().latched, None);
         // removing the egress socket stops forwarding into it
         t.remove(a("10.0.0.1:30002"));
-        assert_eq!(
-            t.process(fa, a("192.0.2.99:4000"), &rtp(3), 3_000),
-            Verdict::Drop(DropReason::NoDestination)
-        );
-        assert_eq!(
-            t.process(fb, a("192.0.2.99:4000"), &rtp(3), 3_000),
-            Verdict::Drop(DropReason::UnknownFlow)
-        );
+        assert_eq!(t.process(fa, a("192.0.2.99:4000"), &rtp(3), 3_000), Verdict::Drop(DropReason::NoDestination));
+        assert_eq!(t.process(fb, a("192.0.2.99:4000"), &rtp(3), 3_000), Verdict::Drop(DropReason::UnknownFlow));
     }
 
     #[test]
     fn trust_address_and_asymmetric() {
-        let (mut t, fa, _) = table(LatchPolicy {
-            trust_address: true,
-            ..Default::default()
-        });
+        let (mut t, fa, _) = table(LatchPolicy { trust_address: true, ..Default::default() });
+        assert_eq!(t.process(fa, a("203.0.113.1:1"), &rtp(1), 1_000), Verdict::Drop(DropReason::ForeignSource));
+        assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000), Verdict::Forward { .. }));
+        let (mut t, fa, fb) = table(LatchPolicy { asymmetric: true, ..Default::default() });
         assert_eq!(
             t.process(fa, a("203.0.113.1:1"), &rtp(1), 1_000),
-            Verdict::Drop(DropReason::ForeignSource)
-        );
-        assert!(matches!(
-            t.process(fa, a("192.0.2.10:4000"), &rtp(1), 1_000),
-            Verdict::Forward { .. }
-        ));
-        let (mut t, fa, fb) = table(LatchPolicy {
-            asymmetric: true,
-            ..Default::default()
-        });
-        assert_eq!(
-            t.process(fa, a("203.0.113.1:1"), &rtp(1), 1_000),
-            Verdict::Forward {
-                via: fb,
-                to: a("198.51.100.20:5000")
-            }
+            Verdict::Forward { via: fb, to: a("198.51.100.20:5000") }
         );
         assert_eq!(t.get(fa).unwrap().latched, None);
     }
@@ -519,10 +441,7 @@ mod tests {
             reset_latch: false,
             clock_rate: 8000,
         });
-        for (l, p) in [
-            ("10.0.0.1:30002", "198.51.100.20:5000"),
-            ("10.0.0.1:30003", "198.51.100.20:5001"),
-        ] {
+        for (l, p) in [("10.0.0.1:30002", "198.51.100.20:5000"), ("10.0.0.1:30003", "198.51.100.20:5001")] {
             t.apply(&FlowRule {
                 local: a(l),
                 kind: FlowKind::Rtp,
@@ -538,9 +457,7 @@ mod tests {
         assert!(
             matches!(t.process(fa, a("192.0.2.10:4000"), &rr, 1), Verdict::Forward { to, .. } if to == a("198.51.100.20:5001"))
         );
-        assert!(
-            matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 2), Verdict::Forward { via, .. } if via == fb)
-        );
+        assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &rtp(1), 2), Verdict::Forward { via, .. } if via == fb));
         let c = t.get(fa).unwrap().counters.snapshot();
         assert_eq!((c.rtcp_packets, c.packets), (1, 2));
     }

@@ -22,13 +22,7 @@ impl RtpStats {
     /// Account one packet. `arrival` is the arrival time in the stream's clock units.
     pub fn update(&mut self, ssrc: u32, seq: u16, ts: u32, arrival: u64) {
         if !self.init || ssrc != self.ssrc {
-            *self = RtpStats {
-                ssrc,
-                init: true,
-                max_seq: seq,
-                base_seq: seq as u64,
-                ..Default::default()
-            };
+            *self = RtpStats { ssrc, init: true, max_seq: seq, base_seq: seq as u64, ..Default::default() };
             self.last_transit = arrival as i64 - ts as i64;
             self.received = 1;
             return;

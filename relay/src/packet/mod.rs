@@ -70,11 +70,8 @@ mod tests {
         rtp::emit_header(&mut valid, 0, false, 1, 2, 3);
         for _ in 0..200_000 {
             let len = (rnd() % 48) as usize;
-            let mut b: Vec<u8> = if rnd() % 2 == 0 {
-                valid[..len.min(40)].to_vec()
-            } else {
-                (0..len).map(|_| rnd() as u8).collect()
-            };
+            let mut b: Vec<u8> =
+                if rnd() % 2 == 0 { valid[..len.min(40)].to_vec() } else { (0..len).map(|_| rnd() as u8).collect() };
             if !b.is_empty() {
                 let i = (rnd() as usize) % b.len();
                 b[i] = rnd() as u8;

@@ -79,37 +79,19 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert_eq!(
-            RtcpCompound::new_checked(&RR_SDES[..3]).unwrap_err(),
-            Malformed::TooShort
-        );
-        assert_eq!(
-            RtcpCompound::new_checked(&RR_SDES[..19]).unwrap_err(),
-            Malformed::BadRtcpLength
-        );
+        assert_eq!(RtcpCompound::new_checked(&RR_SDES[..3]).unwrap_err(), Malformed::TooShort);
+        assert_eq!(RtcpCompound::new_checked(&RR_SDES[..19]).unwrap_err(), Malformed::BadRtcpLength);
         let mut b = RR_SDES;
         b[3] = 200; // length runs past the end
-        assert_eq!(
-            RtcpCompound::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadRtcpLength
-        );
+        assert_eq!(RtcpCompound::new_checked(&b[..]).unwrap_err(), Malformed::BadRtcpLength);
         let mut b = RR_SDES;
         b[9] = 100;
-        assert_eq!(
-            RtcpCompound::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadRtcpType
-        );
+        assert_eq!(RtcpCompound::new_checked(&b[..]).unwrap_err(), Malformed::BadRtcpType);
         let mut b = RR_SDES;
         b[0] = 0xa0; // padding on the first of two
-        assert_eq!(
-            RtcpCompound::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadPadding
-        );
+        assert_eq!(RtcpCompound::new_checked(&b[..]).unwrap_err(), Malformed::BadPadding);
         let mut b = RR_SDES;
         b[8] = 0x01;
-        assert_eq!(
-            RtcpCompound::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadVersion
-        );
+        assert_eq!(RtcpCompound::new_checked(&b[..]).unwrap_err(), Malformed::BadVersion);
     }
 }

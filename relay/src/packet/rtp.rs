@@ -45,11 +45,7 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
             }
             end -= pad;
         }
-        Ok(RtpPacket {
-            buf,
-            header_len: hl,
-            payload_end: end,
-        })
+        Ok(RtpPacket { buf, header_len: hl, payload_end: end })
     }
 
     fn b(&self) -> &[u8] {
@@ -92,9 +88,7 @@ mod tests {
     use super::*;
 
     // PCMU, seq 0x1234, ts 0xdeadbeef, ssrc 0x01020304, 4 payload bytes
-    const PKT: [u8; 16] = [
-        0x80, 0x00, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 0xff, 0xff, 0xff, 0xff,
-    ];
+    const PKT: [u8; 16] = [0x80, 0x00, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 0xff, 0xff, 0xff, 0xff];
 
     #[test]
     fn deconstruct() {
@@ -112,16 +106,7 @@ mod tests {
         let mut b = [0u8; 12];
         emit_header(&mut b, 8, true, 7, 160, 42);
         let p = RtpPacket::new_checked(&b[..]).unwrap();
-        assert_eq!(
-            (
-                p.payload_type(),
-                p.marker(),
-                p.sequence(),
-                p.timestamp(),
-                p.ssrc()
-            ),
-            (8, true, 7, 160, 42)
-        );
+        assert_eq!((p.payload_type(), p.marker(), p.sequence(), p.timestamp(), p.ssrc()), (8, true, 7, 160, 42));
     }
 
     #[test]
@@ -138,38 +123,20 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert_eq!(
-            RtpPacket::new_checked(&PKT[..11]).unwrap_err(),
-            Malformed::TooShort
-        );
+        assert_eq!(RtpPacket::new_checked(&PKT[..11]).unwrap_err(), Malformed::TooShort);
         let mut b = PKT;
         b[0] = 0x40;
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadVersion
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Malformed::BadVersion);
         b[0] = 0x8f; // 15 CSRCs do not fit
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadCsrc
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Malformed::BadCsrc);
         b[0] = 0x90; // extension header runs past the end
         b[14] = 0xff;
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadExtension
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Malformed::BadExtension);
         let mut b = PKT;
         b[0] = 0xa0;
         b[15] = 0; // padding count 0
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadPadding
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Malformed::BadPadding);
         b[15] = 200; // more padding than payload
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Malformed::BadPadding
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Malformed::BadPadding);
     }
 }

@@ -61,11 +61,7 @@ impl BufRing {
             bgid,
             available: 0,
         };
-        unsafe {
-            uring
-                .submitter()
-                .register_buf_ring_with_flags(ring as u64, entries, bgid, 0)?
-        };
+        unsafe { uring.submitter().register_buf_ring_with_flags(ring as u64, entries, bgid, 0)? };
         for bid in 0..entries {
             br.push(bid);
         }

@@ -83,13 +83,7 @@ impl WorkerHandle {
 
     fn kick(&self) {
         let one: u64 = 1;
-        unsafe {
-            libc::write(
-                self.wake.as_raw_fd(),
-                &one as *const u64 as *const libc::c_void,
-                8,
-            )
-        };
+        unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
     }
 }
 
@@ -165,19 +159,10 @@ pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHa
     let queue = Arc::new(ArrayQueue::new(65536));
     let stats = Arc::new(WorkerStats::default());
     // build the ring here so that setup errors reach the caller
-    let ring = IoUring::builder()
-        .setup_coop_taskrun()
-        .build(cfg.ring_entries)
-        .or_else(|_| IoUring::new(cfg.ring_entries))?;
+    let ring =
+        IoUring::builder().setup_coop_taskrun().build(cfg.ring_entries).or_else(|_| IoUring::new(cfg.ring_entries))?;
     let bufs = BufRing::new(&ring, cfg.buffers, cfg.buf_size, 1)?;
-    let mut w = Worker::new(
-        cfg,
-        ring,
-        bufs,
-        queue.clone(),
-        wake.as_raw_fd(),
-        stats.clone(),
-    );
+    let mut w = Worker::new(cfg, ring, bufs, queue.clone(), wake.as_raw_fd(), stats.clone());
     let name = format!("relay-worker-{}", w.index);
     let thread = std::thread::Builder::new().name(name).spawn(move || {
         if let Some(cpu) = w.cpu {
@@ -189,12 +174,7 @@ pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHa
             std::process::exit(1);
         }
     })?;
-    Ok(WorkerHandle {
-        queue,
-        wake,
-        stats,
-        thread: Some(thread),
-    })
+    Ok(WorkerHandle { queue, wake, stats, thread: Some(thread) })
 }
 
 pub fn pin_to_cpu(cpu: usize) {
@@ -242,10 +222,7 @@ fn sockaddr_from(name: &[u8]) -> Option<SocketAddr> {
     if family == libc::AF_INET && name.len() >= mem::size_of::<libc::sockaddr_in>() {
         let sa: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(name.as_ptr() as *const _) };
         let ip = u32::from_be(sa.sin_addr.s_addr);
-        Some(SocketAddr::V4(SocketAddrV4::new(
-            ip.into(),
-            u16::from_be(sa.sin_port),
-        )))
+        Some(SocketAddr::V4(SocketAddrV4::new(ip.into(), u16::from_be(sa.sin_port))))
     } else if family == libc::AF_INET6 && name.len() >= mem::size_of::<libc::sockaddr_in6>() {
         let sa: libc::sockaddr_in6 = unsafe { std::ptr::read_unaligned(name.as_ptr() as *const _) };
         Some(SocketAddr::V6(SocketAddrV6::new(
@@ -294,9 +271,7 @@ impl Worker {
     ) -> Worker {
         let mut recv_msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });
         recv_msg.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-        let sends: Box<[SendSlot]> = (0..cfg.send_slots)
-            .map(|_| unsafe { mem::zeroed::<SendSlot>() })
-            .collect();
+        let sends: Box<[SendSlot]> = (0..cfg.send_slots).map(|_| unsafe { mem::zeroed::<SendSlot>() }).collect();
         Worker {
             index: cfg.index,
             cpu: cfg.cpu,
@@ -352,31 +327,21 @@ impl Worker {
             return;
         }
         s.armed = true;
-        let e = opcode::RecvMsgMulti::new(
-            types::Fd(s.fd.as_raw_fd()),
-            &*self.recv_msg as *const _,
-            self.bufs.bgid,
-        )
-        .build()
-        .user_data(ud(OP_RECV, slot, s.gen));
+        let e = opcode::RecvMsgMulti::new(types::Fd(s.fd.as_raw_fd()), &*self.recv_msg as *const _, self.bufs.bgid)
+            .build()
+            .user_data(ud(OP_RECV, slot, s.gen));
         self.push(e);
     }
 
     fn arm_wake(&mut self) {
-        let e = opcode::Read::new(
-            types::Fd(self.wake_fd),
-            &mut *self.wake_buf as *mut u64 as *mut u8,
-            8,
-        )
-        .build()
-        .user_data(ud(OP_WAKE, 0, 0));
+        let e = opcode::Read::new(types::Fd(self.wake_fd), &mut *self.wake_buf as *mut u64 as *mut u8, 8)
+            .build()
+            .user_data(ud(OP_WAKE, 0, 0));
         self.push(e);
     }
 
     fn arm_timer(&mut self) {
-        let e = opcode::Timeout::new(&*self.timer as *const _)
-            .build()
-            .user_data(ud(OP_TIMER, 0, 0));
+        let e = opcode::Timeout::new(&*self.timer as *const _).build().user_data(ud(OP_TIMER, 0, 0));
         self.push(e);
     }
 
@@ -391,17 +356,11 @@ impl Worker {
         while running.load(Ordering::Relaxed) {
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EINTR)
-                        || e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(e),
             }
             cqes.clear();
-            cqes.extend(
-                self.ring
-                    .completion()
-                    .map(|c| (c.user_data(), c.result(), c.flags())),
-            );
+            cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
             bump(&self.stats.batches, 1);
             let now_us = self.now_us();
             for &(u, res, flags) in &cqes {
@@ -413,9 +372,7 @@ impl Worker {
                         self.arm_wake();
                     }
                     OP_TIMER => {
-                        self.stats
-                            .buffers_available
-                            .store(self.bufs.available as u64, Ordering::Relaxed);
+                        self.stats.buffers_available.store(self.bufs.available as u64, Ordering::Relaxed);
                         self.arm_timer();
                     }
                     _ => {}
@@ -503,12 +460,7 @@ impl Worker {
                     self.bufs.push(bid);
                     return;
                 };
-                let fd = match self
-                    .flow_sock
-                    .get(via)
-                    .and_then(|s| self.socks.get(*s))
-                    .and_then(|s| s.as_ref())
-                {
+                let fd = match self.flow_sock.get(via).and_then(|s| self.socks.get(*s)).and_then(|s| s.as_ref()) {
                     Some(s) => s.fd.as_raw_fd(),
                     None => {
                         self.free_sends.push(sidx);
@@ -527,9 +479,8 @@ impl Worker {
                 ss.msg.msg_namelen = alen;
                 ss.msg.msg_iov = &mut ss.iov;
                 ss.msg.msg_iovlen = 1;
-                let e = opcode::SendMsg::new(types::Fd(fd), &ss.msg as *const _)
-                    .build()
-                    .user_data(ud(OP_SEND, sidx, 0));
+                let e =
+                    opcode::SendMsg::new(types::Fd(fd), &ss.msg as *const _).build().user_data(ud(OP_SEND, sidx, 0));
                 self.push(e);
             }
             Verdict::Drop(r) => {
@@ -565,21 +516,11 @@ impl Worker {
         while let Some(cmd) = self.queue.pop() {
             bump(&self.stats.commands, 1);
             match cmd {
-                Command::Open {
-                    local,
-                    socket,
-                    counters,
-                } => {
+                Command::Open { local, socket, counters } => {
                     let flow = self.table.insert(local, counters);
                     let gen = self.next_gen;
                     self.next_gen = self.next_gen.wrapping_add(1).max(1) & 0xff_ffff;
-                    let s = Sock {
-                        fd: socket,
-                        flow,
-                        gen,
-                        closing: false,
-                        armed: false,
-                    };
+                    let s = Sock { fd: socket, flow, gen, closing: false, armed: false };
                     let slot = match self.free_socks.pop() {
                         Some(i) => {
                             self.socks[i] = Some(s);
@@ -599,11 +540,7 @@ impl Worker {
                 }
                 Command::Rule(rule) => {
                     if !self.table.apply(&rule) {
-                        log::warn!(
-                            "worker {}: rule for unknown socket {}",
-                            self.index,
-                            rule.local
-                        );
+                        log::warn!("worker {}: rule for unknown socket {}", self.index, rule.local);
                     }
                 }
                 Command::Close(local) => {
