@@ -6,4 +6,5 @@ pub mod config;
 pub mod dataplane;
 pub mod flow;
 pub mod packet;
+pub mod srtp;
 pub mod uring;

@@ -12,31 +12,38 @@ pub struct RtpPacket<T: AsRef<[u8]>> {
 
 pub const FIXED_HEADER: usize = 12;
 
+/// Validate the clear part of an RTP header (version, CSRC list, extension) and return
+/// its length. SRTP packets are checked with this alone: their padding count is encrypted.
+pub fn header_len(b: &[u8]) -> Result<usize, Malformed> {
+    if b.len() < FIXED_HEADER {
+        return Err(Malformed::TooShort);
+    }
+    if b[0] >> 6 != 2 {
+        return Err(Malformed::BadVersion);
+    }
+    let cc = (b[0] & 0x0f) as usize;
+    let mut hl = FIXED_HEADER + 4 * cc;
+    if hl > b.len() {
+        return Err(Malformed::BadCsrc);
+    }
+    if b[0] & 0x10 != 0 {
+        if hl + 4 > b.len() {
+            return Err(Malformed::BadExtension);
+        }
+        let words = u16::from_be_bytes([b[hl + 2], b[hl + 3]]) as usize;
+        hl += 4 + 4 * words;
+        if hl > b.len() {
+            return Err(Malformed::BadExtension);
+        }
+    }
+    Ok(hl)
+}
+
 impl<T: AsRef<[u8]>> RtpPacket<T> {
     /// Validate version, CSRC count, extension length and padding against the buffer.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
         let b = buf.as_ref();
-        if b.len() < FIXED_HEADER {
-            return Err(Malformed::TooShort);
-        }
-        if b[0] >> 6 != 2 {
-            return Err(Malformed::BadVersion);
-        }
-        let cc = (b[0] & 0x0f) as usize;
-        let mut hl = FIXED_HEADER + 4 * cc;
-        if hl > b.len() {
-            return Err(Malformed::BadCsrc);
-        }
-        if b[0] & 0x10 != 0 {
-            if hl + 4 > b.len() {
-                return Err(Malformed::BadExtension);
-            }
-            let words = u16::from_be_bytes([b[hl + 2], b[hl + 3]]) as usize;
-            hl += 4 + 4 * words;
-            if hl > b.len() {
-                return Err(Malformed::BadExtension);
-            }
-        }
+        let hl = header_len(b)?;
         let mut end = b.len();
         if b[0] & 0x20 != 0 {
             let pad = b[end - 1] as usize;
@@ -47,7 +54,9 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
         }
         Ok(RtpPacket { buf, header_len: hl, payload_end: end })
     }
+}
 
+impl<T: AsRef<[u8]>> RtpPacket<T> {
     fn b(&self) -> &[u8] {
         self.buf.as_ref()
     }

@@ -1,0 +1,267 @@
+//! The two SRTP transforms: AES counter mode + HMAC-SHA1 (RFC 3711, RFC 6188) and
+//! AES-GCM (RFC 7714). Keyed once; per packet only the IV changes.
+
+use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
+use aes::{Aes128, Aes256};
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce, Tag};
+use ctr::{Ctr128BE, CtrCore};
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+use super::{SrtpError, Suite};
+
+/// Session keys of one of SRTP / SRTCP.
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
+pub struct SessionKeys {
+    pub enc: [u8; 32],
+    pub key_len: usize,
+    pub auth: [u8; 20],
+    pub salt: [u8; 14],
+    pub salt_len: usize,
+}
+
+impl SessionKeys {
+    pub fn enc(&self) -> &[u8] {
+        &self.enc[..self.key_len]
+    }
+    pub fn salt(&self) -> &[u8] {
+        &self.salt[..self.salt_len]
+    }
+    /// Session keys given directly (test vectors).
+    pub fn direct(enc: &[u8], auth: &[u8], salt: &[u8]) -> SessionKeys {
+        let mut k = SessionKeys { key_len: enc.len(), salt_len: salt.len(), ..Default::default() };
+        k.enc[..enc.len()].copy_from_slice(enc);
+        k.auth[..auth.len()].copy_from_slice(auth);
+        k.salt[..salt.len()].copy_from_slice(salt);
+        k
+    }
+}
+
+pub(super) enum Aes {
+    A128(Aes128),
+    A256(Aes256),
+}
+
+impl Aes {
+    fn apply(&self, iv: &[u8; 16], data: &mut [u8]) {
+        match self {
+            Aes::A128(a) => {
+                Ctr128BE::<Aes128>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
+            }
+            Aes::A256(a) => {
+                Ctr128BE::<Aes256>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
+            }
+        }
+    }
+}
+
+pub(super) enum Gcm {
+    A128(Box<Aes128Gcm>),
+    A256(Box<Aes256Gcm>),
+}
+
+pub(super) enum Transform {
+    Cm { aes: Aes, salt: [u8; 14], hmac: Hmac<Sha1>, tag: usize },
+    Gcm { aead: Gcm, salt: [u8; 12] },
+}
+
+impl Transform {
+    pub(super) fn new(suite: Suite, k: &SessionKeys, tag: usize) -> Transform {
+        if suite.is_gcm() {
+            let aead = match k.key_len {
+                16 => Gcm::A128(Box::new(Aes128Gcm::new(k.enc().into()))),
+                _ => Gcm::A256(Box::new(Aes256Gcm::new(k.enc().into()))),
+            };
+            let mut salt = [0u8; 12];
+            salt.copy_from_slice(&k.salt[..12]);
+            Transform::Gcm { aead, salt }
+        } else {
+            let aes = match k.key_len {
+                16 => Aes::A128(Aes128::new(k.enc().into())),
+                _ => Aes::A256(Aes256::new(k.enc().into())),
+            };
+            let hmac = <Hmac<Sha1> as Mac>::new_from_slice(&k.auth).expect("any HMAC key length");
+            Transform::Cm { aes, salt: k.salt, hmac, tag }
+        }
+    }
+
+    /// RFC 3711 §4.1.1: IV = (salt << 16) XOR (SSRC << 64) XOR (index << 16)
+    fn cm_iv(salt: &[u8; 14], ssrc: u32, index: u64) -> [u8; 16] {
+        let mut iv = [0u8; 16];
+        iv[..14].copy_from_slice(salt);
+        for (i, b) in ssrc.to_be_bytes().iter().enumerate() {
+            iv[4 + i] ^= b;
+        }
+        for (i, b) in index.to_be_bytes()[2..].iter().enumerate() {
+            iv[8 + i] ^= b;
+        }
+        iv
+    }
+
+    /// RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt
+    fn gcm_rtp_iv(salt: &[u8; 12], ssrc: u32, roc: u32, seq: u16) -> [u8; 12] {
+        let mut iv = [0u8; 12];
+        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+        iv[6..10].copy_from_slice(&roc.to_be_bytes());
+        iv[10..12].copy_from_slice(&seq.to_be_bytes());
+        for (a, b) in iv.iter_mut().zip(salt) {
+            *a ^= b;
+        }
+        iv
+    }
+
+    /// RFC 7714 §9.1: IV = (0x0000 || SSRC || 0x0000 || 0 || SRTCP index) XOR salt
+    fn gcm_rtcp_iv(salt: &[u8; 12], ssrc: u32, index: u32) -> [u8; 12] {
+        let mut iv = [0u8; 12];
+        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+        iv[8..12].copy_from_slice(&(index & 0x7fff_ffff).to_be_bytes());
+        for (a, b) in iv.iter_mut().zip(salt) {
+            *a ^= b;
+        }
+        iv
+    }
+
+    fn gcm_seal(aead: &Gcm, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> Tag {
+        let n = Nonce::from_slice(nonce);
+        match aead {
+            Gcm::A128(g) => g.encrypt_in_place_detached(n, aad, data),
+            Gcm::A256(g) => g.encrypt_in_place_detached(n, aad, data),
+        }
+        .expect("GCM input within limits")
+    }
+
+    fn gcm_open(aead: &Gcm, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), SrtpError> {
+        let n = Nonce::from_slice(nonce);
+        let t = Tag::from_slice(tag);
+        match aead {
+            Gcm::A128(g) => g.decrypt_in_place_detached(n, aad, data, t),
+            Gcm::A256(g) => g.decrypt_in_place_detached(n, aad, data, t),
+        }
+        .map_err(|_| SrtpError::AuthFailed)
+    }
+
+    pub(super) fn seal_rtp(
+        &self,
+        buf: &mut [u8],
+        hl: usize,
+        len: usize,
+        ssrc: u32,
+        roc: u32,
+        index: u64,
+    ) -> Result<(), SrtpError> {
+        match self {
+            Transform::Cm { aes, salt, hmac, tag } => {
+                aes.apply(&Self::cm_iv(salt, ssrc, index), &mut buf[hl..len]);
+                let mut mac = hmac.clone();
+                mac.update(&buf[..len]);
+                mac.update(&roc.to_be_bytes());
+                let full = mac.finalize().into_bytes();
+                buf[len..len + tag].copy_from_slice(&full[..*tag]);
+            }
+            Transform::Gcm { aead, salt } => {
+                let seq = index as u16;
+                let nonce = Self::gcm_rtp_iv(salt, ssrc, roc, seq);
+                let (head, rest) = buf.split_at_mut(hl);
+                let t = Self::gcm_seal(aead, &nonce, head, &mut rest[..len - hl]);
+                buf[len..len + 16].copy_from_slice(&t);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn open_rtp(
+        &self,
+        buf: &mut [u8],
+        hl: usize,
+        len: usize,
+        ssrc: u32,
+        roc: u32,
+        index: u64,
+    ) -> Result<(), SrtpError> {
+        match self {
+            Transform::Cm { aes, salt, hmac, tag } => {
+                let body = len - tag;
+                let mut mac = hmac.clone();
+                mac.update(&buf[..body]);
+                mac.update(&roc.to_be_bytes());
+                mac.verify_truncated_left(&buf[body..len]).map_err(|_| SrtpError::AuthFailed)?;
+                aes.apply(&Self::cm_iv(salt, ssrc, index), &mut buf[hl..body]);
+            }
+            Transform::Gcm { aead, salt } => {
+                let body = len - 16;
+                let nonce = Self::gcm_rtp_iv(salt, ssrc, roc, index as u16);
+                let (head, rest) = buf.split_at_mut(hl);
+                let (ct, tag) = rest[..len - hl].split_at_mut(body - hl);
+                Self::gcm_open(aead, &nonce, head, ct, tag)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn seal_rtcp(&self, buf: &mut [u8], len: usize, ssrc: u32, index: u32) -> Result<(), SrtpError> {
+        let word = (0x8000_0000 | index).to_be_bytes();
+        match self {
+            Transform::Cm { aes, salt, hmac, tag } => {
+                aes.apply(&Self::cm_iv(salt, ssrc, index as u64), &mut buf[8..len]);
+                buf[len..len + 4].copy_from_slice(&word);
+                let mut mac = hmac.clone();
+                mac.update(&buf[..len + 4]);
+                let full = mac.finalize().into_bytes();
+                buf[len + 4..len + 4 + tag].copy_from_slice(&full[..*tag]);
+            }
+            Transform::Gcm { aead, salt } => {
+                let nonce = Self::gcm_rtcp_iv(salt, ssrc, index);
+                let mut aad = [0u8; 12];
+                aad[..8].copy_from_slice(&buf[..8]);
+                aad[8..].copy_from_slice(&word);
+                let t = Self::gcm_seal(aead, &nonce, &aad, &mut buf[8..len]);
+                buf[len..len + 16].copy_from_slice(&t);
+                buf[len + 16..len + 20].copy_from_slice(&word);
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the plain RTCP length.
+    pub(super) fn open_rtcp(&self, buf: &mut [u8], len: usize, ssrc: u32, word: u32) -> Result<usize, SrtpError> {
+        let encrypted = word & 0x8000_0000 != 0;
+        let index = word & 0x7fff_ffff;
+        match self {
+            Transform::Cm { aes, salt, hmac, tag } => {
+                let body = len - tag;
+                let mut mac = hmac.clone();
+                mac.update(&buf[..body]);
+                mac.verify_truncated_left(&buf[body..len]).map_err(|_| SrtpError::AuthFailed)?;
+                let plain = body - 4;
+                if encrypted {
+                    aes.apply(&Self::cm_iv(salt, ssrc, index as u64), &mut buf[8..plain]);
+                }
+                Ok(plain)
+            }
+            Transform::Gcm { aead, salt } => {
+                let plain = len - 20;
+                let nonce = Self::gcm_rtcp_iv(salt, ssrc, index);
+                let mut tag = [0u8; 16];
+                tag.copy_from_slice(&buf[plain..plain + 16]);
+                let wb = word.to_be_bytes();
+                if encrypted {
+                    let mut aad = [0u8; 12];
+                    aad[..8].copy_from_slice(&buf[..8]);
+                    aad[8..].copy_from_slice(&wb);
+                    Self::gcm_open(aead, &nonce, &aad, &mut buf[8..plain], &tag)?;
+                } else {
+                    // E = 0: the whole packet is authenticated data (RFC 7714 §9.2)
+                    let mut aad = [0u8; 2048];
+                    if plain + 4 > aad.len() {
+                        return Err(SrtpError::Malformed);
+                    }
+                    aad[..plain].copy_from_slice(&buf[..plain]);
+                    aad[plain..plain + 4].copy_from_slice(&wb);
+                    Self::gcm_open(aead, &nonce, &aad[..plain + 4], &mut [], &tag)?;
+                }
+                Ok(plain)
+            }
+        }
+    }
+}
