@@ -1,0 +1,129 @@
+/*
+ * A libsrtp2 peer for interop tests and benchmarks. Not part of the relay: Debian's
+ * libsrtp2 is a correctness reference (and a speed yardstick) only.
+ *
+ *   srtp_peer protect|unprotect SUITE KEY_HEX SALT_HEX   < frames > frames
+ *     frames: [u8 kind (0 = RTP, 1 = RTCP)][u16 BE length][bytes]; output frames carry
+ *     the result, or length 0xffff and the libsrtp error code as one byte on failure.
+ *   srtp_peer bench SUITE PACKETS
+ *     prints "protect_ns unprotect_ns" per 172-byte RTP packet.
+ */
+#include <srtp2/srtp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int set_suite(srtp_policy_t *p, const char *s, int *key_len, int *salt_len) {
+    *salt_len = 14;
+    if (!strcmp(s, "AES_CM_128_HMAC_SHA1_80")) {
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p->rtp);
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p->rtcp);
+        *key_len = 16;
+    } else if (!strcmp(s, "AES_CM_128_HMAC_SHA1_32")) {
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&p->rtp);
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p->rtcp);
+        *key_len = 16;
+    } else if (!strcmp(s, "AES_256_CM_HMAC_SHA1_80")) {
+        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&p->rtp);
+        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&p->rtcp);
+        *key_len = 32;
+    } else if (!strcmp(s, "AES_256_CM_HMAC_SHA1_32")) {
+        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_32(&p->rtp);
+        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&p->rtcp);
+        *key_len = 32;
+    } else if (!strcmp(s, "AEAD_AES_128_GCM")) {
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p->rtp);
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p->rtcp);
+        *key_len = 16;
+        *salt_len = 12;
+    } else if (!strcmp(s, "AEAD_AES_256_GCM")) {
+        srtp_crypto_policy_set_aes_gcm_256_16_auth(&p->rtp);
+        srtp_crypto_policy_set_aes_gcm_256_16_auth(&p->rtcp);
+        *key_len = 32;
+        *salt_len = 12;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static void unhex(const char *h, uint8_t *out, int n) {
+    for (int i = 0; i < n; i++) sscanf(h + 2 * i, "%2hhx", &out[i]);
+}
+
+static srtp_t make(const char *suite, const char *key, const char *salt, int inbound) {
+    srtp_policy_t p;
+    memset(&p, 0, sizeof p);
+    int kl, sl;
+    if (set_suite(&p, suite, &kl, &sl)) { fprintf(stderr, "unknown suite %s\n", suite); exit(2); }
+    static uint8_t material[64];
+    unhex(key, material, kl);
+    unhex(salt, material + kl, sl);
+    p.key = material;
+    p.ssrc.type = inbound ? ssrc_any_inbound : ssrc_any_outbound;
+    p.window_size = 128;
+    p.allow_repeat_tx = 0;
+    srtp_t s;
+    if (srtp_create(&s, &p) != srtp_err_status_ok) { fprintf(stderr, "srtp_create failed\n"); exit(2); }
+    return s;
+}
+
+static double now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    if (srtp_init() != srtp_err_status_ok) return 2;
+    if (argc == 4 && !strcmp(argv[1], "bench")) {
+        const char *suite = argv[2];
+        int n = atoi(argv[3]);
+        const char *key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        const char *salt = "a0a1a2a3a4a5a6a7a8a9aaabacad";
+        srtp_t tx = make(suite, key, salt, 0), rx = make(suite, key, salt, 1);
+        uint8_t *pk = malloc((size_t)n * 256);
+        double t0 = now_ns();
+        for (int i = 0; i < n; i++) {
+            uint8_t *b = pk + (size_t)i * 256;
+            memset(b, 0x5a, 184);
+            b[0] = 0x80; b[1] = 0; b[2] = i >> 8; b[3] = i; b[8] = 0x12; b[9] = 0x34; b[10] = 0x56; b[11] = 0x78;
+        }
+        t0 = now_ns();
+        int lens_ok = 0;
+        for (int i = 0; i < n; i++) {
+            int len = 184;
+            if (srtp_protect(tx, pk + (size_t)i * 256, &len) == srtp_err_status_ok) lens_ok = len;
+        }
+        double t1 = now_ns();
+        for (int i = 0; i < n; i++) {
+            int len = lens_ok;
+            srtp_unprotect(rx, pk + (size_t)i * 256, &len);
+        }
+        double t2 = now_ns();
+        printf("%.1f %.1f\n", (t1 - t0) / n, (t2 - t1) / n);
+        return 0;
+    }
+    if (argc != 5) { fprintf(stderr, "usage: srtp_peer protect|unprotect SUITE KEY_HEX SALT_HEX\n"); return 2; }
+    int protect = !strcmp(argv[1], "protect");
+    srtp_t s = make(argv[2], argv[3], argv[4], !protect);
+    uint8_t hdr[3], buf[2048];
+    while (fread(hdr, 1, 3, stdin) == 3) {
+        int kind = hdr[0], len = (hdr[1] << 8) | hdr[2];
+        if (len > 1500 || fread(buf, 1, len, stdin) != (size_t)len) return 3;
+        srtp_err_status_t e;
+        if (kind == 0) e = protect ? srtp_protect(s, buf, &len) : srtp_unprotect(s, buf, &len);
+        else e = protect ? srtp_protect_rtcp(s, buf, &len) : srtp_unprotect_rtcp(s, buf, &len);
+        if (e != srtp_err_status_ok) {
+            uint8_t out[4] = {(uint8_t)kind, 0xff, 0xff, (uint8_t)e};
+            fwrite(out, 1, 4, stdout);
+            continue;
+        }
+        uint8_t out[3] = {(uint8_t)kind, (uint8_t)(len >> 8), (uint8_t)len};
+        fwrite(out, 1, 3, stdout);
+        fwrite(buf, 1, len, stdout);
+    }
+    return 0;
+}
