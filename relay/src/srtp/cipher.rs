@@ -3,10 +3,9 @@
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::{Aes128, Aes256};
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce, Tag};
 use ctr::{Ctr128BE, CtrCore};
 use hmac::{Hmac, Mac};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM};
 use sha1::Sha1;
 
 use super::{SrtpError, Suite};
@@ -44,6 +43,7 @@ pub(super) enum Aes {
 }
 
 impl Aes {
+    /// AES counter mode from `iv` on the cached key schedule (copied, never re-expanded).
     fn apply(&self, iv: &[u8; 16], data: &mut [u8]) {
         match self {
             Aes::A128(a) => {
@@ -56,10 +56,8 @@ impl Aes {
     }
 }
 
-pub(super) enum Gcm {
-    A128(Box<Aes128Gcm>),
-    A256(Box<Aes256Gcm>),
-}
+/// AES-GCM from ring: its assembly is about twice as fast as the portable crates here.
+pub(super) struct Gcm(LessSafeKey);
 
 pub(super) enum Transform {
     Cm { aes: Aes, salt: [u8; 14], hmac: Hmac<Sha1>, tag: usize },
@@ -69,10 +67,8 @@ pub(super) enum Transform {
 impl Transform {
     pub(super) fn new(suite: Suite, k: &SessionKeys, tag: usize) -> Transform {
         if suite.is_gcm() {
-            let aead = match k.key_len {
-                16 => Gcm::A128(Box::new(Aes128Gcm::new(k.enc().into()))),
-                _ => Gcm::A256(Box::new(Aes256Gcm::new(k.enc().into()))),
-            };
+            let alg = if k.key_len == 16 { &AES_128_GCM } else { &AES_256_GCM };
+            let aead = Gcm(LessSafeKey::new(UnboundKey::new(alg, k.enc()).expect("GCM key length")));
             let mut salt = [0u8; 12];
             salt.copy_from_slice(&k.salt[..12]);
             Transform::Gcm { aead, salt }
@@ -123,22 +119,17 @@ impl Transform {
     }
 
     fn gcm_seal(aead: &Gcm, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> Tag {
-        let n = Nonce::from_slice(nonce);
-        match aead {
-            Gcm::A128(g) => g.encrypt_in_place_detached(n, aad, data),
-            Gcm::A256(g) => g.encrypt_in_place_detached(n, aad, data),
-        }
-        .expect("GCM input within limits")
+        aead.0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), data)
+            .expect("GCM input within limits")
     }
 
     fn gcm_open(aead: &Gcm, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), SrtpError> {
-        let n = Nonce::from_slice(nonce);
-        let t = Tag::from_slice(tag);
-        match aead {
-            Gcm::A128(g) => g.decrypt_in_place_detached(n, aad, data, t),
-            Gcm::A256(g) => g.decrypt_in_place_detached(n, aad, data, t),
-        }
-        .map_err(|_| SrtpError::AuthFailed)
+        let tag = Tag::try_from(tag).map_err(|_| SrtpError::Malformed)?;
+        aead.0
+            .open_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), tag, data, 0..)
+            .map(|_| ())
+            .map_err(|_| SrtpError::AuthFailed)
     }
 
     pub(super) fn seal_rtp(
@@ -164,7 +155,7 @@ impl Transform {
                 let nonce = Self::gcm_rtp_iv(salt, ssrc, roc, seq);
                 let (head, rest) = buf.split_at_mut(hl);
                 let t = Self::gcm_seal(aead, &nonce, head, &mut rest[..len - hl]);
-                buf[len..len + 16].copy_from_slice(&t);
+                buf[len..len + 16].copy_from_slice(t.as_ref());
             }
         }
         Ok(())
@@ -216,7 +207,7 @@ impl Transform {
                 aad[..8].copy_from_slice(&buf[..8]);
                 aad[8..].copy_from_slice(&word);
                 let t = Self::gcm_seal(aead, &nonce, &aad, &mut buf[8..len]);
-                buf[len..len + 16].copy_from_slice(&t);
+                buf[len..len + 16].copy_from_slice(t.as_ref());
                 buf[len + 16..len + 20].copy_from_slice(&word);
             }
         }
