@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::dataplane::{FlowKind, FlowRule, LatchPolicy};
+use crate::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
 
 #[derive(Debug, Clone)]
 pub struct Leg {
@@ -27,6 +27,10 @@ pub struct Leg {
     /// Reset the latch at the next rule installation (address changed by signalling).
     pub reset_latch: bool,
     pub rejected: bool,
+    /// SDES: the key this party sends with (None: plain RTP from this party).
+    pub srtp_in: Option<SrtpKey>,
+    /// SDES: the key the relay sends to this party with.
+    pub srtp_out: Option<SrtpKey>,
 }
 
 impl Leg {
@@ -167,6 +171,8 @@ impl Call {
                 latch,
                 reset_latch: reset,
                 clock_rate: leg.clock_rate,
+                srtp_in: leg.srtp_in.clone(),
+                srtp_out: leg.srtp_out.clone(),
             });
             out.push(FlowRule {
                 local: leg.rtcp(),
@@ -177,6 +183,8 @@ impl Call {
                 latch,
                 reset_latch: reset,
                 clock_rate: leg.clock_rate,
+                srtp_in: leg.srtp_in.clone(),
+                srtp_out: leg.srtp_out.clone(),
             });
         }
         out

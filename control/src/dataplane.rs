@@ -34,6 +34,22 @@ pub struct LatchPolicy {
     pub strict_source: bool,
 }
 
+/// An SDES master key for one direction of one leg.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKey {
+    /// SDES suite name, e.g. AES_CM_128_HMAC_SHA1_80.
+    pub suite: String,
+    pub key: Vec<u8>,
+    pub salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for SrtpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never log key material
+        write!(f, "SrtpKey({})", self.suite)
+    }
+}
+
 /// Forwarding rule for one relay socket: packets that arrive on `local` leave through
 /// `egress_rtp` / `egress_rtcp` (other relay sockets) towards that socket's peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +65,10 @@ pub struct FlowRule {
     pub reset_latch: bool,
     /// RTP clock rate of the main payload type, for RFC 3550 jitter.
     pub clock_rate: u32,
+    /// The party on this socket sends SRTP with this key: authenticate and decrypt.
+    pub srtp_in: Option<SrtpKey>,
+    /// Packets leaving through this socket are protected with this key.
+    pub srtp_out: Option<SrtpKey>,
 }
 
 /// Counters of one relay socket: what arrived on it, what was done with it.
@@ -66,6 +86,10 @@ pub struct FlowCounters {
     pub drop_foreign_source: u64,
     pub drop_no_destination: u64,
     pub drop_send_error: u64,
+    /// SRTP/SRTCP that failed authentication (or was malformed under encryption).
+    pub drop_srtp_auth: u64,
+    /// SRTP/SRTCP replayed or older than the replay window.
+    pub drop_srtp_replay: u64,
     pub rtcp_packets: u64,
     pub rtcp_bytes: u64,
     /// Milliseconds on the relay's monotonic clock; 0 = never.

@@ -375,6 +375,8 @@ impl Engine {
                         clock_rate,
                         reset_latch: false,
                         rejected: false,
+                        srtp_in: None,
+                        srtp_out: None,
                     }
                 };
                 let legs = &mut call.monologues[mono].legs;

@@ -169,6 +169,8 @@ pub fn metrics(e: &Engine) -> String {
             ("reason=\"foreign-source\"".into(), sum(|c| c.drop_foreign_source)),
             ("reason=\"no-destination\"".into(), sum(|c| c.drop_no_destination)),
             ("reason=\"send-error\"".into(), sum(|c| c.drop_send_error)),
+            ("reason=\"srtp-auth\"".into(), sum(|c| c.drop_srtp_auth)),
+            ("reason=\"srtp-replay\"".into(), sum(|c| c.drop_srtp_replay)),
         ],
     );
     let mut by_name: Vec<(String, Vec<(String, u64)>)> = Vec::new();

@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
             latch: LatchPolicy::default(),
             reset_latch: false,
             clock_rate: 8000,
+            srtp_in: None,
+            srtp_out: None,
         });
     }
     let mut now = 0u64;
@@ -30,7 +32,9 @@ fuzz_target!(|data: &[u8]| {
         let src = SocketAddr::from(([192, 0, 2, chunk[0] % 4], 4000 + (chunk.len() as u16 % 3)));
         let before = t.get(fa).unwrap().latched;
         now += chunk.len() as u64 * 10_000;
-        if let Verdict::Drop(relay::flow::DropReason::Malformed(_)) = t.process(fa, src, &chunk[1..], now) {
+        let mut buf = [0u8; 128];
+        buf[..chunk.len() - 1].copy_from_slice(&chunk[1..]);
+        if let Verdict::Drop(relay::flow::DropReason::Malformed(_)) = t.process(fa, src, &mut buf, chunk.len() - 1, now) {
             assert_eq!(t.get(fa).unwrap().latched, before);
         }
     }

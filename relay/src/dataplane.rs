@@ -136,7 +136,7 @@ impl DataPlane for UringDataPlane {
         let mut v = Vec::new();
         for (i, w) in self.workers.iter().enumerate() {
             let s = &w.stats;
-            let rows: [(&str, Option<&str>, &std::sync::atomic::AtomicU64); 13] = [
+            let rows: [(&str, Option<&str>, &std::sync::atomic::AtomicU64); 14] = [
                 ("relay_rx_packets_total", None, &s.rx_packets),
                 ("relay_tx_packets_total", None, &s.tx_packets),
                 ("relay_drops_total", Some("malformed"), &s.drop_malformed),
@@ -145,6 +145,7 @@ impl DataPlane for UringDataPlane {
                 ("relay_drops_total", Some("unknown-flow"), &s.drop_unknown_flow),
                 ("relay_drops_total", Some("tx-full"), &s.drop_tx_full),
                 ("relay_drops_total", Some("truncated"), &s.drop_truncated),
+                ("relay_drops_total", Some("srtp"), &s.drop_srtp),
                 ("relay_tx_errors_total", None, &s.tx_errors),
                 ("relay_rx_no_buffers_total", None, &s.rx_no_buffers),
                 ("relay_batches_total", None, &s.batches),

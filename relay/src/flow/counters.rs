@@ -19,6 +19,8 @@ pub struct SharedCounters {
     pub drop_foreign_source: AtomicU64,
     pub drop_no_destination: AtomicU64,
     pub drop_send_error: AtomicU64,
+    pub drop_srtp_auth: AtomicU64,
+    pub drop_srtp_replay: AtomicU64,
     pub rtcp_packets: AtomicU64,
     pub rtcp_bytes: AtomicU64,
     pub last_packet_ms: AtomicU64,
@@ -44,16 +46,20 @@ impl SharedCounters {
         let df = g(&self.drop_foreign_source);
         let dn = g(&self.drop_no_destination);
         let de = g(&self.drop_send_error);
+        let da = g(&self.drop_srtp_auth);
+        let dr = g(&self.drop_srtp_replay);
         FlowCounters {
             packets: g(&self.packets),
             bytes: g(&self.bytes),
             forwarded: g(&self.forwarded),
-            dropped: dm + ds + df + dn + de,
+            dropped: dm + ds + df + dn + de + da + dr,
             drop_malformed: dm,
             drop_strict_source: ds,
             drop_foreign_source: df,
             drop_no_destination: dn,
             drop_send_error: de,
+            drop_srtp_auth: da,
+            drop_srtp_replay: dr,
             rtcp_packets: g(&self.rtcp_packets),
             rtcp_bytes: g(&self.rtcp_bytes),
             last_packet_ms: g(&self.last_packet_ms),

@@ -167,6 +167,12 @@ pub struct Context {
     tick: u64,
 }
 
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "srtp::Context({})", self.suite)
+    }
+}
+
 impl Context {
     /// A context from an SDES master key and salt.
     pub fn new(suite: Suite, master_key: &[u8], master_salt: &[u8]) -> Result<Context, SrtpError> {

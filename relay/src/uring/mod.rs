@@ -52,6 +52,7 @@ pub struct WorkerStats {
     pub drop_unknown_flow: AtomicU64,
     pub drop_tx_full: AtomicU64,
     pub drop_truncated: AtomicU64,
+    pub drop_srtp: AtomicU64,
     pub tx_errors: AtomicU64,
     pub rx_no_buffers: AtomicU64,
     pub batches: AtomicU64,
@@ -451,9 +452,11 @@ impl Worker {
         let off = payload.as_ptr() as usize - buf.as_ptr() as usize;
         let plen = payload.len();
         let flow = self.socks[slot].as_ref().unwrap().flow;
-        let verdict = self.table.process(flow, src, payload, now_us);
+        // the packet is processed in place; what follows it in the buffer is tail room
+        // for SRTP tags
+        let verdict = self.table.process(flow, src, &mut self.bufs.buf_mut(bid)[off..], plen, now_us);
         match verdict {
-            Verdict::Forward { via, to } => {
+            Verdict::Forward { via, to, len: plen } => {
                 let Some(sidx) = self.free_sends.pop() else {
                     bump(&self.stats.drop_tx_full, 1);
                     self.table.send_failed(flow);
@@ -493,6 +496,7 @@ impl Worker {
                     StrictSource | ForeignSource => &self.stats.drop_source,
                     NoDestination => &self.stats.drop_no_destination,
                     UnknownFlow => &self.stats.drop_unknown_flow,
+                    Srtp(_) => &self.stats.drop_srtp,
                 };
                 bump(c, 1);
                 self.bufs.push(bid);
