@@ -27,6 +27,12 @@ pub struct Leg {
     /// Reset the latch at the next rule installation (address changed by signalling).
     pub reset_latch: bool,
     pub rejected: bool,
+    /// Transport protocol this party speaks (RTP/AVP, RTP/SAVP, ...).
+    pub proto: String,
+    /// SDES keys this party offered (the answer to it picks one).
+    pub sdes_offered: Vec<crate::sdes::Crypto>,
+    /// SDES keys the relay offered to this party (its answer picks one by tag).
+    pub sdes_relay_offer: Vec<crate::sdes::Crypto>,
     /// SDES: the key this party sends with (None: plain RTP from this party).
     pub srtp_in: Option<SrtpKey>,
     /// SDES: the key the relay sends to this party with.

@@ -11,8 +11,9 @@ use crate::bencode::Value;
 use crate::call::{Call, Leg, Monologue, OriginState};
 use crate::dataplane::{DataPlane, FlowCounters, FlowKind, LatchPolicy};
 use crate::interface::{Interface, PortPool};
-use crate::ng::flags::Flags;
+use crate::ng::flags::{self, Flags};
 use crate::rewrite::{is_zero_hold, rewrite, MediaOut, SessionOut};
+use crate::sdes::{self, Crypto};
 use crate::sdp::{family_of, Sdp};
 
 #[derive(Debug, Clone)]
@@ -186,19 +187,10 @@ impl Engine {
             log::debug!("call {call_id}: ignoring flags {:?}", flags.ignored);
         }
         for m in &sdp.media {
-            let p = m.m.proto.to_ascii_uppercase();
-            if p.contains("SAVP")
-                && flags.transport_protocol.as_deref().is_some_and(|t| !t.to_ascii_uppercase().contains("SAVP"))
-            {
-                return Err("SRTP to RTP conversion is not supported yet (transport-protocol)".into());
-            }
-            if !p.contains("SAVP")
-                && flags.transport_protocol.as_deref().is_some_and(|t| t.to_ascii_uppercase().contains("SAVP"))
-            {
-                return Err("RTP to SRTP conversion is not supported yet (transport-protocol)".into());
+            if m.m.port != 0 && m.m.proto.to_ascii_uppercase().contains("TLS") {
+                return Err(format!("DTLS-SRTP ({}) is not supported yet", m.m.proto));
             }
         }
-
         if is_answer && !self.calls.contains_key(&call_id) {
             return Err(format!("Unknown call-id {call_id:?}"));
         }
@@ -377,6 +369,9 @@ impl Engine {
                         rejected: false,
                         srtp_in: None,
                         srtp_out: None,
+                        proto: m.m.proto.clone(),
+                        sdes_offered: Vec::new(),
+                        sdes_relay_offer: Vec::new(),
                     }
                 };
                 let legs = &mut call.monologues[mono].legs;
@@ -434,8 +429,12 @@ impl Engine {
                     || flags.rtcp_mux_has("offer")
                     || flags.rtcp_mux_has("require")
             };
-            let proto = flags.transport_protocol.clone().filter(|_| m.m.is_rtp());
-            outs.push(MediaOut { leg: Some(call.monologues[y].legs[i].clone()), fmts, proto, mux: mux_out });
+            let (proto, crypto) = if m.m.is_rtp() && m.m.port != 0 {
+                self.negotiate_sdes(call, m, flags, x, y, i, is_answer)?
+            } else {
+                (None, None)
+            };
+            outs.push(MediaOut { leg: Some(call.monologues[y].legs[i].clone()), fmts, proto, mux: mux_out, crypto });
         }
         // media sections dropped by a re-offer
         let n = sdp.media.len();
@@ -452,6 +451,132 @@ impl Engine {
         let first_adv = outs.iter().filter_map(|o| o.leg.as_ref()).find(|l| l.relayed()).map(|l| l.advertised);
         let session = self.session_out(&mut call.monologues[x], sdp, flags, first_adv);
         Ok((rewrite(sdp, &session, &outs), x))
+    }
+
+    /// SDES for media section `i` of an SDP from `x` to `y`: updates the legs' keys and
+    /// returns the recipient's protocol (if it differs) and a=crypto lines.
+    #[allow(clippy::too_many_arguments)]
+    fn negotiate_sdes(
+        &self,
+        call: &mut Call,
+        m: &crate::sdp::Media,
+        flags: &Flags,
+        x: usize,
+        y: usize,
+        i: usize,
+        is_answer: bool,
+    ) -> Result<(Option<String>, Option<Vec<String>>), String> {
+        let savp = |p: &str| p.to_ascii_uppercase().contains("SAVP");
+        let fmt = |c: &Crypto| sdes::format(c, flags.sdes_pad, flags.sdes_lifetime);
+        let parse_all = || -> Result<Vec<Crypto>, String> {
+            let mut ok = Vec::new();
+            let mut last_err = None;
+            for l in m.lines.iter().filter(|l| l.starts_with("a=crypto:")) {
+                match sdes::parse(l) {
+                    Ok(c) => ok.push(c),
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            if ok.is_empty() {
+                return Err(match last_err {
+                    Some(e) => format!("no usable a=crypto line in {} media: {e}", m.m.proto),
+                    None => format!("{} media without a=crypto line (DTLS-SRTP is not supported yet)", m.m.proto),
+                });
+            }
+            Ok(ok)
+        };
+        let x_proto = m.m.proto.clone();
+        call.monologues[x].legs[i].proto = x_proto.clone();
+        if !is_answer {
+            let y_proto = flags.transport_protocol.clone().unwrap_or_else(|| x_proto.clone());
+            let offered = if savp(&x_proto) { parse_all()? } else { Vec::new() };
+            call.monologues[x].legs[i].sdes_offered = offered.clone();
+            let yl = &mut call.monologues[y].legs[i];
+            yl.proto = y_proto.clone();
+            if !savp(&y_proto) || flags.sdes_off {
+                yl.sdes_relay_offer.clear();
+                return Ok((flags.transport_protocol.clone(), Some(Vec::new())));
+            }
+            // the suites to offer: the offerer's first (same tags), then the others
+            let allowed = |name: &str| {
+                let n = flags::normalize(name);
+                !flags.sdes_no.contains(&n) && (flags.sdes_only.is_empty() || flags.sdes_only.contains(&n))
+            };
+            let mut list: Vec<(u32, &str)> = Vec::new();
+            for c in &offered {
+                if allowed(&c.key.suite) && !list.iter().any(|(_, s)| *s == c.key.suite) {
+                    list.push((c.tag, sdes::suite_lengths(&c.key.suite).unwrap().0));
+                }
+            }
+            if !flags.sdes_nonew || offered.is_empty() {
+                let mut tag = offered.iter().map(|c| c.tag).max().unwrap_or(0);
+                for name in sdes::RTPENGINE_ORDER {
+                    if !allowed(name) || offered.iter().any(|c| c.key.suite == name) {
+                        continue;
+                    }
+                    tag += 1;
+                    if let Some((n, _, _)) = sdes::suite_lengths(name) {
+                        list.push((tag, n));
+                    }
+                }
+            }
+            if list.is_empty() {
+                return Err("SDES flags leave no SRTP suite to offer".into());
+            }
+            // a re-offer keeps the keys already offered for the same tag and suite
+            let previous = std::mem::take(&mut yl.sdes_relay_offer);
+            yl.sdes_relay_offer = list
+                .into_iter()
+                .map(|(tag, name)| {
+                    previous
+                        .iter()
+                        .find(|c| c.tag == tag && c.key.suite == name)
+                        .cloned()
+                        .unwrap_or_else(|| Crypto { tag, key: sdes::generate(name).unwrap() })
+                })
+                .collect();
+            let lines = yl.sdes_relay_offer.iter().map(fmt).collect();
+            return Ok((flags.transport_protocol.clone(), Some(lines)));
+        }
+        // answer from x (answerer) back to y (offerer)
+        let chosen = if savp(&x_proto) {
+            let c = parse_all()?.remove(0);
+            let xl = &mut call.monologues[x].legs[i];
+            let ours =
+                xl.sdes_relay_offer.iter().find(|o| o.tag == c.tag && o.key.suite == c.key.suite).cloned().ok_or_else(
+                    || format!("the answer picks a=crypto tag {} ({}), which was not offered", c.tag, c.key.suite),
+                )?;
+            xl.srtp_in = Some(c.key.clone());
+            xl.srtp_out = Some(ours.key);
+            Some(c.key.suite)
+        } else {
+            let xl = &mut call.monologues[x].legs[i];
+            xl.srtp_in = None;
+            xl.srtp_out = None;
+            None
+        };
+        let yl = &mut call.monologues[y].legs[i];
+        let y_proto = yl.proto.clone();
+        let proto = (y_proto != x_proto).then(|| y_proto.clone());
+        if !savp(&y_proto) {
+            yl.srtp_in = None;
+            yl.srtp_out = None;
+            return Ok((proto, Some(Vec::new())));
+        }
+        let pick = yl
+            .sdes_offered
+            .iter()
+            .find(|o| Some(&o.key.suite) == chosen.as_ref())
+            .or_else(|| yl.sdes_offered.first())
+            .cloned()
+            .ok_or("the offer had no usable a=crypto line")?;
+        let out_key = match &yl.srtp_out {
+            Some(k) if k.suite == pick.key.suite => k.clone(),
+            _ => sdes::generate(&pick.key.suite).ok_or("unsupported suite")?,
+        };
+        yl.srtp_in = Some(pick.key.clone());
+        yl.srtp_out = Some(out_key.clone());
+        Ok((proto, Some(vec![fmt(&Crypto { tag: pick.tag, key: out_key })])))
     }
 
     fn session_out(&self, mono: &mut Monologue, sdp: &Sdp, flags: &Flags, relay_addr: Option<IpAddr>) -> SessionOut {

@@ -10,4 +10,5 @@ pub mod http;
 pub mod interface;
 pub mod ng;
 pub mod rewrite;
+pub mod sdes;
 pub mod sdp;

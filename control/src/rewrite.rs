@@ -18,6 +18,8 @@ pub struct MediaOut {
     pub fmts: Vec<String>,
     pub proto: Option<String>,
     pub mux: bool,
+    /// a=crypto lines for the recipient: they replace the sender's (None: leave them).
+    pub crypto: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -171,6 +173,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             if is_ice(l) || matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) {
                 continue;
             }
+            if mo.crypto.is_some() && attr_name(l) == Some("crypto") {
+                continue;
+            }
             if let Some(pt) = pt_attr(l) {
                 if is_rtp && pt != "*" && !kept_fmts.iter().any(|f| f == pt) {
                     continue;
@@ -213,6 +218,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             if mo.mux {
                 out.push("a=rtcp-mux".into());
             }
+        }
+        if let Some(lines) = &mo.crypto {
+            out.extend(lines.iter().cloned());
         }
     }
     let mut s = String::with_capacity(out.iter().map(|l| l.len() + 2).sum());

@@ -589,3 +589,151 @@ fn bad_configuration_is_refused_with_the_cause() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("192.0.2.123") && err.contains("cannot bind"), "{err}");
 }
+
+/// The a=crypto line of an SDP as a context.
+fn srtp_ctx(sdp: &str) -> relay::srtp::Context {
+    let line = sdp.lines().find(|l| l.starts_with("a=crypto:")).unwrap_or_else(|| panic!("no a=crypto in\n{sdp}"));
+    let c = control::sdes::parse(line).unwrap();
+    relay::srtp::Context::new(relay::srtp::Suite::from_name(&c.key.suite).unwrap(), &c.key.key, &c.key.salt).unwrap()
+}
+
+#[test]
+fn sdes_srtp_to_rtp_and_rekeying_through_relayd() {
+    let mut r = relayd(&[]);
+    // A: plain RTP; B: SRTP (transport-protocol RTP/SAVP towards B)
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let o =
+        r.ng.request(&NgClient::req(&[
+            ("command", "offer".into()),
+            ("call-id", "sdes1".into()),
+            ("from-tag", "A".into()),
+            ("transport-protocol", "RTP/SAVP".into()),
+            ("sdp", sdp("127.0.0.1", a.port(), "").into()),
+        ]))
+        .unwrap();
+    let osdp = ok(&o).get("sdp").unwrap().as_str().unwrap().to_string();
+    assert!(osdp.contains("RTP/SAVP") && osdp.contains("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:"), "{osdp}");
+    let to_b = media_port(&osdp);
+    // B picks tag 7 and answers with its own key
+    let our_key_for_b = srtp_ctx(&osdp.lines().filter(|l| l.starts_with("a=crypto:7 ")).collect::<Vec<_>>().join("\n"));
+    let b_line = "a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv";
+    let bsdp = sdp("127.0.0.1", b.port(), &format!("{b_line}\r\n")).replace("RTP/AVP", "RTP/SAVP");
+    let an =
+        r.ng.request(&NgClient::req(&[
+            ("command", "answer".into()),
+            ("call-id", "sdes1".into()),
+            ("from-tag", "A".into()),
+            ("to-tag", "B".into()),
+            ("sdp", bsdp.into()),
+        ]))
+        .unwrap();
+    let asdp = ok(&an).get("sdp").unwrap().as_str().unwrap().to_string();
+    assert!(asdp.contains("RTP/AVP") && !asdp.contains("a=crypto"), "A stays plain:\n{asdp}");
+    let to_a = media_port(&asdp);
+    let mut b_rx = our_key_for_b;
+    let mut b_tx = srtp_ctx(b_line);
+    let mut buf = [0u8; 2048];
+    for i in 0..50u16 {
+        // A -> B: plain in, SRTP out
+        a.rtp.send_to(&rtp(i), relay(to_a)).unwrap();
+        let (n, _) = b.rtp.recv_from(&mut buf).unwrap();
+        assert_eq!(n, 172 + 10);
+        let m = b_rx.unprotect_rtp(&mut buf, n).expect("B decrypts the relay's SRTP");
+        assert_eq!(&buf[..m], &rtp(i)[..]);
+        // B -> A: SRTP in, plain out
+        let mut p = [0u8; 256];
+        p[..172].copy_from_slice(&rtp(i));
+        let n = b_tx.protect_rtp(&mut p, 172).unwrap();
+        b.rtp.send_to(&p[..n], relay(to_b)).unwrap();
+        let (n, _) = a.rtp.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &rtp(i)[..]);
+    }
+    // forged SRTP towards A is dropped and counted
+    b.rtp.send_to(&rtp(999), relay(to_b)).unwrap();
+    a.rtp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    assert!(a.rtp.recv_from(&mut buf).is_err());
+    let (_, flows) = http(&r, "GET", "/flows");
+    assert!(flows.contains("\"drop_srtp_auth\": 1"), "{flows}");
+
+    // SRTP on both legs: A offers SAVP with its key, B gets fresh relay keys (re-keying)
+    let (c, d) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    let c_line = "a=crypto:1 AEAD_AES_128_GCM inline:KmSPT8zrafr3TnhUUJEJvaY3UHvp5V4ckR9nmA";
+    let csdp = sdp("127.0.0.1", c.port(), &format!("{c_line}\r\n")).replace("RTP/AVP", "RTP/SAVP");
+    let o =
+        r.ng.request(&NgClient::req(&[
+            ("command", "offer".into()),
+            ("call-id", "sdes2".into()),
+            ("from-tag", "C".into()),
+            ("sdp", csdp.into()),
+        ]))
+        .unwrap();
+    let osdp = ok(&o).get("sdp").unwrap().as_str().unwrap().to_string();
+    assert!(
+        !osdp.contains("KmSPT8zrafr3TnhUUJEJvaY3UHvp5V4ckR9nmA"),
+        "the offerer's key must not reach the answerer:\n{osdp}"
+    );
+    let to_d = media_port(&osdp);
+    let relay_gcm_line = osdp.lines().find(|l| l.starts_with("a=crypto:1 AEAD_AES_128_GCM")).unwrap().to_string();
+    let d_line = "a=crypto:1 AEAD_AES_128_GCM inline:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3OA";
+    let dsdp = sdp("127.0.0.1", d.port(), &format!("{d_line}\r\n")).replace("RTP/AVP", "RTP/SAVP");
+    let an =
+        r.ng.request(&NgClient::req(&[
+            ("command", "answer".into()),
+            ("call-id", "sdes2".into()),
+            ("from-tag", "C".into()),
+            ("to-tag", "D".into()),
+            ("sdp", dsdp.into()),
+        ]))
+        .unwrap();
+    let asdp = ok(&an).get("sdp").unwrap().as_str().unwrap().to_string();
+    let relay_line_for_c = asdp.lines().find(|l| l.starts_with("a=crypto:1 AEAD_AES_128_GCM")).unwrap().to_string();
+    assert_ne!(relay_line_for_c, d_line, "the answerer's key must not reach the offerer");
+    let to_c = media_port(&asdp);
+    let (mut c_tx, mut d_rx) = (srtp_ctx(c_line), srtp_ctx(&relay_gcm_line));
+    let (mut d_tx, mut c_rx) = (srtp_ctx(d_line), srtp_ctx(&relay_line_for_c));
+    for i in 0..50u16 {
+        let mut p = [0u8; 256];
+        p[..172].copy_from_slice(&rtp(i));
+        let n = c_tx.protect_rtp(&mut p, 172).unwrap();
+        c.rtp.send_to(&p[..n], relay(to_c)).unwrap();
+        let (n, _) = d.rtp.recv_from(&mut buf).unwrap();
+        let m = d_rx.unprotect_rtp(&mut buf, n).expect("D decrypts with the relay's key for D");
+        assert_eq!(&buf[..m], &rtp(i)[..]);
+        p[..172].copy_from_slice(&rtp(i));
+        let n = d_tx.protect_rtp(&mut p, 172).unwrap();
+        d.rtp.send_to(&p[..n], relay(to_d)).unwrap();
+        let (n, _) = c.rtp.recv_from(&mut buf).unwrap();
+        let m = c_rx.unprotect_rtp(&mut buf, n).expect("C decrypts with the relay's key for C");
+        assert_eq!(&buf[..m], &rtp(i)[..]);
+    }
+    // SRTCP both ways too
+    let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 7];
+    let mut p = [0u8; 64];
+    p[..8].copy_from_slice(&rr);
+    let n = c_tx.protect_rtcp(&mut p, 8).unwrap();
+    c.rtcp.send_to(&p[..n], relay(to_c + 1)).unwrap();
+    let (n, _) = d.rtcp.recv_from(&mut buf).unwrap();
+    let m = d_rx.unprotect_rtcp(&mut buf, n).unwrap();
+    assert_eq!(&buf[..m], &rr[..]);
+
+    // offers the relay cannot use are errors that name the problem
+    for (line, why) in [
+        ("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv|2^20|1:4", "MKI"),
+        ("a=crypto:1 F8_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv", "unsupported SRTP suite"),
+        ("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ", "wrong length"),
+        ("a=crypto:1 AES_CM_128_HMAC_SHA1_80", "malformed"),
+    ] {
+        let s = sdp("127.0.0.1", 7000, &format!("{line}\r\n")).replace("RTP/AVP", "RTP/SAVP");
+        let e =
+            r.ng.request(&NgClient::req(&[
+                ("command", "offer".into()),
+                ("call-id", "bad".into()),
+                ("from-tag", "x".into()),
+                ("sdp", s.into()),
+            ]))
+            .unwrap();
+        assert_eq!(e.get("result").unwrap().as_str(), Some("error"));
+        let reason = e.get("error-reason").unwrap().as_str().unwrap().to_string();
+        assert!(reason.contains(why), "{reason}");
+    }
+}

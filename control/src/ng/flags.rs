@@ -33,6 +33,16 @@ pub struct Flags {
     pub received_from: Option<IpAddr>,
     pub via_branch: Option<String>,
     pub sdes_off: bool,
+    /// SDES-no-<suite>: suites not to offer (normalized names).
+    pub sdes_no: Vec<String>,
+    /// SDES-only-<suite>: the only suites to offer.
+    pub sdes_only: Vec<String>,
+    /// SDES-nonew: on SAVP -> SAVP, offer only the suites the offerer offered.
+    pub sdes_nonew: bool,
+    /// SDES-pad: keep base64 padding in inline keys.
+    pub sdes_pad: bool,
+    /// SDES-lifetime: add the |2^31 lifetime to generated keys.
+    pub sdes_lifetime: bool,
     pub dtls_off: bool,
     /// Flags we accept and ignore (logged at debug level).
     pub ignored: Vec<String>,
@@ -86,7 +96,7 @@ impl Flags {
         if let Some(ma) = get_str("media-address") {
             f.media_address = Some(ma.parse().map_err(|_| format!("invalid media-address {ma:?}"))?);
         }
-        f.transport_protocol = get_str("transport-protocol");
+        f.transport_protocol = get_str("transport-protocol").or_else(|| get_str("transport protocol"));
         if let Some(r) = req.get("rtcp-mux") {
             f.rtcp_mux = r.strings().iter().map(|s| normalize(s)).collect();
         }
@@ -137,6 +147,11 @@ impl Flags {
             "symmetric" => self.asymmetric = false,
             "strict-source" => self.strict_source = true,
             "sdes-off" | "sdes-no" | "sdes-disable" => self.sdes_off = true,
+            "sdes-nonew" => self.sdes_nonew = true,
+            "sdes-pad" => self.sdes_pad = true,
+            "sdes-lifetime" => self.sdes_lifetime = true,
+            _ if n.starts_with("sdes-no-") => self.sdes_no.push(n["sdes-no-".len()..].to_string()),
+            _ if n.starts_with("sdes-only-") => self.sdes_only.push(n["sdes-only-".len()..].to_string()),
             _ if n.starts_with("codec-strip-") => self.codec_strip.extend(tail("codec-strip-")),
             _ if n.starts_with("codec-mask-") => self.codec_mask.extend(tail("codec-mask-")),
             _ if n.starts_with("codec-except-") => self.codec_except.extend(tail("codec-except-")),

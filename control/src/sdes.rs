@@ -1,0 +1,186 @@
+//! SDES (RFC 4568): a=crypto lines, their inline keys, and fresh keys for the relay's legs.
+
+use crate::dataplane::SrtpKey;
+
+/// Suites relayd implements, in the order it offers them (rtpengine's order, minus the
+/// suites it does not implement: AES_192_CM, F8, NULL).
+pub const SUITES: [(&str, usize, usize); 6] = [
+    ("AEAD_AES_256_GCM", 32, 12),
+    ("AEAD_AES_128_GCM", 16, 12),
+    ("AES_256_CM_HMAC_SHA1_80", 32, 14),
+    ("AES_256_CM_HMAC_SHA1_32", 32, 14),
+    ("AES_CM_128_HMAC_SHA1_80", 16, 14),
+    ("AES_CM_128_HMAC_SHA1_32", 16, 14),
+];
+
+/// Every suite rtpengine offers, in its order. relayd numbers the suites it offers by
+/// this list, so that tags agree with rtpengine's (an answer picking "7" means
+/// AES_CM_128_HMAC_SHA1_80 from either relay); the ones it does not implement are gaps.
+pub const RTPENGINE_ORDER: [&str; 12] = [
+    "AEAD_AES_256_GCM",
+    "AEAD_AES_128_GCM",
+    "AES_256_CM_HMAC_SHA1_80",
+    "AES_256_CM_HMAC_SHA1_32",
+    "AES_192_CM_HMAC_SHA1_80",
+    "AES_192_CM_HMAC_SHA1_32",
+    "AES_CM_128_HMAC_SHA1_80",
+    "AES_CM_128_HMAC_SHA1_32",
+    "F8_128_HMAC_SHA1_80",
+    "F8_128_HMAC_SHA1_32",
+    "NULL_HMAC_SHA1_80",
+    "NULL_HMAC_SHA1_32",
+];
+
+pub fn suite_lengths(name: &str) -> Option<(&'static str, usize, usize)> {
+    SUITES.iter().copied().find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crypto {
+    pub tag: u32,
+    pub key: SrtpKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CryptoError {
+    Malformed(String),
+    UnknownSuite(String),
+    Mki,
+    KeyLength(String),
+}
+
+impl std::fmt::Display for CryptoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CryptoError::Malformed(l) => write!(f, "malformed a=crypto line {l:?}"),
+            CryptoError::UnknownSuite(s) => write!(f, "unsupported SRTP suite {s}"),
+            CryptoError::Mki => write!(f, "a=crypto with an MKI is not supported"),
+            CryptoError::KeyLength(s) => write!(f, "a=crypto key of the wrong length for {s}"),
+        }
+    }
+}
+
+/// Parse `a=crypto:<tag> <suite> inline:<key||salt base64>[|lifetime][|MKI:len] [params]`.
+pub fn parse(line: &str) -> Result<Crypto, CryptoError> {
+    let bad = || CryptoError::Malformed(line.chars().take(80).collect());
+    let rest = line.strip_prefix("a=crypto:").ok_or_else(bad)?;
+    let mut it = rest.split_whitespace();
+    let tag: u32 = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+    let suite = it.next().ok_or_else(bad)?;
+    let params = it.next().ok_or_else(bad)?;
+    let (name, kl, sl) = suite_lengths(suite).ok_or_else(|| CryptoError::UnknownSuite(suite.to_string()))?;
+    // several keys may be given separated by ';': the first one is used
+    let first = params.split(';').next().unwrap_or("");
+    let inline = first.strip_prefix("inline:").ok_or_else(bad)?;
+    let mut parts = inline.split('|');
+    let b64 = parts.next().unwrap_or("");
+    for p in parts {
+        if p.contains(':') {
+            return Err(CryptoError::Mki);
+        }
+    }
+    let raw = base64_decode(b64).ok_or_else(bad)?;
+    if raw.len() != kl + sl {
+        return Err(CryptoError::KeyLength(name.to_string()));
+    }
+    Ok(Crypto { tag, key: SrtpKey { suite: name.to_string(), key: raw[..kl].to_vec(), salt: raw[kl..].to_vec() } })
+}
+
+pub fn format(c: &Crypto, pad: bool, lifetime: bool) -> String {
+    let mut raw = c.key.key.clone();
+    raw.extend_from_slice(&c.key.salt);
+    let mut b64 = base64_encode(&raw);
+    if !pad {
+        while b64.ends_with('=') {
+            b64.pop();
+        }
+    }
+    format!("a=crypto:{} {} inline:{}{}", c.tag, c.key.suite, b64, if lifetime { "|2^31" } else { "" })
+}
+
+/// A fresh random key for a suite.
+pub fn generate(suite: &str) -> Option<SrtpKey> {
+    let (name, kl, sl) = suite_lengths(suite)?;
+    let mut key = vec![0u8; kl];
+    let mut salt = vec![0u8; sl];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+    Some(SrtpKey { suite: name.to_string(), key, salt })
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64, padding optional (SDES keys are often sent without it).
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_roundtrip() {
+        for n in 0..50 {
+            let d: Vec<u8> = (0..n as u8).map(|x| x.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64_encode(&d)).unwrap(), d);
+        }
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert!(base64_decode("a*b").is_none());
+    }
+
+    #[test]
+    fn parse_and_format() {
+        let l = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv";
+        let c = parse(l).unwrap();
+        assert_eq!(
+            (c.tag, c.key.suite.as_str(), c.key.key.len(), c.key.salt.len()),
+            (1, "AES_CM_128_HMAC_SHA1_80", 16, 14)
+        );
+        assert_eq!(format(&c, false, false), l);
+        let l = "a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:8AbZePWwsKhLGX3GlXA+yHYPQ3cgraer/9DkFJYCOPZZy3o9wC0NIbIFYZfyHw==|2^31";
+        let c = parse(l).unwrap();
+        assert_eq!((c.key.key.len(), c.key.salt.len()), (32, 14));
+        assert_eq!(format(&c, true, true), l);
+        assert_eq!(
+            parse("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv|2^20|1:4"),
+            Err(CryptoError::Mki)
+        );
+        assert!(matches!(parse("a=crypto:1 F8_128_HMAC_SHA1_80 inline:AAAA"), Err(CryptoError::UnknownSuite(_))));
+        assert!(matches!(parse("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"), Err(CryptoError::KeyLength(_))));
+        assert!(matches!(parse("a=crypto:x"), Err(CryptoError::Malformed(_))));
+        let g = generate("AEAD_AES_128_GCM").unwrap();
+        assert_eq!((g.key.len(), g.salt.len()), (16, 12));
+    }
+}
