@@ -20,6 +20,7 @@ use serde::Serialize;
 use control::bencode::Value;
 use control::ng::client::NgClient;
 use relay::packet::rtp::{emit_header, RtpPacket};
+use relay::srtp::{Context, Suite};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "rtpgen", version, about = "RTP load generator for ng-controlled media relays")]
@@ -66,6 +67,12 @@ struct Args {
     /// Keep the calls (do not delete them at the end)
     #[arg(long)]
     keep: bool,
+    /// The caller leg speaks SDES-SRTP with this suite (e.g. AES_CM_128_HMAC_SHA1_80)
+    #[arg(long)]
+    srtp: Option<String>,
+    /// The callee leg's suite, or "plain" for RTP (default: the caller's setting)
+    #[arg(long)]
+    srtp_callee: Option<String>,
 }
 
 const MAGIC: u32 = 0x52545047; // "RTPG"
@@ -75,6 +82,8 @@ const PAYLOAD_MIN: usize = 4 + 4 + 1 + 8;
 struct Stream {
     to: SocketAddr,
     seq: u16,
+    /// SRTP for what this stream sends (None: plain RTP).
+    tx: Option<Context>,
 }
 
 #[derive(Default, Clone)]
@@ -136,6 +145,7 @@ impl RxStream {
 
 struct Rx {
     streams: Vec<RxStream>,
+    srtp_auth_failures: u64,
     latency: Histogram<u64>,
     /// per-second (sum of latency us, count) to see a growing backlog
     per_sec: Vec<(u64, u64)>,
@@ -164,6 +174,8 @@ struct Summary {
     /// Mean latency of the last full second over the first: > 4 means a queue is building
     backlog_ratio: f64,
     setup_failures: usize,
+    /// Packets that arrived but failed SRTP authentication
+    srtp_auth_failures: u64,
 }
 
 fn pin(cpu: Option<usize>) {
@@ -212,6 +224,7 @@ const BATCH: usize = 64;
 /// Packets waiting for one sendmmsg on one socket.
 struct SideBatch {
     pkts: Vec<Vec<u8>>,
+    lens: Vec<usize>,
     addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
     iovs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
@@ -221,7 +234,8 @@ struct SideBatch {
 impl SideBatch {
     fn new(size: usize) -> SideBatch {
         SideBatch {
-            pkts: vec![vec![0u8; size]; BATCH],
+            pkts: vec![vec![0u8; size + Suite::MAX_OVERHEAD]; BATCH],
+            lens: vec![size; BATCH],
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
             iovs: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH],
             msgs: (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect(),
@@ -231,7 +245,7 @@ impl SideBatch {
 
     fn flush(&mut self, fd: libc::c_int) {
         for k in 0..self.n {
-            self.iovs[k] = libc::iovec { iov_base: self.pkts[k].as_mut_ptr() as *mut _, iov_len: self.pkts[k].len() };
+            self.iovs[k] = libc::iovec { iov_base: self.pkts[k].as_mut_ptr() as *mut _, iov_len: self.lens[k] };
             self.msgs[k].msg_hdr.msg_name = &mut self.addrs[k].0 as *mut _ as *mut _;
             self.msgs[k].msg_hdr.msg_namelen = self.addrs[k].1;
             self.msgs[k].msg_hdr.msg_iov = &mut self.iovs[k];
@@ -249,9 +263,17 @@ impl SideBatch {
     }
 }
 
-fn receiver(sock: UdpSocket, streams: usize, start: Instant, stop: Arc<AtomicBool>, cpu: Option<usize>) -> Rx {
+fn receiver(
+    sock: UdpSocket,
+    mut crypto: Vec<Option<Context>>,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    cpu: Option<usize>,
+) -> Rx {
     pin(cpu);
+    let streams = crypto.len();
     let mut rx = Rx {
+        srtp_auth_failures: 0,
         streams: vec![RxStream::default(); streams],
         latency: Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
         per_sec: Vec::new(),
@@ -287,8 +309,22 @@ fn receiver(sock: UdpSocket, streams: usize, start: Instant, stop: Arc<AtomicBoo
         }
         let now_ns = start.elapsed().as_nanos() as u64;
         for m in msgs.iter().take(n as usize) {
-            let len = m.msg_len as usize;
-            let buf = unsafe { std::slice::from_raw_parts(m.msg_hdr.msg_iov.read().iov_base as *const u8, len) };
+            let mut len = m.msg_len as usize;
+            let buf = unsafe { std::slice::from_raw_parts_mut(m.msg_hdr.msg_iov.read().iov_base as *mut u8, 2048) };
+            // the stream is known from the clear SSRC; SRTP is removed before anything else
+            if len >= 12 {
+                let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+                if let Some(Some(ctx)) = crypto.get_mut(ssrc) {
+                    match ctx.unprotect_rtp(buf, len) {
+                        Ok(n) => len = n,
+                        Err(_) => {
+                            rx.srtp_auth_failures += 1;
+                            continue;
+                        }
+                    }
+                }
+            }
+            let buf = &buf[..len];
             let Ok(p) = RtpPacket::new_checked(buf) else {
                 rx.foreign += 1;
                 continue;
@@ -337,18 +373,53 @@ fn run(args: Args) -> Result<Summary, String> {
     let mut failures = 0;
     let mut ids = Vec::new();
     let setup_t0 = Instant::now();
+    let caller_suite =
+        args.srtp.as_deref().map(|n| Suite::from_name(n).ok_or(format!("unknown --srtp suite {n}"))).transpose()?;
+    let callee_suite = match args.srtp_callee.as_deref() {
+        None => caller_suite,
+        Some("plain") => None,
+        Some(n) => Some(Suite::from_name(n).ok_or(format!("unknown --srtp-callee suite {n}"))?),
+    };
+    let mut rx_crypto: Vec<Option<Context>> = Vec::new();
+    let ctx_of =
+        |k: &control::dataplane::SrtpKey| Context::new(Suite::from_name(&k.suite).unwrap(), &k.key, &k.salt).unwrap();
+    let crypto_line = |sdp: &str, suite: Suite| -> Option<control::sdes::Crypto> {
+        sdp.lines().filter_map(|l| control::sdes::parse(l).ok()).find(|c| c.key.suite == suite.name())
+    };
     for i in 0..args.calls {
         let cid = format!("{run_id}-{i}");
-        let offer = ng
-            .request(&NgClient::req(&[
-                ("command", "offer".into()),
-                ("call-id", cid.as_str().into()),
-                ("from-tag", "caller".into()),
-                ("flags", flags.clone()),
-                ("replace", Value::List(vec!["origin".into()])),
-                ("sdp", sdp(args.caller_ip, caller_port).into()),
-            ]))
-            .map_err(|e| format!("offer {cid}: {e}"))?;
+        let mut offer_sdp = sdp(args.caller_ip, caller_port);
+        let caller_key = caller_suite.map(|s| control::sdes::generate(s.name()).unwrap());
+        if let Some(k) = &caller_key {
+            offer_sdp = offer_sdp.replace("RTP/AVP", "RTP/SAVP")
+                + &control::sdes::format(&control::sdes::Crypto { tag: 1, key: k.clone() }, true, false)
+                + "\r\n";
+        }
+        let mut offer_req = vec![
+            ("command", "offer".into()),
+            ("call-id", cid.as_str().into()),
+            ("from-tag", "caller".into()),
+            ("flags", flags.clone()),
+            ("replace", Value::List(vec!["origin".into()])),
+            ("sdp", offer_sdp.into()),
+        ];
+        if caller_suite.is_some() != callee_suite.is_some() {
+            offer_req.push(("transport-protocol", if callee_suite.is_some() { "RTP/SAVP" } else { "RTP/AVP" }.into()));
+        }
+        let offer = ng.request(&NgClient::req(&offer_req)).map_err(|e| format!("offer {cid}: {e}"))?;
+        let offer_text = offer.get("sdp").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut answer_sdp = sdp(args.callee_ip, callee_port);
+        let mut callee_keys = None;
+        if let Some(suite) = callee_suite {
+            let Some(relay_line) = crypto_line(&offer_text, suite) else {
+                return Err(format!("the relay did not offer {suite} to the callee"));
+            };
+            let own = control::sdes::generate(suite.name()).unwrap();
+            answer_sdp = answer_sdp.replace("RTP/AVP", "RTP/SAVP")
+                + &control::sdes::format(&control::sdes::Crypto { tag: relay_line.tag, key: own.clone() }, true, false)
+                + "\r\n";
+            callee_keys = Some((own, relay_line.key));
+        }
         let answer = ng
             .request(&NgClient::req(&[
                 ("command", "answer".into()),
@@ -356,15 +427,33 @@ fn run(args: Args) -> Result<Summary, String> {
                 ("from-tag", "caller".into()),
                 ("to-tag", "callee".into()),
                 ("flags", flags.clone()),
-                ("sdp", sdp(args.callee_ip, callee_port).into()),
+                ("sdp", answer_sdp.into()),
             ]))
             .map_err(|e| format!("answer {cid}: {e}"))?;
+        let answer_text = answer.get("sdp").and_then(Value::as_str).unwrap_or("").to_string();
         match (media_port(&answer), media_port(&offer)) {
             (Some(to_a), Some(to_b)) => {
                 let ip_a = relay_ip(&answer).unwrap_or(args.ng.ip());
                 let ip_b = relay_ip(&offer).unwrap_or(args.ng.ip());
-                streams.push(Stream { to: SocketAddr::new(ip_a, to_a), seq: rand::random() });
-                streams.push(Stream { to: SocketAddr::new(ip_b, to_b), seq: rand::random() });
+                let caller_rx = match caller_suite {
+                    Some(s) => Some(ctx_of(
+                        &crypto_line(&answer_text, s).ok_or("the answer has no a=crypto for the caller")?.key,
+                    )),
+                    None => None,
+                };
+                // stream 2i: caller -> callee; 2i+1: callee -> caller
+                streams.push(Stream {
+                    to: SocketAddr::new(ip_a, to_a),
+                    seq: rand::random(),
+                    tx: caller_key.as_ref().map(ctx_of),
+                });
+                streams.push(Stream {
+                    to: SocketAddr::new(ip_b, to_b),
+                    seq: rand::random(),
+                    tx: callee_keys.as_ref().map(|(own, _)| ctx_of(own)),
+                });
+                rx_crypto.push(callee_keys.as_ref().map(|(_, relay)| ctx_of(relay)));
+                rx_crypto.push(caller_rx);
                 ids.push(cid);
             }
             _ => {
@@ -391,13 +480,24 @@ fn run(args: Args) -> Result<Summary, String> {
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     // callee receives dir 0 (caller -> callee), caller receives dir 1
+    // the callee receives dir 0 (even streams), the caller dir 1 (odd streams)
+    let (mut for_b, mut for_a): (Vec<Option<Context>>, Vec<Option<Context>>) = (Vec::new(), Vec::new());
+    for (i, c) in rx_crypto.into_iter().enumerate() {
+        if i % 2 == 0 {
+            for_b.push(c);
+            for_a.push(None);
+        } else {
+            for_a.push(c);
+            for_b.push(None);
+        }
+    }
     let rx_b = {
         let (s, st) = (callee.try_clone().unwrap(), stop.clone());
-        std::thread::spawn(move || receiver(s, n_streams, start, st, args.cpu))
+        std::thread::spawn(move || receiver(s, for_b, start, st, args.cpu))
     };
     let rx_a = {
         let (s, st) = (caller.try_clone().unwrap(), stop.clone());
-        std::thread::spawn(move || receiver(s, n_streams, start, st, args.cpu))
+        std::thread::spawn(move || receiver(s, for_a, start, st, args.cpu))
     };
     let sent_total = Arc::new(AtomicU64::new(0));
     let progress = {
@@ -456,6 +556,10 @@ fn run(args: Args) -> Result<Summary, String> {
             p[16..20].copy_from_slice(&((idx / 2) as u32).to_be_bytes());
             p[20] = (idx % 2) as u8;
             p[21..29].copy_from_slice(&now_ns.to_be_bytes());
+            b.lens[b.n] = match st.tx.as_mut() {
+                Some(ctx) => ctx.protect_rtp(p, size).expect("SRTP protect"),
+                None => size,
+            };
             b.addrs[b.n] = dests[idx];
             b.n += 1;
             sent += 1;
@@ -534,6 +638,7 @@ fn run(args: Args) -> Result<Summary, String> {
         latency_us_max: lat.max(),
         backlog_ratio,
         setup_failures: failures,
+        srtp_auth_failures: ra.srtp_auth_failures + rb.srtp_auth_failures,
     })
 }
 
@@ -565,6 +670,7 @@ fn main() -> ExitCode {
                     s.latency_us_p50, s.latency_us_p90, s.latency_us_p99, s.latency_us_p999, s.latency_us_max
                 );
                 println!("backlog ratio    {:.2}", s.backlog_ratio);
+                println!("srtp auth fails  {}", s.srtp_auth_failures);
             }
             if s.loss_pct > max_loss || s.setup_failures > 0 {
                 eprintln!("rtpgen: loss {:.3} % exceeds --max-loss {max_loss} % (or setup failed)", s.loss_pct);

@@ -94,7 +94,6 @@ pub struct WorkerConfig {
     pub ring_entries: u32,
     pub buffers: u16,
     pub buf_size: usize,
-    pub send_slots: usize,
     pub relatch_after_ms: u64,
     pub epoch: Instant,
 }
@@ -107,7 +106,6 @@ impl Default for WorkerConfig {
             ring_entries: 4096,
             buffers: 4096,
             buf_size: 2048,
-            send_slots: 2048,
             relatch_after_ms: 2000,
             epoch: Instant::now(),
         }
@@ -272,7 +270,10 @@ impl Worker {
     ) -> Worker {
         let mut recv_msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });
         recv_msg.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-        let sends: Box<[SendSlot]> = (0..cfg.send_slots).map(|_| unsafe { mem::zeroed::<SendSlot>() }).collect();
+        // every in-flight send holds one ring buffer: as many send slots as buffers means a
+        // forwarded packet never waits for a slot
+        let send_slots = cfg.buffers as usize;
+        let sends: Box<[SendSlot]> = (0..send_slots).map(|_| unsafe { mem::zeroed::<SendSlot>() }).collect();
         Worker {
             index: cfg.index,
             cpu: cfg.cpu,
@@ -283,7 +284,7 @@ impl Worker {
             free_socks: Vec::new(),
             flow_sock: Vec::new(),
             sends,
-            free_sends: (0..cfg.send_slots).rev().collect(),
+            free_sends: (0..send_slots).rev().collect(),
             recv_msg,
             queue,
             wake_fd,
