@@ -26,6 +26,17 @@ check "rtpgen -> relayd: $(python3 -c 'import json,sys; d=json.load(open(sys.arg
 $bin/rtpgen --ng 127.0.0.1:2254 --calls 50 --duration 2 --max-loss 0.5 --quiet >"$work/r2.txt" || fail "rtpgen vs rtpengine"
 check "rtpgen -> rtpengine: $(grep 'sent / received' "$work/r2.txt")"
 
+for ng in 2253 2254; do
+  for mode in "--srtp AES_CM_128_HMAC_SHA1_80 --srtp-callee plain" "--srtp AEAD_AES_128_GCM --srtp-callee AES_CM_128_HMAC_SHA1_32"; do
+    # shellcheck disable=SC2086
+    $bin/rtpgen --ng 127.0.0.1:$ng --calls 20 --duration 1 --max-loss 0.5 --quiet --json $mode >"$work/s.json" \
+      || fail "rtpgen $mode vs port $ng"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["srtp_auth_failures"]==0 and d["received"]>=0.995*d["sent"]>0, d' "$work/s.json" \
+      || fail "SRTP through port $ng ($mode)"
+  done
+done
+check "rtpgen SRTP->RTP and SRTP->SRTP (GCM -> CM) through relayd and rtpengine, no auth failures"
+
 export RELAYCTL_HTTP=127.0.0.1:9953
 $bin/relayctl calls | grep -q "50 call(s)" || fail "relayctl calls"
 check "relayctl calls"

@@ -56,6 +56,9 @@ pub struct Cli {
     /// Milliseconds of silence from a latched peer before another source may take over
     #[arg(long = "relatch-after")]
     pub relatch_after: Option<u64>,
+    /// SRTP/SRTCP replay window in packets (1-1024)
+    #[arg(long = "srtp-replay-window")]
+    pub srtp_replay_window: Option<u32>,
     /// error, warn, info, debug, trace, or a syslog number 0-7
     #[arg(long = "log-level", short = 'L')]
     pub log_level: Option<String>,
@@ -84,6 +87,7 @@ pub struct FileConfig {
     pub cpus: Option<Vec<usize>>,
     pub backend: Option<String>,
     pub relatch_after: Option<u64>,
+    pub srtp_replay_window: Option<u32>,
     pub log_level: Option<String>,
 }
 
@@ -96,6 +100,7 @@ pub struct Config {
     pub workers: usize,
     pub cpus: Vec<usize>,
     pub relatch_after_ms: u64,
+    pub srtp_replay_window: u32,
     pub log_level: log::LevelFilter,
 }
 
@@ -163,6 +168,10 @@ impl Config {
             Some(s) => Some(parse_addr("listen-http", &s)?),
             None => Some("127.0.0.1:9900".parse().unwrap()),
         };
+        let srtp_replay_window = cli.srtp_replay_window.or(file.srtp_replay_window).unwrap_or(128);
+        if !(1..=1024).contains(&srtp_replay_window) {
+            return Err(format!("srtp-replay-window {srtp_replay_window} is outside 1-1024"));
+        }
         let d = EngineConfig::default();
         Ok(Config {
             engine: EngineConfig {
@@ -183,6 +192,7 @@ impl Config {
             workers,
             cpus,
             relatch_after_ms: cli.relatch_after.or(file.relatch_after).unwrap_or(2000),
+            srtp_replay_window,
             log_level: parse_log_level(
                 &cli.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into()),
             )?,
@@ -220,5 +230,9 @@ mod tests {
         assert!(Config::load(&cli).unwrap_err().contains("not an IP"));
         let cli = Cli { listen_ng: Some("nope".into()), ..Default::default() };
         assert!(Config::load(&cli).unwrap_err().contains("listen-ng"));
+        let cli = Cli { srtp_replay_window: Some(5000), ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("srtp-replay-window"));
+        let cli = Cli { srtp_replay_window: Some(512), ..Default::default() };
+        assert_eq!(Config::load(&cli).unwrap().srtp_replay_window, 512);
     }
 }

@@ -26,7 +26,13 @@ pub struct UringDataPlane {
 
 impl UringDataPlane {
     /// Start `n` workers, pinned to `cpus` (round-robin) when given.
-    pub fn start(n: usize, cpus: &[usize], tos: u8, relatch_after_ms: u64) -> io::Result<UringDataPlane> {
+    pub fn start(
+        n: usize,
+        cpus: &[usize],
+        tos: u8,
+        relatch_after_ms: u64,
+        replay_window: u32,
+    ) -> io::Result<UringDataPlane> {
         let epoch = Instant::now();
         let running = Arc::new(AtomicBool::new(true));
         let mut workers = Vec::new();
@@ -35,6 +41,7 @@ impl UringDataPlane {
                 index: i,
                 cpu: (!cpus.is_empty()).then(|| cpus[i % cpus.len()]),
                 relatch_after_ms,
+                replay_window,
                 epoch,
                 ..Default::default()
             };

@@ -35,7 +35,8 @@ fn run(cfg: Config) -> Result<(), String> {
         Some(a) => Some(TcpListener::bind(a).map_err(|e| format!("listen-http {a}: cannot bind: {e}"))?),
         None => None,
     };
-    let dp = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms).map_err(|e| e.to_string())?;
+    let dp = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms, cfg.srtp_replay_window)
+        .map_err(|e| e.to_string())?;
     let dp = Arc::new(dp);
     let engine = Arc::new(Mutex::new(Engine::new(cfg.engine.clone(), dp.clone())));
     log::info!(

@@ -97,6 +97,8 @@ pub struct FlowTable {
     free: Vec<FlowId>,
     by_addr: HashMap<SocketAddr, FlowId>,
     pub relatch_after_ms: u64,
+    /// SRTP replay window of the contexts this table creates.
+    pub replay_window: u32,
 }
 
 impl Default for FlowTable {
@@ -107,7 +109,12 @@ impl Default for FlowTable {
 
 impl FlowTable {
     pub fn new(relatch_after_ms: u64) -> FlowTable {
-        FlowTable { slots: Vec::new(), free: Vec::new(), by_addr: HashMap::new(), relatch_after_ms }
+        FlowTable { slots: Vec::new(), free: Vec::new(), by_addr: HashMap::new(), relatch_after_ms, replay_window: 128 }
+    }
+
+    pub fn with_replay_window(mut self, packets: u32) -> FlowTable {
+        self.replay_window = packets;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -181,6 +188,7 @@ impl FlowTable {
     pub fn apply(&mut self, rule: &FlowRule) -> bool {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));
         let egress_rtcp = rule.egress_rtcp.and_then(|a| self.lookup(a));
+        let window = self.replay_window;
         let Some(id) = self.lookup(rule.local) else {
             return false;
         };
@@ -202,7 +210,7 @@ impl FlowTable {
             if want.as_ref() != have.as_ref().map(|(k, _)| k) {
                 *have = want.as_ref().and_then(|k| {
                     let suite = Suite::from_name(&k.suite)?;
-                    let ctx = srtp::Context::new(suite, &k.key, &k.salt).ok()?;
+                    let ctx = srtp::Context::new(suite, &k.key, &k.salt).ok()?.with_replay_window(window);
                     Some((k.clone(), Box::new(ctx)))
                 });
             }

@@ -95,6 +95,7 @@ pub struct WorkerConfig {
     pub buffers: u16,
     pub buf_size: usize,
     pub relatch_after_ms: u64,
+    pub replay_window: u32,
     pub epoch: Instant,
 }
 
@@ -107,6 +108,7 @@ impl Default for WorkerConfig {
             buffers: 4096,
             buf_size: 2048,
             relatch_after_ms: 2000,
+            replay_window: 128,
             epoch: Instant::now(),
         }
     }
@@ -279,7 +281,7 @@ impl Worker {
             cpu: cfg.cpu,
             ring,
             bufs,
-            table: FlowTable::new(cfg.relatch_after_ms),
+            table: FlowTable::new(cfg.relatch_after_ms).with_replay_window(cfg.replay_window),
             socks: Vec::new(),
             free_socks: Vec::new(),
             flow_sock: Vec::new(),
