@@ -1,6 +1,7 @@
 //! ns per packet for SRTP protect, unprotect and a full re-key (unprotect with one key,
 //! protect with another: what the relay does between an SRTP leg and another SRTP leg),
-//! per suite, 172-byte payloads, against Debian's libsrtp2 measured in the same run.
+//! per suite, 172-byte payloads, against Debian's libsrtp2 measured in the same run, both
+//! in L2-sized chunks of 1024 packets.
 //!
 //!     cargo run --release -p bench --bin srtp_bench [-- PACKETS]
 //!
@@ -23,39 +24,51 @@ fn ctx(suite: Suite, seed: u8) -> Context {
     Context::new(suite, &key, &salt).unwrap()
 }
 
+/// Packets are processed in chunks of this many buffers (256 KiB: L2-resident), so the
+/// figures are crypto cost, not cache misses; libsrtp2 is driven the same way.
+const CHUNK: usize = 1024;
+
 /// (protect, unprotect, re-key) ns per packet, best of 3.
 fn ours(suite: Suite, n: usize) -> (f64, f64, f64) {
     let mut best = (f64::MAX, f64::MAX, f64::MAX);
     for round in 0..3u8 {
-        let mut buf = vec![0u8; n * STRIDE];
-        for i in 0..n {
-            let b = &mut buf[i * STRIDE..(i + 1) * STRIDE];
-            b[..PKT].fill(0x5a);
-            emit_header(b, 0, false, i as u16, i as u32 * 160, 0x1234_5678);
+        let (mut tx, mut rx, mut rx2, mut out) =
+            (ctx(suite, round), ctx(suite, round), ctx(suite, round), ctx(suite, round ^ 0x55));
+        let mut buf = vec![0u8; CHUNK * STRIDE];
+        let mut copy = vec![0u8; CHUNK * STRIDE];
+        let mut lens = vec![0usize; CHUNK];
+        let (mut tp, mut tu, mut tr) = (0u128, 0u128, 0u128);
+        let mut seq = 0u16;
+        for _ in 0..n / CHUNK {
+            for i in 0..CHUNK {
+                let b = &mut buf[i * STRIDE..(i + 1) * STRIDE];
+                b[..PKT].fill(0x5a);
+                emit_header(b, 0, false, seq.wrapping_add(i as u16), i as u32 * 160, 0x1234_5678);
+            }
+            seq = seq.wrapping_add(CHUNK as u16);
+            let t0 = Instant::now();
+            for (i, l) in lens.iter_mut().enumerate() {
+                *l = tx.protect_rtp(&mut buf[i * STRIDE..(i + 1) * STRIDE], PKT).unwrap();
+            }
+            let t1 = Instant::now();
+            copy.copy_from_slice(&buf);
+            let t2 = Instant::now();
+            for (i, l) in lens.iter().enumerate() {
+                rx.unprotect_rtp(&mut buf[i * STRIDE..(i + 1) * STRIDE], *l).unwrap();
+            }
+            let t3 = Instant::now();
+            for (i, l) in lens.iter().enumerate() {
+                let b = &mut copy[i * STRIDE..(i + 1) * STRIDE];
+                let m = rx2.unprotect_rtp(b, *l).unwrap();
+                out.protect_rtp(b, m).unwrap();
+            }
+            let t4 = Instant::now();
+            tp += (t1 - t0).as_nanos();
+            tu += (t3 - t2).as_nanos();
+            tr += (t4 - t3).as_nanos();
         }
-        let (mut tx, mut rx, mut out) = (ctx(suite, round), ctx(suite, round), ctx(suite, round ^ 0x55));
-        let mut lens = vec![0usize; n];
-        let t0 = Instant::now();
-        for (i, l) in lens.iter_mut().enumerate() {
-            *l = tx.protect_rtp(&mut buf[i * STRIDE..(i + 1) * STRIDE], PKT).unwrap();
-        }
-        let t1 = Instant::now();
-        let mut copy = buf.clone();
-        let t2 = Instant::now();
-        for (i, l) in lens.iter().enumerate() {
-            rx.unprotect_rtp(&mut buf[i * STRIDE..(i + 1) * STRIDE], *l).unwrap();
-        }
-        let t3 = Instant::now();
-        let mut rx2 = ctx(suite, round);
-        let t4 = Instant::now();
-        for (i, l) in lens.iter().enumerate() {
-            let b = &mut copy[i * STRIDE..(i + 1) * STRIDE];
-            let m = rx2.unprotect_rtp(b, *l).unwrap();
-            out.protect_rtp(b, m).unwrap();
-        }
-        let t5 = Instant::now();
-        let ns = |a: Instant, b: Instant| (b - a).as_nanos() as f64 / n as f64;
-        best = (best.0.min(ns(t0, t1)), best.1.min(ns(t2, t3)), best.2.min(ns(t4, t5)));
+        let k = (n / CHUNK * CHUNK) as f64;
+        best = (best.0.min(tp as f64 / k), best.1.min(tu as f64 / k), best.2.min(tr as f64 / k));
     }
     best
 }

