@@ -168,30 +168,26 @@ impl Call {
             } else {
                 FlowKind::Rtp
             };
-            out.push(FlowRule {
-                local: leg.rtp(),
-                kind: rtp_kind,
-                signalled_peer: leg.peer,
-                egress_rtp: forward.then(|| other.rtp()),
-                egress_rtcp: (forward && !other.plain_udp).then(|| other.rtcp_egress()),
-                latch,
-                reset_latch: reset,
-                clock_rate: leg.clock_rate,
-                srtp_in: leg.srtp_in.clone(),
-                srtp_out: leg.srtp_out.clone(),
-            });
-            out.push(FlowRule {
-                local: leg.rtcp(),
-                kind: if leg.plain_udp { FlowKind::Udp } else { FlowKind::Rtcp },
-                signalled_peer: leg.peer_rtcp,
-                egress_rtp: None,
-                egress_rtcp: (forward && !other.plain_udp).then(|| other.rtcp_egress()),
-                latch,
-                reset_latch: reset,
-                clock_rate: leg.clock_rate,
-                srtp_in: leg.srtp_in.clone(),
-                srtp_out: leg.srtp_out.clone(),
-            });
+            let rtcp_kind = if leg.plain_udp { FlowKind::Udp } else { FlowKind::Rtcp };
+            let egress_rtcp = (forward && !other.plain_udp).then(|| other.rtcp_egress());
+            // the RTP socket and the RTCP socket of the leg differ only in these
+            for (local, kind, signalled_peer, egress_rtp) in [
+                (leg.rtp(), rtp_kind, leg.peer, forward.then(|| other.rtp())),
+                (leg.rtcp(), rtcp_kind, leg.peer_rtcp, None),
+            ] {
+                out.push(FlowRule {
+                    local,
+                    kind,
+                    signalled_peer,
+                    egress_rtp,
+                    egress_rtcp,
+                    latch,
+                    reset_latch: reset,
+                    clock_rate: leg.clock_rate,
+                    srtp_in: leg.srtp_in.clone(),
+                    srtp_out: leg.srtp_out.clone(),
+                });
+            }
         }
         out
     }
