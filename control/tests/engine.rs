@@ -266,3 +266,140 @@ fn mutated_requests_never_panic() {
     }
     e.tick(u64::MAX / 2);
 }
+
+fn savp(ip: &str, port: u16, crypto: &[&str]) -> Value {
+    let lines: String = crypto.iter().map(|l| format!("{l}\r\n")).collect();
+    format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/SAVP 0\r\n{lines}")
+        .into()
+}
+
+fn cryptos(sdp: &str) -> Vec<String> {
+    sdp.lines().filter(|l| l.starts_with("a=crypto:")).map(str::to_string).collect()
+}
+
+const A_80: &str = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv";
+const A_32: &str = "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:VAzLKvoE3jG9cdH/AZsl/ZqWNXrUzyM4Gw6chrFr";
+
+#[test]
+fn sdes_flags_shape_the_offer() {
+    let (mut e, _dp) = engine(cfg());
+    let tp = ("transport-protocol", Value::from("RTP/SAVP"));
+    // AVP -> SAVP: the six implemented suites, under rtpengine's tags
+    let o = out_sdp(&offer(&mut e, "c1", "a", sdp("198.51.100.7", 4000, ""), &[tp.clone()], 0));
+    let tags: Vec<String> = cryptos(&o).iter().map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(
+        tags,
+        [
+            "a=crypto:1 AEAD_AES_256_GCM",
+            "a=crypto:2 AEAD_AES_128_GCM",
+            "a=crypto:3 AES_256_CM_HMAC_SHA1_80",
+            "a=crypto:4 AES_256_CM_HMAC_SHA1_32",
+            "a=crypto:7 AES_CM_128_HMAC_SHA1_80",
+            "a=crypto:8 AES_CM_128_HMAC_SHA1_32"
+        ]
+    );
+    assert!(
+        cryptos(&o).iter().all(|l| !l.contains('=') || l.ends_with(|c: char| c != '=')),
+        "no base64 padding by default"
+    );
+    // SDES-only / SDES-no / lifetime / pad
+    let flags =
+        Value::List(vec!["SDES-only-AES_256_CM_HMAC_SHA1_80".into(), "SDES-pad".into(), "SDES-lifetime".into()]);
+    let o = out_sdp(&offer(&mut e, "c2", "a", sdp("198.51.100.7", 4000, ""), &[tp.clone(), ("flags", flags)], 0));
+    let c = cryptos(&o);
+    assert_eq!(c.len(), 1, "{c:?}");
+    // suites excluded by flags take no tag number (as in rtpengine), so the only one is 1
+    assert!(c[0].starts_with("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:") && c[0].ends_with("==|2^31"), "{c:?}");
+    let o = out_sdp(&offer(
+        &mut e,
+        "c3",
+        "a",
+        sdp("198.51.100.7", 4000, ""),
+        &[tp.clone(), ("SDES", Value::List(vec!["no-AEAD_AES_256_GCM".into()]))],
+        0,
+    ));
+    assert!(!o.contains("AEAD_AES_256_GCM") && o.contains("a=crypto:1 AEAD_AES_128_GCM"), "{o}");
+    // SAVP -> SAVP: the offerer's suites first under its tags, with fresh keys; nonew keeps only those
+    let o = out_sdp(&offer(&mut e, "c4", "a", savp("198.51.100.7", 4000, &[A_80, A_32]), &[], 0));
+    let c = cryptos(&o);
+    assert!(
+        c[0].starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ")
+            && c[1].starts_with("a=crypto:2 AES_CM_128_HMAC_SHA1_32 ")
+    );
+    assert_ne!(c[0], A_80, "fresh key towards the answerer");
+    assert_eq!(c.len(), 6);
+    let o = out_sdp(&offer(
+        &mut e,
+        "c5",
+        "a",
+        savp("198.51.100.7", 4000, &[A_80, A_32]),
+        &[("SDES", Value::List(vec!["nonew".into()]))],
+        0,
+    ));
+    assert_eq!(cryptos(&o).len(), 2);
+    // SDES-off towards a SAVP leg: no keys offered; to plain RTP: crypto stripped
+    let o = out_sdp(&offer(
+        &mut e,
+        "c6",
+        "a",
+        savp("198.51.100.7", 4000, &[A_80]),
+        &[("transport-protocol", "RTP/AVP".into())],
+        0,
+    ));
+    assert!(cryptos(&o).is_empty() && o.contains("RTP/AVP"), "{o}");
+    let o = out_sdp(&offer(
+        &mut e,
+        "c7",
+        "a",
+        savp("198.51.100.7", 4000, &[A_80]),
+        &[("SDES", Value::List(vec!["off".into()]))],
+        0,
+    ));
+    assert!(cryptos(&o).is_empty(), "{o}");
+    // every flag combination that leaves nothing to offer is an error, not an empty offer
+    let r = offer(
+        &mut e,
+        "c8",
+        "a",
+        sdp("198.51.100.7", 4000, ""),
+        &[tp, ("SDES", Value::List(vec!["only-F8_128_HMAC_SHA1_80".into()]))],
+        0,
+    );
+    assert!(r.get("error-reason").unwrap().as_str().unwrap().contains("no SRTP suite"));
+}
+
+#[test]
+fn sdes_answer_picks_and_rekeys() {
+    let (mut e, dp) = engine(cfg());
+    // A offers two suites; B (plain) answers: A gets A's first suite back with a relay key
+    offer(&mut e, "c", "a", savp("198.51.100.7", 4000, &[A_80, A_32]), &[("transport-protocol", "RTP/AVP".into())], 0);
+    let a = out_sdp(&answer(&mut e, "c", "a", "b", sdp("198.51.100.8", 5000, ""), 0));
+    let c = cryptos(&a);
+    assert_eq!(c.len(), 1);
+    assert!(c[0].starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") && c[0] != A_80 && a.contains("RTP/SAVP"), "{a}");
+    // the rules: A's socket decrypts with A's key and encrypts with the relay's; B's is plain
+    let st = dp.state.lock().unwrap();
+    let rules: Vec<_> = st.open.values().flatten().filter(|r| r.kind == FlowKind::Rtp).collect();
+    let a_rule = rules.iter().find(|r| r.signalled_peer == Some("198.51.100.7:4000".parse().unwrap())).unwrap();
+    let b_rule = rules.iter().find(|r| r.signalled_peer == Some("198.51.100.8:5000".parse().unwrap())).unwrap();
+    let a_key = control::sdes::parse(A_80).unwrap().key;
+    assert_eq!(a_rule.srtp_in.as_ref(), Some(&a_key));
+    assert_eq!(a_rule.srtp_out.as_ref(), Some(&control::sdes::parse(&c[0]).unwrap().key));
+    assert!(b_rule.srtp_in.is_none() && b_rule.srtp_out.is_none());
+    drop(st);
+    // an answer picking a tag that was never offered is an error
+    offer(&mut e, "d", "a", sdp("198.51.100.7", 4000, ""), &[("transport-protocol", "RTP/SAVP".into())], 0);
+    let r = answer(
+        &mut e,
+        "d",
+        "a",
+        "b",
+        savp(
+            "198.51.100.8",
+            5000,
+            &["a=crypto:9 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv"],
+        ),
+        0,
+    );
+    assert!(r.get("error-reason").unwrap().as_str().unwrap().contains("not offered"), "{r:?}");
+}
