@@ -8,6 +8,7 @@ cargo build --release --workspace
 cargo test --release --workspace
 scripts/conformance.sh
 scripts/tools-smoke.sh
+scripts/netns-bridge.sh
 scripts/e2e-kamailio.sh
 FUZZ_SECONDS=${FUZZ_SECONDS:-15} scripts/fuzz.sh
-echo "test suite: unit+integration, conformance, tools, kamailio e2e, fuzz: 5 passed, 0 failed"
+echo "test suite: unit+integration, conformance, tools, netns bridge, kamailio e2e, fuzz: 6 passed, 0 failed"

@@ -49,6 +49,10 @@ struct Args {
     /// Address the callee side binds
     #[arg(long, default_value = "127.0.0.1")]
     callee_ip: IpAddr,
+    /// ng `direction`: the relay interface facing the caller, then the one facing the
+    /// callee (e.g. pub,priv)
+    #[arg(long, value_delimiter = ',')]
+    direction: Vec<String>,
     /// Extra ng flags for offer and answer (repeatable), e.g. --flag strict-source
     #[arg(long = "flag")]
     flags: Vec<String>,
@@ -403,6 +407,9 @@ fn run(args: Args) -> Result<Summary, String> {
             ("replace", Value::List(vec!["origin".into()])),
             ("sdp", offer_sdp.into()),
         ];
+        if !args.direction.is_empty() {
+            offer_req.push(("direction", Value::List(args.direction.iter().map(|d| d.as_str().into()).collect())));
+        }
         if caller_suite.is_some() != callee_suite.is_some() {
             offer_req.push(("transport-protocol", if callee_suite.is_some() { "RTP/SAVP" } else { "RTP/AVP" }.into()));
         }
