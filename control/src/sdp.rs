@@ -182,6 +182,9 @@ impl Sdp {
             if line.is_empty() {
                 continue;
             }
+            if line.contains('\r') {
+                return Err(SdpError(format!("SDP line {} contains a stray CR", i + 1)));
+            }
             let b = line.as_bytes();
             if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_alphabetic() {
                 return Err(SdpError(format!("malformed SDP line {}: {:?}", i + 1, truncate(line))));
@@ -354,5 +357,7 @@ mod tests {
         assert!(Sdp::parse("v=0\r\n").is_err());
         // truncated mid-line
         assert!(Sdp::parse("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=aud").is_err());
+        // found by fuzz/sdp: a stray CR made re-serialisation unstable
+        assert!(Sdp::parse("v=0\no=v=0\no=\r\r").unwrap_err().0.contains("stray CR"));
     }
 }
