@@ -285,7 +285,7 @@ fn sdes_flags_shape_the_offer() {
     let (mut e, _dp) = engine(cfg());
     let tp = ("transport-protocol", Value::from("RTP/SAVP"));
     // AVP -> SAVP: the six implemented suites, under rtpengine's tags
-    let o = out_sdp(&offer(&mut e, "c1", "a", sdp("198.51.100.7", 4000, ""), &[tp.clone()], 0));
+    let o = out_sdp(&offer(&mut e, "c1", "a", sdp("198.51.100.7", 4000, ""), std::slice::from_ref(&tp), 0));
     let tags: Vec<String> = cryptos(&o).iter().map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(
         tags,
