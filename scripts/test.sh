@@ -10,5 +10,5 @@ scripts/conformance.sh
 scripts/tools-smoke.sh
 scripts/netns-bridge.sh
 scripts/e2e-kamailio.sh
-FUZZ_SECONDS=${FUZZ_SECONDS:-15} scripts/fuzz.sh
+scripts/fuzz.sh
 echo "test suite: unit+integration, conformance, tools, netns bridge, kamailio e2e, fuzz: 6 passed, 0 failed"
