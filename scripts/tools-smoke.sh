@@ -10,6 +10,8 @@ trap cleanup EXIT
 fail() { echo "tools: FAIL: $*" >&2; exit 1; }
 ok=0
 check() { ok=$((ok + 1)); echo "tools: ok: $*"; }
+# match on captured output: `cmd | grep -q` under pipefail fails when grep exits first
+has() { local out; out=$("${@:2}") && grep -q -- "$1" <<<"$out"; }
 
 $bin/relayd --interface=127.0.0.1 --listen-ng=127.0.0.1:2253 --listen-http=127.0.0.1:9953 --port-min=36000 --port-max=36999 \
   --log-level=warn >"$work/relayd.log" 2>&1 &
@@ -38,18 +40,18 @@ done
 check "rtpgen SRTP->RTP and SRTP->SRTP (GCM -> CM) through relayd and rtpengine, no auth failures"
 
 export RELAYCTL_HTTP=127.0.0.1:9953
-$bin/relayctl calls | grep -q "50 call(s)" || fail "relayctl calls"
+has "50 call(s)" $bin/relayctl calls || fail "relayctl calls"
 check "relayctl calls"
 id=$($bin/relayctl --json calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["call_id"])')
-$bin/relayctl call "$id" | grep -q "latched" || fail "relayctl call shows no latched flow"
+has "latched" $bin/relayctl call "$id" || fail "relayctl call shows no latched flow"
 check "relayctl call"
 [[ $($bin/relayctl flows | wc -l) -eq 201 ]] || fail "relayctl flows: expected 200 flows"
 $bin/relayctl --json flows --call "$id" | python3 -c 'import json,sys; assert len(json.load(sys.stdin)["flows"])==4'
 check "relayctl flows"
-$bin/relayctl stats | grep -q "relay_rx_packets_total" || fail "relayctl stats"
+has "relay_rx_packets_total" $bin/relayctl stats || fail "relayctl stats"
 check "relayctl stats"
-$bin/relayctl terminate "$id" | grep -q terminated || fail "relayctl terminate"
-$bin/relayctl calls | grep -q "49 call(s)" || fail "terminate did not end the call"
+has terminated $bin/relayctl terminate "$id" || fail "relayctl terminate"
+has "49 call(s)" $bin/relayctl calls || fail "terminate did not end the call"
 check "relayctl terminate"
 if $bin/relayctl --http 127.0.0.1:1 calls 2>"$work/err"; then fail "relayctl against nothing succeeded"; fi
 grep -q "relayd is not running" "$work/err" || fail "relayctl's message without relayd: $(cat "$work/err")"
