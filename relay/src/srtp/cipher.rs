@@ -62,7 +62,7 @@ impl Aes {
 /// message's own SHA-1 blocks plus one outer block, driven straight through
 /// `sha1::compress` (SHA-NI where the CPU has it): ~50 ns less per packet than cloning a
 /// keyed `hmac::Hmac<Sha1>` on this machine.
-pub(super) struct HmacSha1 {
+pub struct HmacSha1 {
     inner: [u32; 5],
     outer: [u32; 5],
 }
@@ -76,7 +76,7 @@ fn sha1_blocks(state: &mut [u32; 5], data: &[u8]) {
 }
 
 impl HmacSha1 {
-    fn new(key: &[u8]) -> HmacSha1 {
+    pub fn new(key: &[u8]) -> HmacSha1 {
         let (mut ipad, mut opad) = ([0x36u8; 64], [0x5cu8; 64]);
         for (i, k) in key.iter().enumerate().take(64) {
             ipad[i] ^= k;
@@ -89,7 +89,7 @@ impl HmacSha1 {
     }
 
     /// HMAC-SHA1 of `a || b` (`b` is at most 8 bytes: the ROC).
-    fn tag(&self, a: &[u8], b: &[u8]) -> [u8; 20] {
+    pub fn tag(&self, a: &[u8], b: &[u8]) -> [u8; 20] {
         let mut st = self.inner;
         let full = a.len() / 64 * 64;
         sha1_blocks(&mut st, &a[..full]);

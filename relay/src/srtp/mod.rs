@@ -12,7 +12,7 @@ mod replay;
 
 use std::fmt;
 
-pub use cipher::SessionKeys;
+pub use cipher::{HmacSha1, SessionKeys};
 pub use kdf::derive_session_keys;
 pub use replay::ReplayWindow;
 
