@@ -39,19 +39,10 @@ impl CookieCache {
         self.order.push_back((now_ms, cookie.to_vec()));
         self.map.insert(cookie.to_vec(), reply);
     }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 pub struct NgServer {
     pub cookies: CookieCache,
-    pub malformed: u64,
 }
 
 impl Default for NgServer {
@@ -62,18 +53,14 @@ impl Default for NgServer {
 
 impl NgServer {
     pub fn new() -> NgServer {
-        NgServer { cookies: CookieCache::default(), malformed: 0 }
+        NgServer { cookies: CookieCache::default() }
     }
 
     /// One request datagram in, one reply datagram out (None: not even a cookie to answer to).
     pub fn handle(&mut self, engine: &mut Engine, datagram: &[u8], now_ms: u64, unix: u64) -> Option<Vec<u8>> {
-        let Some(sp) = datagram.iter().position(|&b| b == b' ') else {
-            self.malformed += 1;
-            return None;
-        };
+        let sp = datagram.iter().position(|&b| b == b' ')?;
         let (cookie, body) = (&datagram[..sp], &datagram[sp + 1..]);
         if cookie.is_empty() {
-            self.malformed += 1;
             return None;
         }
         if let Some(r) = self.cookies.get(cookie) {
@@ -82,12 +69,10 @@ impl NgServer {
         let reply = match Value::decode(body) {
             Ok(req @ Value::Dict(_)) => engine.command(&req, now_ms, unix),
             Ok(_) => {
-                self.malformed += 1;
                 engine.stats.errors += 1;
                 error_reply("request is not a bencoded dictionary")
             }
             Err(e) => {
-                self.malformed += 1;
                 engine.stats.errors += 1;
                 error_reply(&e.to_string())
             }

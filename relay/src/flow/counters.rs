@@ -38,6 +38,12 @@ pub fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
+/// Single-writer decrement (a counted forward whose send then failed).
+#[inline]
+pub fn unbump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_sub(n), Relaxed);
+}
+
 impl SharedCounters {
     pub fn snapshot(&self) -> FlowCounters {
         let g = |c: &AtomicU64| c.load(Relaxed);

@@ -30,7 +30,7 @@ use control::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
 
 use crate::packet::{is_rtcp, Malformed, RtcpCompound, RtpPacket};
 use crate::srtp::{self, SrtpError, Suite};
-use counters::{bump, SharedCounters};
+use counters::{bump, unbump, SharedCounters};
 use stats::RtpStats;
 
 pub type FlowId = usize;
@@ -70,8 +70,6 @@ pub struct Flow {
     pub clock_rate: u32,
     pub stats: RtpStats,
     pub counters: Arc<SharedCounters>,
-    /// Rule installed (a socket opened without one drops everything as no-destination).
-    pub has_rule: bool,
     /// SRTP from the party on this socket (authenticated and decrypted on arrival).
     srtp_in: Option<(SrtpKey, Box<srtp::Context>)>,
     /// SRTP towards the party on this socket (applied to packets leaving through it).
@@ -150,7 +148,6 @@ impl FlowTable {
             clock_rate: 8000,
             stats: RtpStats::default(),
             counters,
-            has_rule: false,
             srtp_in: None,
             srtp_out: None,
         };
@@ -203,7 +200,6 @@ impl FlowTable {
         f.egress_rtcp = egress_rtcp;
         f.policy = rule.latch;
         f.clock_rate = rule.clock_rate.max(1);
-        f.has_rule = true;
         // keep a context whose key did not change: its rollover counters and replay
         // windows must survive re-INVITEs
         for (want, have) in [(&rule.srtp_in, &mut f.srtp_in), (&rule.srtp_out, &mut f.srtp_out)] {
@@ -319,34 +315,41 @@ impl FlowTable {
             bump(&c.drop_no_destination, 1);
             return Verdict::Drop(DropReason::NoDestination);
         };
-        let counters = f.counters.clone();
-        let Some(egress) = self.slots.get_mut(via).and_then(|e| e.as_mut()) else {
-            bump(&counters.drop_no_destination, 1);
-            return Verdict::Drop(DropReason::NoDestination);
-        };
-        let Some(to) = egress.peer() else {
-            bump(&counters.drop_no_destination, 1);
-            return Verdict::Drop(DropReason::NoDestination);
-        };
-        if let Some((_, ctx)) = egress.srtp_out.as_mut() {
-            let r = if rtcp { ctx.protect_rtcp(buf, len) } else { ctx.protect_rtp(buf, len) };
-            match r {
-                Ok(n) => len = n,
-                Err(e) => {
-                    bump(&counters.drop_send_error, 1);
-                    return Verdict::Drop(DropReason::Srtp(e));
+        let outcome = match self.slots.get_mut(via).and_then(|e| e.as_mut()) {
+            None => Err(DropReason::NoDestination),
+            Some(egress) => match (egress.peer(), egress.srtp_out.as_mut()) {
+                (None, _) => Err(DropReason::NoDestination),
+                (Some(to), None) => Ok(to),
+                (Some(to), Some((_, ctx))) => {
+                    match if rtcp { ctx.protect_rtcp(buf, len) } else { ctx.protect_rtp(buf, len) } {
+                        Ok(n) => {
+                            len = n;
+                            Ok(to)
+                        }
+                        Err(e) => Err(DropReason::Srtp(e)),
+                    }
                 }
+            },
+        };
+        // the ingress flow's counters, looked up again rather than holding a clone of its Arc
+        let c = &self.slots[id].as_ref().expect("ingress flow checked above").counters;
+        match outcome {
+            Ok(to) => {
+                bump(&c.forwarded, 1);
+                Verdict::Forward { via, to, len }
+            }
+            Err(r) => {
+                bump(if matches!(r, DropReason::Srtp(_)) { &c.drop_send_error } else { &c.drop_no_destination }, 1);
+                Verdict::Drop(r)
             }
         }
-        bump(&counters.forwarded, 1);
-        Verdict::Forward { via, to, len }
     }
 
     /// The send of a forwarded datagram failed.
     pub fn send_failed(&self, id: FlowId) {
         if let Some(Some(f)) = self.slots.get(id) {
             bump(&f.counters.drop_send_error, 1);
-            bump(&f.counters.forwarded, u64::MAX); // undo the forward count (wrapping -1)
+            unbump(&f.counters.forwarded, 1);
         }
     }
 }

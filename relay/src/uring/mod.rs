@@ -469,6 +469,7 @@ impl Worker {
                 let fd = match self.flow_sock.get(via).and_then(|s| self.socks.get(*s)).and_then(|s| s.as_ref()) {
                     Some(s) => s.fd.as_raw_fd(),
                     None => {
+                        self.table.send_failed(flow);
                         self.free_sends.push(sidx);
                         self.bufs.push(bid);
                         return;
