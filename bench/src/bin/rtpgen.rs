@@ -198,29 +198,11 @@ fn media_port(r: &Value) -> Option<u16> {
     s.lines().find(|l| l.starts_with("m=audio"))?.split(' ').nth(1)?.parse().ok()
 }
 
-fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match a {
-        SocketAddr::V4(v) => {
-            let sin = &mut ss as *mut _ as *mut libc::sockaddr_in;
-            unsafe {
-                (*sin).sin_family = libc::AF_INET as u16;
-                (*sin).sin_port = v.port().to_be();
-                (*sin).sin_addr.s_addr = u32::from(*v.ip()).to_be();
-            }
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v) => {
-            let sin = &mut ss as *mut _ as *mut libc::sockaddr_in6;
-            unsafe {
-                (*sin).sin6_family = libc::AF_INET6 as u16;
-                (*sin).sin6_port = v.port().to_be();
-                (*sin).sin6_addr.s6_addr = v.ip().octets();
-            }
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
+/// The relay's own conversion (relay::uring::sockaddr_to); a sockaddr_in6 holds either family.
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    let len = relay::uring::sockaddr_to(a, &mut sa);
+    (sa, len)
 }
 
 const BATCH: usize = 64;
@@ -229,7 +211,7 @@ const BATCH: usize = 64;
 struct SideBatch {
     pkts: Vec<Vec<u8>>,
     lens: Vec<usize>,
-    addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
+    addrs: Vec<(libc::sockaddr_in6, libc::socklen_t)>,
     iovs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
     n: usize,
@@ -537,7 +519,7 @@ fn run(args: Args) -> Result<Summary, String> {
     // one batch per side: callers' packets leave from the caller socket, callees' from the callee's
     let mut batch: Vec<SideBatch> = (0..2).map(|_| SideBatch::new(size)).collect();
     let fds = [caller.as_raw_fd(), callee.as_raw_fd()];
-    let dests: Vec<(libc::sockaddr_storage, libc::socklen_t)> = streams.iter().map(|s| sockaddr(s.to)).collect();
+    let dests: Vec<(libc::sockaddr_in6, libc::socklen_t)> = streams.iter().map(|s| sockaddr(s.to)).collect();
     let mut sent: u64 = 0;
     let mut next = 0usize;
     let dur = Duration::from_secs_f64(args.duration);

@@ -237,8 +237,8 @@ fn sockaddr_from(name: &[u8]) -> Option<SocketAddr> {
     }
 }
 
-/// Write `addr` as a sockaddr; returns its length.
-fn sockaddr_to(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::socklen_t {
+/// Write `addr` as a sockaddr (a sockaddr_in6 has room for either family); returns its length.
+pub fn sockaddr_to(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::socklen_t {
     match addr {
         SocketAddr::V4(a) => {
             let sin = out as *mut libc::sockaddr_in6 as *mut libc::sockaddr_in;
