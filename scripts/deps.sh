@@ -6,6 +6,8 @@ command -v cc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v clang >/dev/null || need+=(clang)   # compiles the XDP program in ebpf/
+[[ -f /usr/include/linux/bpf.h ]] || need+=(linux-libc-dev)
 [[ -f /usr/include/srtp2/srtp.h ]] || need+=(libsrtp2-dev)
 if [[ "${1:-}" == "--e2e" ]]; then
   command -v kamailio >/dev/null || need+=(kamailio)

@@ -8,3 +8,4 @@ pub mod flow;
 pub mod packet;
 pub mod srtp;
 pub mod uring;
+pub mod xdp;

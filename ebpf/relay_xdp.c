@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//
+// relay_xdp: steers the media flows the relay knows into its AF_XDP sockets.
+//
+// For every frame on the interface:
+//   Ethernet [802.1Q] -> IPv4 (no options, not a fragment) | IPv6 (UDP as next header)
+//   -> UDP -> look up (destination address, destination port) in `flows`.
+// A hit is redirected to the AF_XDP socket bound to the receiving queue (`xsks`);
+// everything else -- SSH, SIP, ng, ARP, ICMP, DNS, fragments, anything we do not
+// understand -- returns XDP_PASS and the kernel handles it as if we were not here.
+// If no socket is bound to the queue, bpf_redirect_map falls back to XDP_PASS and the
+// relay's ordinary UDP socket (io_uring backend) gets the packet.
+//
+// Built by relay/build.rs with `clang -O2 -g -target bpf`; loaded by relayd through aya.
+// No libbpf headers needed: the few definitions we use are below.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int(*name)[val]
+#define __type(name, val) typeof(val) *name
+#undef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
+static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
+
+// Key of `flows`: the relay's own media socket. Written by relayd (relay/src/xdp/maps.rs).
+struct flow_key {
+	__u8 family; // 4 or 6
+	__u8 pad;
+	__be16 port; // network byte order, as in the UDP header
+	__u8 addr[16]; // IPv4 in the first 4 bytes, rest zero
+};
+
+#define FLOW_STRICT_SOURCE 1
+
+struct flow_val {
+	__u32 flags; // FLOW_STRICT_SOURCE: drop what does not come from peer
+	__be16 peer_port;
+	__u16 pad;
+	__u8 peer_addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct flow_key);
+	__type(value, struct flow_val);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+// Per-CPU counters, summed by relayd for /metrics (order: relay/src/xdp/maps.rs).
+enum {
+	STAT_STEERED = 0,     // redirected into an AF_XDP socket
+	STAT_PASS_OTHER,      // not IPv4/IPv6 + UDP: ARP, ICMP, TCP, ...
+	STAT_PASS_NO_FLOW,    // UDP, but not to a relay media socket (SIP, ng, DNS, ...)
+	STAT_PASS_NO_SOCKET,  // a media flow, but no AF_XDP socket on this queue
+	STAT_PASS_UNPARSED,   // truncated headers, IPv4 options or fragments, IPv6 extension headers
+	STAT_DROP_SOURCE,     // strict source: not from the flow's peer
+	STAT_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+	if (v)
+		*v += 1; // per-CPU: no atomic needed
+}
+
+static __always_inline int bytes_eq(const __u8 *a, const __u8 *b, int n)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		if (i < n && a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+SEC("xdp")
+int relay_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct flow_key key = {};
+	__u8 saddr[16] = {};
+	__be16 sport;
+	void *l4;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > end) {
+		count(STAT_PASS_UNPARSED);
+		return XDP_PASS;
+	}
+	proto = eth->h_proto;
+	l4 = eth + 1;
+	if (proto == __constant_htons(ETH_P_8021Q) || proto == __constant_htons(ETH_P_8021AD)) {
+		struct vlan_hdr *vh = l4;
+		if ((void *)(vh + 1) > end) {
+			count(STAT_PASS_UNPARSED);
+			return XDP_PASS;
+		}
+		proto = vh->proto;
+		l4 = vh + 1;
+	}
+
+	if (proto == __constant_htons(ETH_P_IP)) {
+		struct iphdr *ip = l4;
+		if ((void *)(ip + 1) > end) {
+			count(STAT_PASS_UNPARSED);
+			return XDP_PASS;
+		}
+		if (ip->protocol != IPPROTO_UDP) {
+			count(STAT_PASS_OTHER);
+			return XDP_PASS;
+		}
+		// options or fragments: let the kernel reassemble and deliver to the socket
+		if (ip->ihl != 5 || ip->version != 4 || (ip->frag_off & __constant_htons(0x3fff))) {
+			count(STAT_PASS_UNPARSED);
+			return XDP_PASS;
+		}
+		key.family = 4;
+		__builtin_memcpy(key.addr, &ip->daddr, 4);
+		__builtin_memcpy(saddr, &ip->saddr, 4);
+		l4 = ip + 1;
+	} else if (proto == __constant_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l4;
+		if ((void *)(ip6 + 1) > end) {
+			count(STAT_PASS_UNPARSED);
+			return XDP_PASS;
+		}
+		if (ip6->nexthdr != IPPROTO_UDP) {
+			// TCP, ICMPv6 (neighbour discovery!), or an extension header we do not walk
+			count(STAT_PASS_OTHER);
+			return XDP_PASS;
+		}
+		key.family = 6;
+		__builtin_memcpy(key.addr, &ip6->daddr, 16);
+		__builtin_memcpy(saddr, &ip6->saddr, 16);
+		l4 = ip6 + 1;
+	} else {
+		count(STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+
+	struct udphdr *udp = l4;
+	if ((void *)(udp + 1) > end) {
+		count(STAT_PASS_UNPARSED);
+		return XDP_PASS;
+	}
+	key.port = udp->dest;
+	sport = udp->source;
+
+	struct flow_val *fv = bpf_map_lookup_elem(&flows, &key);
+	if (!fv) {
+		count(STAT_PASS_NO_FLOW);
+		return XDP_PASS;
+	}
+	if ((fv->flags & FLOW_STRICT_SOURCE) && fv->peer_port) {
+		if (fv->peer_port != sport || !bytes_eq(fv->peer_addr, saddr, key.family == 4 ? 4 : 16)) {
+			count(STAT_DROP_SOURCE);
+			return XDP_DROP;
+		}
+	}
+
+	// falls back to XDP_PASS (the low bits of flags) when the queue has no socket
+	long act = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	count(act == XDP_REDIRECT ? STAT_STEERED : STAT_PASS_NO_SOCKET);
+	return act;
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";
