@@ -50,9 +50,14 @@ pub struct Cli {
     /// CPUs to pin workers to, comma-separated (default: worker i on cpu i)
     #[arg(long)]
     pub cpus: Option<String>,
-    /// Data path backend: uring (io_uring) or auto
+    /// Data path backend: xdp (XDP steering + AF_XDP workers), uring (io_uring sockets), or
+    /// auto (xdp where the program attaches in native mode, uring otherwise)
     #[arg(long)]
     pub backend: Option<String>,
+    /// Network interface for the xdp backend (repeatable, one per relay interface; default:
+    /// the interfaces holding the --interface addresses)
+    #[arg(long = "xdp-interface")]
+    pub xdp_interface: Vec<String>,
     /// Milliseconds of silence from a latched peer before another source may take over
     #[arg(long = "relatch-after")]
     pub relatch_after: Option<u64>,
@@ -86,14 +91,25 @@ pub struct FileConfig {
     pub workers: Option<usize>,
     pub cpus: Option<Vec<usize>>,
     pub backend: Option<String>,
+    pub xdp_interface: Option<Vec<String>>,
     pub relatch_after: Option<u64>,
     pub srtp_replay_window: Option<u32>,
     pub log_level: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Xdp,
+    Uring,
+    Auto,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub engine: EngineConfig,
+    pub backend: Backend,
+    /// Empty: derived from the interface addresses at start.
+    pub xdp_interfaces: Vec<String>,
     pub listen_ng: SocketAddr,
     pub listen_http: Option<SocketAddr>,
     pub tos: u8,
@@ -148,9 +164,17 @@ impl Config {
             return Err(format!("port range {port_min}-{port_max} is invalid (need 1024 <= port-min < port-max)"));
         }
         let backend = cli.backend.clone().or(file.backend.clone()).unwrap_or_else(|| "auto".into());
-        if !matches!(backend.as_str(), "uring" | "auto") {
-            return Err(format!("backend {backend:?}: this build has the io_uring backend only (uring|auto)"));
-        }
+        let backend = match backend.as_str() {
+            "xdp" => Backend::Xdp,
+            "uring" => Backend::Uring,
+            "auto" => Backend::Auto,
+            _ => return Err(format!("backend {backend:?}: expected xdp, uring or auto")),
+        };
+        let xdp_interfaces = if cli.xdp_interface.is_empty() {
+            file.xdp_interface.clone().unwrap_or_default()
+        } else {
+            cli.xdp_interface.clone()
+        };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let workers = cli.workers.or(file.workers).unwrap_or(cores);
         if workers == 0 {
@@ -183,6 +207,8 @@ impl Config {
                 final_timeout: cli.final_timeout.or(file.final_timeout).unwrap_or(d.final_timeout),
                 delete_delay: cli.delete_delay.or(file.delete_delay).unwrap_or(d.delete_delay),
             },
+            backend,
+            xdp_interfaces,
             listen_ng: parse_addr(
                 "listen-ng",
                 &cli.listen_ng.clone().or(file.listen_ng.clone()).unwrap_or_else(|| "127.0.0.1:2223".into()),

@@ -97,8 +97,10 @@ fn set_bufsize(sock: &UdpSocket, bytes: libc::c_int) {
     }
 }
 
-impl DataPlane for UringDataPlane {
-    fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
+impl UringDataPlane {
+    /// Bind and open `local`; returns a duplicate of its descriptor and its counters for a
+    /// second backend serving the same socket (the AF_XDP workers' kernel path).
+    pub fn open_shared(&self, local: SocketAddr, affinity: u64) -> io::Result<(OwnedFd, Arc<SharedCounters>)> {
         let mut socks = self.sockets.lock().unwrap();
         if socks.contains_key(&local) {
             return Err(io::Error::from(io::ErrorKind::AddrInUse));
@@ -109,12 +111,19 @@ impl DataPlane for UringDataPlane {
             set_tos(&sock, local, self.tos)?;
         }
         set_bufsize(&sock, 1 << 20);
+        let dup = OwnedFd::from(sock.try_clone()?);
         let w = (affinity as usize) % self.workers.len();
         let counters = Arc::new(SharedCounters::default());
         socks.insert(local, (w, counters.clone()));
         drop(socks);
-        self.workers[w].send(Command::Open { local, socket: OwnedFd::from(sock), counters });
-        Ok(())
+        self.workers[w].send(Command::Open { local, socket: OwnedFd::from(sock), counters: counters.clone() });
+        Ok((dup, counters))
+    }
+}
+
+impl DataPlane for UringDataPlane {
+    fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
+        self.open_shared(local, affinity).map(|_| ())
     }
 
     fn install(&self, rule: FlowRule) {

@@ -77,6 +77,25 @@ struct Args {
     /// The callee leg's suite, or "plain" for RTP (default: the caller's setting)
     #[arg(long)]
     srtp_callee: Option<String>,
+    /// Network namespace (as `ip netns` names it) for the callee's socket: caller and
+    /// callee on two separate hosts of a namespace topology
+    #[arg(long)]
+    callee_netns: Option<String>,
+}
+
+/// Bind a UDP socket inside network namespace `ns` (this thread enters it for the bind and
+/// returns to its own namespace; the socket stays in `ns`).
+fn bind_in_netns(ns: &str, addr: (IpAddr, u16)) -> Result<UdpSocket, String> {
+    let own = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| format!("own netns: {e}"))?;
+    let target = std::fs::File::open(format!("/var/run/netns/{ns}")).map_err(|e| format!("netns {ns}: {e}"))?;
+    if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
+    }
+    let r = UdpSocket::bind(addr).map_err(|e| format!("bind {} in netns {ns}: {e}", addr.0));
+    if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(format!("setns back: {}", std::io::Error::last_os_error()));
+    }
+    r
 }
 
 const MAGIC: u32 = 0x52545047; // "RTPG"
@@ -344,7 +363,10 @@ fn receiver(
 
 fn run(args: Args) -> Result<Summary, String> {
     let caller = UdpSocket::bind((args.caller_ip, 0)).map_err(|e| format!("bind {}: {e}", args.caller_ip))?;
-    let callee = UdpSocket::bind((args.callee_ip, 0)).map_err(|e| format!("bind {}: {e}", args.callee_ip))?;
+    let callee = match &args.callee_netns {
+        Some(ns) => bind_in_netns(ns, (args.callee_ip, 0))?,
+        None => UdpSocket::bind((args.callee_ip, 0)).map_err(|e| format!("bind {}: {e}", args.callee_ip))?,
+    };
     for s in [&caller, &callee] {
         let sz: libc::c_int = 8 << 20;
         for o in [libc::SO_RCVBUF, libc::SO_SNDBUF] {

@@ -9,10 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 
+use control::dataplane::DataPlane;
 use control::engine::Engine;
 use control::ng::NgServer;
-use relay::config::{Cli, Config};
+use relay::config::{Backend, Cli, Config};
 use relay::dataplane::UringDataPlane;
+use relay::xdp::{XdpDataPlane, XdpOptions};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -35,18 +37,41 @@ fn run(cfg: Config) -> Result<(), String> {
         Some(a) => Some(TcpListener::bind(a).map_err(|e| format!("listen-http {a}: cannot bind: {e}"))?),
         None => None,
     };
-    let dp = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms, cfg.srtp_replay_window)
+    let uring = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms, cfg.srtp_replay_window)
         .map_err(|e| e.to_string())?;
-    let dp = Arc::new(dp);
+    let (dp, xdp, backend): (Arc<dyn DataPlane>, Option<Arc<XdpDataPlane>>, String) = match start_xdp(&cfg) {
+        Ok(None) => (Arc::new(uring), None, format!("io_uring ({} worker(s))", cfg.workers)),
+        Ok(Some(opts)) => match XdpDataPlane::start(&opts, uring) {
+            Ok(x) => {
+                let x = Arc::new(x);
+                let desc = format!("xdp on {} (+ io_uring for the kernel path)", opts.interfaces.join(","));
+                (x.clone(), Some(x), desc)
+            }
+            Err(e) if cfg.backend == Backend::Auto => {
+                log::warn!("backend auto: XDP unavailable ({e}); using io_uring");
+                let uring = UringDataPlane::start(
+                    cfg.workers,
+                    &cfg.cpus,
+                    cfg.tos,
+                    cfg.relatch_after_ms,
+                    cfg.srtp_replay_window,
+                )
+                .map_err(|e| e.to_string())?;
+                (Arc::new(uring), None, format!("io_uring ({} worker(s))", cfg.workers))
+            }
+            Err(e) => return Err(format!("backend xdp: {e}")),
+        },
+        Err(e) => return Err(e),
+    };
     let engine = Arc::new(Mutex::new(Engine::new(cfg.engine.clone(), dp.clone())));
     log::info!(
-        "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, {} io_uring worker(s), tos {}",
+        "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, backend {}, tos {}",
         cfg.listen_ng,
         cfg.listen_http.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
         cfg.engine.interfaces.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "),
         cfg.engine.port_min,
         cfg.engine.port_max,
-        cfg.workers,
+        backend,
         cfg.tos
     );
     if let Some(l) = http {
@@ -98,7 +123,42 @@ fn run(cfg: Config) -> Result<(), String> {
         }
     }
     log::info!("relayd stopping");
+    if let Some(x) = xdp {
+        x.detach();
+        log::info!("XDP program detached");
+    }
     Ok(())
+}
+
+/// The XDP options for this configuration, or None when the io_uring backend is asked for
+/// (or `auto` finds an address no interface holds).
+fn start_xdp(cfg: &Config) -> Result<Option<XdpOptions>, String> {
+    if cfg.backend == Backend::Uring {
+        return Ok(None);
+    }
+    let mut interfaces = cfg.xdp_interfaces.clone();
+    if interfaces.is_empty() {
+        for i in &cfg.engine.interfaces {
+            match relay::xdp::interface_of(i.local) {
+                Some(n) if !interfaces.contains(&n) => interfaces.push(n),
+                Some(_) => {}
+                None if cfg.backend == Backend::Auto => return Ok(None),
+                None => {
+                    return Err(format!("backend xdp: no network interface holds {}; use --xdp-interface", i.local))
+                }
+            }
+        }
+    }
+    Ok(Some(XdpOptions {
+        interfaces,
+        require_native: cfg.backend == Backend::Auto,
+        force_copy: false,
+        cpus: cfg.cpus.clone(),
+        tos: cfg.tos,
+        relatch_after_ms: cfg.relatch_after_ms,
+        replay_window: cfg.srtp_replay_window,
+        frames: 16384,
+    }))
 }
 
 fn main() -> ExitCode {

@@ -181,6 +181,12 @@ impl FlowTable {
         Some(id)
     }
 
+    /// True when forwarding from flow `from` out of flow `via` leaves the payload exactly
+    /// as it arrived (no SRTP on either side), so a backend may fix up headers only.
+    pub fn passes_payload_through(&self, from: FlowId, via: FlowId) -> bool {
+        matches!((self.get(from), self.get(via)), (Some(f), Some(v)) if f.srtp_in.is_none() && v.srtp_out.is_none())
+    }
+
     /// Install or replace a rule. Egress sockets must already be in the table.
     pub fn apply(&mut self, rule: &FlowRule) -> bool {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));

@@ -1,1 +1,447 @@
+//! The kernel-bypass backend: an XDP program (ebpf/relay_xdp.c, loaded with aya) steers
+//! packets of known media flows into AF_XDP sockets; per-queue workers rewrite and
+//! transmit them from shared memory. Everything else -- and the first packets of a flow
+//! whose steering entry is not there yet -- takes the kernel path to the relay's bound
+//! UDP sockets, which the io_uring backend serves as before. Both backends run the same
+//! sans-IO flow table.
+//!
+//! Control-plane order for a flow: socket bound (port reserved) and opened in every
+//! worker -> rule applied by every worker (acknowledged) -> steering entry in the BPF map.
+//! Removal goes the other way round, so a steered packet always finds its flow.
+
 pub mod frame;
+pub mod netlink;
+pub mod resolver;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+use crossbeam_queue::ArrayQueue;
+
+use control::dataplane::{DataPlane, FlowCounters, FlowRule};
+
+use crate::dataplane::UringDataPlane;
+use frame::FrameError;
+use worker::{XdpCommand, XdpWorkerConfig, XdpWorkerHandle};
+
+/// The steering program, compiled from ebpf/relay_xdp.c by build.rs.
+pub static RELAY_XDP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/relay_xdp.o"));
+/// The benchmark's in-kernel ceiling (ebpf/ceiling_xdp.c).
+pub static CEILING_XDP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ceiling_xdp.o"));
+
+/// Key of the program's `flows` map (struct flow_key in ebpf/relay_xdp.c).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowKey {
+    pub family: u8,
+    pub pad: u8,
+    /// Network byte order.
+    pub port: u16,
+    pub addr: [u8; 16],
+}
+
+/// Value of the `flows` map (struct flow_val).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowVal {
+    pub flags: u32,
+    pub peer_port: u16,
+    pub pad: u16,
+    pub peer_addr: [u8; 16],
+}
+
+// SAFETY: plain C structs without padding holes that matter (explicit pad fields)
+unsafe impl aya::Pod for FlowKey {}
+unsafe impl aya::Pod for FlowVal {}
+
+pub const FLOW_STRICT_SOURCE: u32 = 1;
+
+impl FlowKey {
+    pub fn new(a: SocketAddr) -> FlowKey {
+        let mut addr = [0u8; 16];
+        let family = match a.ip() {
+            IpAddr::V4(v) => {
+                addr[..4].copy_from_slice(&v.octets());
+                4
+            }
+            IpAddr::V6(v) => {
+                addr = v.octets();
+                6
+            }
+        };
+        FlowKey { family, pad: 0, port: a.port().to_be(), addr }
+    }
+}
+
+impl FlowVal {
+    /// The program's view of a rule: a strict-source check when the rule pins the peer to
+    /// its signalled address (asymmetric or trust-address with strict-source). Latched
+    /// peers are learned by the workers, which enforce strict-source for those.
+    pub fn for_rule(rule: &FlowRule) -> FlowVal {
+        let mut v = FlowVal { flags: 0, peer_port: 0, pad: 0, peer_addr: [0; 16] };
+        let pinned = rule.latch.asymmetric || rule.latch.trust_address;
+        if let (true, true, Some(peer)) = (rule.latch.strict_source, pinned, rule.signalled_peer) {
+            if !peer.ip().is_unspecified() && peer.is_ipv4() == rule.local.is_ipv4() {
+                let k = FlowKey::new(peer);
+                v.flags = FLOW_STRICT_SOURCE;
+                v.peer_port = k.port;
+                v.peer_addr = k.addr;
+            }
+        }
+        v
+    }
+}
+
+/// Counter names of the program's per-CPU `stats` array, in its order.
+pub const PROGRAM_STATS: [&str; 6] =
+    ["steered", "pass-other", "pass-no-flow", "pass-no-socket", "pass-unparsed", "drop-source"];
+
+struct Attached {
+    name: String,
+    ifindex: u32,
+    addrs: Vec<IpAddr>,
+    mode: &'static str,
+    /// Holds the program and its link: dropping it detaches.
+    bpf: Option<Ebpf>,
+    flows: BpfHashMap<MapData, FlowKey, FlowVal>,
+    stats: PerCpuArray<MapData, u64>,
+    _xsks: XskMap<MapData>,
+}
+
+pub struct XdpOptions {
+    pub interfaces: Vec<String>,
+    /// `auto`: only native (driver) mode counts as XDP being available.
+    pub require_native: bool,
+    pub force_copy: bool,
+    pub cpus: Vec<usize>,
+    pub tos: u8,
+    pub relatch_after_ms: u64,
+    pub replay_window: u32,
+    /// UMEM frames per worker (2 KiB each).
+    pub frames: u32,
+}
+
+pub struct XdpDataPlane {
+    uring: UringDataPlane,
+    ifaces: Mutex<Vec<Attached>>,
+    workers: Vec<Arc<XdpWorkerHandle>>,
+    steered: Mutex<HashMap<SocketAddr, usize>>,
+    running: Arc<AtomicBool>,
+    _threads: Vec<std::thread::JoinHandle<()>>,
+    pub zero_copy: bool,
+}
+
+fn sysfs(name: &str, what: &str) -> io::Result<String> {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/{what}")).map(|s| s.trim().to_string())
+}
+
+fn rx_queues(name: &str) -> usize {
+    std::fs::read_dir(format!("/sys/class/net/{name}/queues"))
+        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let v: Vec<u8> = s.split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
+    v.try_into().ok()
+}
+
+/// The addresses configured on interface `name`.
+pub fn interface_addresses(name: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    unsafe {
+        let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut ifa) != 0 {
+            return out;
+        }
+        let mut p = ifa;
+        while !p.is_null() {
+            let a = &*p;
+            let n = std::ffi::CStr::from_ptr(a.ifa_name).to_string_lossy();
+            if n == name && !a.ifa_addr.is_null() {
+                match (*a.ifa_addr).sa_family as i32 {
+                    libc::AF_INET => {
+                        let sin = &*(a.ifa_addr as *const libc::sockaddr_in);
+                        out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a.ifa_addr as *const libc::sockaddr_in6);
+                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            p = a.ifa_next;
+        }
+        libc::freeifaddrs(ifa);
+    }
+    out
+}
+
+/// The interface that holds address `ip`, if any.
+pub fn interface_of(ip: IpAddr) -> Option<String> {
+    let dir = std::fs::read_dir("/sys/class/net").ok()?;
+    dir.flatten().map(|e| e.file_name().to_string_lossy().to_string()).find(|n| interface_addresses(n).contains(&ip))
+}
+
+fn attach(name: &str, require_native: bool) -> io::Result<Attached> {
+    let ifindex: u32 = sysfs(name, "ifindex")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no network interface {name:?}")))?;
+    let mut bpf = Ebpf::load(RELAY_XDP).map_err(|e| io::Error::other(format!("loading the XDP program: {e}")))?;
+    let prog: &mut Xdp = bpf
+        .program_mut("relay_xdp")
+        .ok_or_else(|| io::Error::other("relay_xdp missing from the object"))?
+        .try_into()
+        .map_err(|e| io::Error::other(format!("{e}")))?;
+    prog.load().map_err(|e| io::Error::other(format!("the kernel refused the XDP program: {e}")))?;
+    let mode = match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+        Ok(_) => "native",
+        Err(e) if require_native => {
+            return Err(io::Error::other(format!("{name}: XDP native mode not available: {e}")));
+        }
+        Err(e) => {
+            log::warn!("{name}: XDP native mode not available ({e}); using generic mode (slower)");
+            prog.attach_to_if_index(ifindex, XdpMode::Skb)
+                .map_err(|e| io::Error::other(format!("{name}: cannot attach XDP: {e}")))?;
+            "generic"
+        }
+    };
+    let take = |bpf: &mut Ebpf, m: &str| bpf.take_map(m).ok_or_else(|| io::Error::other(format!("map {m} missing")));
+    let flows = BpfHashMap::try_from(take(&mut bpf, "flows")?).map_err(io::Error::other)?;
+    let stats = PerCpuArray::try_from(take(&mut bpf, "stats")?).map_err(io::Error::other)?;
+    let xsks = XskMap::try_from(take(&mut bpf, "xsks")?).map_err(io::Error::other)?;
+    Ok(Attached {
+        name: name.to_string(),
+        ifindex,
+        addrs: interface_addresses(name),
+        mode,
+        bpf: Some(bpf),
+        flows,
+        stats,
+        _xsks: xsks,
+    })
+}
+
+impl XdpDataPlane {
+    /// Attach the program to every interface, bind the AF_XDP sockets, start the workers
+    /// and the next-hop thread. `uring` keeps serving the relay's sockets (first packets,
+    /// unresolved neighbours, anything the program passes).
+    pub fn start(opts: &XdpOptions, mut uring: UringDataPlane) -> io::Result<XdpDataPlane> {
+        let running = Arc::new(AtomicBool::new(true));
+        match Self::start_parts(opts, running.clone()) {
+            Ok((ifaces, workers, t)) => {
+                let zero_copy = workers.iter().all(|w| w.zero_copy);
+                Ok(XdpDataPlane {
+                    uring,
+                    ifaces: Mutex::new(ifaces),
+                    workers,
+                    steered: Mutex::new(HashMap::new()),
+                    running,
+                    _threads: vec![t],
+                    zero_copy,
+                })
+            }
+            Err(e) => {
+                // whatever was attached is detached by dropping it; stop what started
+                running.store(false, Relaxed);
+                uring.stop();
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn start_parts(
+        opts: &XdpOptions,
+        running: Arc<AtomicBool>,
+    ) -> io::Result<(Vec<Attached>, Vec<Arc<XdpWorkerHandle>>, std::thread::JoinHandle<()>)> {
+        if opts.interfaces.is_empty() {
+            return Err(io::Error::other("no XDP interface (--xdp-interface)"));
+        }
+        let mut ifaces = Vec::new();
+        for name in &opts.interfaces {
+            ifaces.push(attach(name, opts.require_native)?);
+        }
+        let queues = opts.interfaces.iter().map(|n| rx_queues(n)).max().unwrap_or(1);
+        let resolve = Arc::new(ArrayQueue::new(65536));
+        let epoch = Instant::now();
+        let mut workers = Vec::new();
+        for q in 0..queues {
+            let on: Vec<usize> = (0..ifaces.len()).filter(|&i| rx_queues(&ifaces[i].name) > q).collect();
+            let cfg = XdpWorkerConfig {
+                queue_id: q as u32,
+                ifindexes: on.iter().map(|&i| ifaces[i].ifindex).collect(),
+                cpu: (!opts.cpus.is_empty()).then(|| opts.cpus[q % opts.cpus.len()]),
+                frames: opts.frames,
+                tos: opts.tos,
+                relatch_after_ms: opts.relatch_after_ms,
+                replay_window: opts.replay_window,
+                epoch,
+                resolve: resolve.clone(),
+                force_copy: opts.force_copy,
+            };
+            let w = worker::spawn(cfg, running.clone())?;
+            for (k, &i) in on.iter().enumerate() {
+                ifaces[i]._xsks.set(q as u32, w.socket_fds[k].1, 0).map_err(io::Error::other)?;
+            }
+            workers.push(Arc::new(w));
+        }
+        let zero_copy = workers.iter().all(|w| w.zero_copy);
+        let mut links = Vec::new();
+        for a in &ifaces {
+            let mac = sysfs(&a.name, "address").ok().and_then(|s| parse_mac(&s)).unwrap_or([0; 6]);
+            links.push((a.ifindex, mac));
+            log::info!(
+                "XDP on {} (ifindex {}, {} mode, {} queue(s), AF_XDP {} mode), addresses {:?}",
+                a.name,
+                a.ifindex,
+                a.mode,
+                rx_queues(&a.name),
+                if zero_copy { "zero-copy" } else { "copy" },
+                a.addrs
+            );
+        }
+        let t = resolver::spawn(links, resolve, workers.clone(), running)?;
+        Ok((ifaces, workers, t))
+    }
+
+    /// Detach the program from every interface (the kernel path takes over at once) and
+    /// stop the AF_XDP workers.
+    pub fn detach(&self) {
+        for a in self.ifaces.lock().unwrap().iter_mut() {
+            a.bpf.take();
+        }
+        self.running.store(false, Relaxed);
+        for w in &self.workers {
+            w.kick();
+        }
+    }
+
+    /// Steering entries in the BPF maps (all interfaces).
+    pub fn steered_flows(&self) -> usize {
+        self.ifaces.lock().unwrap().iter().map(|a| a.flows.keys().count()).sum()
+    }
+
+    fn wait_applied(&self, targets: &[u64]) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for (w, &t) in self.workers.iter().zip(targets) {
+            while w.stats.applied.load(Relaxed) < t {
+                if Instant::now() > deadline {
+                    log::warn!("an AF_XDP worker is slow to apply rules");
+                    return;
+                }
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+    }
+}
+
+impl DataPlane for XdpDataPlane {
+    fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
+        let (fd, counters) = self.uring.open_shared(local, affinity)?;
+        for w in &self.workers {
+            let kernel = fd.try_clone()?;
+            w.send(XdpCommand::Open { local, counters: counters.clone(), kernel });
+        }
+        Ok(())
+    }
+
+    fn install(&self, rule: FlowRule) {
+        self.uring.install(rule.clone());
+        let val = FlowVal::for_rule(&rule);
+        let local = rule.local;
+        let targets: Vec<u64> = self.workers.iter().map(|w| w.send(XdpCommand::Rule(Box::new(rule.clone())))).collect();
+        self.wait_applied(&targets);
+        let mut ifaces = self.ifaces.lock().unwrap();
+        let Some(i) = ifaces.iter().position(|a| a.addrs.contains(&local.ip())) else {
+            return; // not an address of an XDP interface: the socket path serves it
+        };
+        match ifaces[i].flows.insert(FlowKey::new(local), val, 0) {
+            Ok(()) => {
+                self.steered.lock().unwrap().insert(local, i);
+            }
+            Err(e) => log::warn!("cannot steer {local} on {}: {e}; it stays on the socket path", ifaces[i].name),
+        }
+    }
+
+    fn close(&self, local: SocketAddr) {
+        if let Some(i) = self.steered.lock().unwrap().remove(&local) {
+            let mut ifaces = self.ifaces.lock().unwrap();
+            if let Err(e) = ifaces[i].flows.remove(&FlowKey::new(local)) {
+                log::warn!("removing the steering entry of {local}: {e}");
+            }
+        }
+        for w in &self.workers {
+            w.send(XdpCommand::Close(local));
+        }
+        self.uring.close(local);
+    }
+
+    fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
+        self.uring.counters(local)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.uring.now_ms()
+    }
+
+    fn metrics(&self) -> Vec<(String, String, u64)> {
+        let mut v = self.uring.metrics();
+        for (i, w) in self.workers.iter().enumerate() {
+            let s = &w.stats;
+            let q = format!("queue=\"{i}\"");
+            let rows = [
+                ("relay_xsk_rx_packets_total", None, &s.rx_packets),
+                ("relay_xsk_tx_packets_total", None, &s.tx_packets),
+                ("relay_xsk_kernel_path_total", None, &s.kernel_path),
+                ("relay_xsk_kernel_path_errors_total", None, &s.kernel_errors),
+                ("relay_xsk_drops_total", Some("unknown-flow"), &s.drop_unknown_flow),
+                ("relay_xsk_drops_total", Some("flow"), &s.drop_verdict),
+                ("relay_xsk_drops_total", Some("tx-full"), &s.drop_tx_full),
+                ("relay_xsk_drops_total", Some("no-room"), &s.drop_no_room),
+                ("relay_xsk_batches_total", None, &s.batches),
+                ("relay_xsk_frames_free", None, &s.frames_free),
+            ];
+            for (name, reason, c) in rows {
+                let labels = match reason {
+                    Some(r) => format!("{q},reason=\"{r}\""),
+                    None => q.clone(),
+                };
+                v.push((name.into(), labels, c.load(Relaxed)));
+            }
+            for e in FrameError::ALL {
+                v.push((
+                    "relay_xsk_drops_total".into(),
+                    format!("{q},reason=\"{}\"", e.as_str()),
+                    s.drop_frame[e.index()].load(Relaxed),
+                ));
+            }
+        }
+        let ifaces = self.ifaces.lock().unwrap();
+        for a in ifaces.iter() {
+            for (idx, name) in PROGRAM_STATS.iter().enumerate() {
+                let total = a.stats.get(&(idx as u32), 0).map(|pc| pc.iter().sum::<u64>()).unwrap_or(0);
+                v.push((
+                    "relay_xdp_packets_total".into(),
+                    format!("interface=\"{}\",action=\"{name}\"", a.name),
+                    total,
+                ));
+            }
+            // read back from the kernel's map, not from our bookkeeping
+            let n = a.flows.keys().count();
+            v.push(("relay_xdp_steered_flows".into(), format!("interface=\"{}\"", a.name), n as u64));
+        }
+        v
+    }
+}

@@ -1,0 +1,463 @@
+//! AF_XDP worker: one per RX queue, serving that queue on every XDP interface. The
+//! interfaces' sockets share one memory area (UMEM), so a frame received on the public
+//! interface leaves through the private one from the very same memory: bridging costs
+//! no copy. Per frame: parse (xdp::frame), the flow table's decision (the same sans-IO
+//! `FlowTable::process` the io_uring backend calls: latching, stats, SRTP in place), a
+//! header rewrite, a TX descriptor. RX, TX, fill and completion rings are worked in
+//! batches; the only syscalls are the TX kick per batch (copy mode needs it) and poll()
+//! when there is nothing to do.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_queue::ArrayQueue;
+use xdp::slab::{HeapSlab, Slab};
+use xdp::socket::{XdpSocket, XdpSocketBuilder};
+use xdp::umem::{FrameSize, UmemCfgBuilder};
+use xdp::{Packet, Umem};
+use xdp::{RingConfigBuilder, WakableRings};
+
+use control::dataplane::FlowRule;
+
+use super::frame::{self, L2};
+use super::netlink::NextHop;
+use crate::flow::counters::{bump, SharedCounters};
+use crate::flow::{FlowId, FlowTable, Verdict};
+
+/// Bytes the frame may grow at its front: IPv4 -> IPv6 (+20) and a VLAN tag (+4).
+const HEAD_ROOM: usize = 64;
+const BATCH: usize = 64;
+const RING: u32 = 2048;
+
+pub enum XdpCommand {
+    /// A relay socket: `kernel` is a duplicate of its descriptor, used to send through
+    /// the kernel when the next hop is not (yet) known.
+    Open {
+        local: SocketAddr,
+        counters: Arc<SharedCounters>,
+        kernel: OwnedFd,
+    },
+    Rule(Box<FlowRule>),
+    Close(SocketAddr),
+    NextHop(IpAddr, NextHop),
+    Wake,
+}
+
+#[derive(Default, Debug)]
+pub struct XdpWorkerStats {
+    pub rx_packets: AtomicU64,
+    pub tx_packets: AtomicU64,
+    /// Forwarded through the relay socket because the next hop was not resolved (or not
+    /// on an XDP interface).
+    pub kernel_path: AtomicU64,
+    pub drop_frame: [AtomicU64; 6],
+    pub drop_unknown_flow: AtomicU64,
+    /// Dropped by the flow table (reasons per flow: malformed, source, srtp, ...).
+    pub drop_verdict: AtomicU64,
+    pub drop_tx_full: AtomicU64,
+    pub drop_no_room: AtomicU64,
+    pub kernel_errors: AtomicU64,
+    pub batches: AtomicU64,
+    /// Commands applied so far (the control plane waits on this before steering a flow).
+    pub applied: AtomicU64,
+    pub frames_free: AtomicU64,
+}
+
+pub struct XdpWorkerHandle {
+    pub queue: Arc<ArrayQueue<XdpCommand>>,
+    pub wake: OwnedFd,
+    pub stats: Arc<XdpWorkerStats>,
+    /// Commands pushed so far; compare with `stats.applied`.
+    pub sent: AtomicU64,
+    pub thread: Option<std::thread::JoinHandle<()>>,
+    pub socket_fds: Vec<(u32, RawFd)>,
+    pub zero_copy: bool,
+}
+
+impl XdpWorkerHandle {
+    pub fn send(&self, mut cmd: XdpCommand) -> u64 {
+        loop {
+            match self.queue.push(cmd) {
+                Ok(()) => break,
+                Err(c) => {
+                    cmd = c;
+                    self.kick();
+                    std::thread::yield_now();
+                }
+            }
+        }
+        let n = self.sent.fetch_add(1, Relaxed) + 1;
+        self.kick();
+        n
+    }
+
+    pub fn kick(&self) {
+        let one: u64 = 1;
+        unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+    }
+}
+
+pub struct XdpWorkerConfig {
+    pub queue_id: u32,
+    pub ifindexes: Vec<u32>,
+    pub cpu: Option<usize>,
+    pub frames: u32,
+    pub tos: u8,
+    pub relatch_after_ms: u64,
+    pub replay_window: u32,
+    pub epoch: Instant,
+    /// Where to ask for next hops.
+    pub resolve: Arc<ArrayQueue<IpAddr>>,
+    pub force_copy: bool,
+}
+
+struct Port {
+    ifindex: u32,
+    sock: XdpSocket,
+    rings: WakableRings,
+    tx: HeapSlab,
+}
+
+#[derive(Clone, Copy)]
+struct Egress {
+    to: SocketAddr,
+    gen: u32,
+    hop: NextHop,
+}
+
+struct Worker {
+    umem: Umem,
+    ports: Vec<Port>,
+    table: FlowTable,
+    kernel_fds: HashMap<FlowId, OwnedFd>,
+    hops: HashMap<IpAddr, NextHop>,
+    hop_gen: u32,
+    egress: Vec<Option<Egress>>,
+    requested: HashSet<IpAddr>,
+    resolve: Arc<ArrayQueue<IpAddr>>,
+    queue: Arc<ArrayQueue<XdpCommand>>,
+    wake_fd: OwnedFd,
+    stats: Arc<XdpWorkerStats>,
+    tos: u8,
+    epoch: Instant,
+}
+
+fn bind(umem: &Umem, ifindex: u32, queue_id: u32, force_copy: bool) -> io::Result<(XdpSocket, WakableRings, bool)> {
+    let attempt = |zero_copy: bool| -> io::Result<(XdpSocket, WakableRings)> {
+        let mut b = XdpSocketBuilder::new().map_err(io::Error::other)?;
+        let cfg = RingConfigBuilder { rx_count: RING, tx_count: RING, fill_count: RING, completion_count: RING }
+            .build()
+            .map_err(io::Error::other)?;
+        let (rings, mut flags) = b.build_wakable_rings(umem, cfg).map_err(io::Error::other)?;
+        if zero_copy {
+            flags.force_zerocopy();
+        } else {
+            flags.force_copy();
+        }
+        let sock = b.bind(xdp::nic::NicIndex(ifindex), queue_id, flags).map_err(io::Error::other)?;
+        Ok((sock, rings))
+    };
+    if !force_copy {
+        if let Ok((s, r)) = attempt(true) {
+            return Ok((s, r, true));
+        }
+    }
+    attempt(false).map(|(s, r)| (s, r, false))
+}
+
+/// Create the worker's UMEM and sockets (here, so errors reach the caller) and start it.
+pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWorkerHandle> {
+    let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if wake < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wake: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(wake) };
+    let wake_dup = wake.try_clone()?;
+    let queue = Arc::new(ArrayQueue::new(65536));
+    let stats = Arc::new(XdpWorkerStats::default());
+    let umem = Umem::map(
+        UmemCfgBuilder {
+            frame_size: FrameSize::TwoK,
+            head_room: HEAD_ROOM as u32,
+            frame_count: cfg.frames,
+            ..Default::default()
+        }
+        .build()
+        .map_err(io::Error::other)?,
+    )?;
+    let mut ports = Vec::new();
+    let mut zero_copy = true;
+    for &ifindex in &cfg.ifindexes {
+        let (sock, rings, zc) = bind(&umem, ifindex, cfg.queue_id, cfg.force_copy).map_err(|e| {
+            io::Error::new(e.kind(), format!("AF_XDP socket on ifindex {ifindex} queue {}: {e}", cfg.queue_id))
+        })?;
+        zero_copy &= zc;
+        ports.push(Port { ifindex, sock, rings, tx: HeapSlab::with_capacity(BATCH * 4) });
+    }
+    let socket_fds = ports.iter().map(|p| (p.ifindex, p.sock.as_raw_fd())).collect();
+    let mut w = Worker {
+        umem,
+        ports,
+        table: FlowTable::new(cfg.relatch_after_ms).with_replay_window(cfg.replay_window),
+        kernel_fds: HashMap::new(),
+        hops: HashMap::new(),
+        hop_gen: 1,
+        egress: Vec::new(),
+        requested: HashSet::new(),
+        resolve: cfg.resolve,
+        queue: queue.clone(),
+        wake_fd: wake_dup,
+        stats: stats.clone(),
+        tos: cfg.tos,
+        epoch: cfg.epoch,
+    };
+    let cpu = cfg.cpu;
+    let name = format!("relay-xsk-{}", cfg.queue_id);
+    let thread = std::thread::Builder::new().name(name).spawn(move || {
+        if let Some(cpu) = cpu {
+            crate::uring::pin_to_cpu(cpu);
+        }
+        w.run(&running);
+    })?;
+    Ok(XdpWorkerHandle { queue, wake, stats, sent: AtomicU64::new(0), thread: Some(thread), socket_fds, zero_copy })
+}
+
+// The packets and rings hold raw pointers into the UMEM the worker owns; the worker
+// moves to its thread once, before any of them is used.
+unsafe impl Send for Worker {}
+
+impl Worker {
+    fn run(&mut self, running: &AtomicBool) {
+        let mut rx = HeapSlab::with_capacity(BATCH);
+        self.refill();
+        while running.load(Relaxed) {
+            self.apply_commands();
+            let now_us = self.epoch.elapsed().as_micros() as u64;
+            let mut got = 0;
+            for port in 0..self.ports.len() {
+                let n = match self.ports[port].rings.rx_ring.as_mut() {
+                    Some(r) => unsafe { r.recv(&self.umem, &mut rx) },
+                    None => 0,
+                };
+                got += n;
+                while let Some(p) = rx.pop_back() {
+                    self.handle(port, p, now_us);
+                }
+            }
+            if got > 0 {
+                bump(&self.stats.rx_packets, got as u64);
+                bump(&self.stats.batches, 1);
+            }
+            self.transmit();
+            self.complete();
+            self.refill();
+            if got == 0 {
+                self.idle();
+            }
+        }
+    }
+
+    fn idle(&mut self) {
+        let mut fds: Vec<libc::pollfd> = self
+            .ports
+            .iter()
+            .map(|p| libc::pollfd { fd: p.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        fds.push(libc::pollfd { fd: self.wake_fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        let mut v = 0u64;
+        unsafe { libc::read(self.wake_fd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+        self.stats.frames_free.store(self.umem.allocatable() as u64, Relaxed);
+    }
+
+    fn refill(&mut self) {
+        let share = (self.umem.allocatable() / self.ports.len().max(1)).max(1);
+        for p in &mut self.ports {
+            let want = share.min(RING as usize);
+            // copy mode never needs the fill-ring wakeup; zero-copy drivers get it from poll()
+            let _ = unsafe { p.rings.fill_ring.enqueue(&mut self.umem, want, false) };
+        }
+    }
+
+    fn complete(&mut self) {
+        for p in &mut self.ports {
+            p.rings.completion_ring.dequeue(&mut self.umem, RING as usize);
+        }
+    }
+
+    fn transmit(&mut self) {
+        for p in &mut self.ports {
+            if p.tx.is_empty() {
+                continue;
+            }
+            let Some(tx) = p.rings.tx_ring.as_mut() else { continue };
+            let n = p.tx.len();
+            let sent = unsafe { tx.send(&mut p.tx, true) }.unwrap_or(0);
+            bump(&self.stats.tx_packets, sent as u64);
+            if sent < n {
+                // the TX ring is full: what did not fit is dropped (and counted), never queued
+                bump(&self.stats.drop_tx_full, (n - sent) as u64);
+                while let Some(pkt) = p.tx.pop_back() {
+                    self.umem.free_packet(pkt);
+                }
+            }
+        }
+    }
+
+    fn apply_commands(&mut self) {
+        while let Some(cmd) = self.queue.pop() {
+            match cmd {
+                XdpCommand::Open { local, counters, kernel } => {
+                    let id = self.table.insert(local, counters);
+                    self.kernel_fds.insert(id, kernel);
+                }
+                XdpCommand::Rule(rule) => {
+                    self.table.apply(&rule);
+                }
+                XdpCommand::Close(local) => {
+                    if let Some(id) = self.table.remove(local) {
+                        self.kernel_fds.remove(&id);
+                        if let Some(e) = self.egress.get_mut(id) {
+                            *e = None;
+                        }
+                    }
+                }
+                XdpCommand::NextHop(ip, hop) => {
+                    self.hops.insert(ip, hop);
+                    self.requested.remove(&ip);
+                    self.hop_gen = self.hop_gen.wrapping_add(1);
+                }
+                XdpCommand::Wake => {}
+            }
+            bump(&self.stats.applied, 1);
+        }
+    }
+
+    fn next_hop(&mut self, via: FlowId, to: SocketAddr) -> NextHop {
+        if let Some(Some(e)) = self.egress.get(via) {
+            if e.to == to && e.gen == self.hop_gen {
+                return e.hop;
+            }
+        }
+        let Some(&hop) = self.hops.get(&to.ip()) else {
+            if self.requested.insert(to.ip()) {
+                let _ = self.resolve.push(to.ip());
+            }
+            return NextHop::Kernel;
+        };
+        if self.egress.len() <= via {
+            self.egress.resize(via + 1, None);
+        }
+        self.egress[via] = Some(Egress { to, gen: self.hop_gen, hop });
+        hop
+    }
+
+    fn drop_packet(&mut self, p: Packet) {
+        self.umem.free_packet(p);
+    }
+
+    fn handle(&mut self, in_port: usize, mut p: Packet, now_us: u64) {
+        let len = p.len();
+        // widen the packet to its whole buffer: headroom in front, tailroom for the SRTP tag
+        if p.adjust_head(-(HEAD_ROOM as i32)).is_err() {
+            return self.drop_packet(p);
+        }
+        let cap = p.capacity();
+        let grow = cap - p.len();
+        if p.adjust_tail(grow as i32).is_err() {
+            return self.drop_packet(p);
+        }
+        let buf: &mut [u8] = &mut p;
+        let ing = match frame::parse(&buf[HEAD_ROOM..HEAD_ROOM + len]) {
+            Ok(i) => i,
+            Err(e) => {
+                bump(&self.stats.drop_frame[e.index()], 1);
+                return self.drop_packet(p);
+            }
+        };
+        let Some(id) = self.table.lookup(ing.dst) else {
+            bump(&self.stats.drop_unknown_flow, 1);
+            return self.drop_packet(p);
+        };
+        let payload = HEAD_ROOM + ing.payload;
+        let (via, to, out_len) = match self.table.process(id, ing.src, &mut buf[payload..], ing.payload_len, now_us) {
+            Verdict::Forward { via, to, len } => (via, to, len),
+            Verdict::Drop(_) => {
+                bump(&self.stats.drop_verdict, 1);
+                return self.drop_packet(p);
+            }
+        };
+        let Some(from) = self.table.get(via).map(|f| f.local) else {
+            return self.drop_packet(p);
+        };
+        let (ifindex, src_mac, dst_mac) = match self.next_hop(via, to) {
+            NextHop::Direct { ifindex, src_mac, dst_mac } => (ifindex, src_mac, dst_mac),
+            NextHop::Kernel => {
+                self.kernel_send(via, &p[payload..payload + out_len], to);
+                return self.drop_packet(p);
+            }
+        };
+        let Some(out_port) = self.ports.iter().position(|x| x.ifindex == ifindex) else {
+            self.kernel_send(via, &p[payload..payload + out_len], to);
+            return self.drop_packet(p);
+        };
+        // a VLAN tag is kept only when the frame leaves the way it came (same segment)
+        let l2 = L2 { dst_mac, src_mac, vlan: if out_port == in_port { ing.vlan } else { None } };
+        let buf: &mut [u8] = &mut p;
+        let (start, end) = if out_len == ing.payload_len
+            && self.table.passes_payload_through(id, via)
+            && frame::can_rewrite_in_place(&ing, from, to, &l2)
+        {
+            let n = frame::rewrite_in_place(&mut buf[HEAD_ROOM..], &ing, from, to, &l2, self.tos);
+            (HEAD_ROOM, HEAD_ROOM + n)
+        } else {
+            match frame::write_headers(buf, payload, out_len, from, to, &l2, self.tos) {
+                Some(s) => (s, payload + out_len),
+                None => {
+                    bump(&self.stats.drop_no_room, 1);
+                    return self.drop_packet(p);
+                }
+            }
+        };
+        let _ = p.adjust_head(start as i32);
+        let _ = p.adjust_tail(-((cap - end) as i32));
+        if let Some(pkt) = self.ports[out_port].tx.push_front(p) {
+            bump(&self.stats.drop_tx_full, 1);
+            self.umem.free_packet(pkt);
+        }
+        if self.ports[out_port].tx.available() == 0 {
+            self.transmit();
+        }
+    }
+
+    /// The kernel's path: send the payload from the relay socket itself. The kernel
+    /// resolves the neighbour (and the resolver hears about it over netlink).
+    fn kernel_send(&mut self, via: FlowId, payload: &[u8], to: SocketAddr) {
+        let Some(fd) = self.kernel_fds.get(&via) else {
+            bump(&self.stats.kernel_errors, 1);
+            return;
+        };
+        let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        let sl = crate::uring::sockaddr_to(to, &mut sa);
+        let r = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                payload.as_ptr() as *const libc::c_void,
+                payload.len(),
+                libc::MSG_DONTWAIT,
+                &sa as *const _ as *const libc::sockaddr,
+                sl,
+            )
+        };
+        if r < 0 {
+            bump(&self.stats.kernel_errors, 1);
+        } else {
+            bump(&self.stats.kernel_path, 1);
+        }
+    }
+}
