@@ -275,6 +275,11 @@ impl XdpDataPlane {
         }
         let queues = opts.interfaces.iter().map(|n| rx_queues(n)).max().unwrap_or(1);
         let resolve = Arc::new(ArrayQueue::new(65536));
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let resolve_wake = Arc::new(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(wake) });
         let epoch = Instant::now();
         let mut workers = Vec::new();
         for q in 0..queues {
@@ -289,6 +294,7 @@ impl XdpDataPlane {
                 replay_window: opts.replay_window,
                 epoch,
                 resolve: resolve.clone(),
+                resolve_wake: resolve_wake.clone(),
                 force_copy: opts.force_copy,
             };
             let w = worker::spawn(cfg, running.clone())?;
@@ -312,7 +318,7 @@ impl XdpDataPlane {
                 a.addrs
             );
         }
-        let t = resolver::spawn(links, resolve, workers.clone(), running)?;
+        let t = resolver::spawn(links, resolve, resolve_wake, workers.clone(), running)?;
         Ok((ifaces, workers, t))
     }
 
@@ -429,6 +435,35 @@ impl DataPlane for XdpDataPlane {
             }
         }
         let ifaces = self.ifaces.lock().unwrap();
+        // the kernel's own AF_XDP socket counters (XDP_STATISTICS)
+        for (i, w) in self.workers.iter().enumerate() {
+            for &(ifindex, fd) in &w.socket_fds {
+                let name = ifaces.iter().find(|a| a.ifindex == ifindex).map(|a| a.name.as_str()).unwrap_or("?");
+                let mut st = [0u64; 6];
+                let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+                const SOL_XDP: libc::c_int = 283;
+                const XDP_STATISTICS: libc::c_int = 7;
+                let r = unsafe { libc::getsockopt(fd, SOL_XDP, XDP_STATISTICS, st.as_mut_ptr() as *mut _, &mut len) };
+                if r != 0 {
+                    continue;
+                }
+                let names = [
+                    "rx-dropped",
+                    "rx-invalid-descs",
+                    "tx-invalid-descs",
+                    "rx-ring-full",
+                    "rx-fill-ring-empty",
+                    "tx-ring-empty",
+                ];
+                for (k, n) in names.iter().enumerate() {
+                    v.push((
+                        "relay_xsk_socket_events_total".into(),
+                        format!("queue=\"{i}\",interface=\"{name}\",event=\"{n}\""),
+                        st[k],
+                    ));
+                }
+            }
+        }
         for a in ifaces.iter() {
             for (idx, name) in PROGRAM_STATS.iter().enumerate() {
                 let total = a.stats.get(&(idx as u32), 0).map(|pc| pc.iter().sum::<u64>()).unwrap_or(0);

@@ -101,10 +101,6 @@ fn request(fd: &OwnedFd, msg: &[u8], seq: u32, dump: bool, buf: &mut [u8]) -> io
     }
 }
 
-pub struct ResolverThread {
-    pub requests: Arc<ArrayQueue<IpAddr>>,
-}
-
 fn broadcast(workers: &[Arc<XdpWorkerHandle>], changes: Vec<(IpAddr, netlink::NextHop)>) {
     for (ip, hop) in changes {
         log::debug!("next hop for {ip}: {hop:?}");
@@ -118,6 +114,7 @@ fn broadcast(workers: &[Arc<XdpWorkerHandle>], changes: Vec<(IpAddr, netlink::Ne
 pub fn spawn(
     links: Vec<(u32, [u8; 6])>,
     requests: Arc<ArrayQueue<IpAddr>>,
+    wake: Arc<OwnedFd>,
     workers: Vec<Arc<XdpWorkerHandle>>,
     running: Arc<AtomicBool>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
@@ -154,8 +151,18 @@ pub fn spawn(
             while let Some(dst) = requests.pop() {
                 lookup(&mut r, dst, &mut seq, &mut buf);
             }
-            let mut pfd = libc::pollfd { fd: events.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            unsafe { libc::poll(&mut pfd, 1, 20) };
+            let mut pfd = [
+                libc::pollfd { fd: events.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            unsafe { libc::poll(pfd.as_mut_ptr(), 2, 100) };
+            if pfd[1].revents != 0 {
+                let mut v = 0u64;
+                unsafe { libc::read(wake.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+                while let Some(dst) = requests.pop() {
+                    lookup(&mut r, dst, &mut seq, &mut buf);
+                }
+            }
             loop {
                 match recv(&events, &mut buf, libc::MSG_DONTWAIT) {
                     Ok(n) => {

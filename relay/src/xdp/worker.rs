@@ -111,8 +111,9 @@ pub struct XdpWorkerConfig {
     pub relatch_after_ms: u64,
     pub replay_window: u32,
     pub epoch: Instant,
-    /// Where to ask for next hops.
+    /// Where to ask for next hops, and the eventfd that wakes the next-hop thread.
     pub resolve: Arc<ArrayQueue<IpAddr>>,
+    pub resolve_wake: Arc<OwnedFd>,
     pub force_copy: bool,
 }
 
@@ -121,6 +122,10 @@ struct Port {
     sock: XdpSocket,
     rings: WakableRings,
     tx: HeapSlab,
+    /// Frames on the TX ring not yet back on the completion ring.
+    in_flight: usize,
+    /// Frames given to the fill ring and not yet received.
+    in_fill: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -140,6 +145,7 @@ struct Worker {
     egress: Vec<Option<Egress>>,
     requested: HashSet<IpAddr>,
     resolve: Arc<ArrayQueue<IpAddr>>,
+    resolve_wake: Arc<OwnedFd>,
     queue: Arc<ArrayQueue<XdpCommand>>,
     wake_fd: OwnedFd,
     stats: Arc<XdpWorkerStats>,
@@ -197,7 +203,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
             io::Error::new(e.kind(), format!("AF_XDP socket on ifindex {ifindex} queue {}: {e}", cfg.queue_id))
         })?;
         zero_copy &= zc;
-        ports.push(Port { ifindex, sock, rings, tx: HeapSlab::with_capacity(BATCH * 4) });
+        ports.push(Port { ifindex, sock, rings, tx: HeapSlab::with_capacity(BATCH), in_flight: 0, in_fill: 0 });
     }
     let socket_fds = ports.iter().map(|p| (p.ifindex, p.sock.as_raw_fd())).collect();
     let mut w = Worker {
@@ -210,6 +216,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         egress: Vec::new(),
         requested: HashSet::new(),
         resolve: cfg.resolve,
+        resolve_wake: cfg.resolve_wake,
         queue: queue.clone(),
         wake_fd: wake_dup,
         stats: stats.clone(),
@@ -245,6 +252,7 @@ impl Worker {
                     None => 0,
                 };
                 got += n;
+                self.ports[port].in_fill -= n;
                 while let Some(p) = rx.pop_back() {
                     self.handle(port, p, now_us);
                 }
@@ -254,9 +262,9 @@ impl Worker {
                 bump(&self.stats.batches, 1);
             }
             self.transmit();
-            self.complete();
+            let pending = self.complete();
             self.refill();
-            if got == 0 {
+            if got == 0 && !pending {
                 self.idle();
             }
         }
@@ -275,19 +283,36 @@ impl Worker {
         self.stats.frames_free.store(self.umem.allocatable() as u64, Relaxed);
     }
 
+    /// Top up every fill ring. The ring takes all of a request or nothing, so ask for
+    /// exactly the free room (tracked here) rather than a round number.
     fn refill(&mut self) {
-        let share = (self.umem.allocatable() / self.ports.len().max(1)).max(1);
         for p in &mut self.ports {
-            let want = share.min(RING as usize);
+            let want = (RING as usize - p.in_fill).min(self.umem.allocatable());
+            if want == 0 {
+                continue;
+            }
             // copy mode never needs the fill-ring wakeup; zero-copy drivers get it from poll()
-            let _ = unsafe { p.rings.fill_ring.enqueue(&mut self.umem, want, false) };
+            let n = unsafe { p.rings.fill_ring.enqueue(&mut self.umem, want, false) }.unwrap_or(0);
+            p.in_fill += n;
         }
     }
 
-    fn complete(&mut self) {
+    /// Recycle transmitted frames. In copy mode the kernel sends a bounded number of
+    /// frames per kick, so while frames remain on a TX ring it is kicked again: nothing
+    /// waits there for the next packet to come along. Returns whether any are left.
+    fn complete(&mut self) -> bool {
+        let mut pending = false;
         for p in &mut self.ports {
-            p.rings.completion_ring.dequeue(&mut self.umem, RING as usize);
+            let done = p.rings.completion_ring.dequeue(&mut self.umem, RING as usize);
+            p.in_flight = p.in_flight.saturating_sub(done);
+            if p.in_flight > 0 {
+                pending = true;
+                unsafe {
+                    libc::sendto(p.sock.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+                };
+            }
         }
+        pending
     }
 
     fn transmit(&mut self) {
@@ -297,7 +322,17 @@ impl Worker {
             }
             let Some(tx) = p.rings.tx_ring.as_mut() else { continue };
             let n = p.tx.len();
-            let sent = unsafe { tx.send(&mut p.tx, true) }.unwrap_or(0);
+            // all or nothing: a full ring takes none; reap completions, kick, and try again
+            let mut sent = unsafe { tx.send(&mut p.tx, true) }.unwrap_or(0);
+            if sent == 0 {
+                let done = p.rings.completion_ring.dequeue(&mut self.umem, RING as usize);
+                p.in_flight = p.in_flight.saturating_sub(done);
+                unsafe {
+                    libc::sendto(p.sock.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+                };
+                sent = unsafe { tx.send(&mut p.tx, true) }.unwrap_or(0);
+            }
+            p.in_flight += sent;
             bump(&self.stats.tx_packets, sent as u64);
             if sent < n {
                 // the TX ring is full: what did not fit is dropped (and counted), never queued
@@ -347,6 +382,8 @@ impl Worker {
         let Some(&hop) = self.hops.get(&to.ip()) else {
             if self.requested.insert(to.ip()) {
                 let _ = self.resolve.push(to.ip());
+                let one: u64 = 1;
+                unsafe { libc::write(self.resolve_wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
             }
             return NextHop::Kernel;
         };
