@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "netns: FAIL: $*" >&2; cat "$work"/*.log >&2 || true; exit 1; }
 scripts/netns.sh up
-ip netns exec rlyR ./target/release/relayd --interface=pub/10.201.1.1 --interface=priv/10.201.2.1 \
+ip netns exec rlyR ./target/release/relayd --backend=uring --interface=pub/10.201.1.1 --interface=priv/10.201.2.1 \
   --listen-ng=10.201.1.1:2263 --listen-http=10.201.1.1:9963 --port-min=31000 --port-max=32999 --log-level=warn \
   >"$work/relayd.log" 2>&1 &
 ip netns exec rlyP python3 ../shared/conformance/ngclient.py --wait-ping 10.201.1.1:2263 10 >/dev/null \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: unit and integration tests, the ng conformance suite, and the
-# end-to-end test with Kamailio and sipp. Installs what it needs itself.
+# The whole test suite: unit and integration tests, the ng conformance suite, the
+# network-namespace tests (io_uring and XDP/AF_XDP backends), the end-to-end test with
+# Kamailio and sipp, and the fuzz targets. Installs what it needs itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --e2e
@@ -9,6 +10,7 @@ cargo test --release --workspace
 scripts/conformance.sh
 scripts/tools-smoke.sh
 scripts/netns-bridge.sh
+scripts/xdp-test.sh
 scripts/e2e-kamailio.sh
 scripts/fuzz.sh
-echo "test suite: unit+integration, conformance, tools, netns bridge, kamailio e2e, fuzz: 6 passed, 0 failed"
+echo "test suite: unit+integration, conformance, tools, netns bridge (io_uring), xdp/af_xdp, kamailio e2e, fuzz: 7 passed, 0 failed"

@@ -222,6 +222,12 @@ fn write_l2(buf: &mut [u8], at: usize, l2: &L2, ethertype: u16) -> usize {
     }
 }
 
+/// The pseudo-header sum a sender that offloads the UDP checksum leaves in the field.
+fn partial_checksum(src: &[u8], dst: &[u8], udp_len: usize) -> u16 {
+    let sum = csum_add(csum_add(0, src), dst) + IPPROTO_UDP as u32 + udp_len as u32;
+    csum_fold(sum)
+}
+
 /// Can [`rewrite_in_place`] handle this? Same family and VLAN framing; the caller also
 /// guarantees the payload was not touched.
 pub fn can_rewrite_in_place(ing: &Ingress, from: SocketAddr, to: SocketAddr, l2: &L2) -> bool {
@@ -281,8 +287,22 @@ pub fn rewrite_in_place(buf: &mut [u8], ing: &Ingress, from: SocketAddr, to: Soc
     }
     buf[l4..l4 + 2].copy_from_slice(&from.port().to_be_bytes());
     buf[l4 + 2..l4 + 4].copy_from_slice(&to.port().to_be_bytes());
+    let udp_len = ing.payload_len + UDP_HLEN;
     if n == 4 && udp_check == 0 {
         // the sender did not checksum (allowed over IPv4): neither do we
+    } else if udp_check == partial_checksum(&old[..n], &old[n..2 * n], udp_len) {
+        // CHECKSUM_PARTIAL: a local sender (veth, a container) left only the pseudo-header
+        // sum for an offload that never came. Updating it would stay wrong: compute it.
+        // (A complete checksum that happens to look like this one is recomputed too.)
+        buf[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+        let mut sum = csum_add(0, &new[..2 * n]);
+        sum += IPPROTO_UDP as u32 + udp_len as u32;
+        sum = csum_add(sum, &buf[l4..l4 + udp_len]);
+        let mut c = !csum_fold(sum);
+        if c == 0 {
+            c = 0xffff;
+        }
+        buf[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
     } else {
         let mut c = csum_replace(udp_check, &old[..m], &new[..m]);
         if c == 0 {
@@ -490,6 +510,31 @@ mod tests {
                 let p = parse(&got).unwrap();
                 assert_eq!((p.src, p.dst, p.payload_len), (from, to, 172));
             }
+        }
+    }
+
+    #[test]
+    fn partial_checksums_from_local_senders_are_completed() {
+        for (a, b, c, d) in [
+            ("10.1.1.2:5004", "10.1.1.1:30000", "10.2.2.1:30002", "10.2.2.2:6004"),
+            ("[2001:db8::2]:5004", "[2001:db8::1]:30000", "[2001:db9::1]:30002", "[2001:db9::2]:6004"),
+        ] {
+            let payload: Vec<u8> = (0..172).map(|i| (i * 13) as u8).collect();
+            let (mut buf, start, end) = frame(a, b, &payload, None);
+            let ing = parse(&buf[start..end]).unwrap();
+            // what the kernel leaves for checksum offload: the folded pseudo-header sum
+            let l3 = start + ing.l3;
+            let (s, d2) = if ing.src.is_ipv4() {
+                (l3 + 12..l3 + 16, l3 + 16..l3 + 20)
+            } else {
+                (l3 + 8..l3 + 24, l3 + 24..l3 + 40)
+            };
+            let p = partial_checksum(&buf[s].to_vec(), &buf[d2].to_vec(), 8 + 172);
+            let l4 = start + ing.payload - UDP_HLEN;
+            buf[l4 + 6..l4 + 8].copy_from_slice(&p.to_be_bytes());
+            let (from, to) = (c.parse().unwrap(), d.parse().unwrap());
+            let n = rewrite_in_place(&mut buf[start..], &ing, from, to, &l2(None), 0);
+            verify(&buf[start..start + n]);
         }
     }
 
