@@ -32,10 +32,16 @@ struct fwd {
 	__be16 dport;
 };
 
+struct fwd_key {
+	__be32 addr; // the relay's address and port the packet was sent to
+	__be16 port;
+	__u16 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u16); // destination UDP port, network order
+	__type(key, struct fwd_key);
 	__type(value, struct fwd);
 } ceiling_fwd SEC(".maps");
 
@@ -58,8 +64,8 @@ int ceiling(struct xdp_md *ctx)
 	if ((void *)(udp + 1) > end || eth->h_proto != __constant_htons(ETH_P_IP) || ip->ihl != 5 ||
 	    ip->protocol != IPPROTO_UDP)
 		return XDP_PASS;
-	__u16 port = udp->dest;
-	struct fwd *f = bpf_map_lookup_elem(&ceiling_fwd, &port);
+	struct fwd_key key = {.addr = ip->daddr, .port = udp->dest};
+	struct fwd *f = bpf_map_lookup_elem(&ceiling_fwd, &key);
 	if (!f)
 		return XDP_PASS;
 	__builtin_memcpy(eth->h_dest, f->dmac, 6);

@@ -81,6 +81,10 @@ struct Args {
     /// callee on two separate hosts of a namespace topology
     #[arg(long)]
     callee_netns: Option<String>,
+    /// Seconds to wait between setting the calls up and sending (lets a benchmark install
+    /// something in front of the relay, e.g. bench's xdp_ceiling)
+    #[arg(long, default_value_t = 0.0)]
+    settle: f64,
 }
 
 /// Bind a UDP socket inside network namespace `ns` (this thread enters it for the bind and
@@ -488,6 +492,9 @@ fn run(args: Args) -> Result<Summary, String> {
     }
     let n_streams = streams.len();
     let rate = args.rate.map(|r| r as f64).unwrap_or(n_streams as f64 * 1000.0 / args.ptime as f64);
+    if args.settle > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(args.settle));
+    }
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     // callee receives dir 0 (caller -> callee), caller receives dir 1

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""The kernel-bypass benchmark: maximum loss-free rate through the relay namespace of
+scripts/xdp-netns.sh (caller -- relay -- callee, veth), same run, same load, for
+
+  relayd-xdp    relayd --backend xdp (XDP steering + AF_XDP worker, copy mode on veth)
+  relayd-uring  relayd --backend uring
+  rtpengine     rtpengine userspace (--table=-1)
+  ceiling       a minimal XDP program that rewrites and redirects the same packets in
+                the kernel (ebpf/ceiling_xdp.c via bench's xdp_ceiling; the calls are set
+                up by a relayd so signalling and ports are the same): the most this veth
+                setup can forward
+
+The relay side runs on CPU 0: the daemon (one worker), and the kernel's share too --
+RPS steers the relay interfaces' receive processing to CPU 0 and, where veth runs NAPI
+(with XDP attached), its NAPI threads are made threaded and pinned to CPU 0. The
+generator (rtpgen, caller in xC, callee in xE) runs on CPU 1.
+
+A trial is loss-free when loss < 0.1 %, the median latency < --max-p50-us, rtpgen's
+backlog ratio < 4 and rtpgen sent >= 99 % of the requested rate (otherwise the
+generator is the limit and the result is a lower bound). Bisection over the rate.
+Afterwards one trial at half of each contender's maximum gives its latency there.
+
+Usage: bench/xdp_bench.py [--calls 1000] [--duration 3] [--lo 20000] [--hi 600000]
+       [--relays relayd-xdp,relayd-uring,rtpengine,ceiling] [--json FILE]
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+NG = "10.203.1.1:2299"
+HTTP = "10.203.1.1:9999"
+R = ["ip", "netns", "exec", "xR"]
+RELAYD = [os.path.join(BIN, "relayd"), "--interface=pub/10.203.1.1", "--interface=priv/10.203.2.1",
+          "--listen-ng=" + NG, "--listen-http=" + HTTP, "--workers=1", "--cpus=0", "--port-min=20000",
+          "--port-max=29999", "--delete-delay=0", "--log-level=warn"]
+CONTENDERS = {
+    "relayd-xdp": [RELAYD + ["--backend=xdp"]],
+    "relayd-uring": [RELAYD + ["--backend=uring"]],
+    "rtpengine": [["rtpengine", "--config-file=none", "--table=-1", "--interface=pub/10.203.1.1",
+                   "--interface=priv/10.203.2.1", "--listen-ng=" + NG, "--foreground", "--log-stderr",
+                   "--log-level=3", "--port-min=30000", "--port-max=39999", "--num-threads=1", "--delete-delay=0"]],
+    "ceiling": [RELAYD + ["--backend=uring"], None],  # the loader is filled in at run time
+}
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True).stdout.strip()
+
+
+def pin_kernel_side():
+    """The kernel's receive work for the relay's interfaces on the relay's core: RPS to
+    CPU 0 and, where veth runs NAPI (XDP attached), threaded NAPI pinned to CPU 0."""
+    for i in ("rpub", "rpriv"):
+        sh(*R, "sh", "-c", "echo 1 > /sys/class/net/%s/queues/rx-0/rps_cpus; echo 1 > /sys/class/net/%s/threaded"
+           % (i, i), check=False)
+    for pid in sh("pgrep", "napi/r", check=False).split():
+        sh("taskset", "-pc", "0", pid, check=False)
+
+
+def trial(rate, args):
+    cmd = ["ip", "netns", "exec", "xC", "taskset", "-c", "1", os.path.join(BIN, "rtpgen"), "--ng", NG,
+           "--caller-ip", "10.203.1.2", "--callee-ip", "10.203.2.2", "--callee-netns", "xE",
+           "--direction", "pub,priv", "--calls", str(args.calls), "--duration", str(args.duration),
+           "--rate", str(rate), "--cpu", "1", "--settle", "0.5", "--quiet", "--json", "--max-loss", "100"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if out.returncode not in (0, 1) or not out.stdout.strip():
+        raise RuntimeError("rtpgen failed: %s" % out.stderr.strip())
+    r = json.loads(out.stdout)
+    r["requested_pps"] = rate
+    r["generator_bound"] = r["rate_pps"] < 0.99 * rate
+    r["loss_free"] = (r["loss_pct"] < 0.1 and r["latency_us_p50"] < args.max_p50_us and r["backlog_ratio"] < 4.0
+                      and not r["generator_bound"])
+    return r
+
+
+def search(name, args, log):
+    lo, hi = args.lo, args.hi
+    best, bound = None, None
+    while hi - lo > max(2000, lo * 0.02):
+        mid = (lo + hi) // 2
+        r = trial(mid, args)
+        log.append({"relay": name, **r})
+        print("  %-12s %7d pps requested: sent %7.0f, loss %.3f %%, p50 %6d us, p99 %7d us, backlog %.2f -> %s" % (
+            name, mid, r["rate_pps"], r["loss_pct"], r["latency_us_p50"], r["latency_us_p99"], r["backlog_ratio"],
+            "loss-free" if r["loss_free"] else ("generator-bound" if r["generator_bound"] else "overloaded")),
+            flush=True)
+        if r["loss_free"]:
+            lo, best = mid, r
+        else:
+            if r["generator_bound"]:
+                bound = min(bound or mid, mid)
+            hi = mid
+    near = bool(best and bound and bound <= 1.15 * best["requested_pps"])
+    half = None
+    if best:
+        half = trial(best["requested_pps"] // 2, args)
+        log.append({"relay": name, "half_rate": True, **half})
+    return best, near, half
+
+
+def start(name):
+    procs = []
+    for cmd in CONTENDERS[name]:
+        if cmd is None:  # the ceiling's loader, once relayd answers
+            macs = ["--peer-mac", "10.203.1.2=" + sh("ip", "netns", "exec", "xC", "cat", "/sys/class/net/cpub/address"),
+                    "--peer-mac", "10.203.2.2=" + sh("ip", "netns", "exec", "xE", "cat", "/sys/class/net/epriv/address")]
+            cmd = [os.path.join(BIN, "xdp_ceiling"), "--http", HTTP, "--iface", "rpub", "--iface", "rpriv",
+                   "--pass", "xC:cpub", "--pass", "xE:epriv"] + macs
+            procs.append(subprocess.Popen(R + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True))
+            time.sleep(1)
+            continue
+        procs.append(subprocess.Popen(R + ["taskset", "-c", "0"] + cmd, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True))
+        ping = ["ip", "netns", "exec", "xC", "python3", os.path.join(ROOT, "..", "shared", "conformance", "ngclient.py"),
+                "--wait-ping", NG, "10"]
+        if subprocess.run(ping, capture_output=True).returncode != 0:
+            raise RuntimeError("%s did not answer ng" % name)
+    time.sleep(0.3)
+    pin_kernel_side()
+    return procs
+
+
+def stop(procs):
+    for p in reversed(procs):
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        p.wait()
+    time.sleep(0.5)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--duration", type=float, default=3)
+    ap.add_argument("--lo", type=int, default=20000)
+    ap.add_argument("--hi", type=int, default=600000)
+    ap.add_argument("--max-p50-us", type=int, default=2000)
+    ap.add_argument("--relays", default="relayd-xdp,relayd-uring,rtpengine,ceiling")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    if os.geteuid() != 0 or (os.cpu_count() or 1) < 2:
+        print("needs root and 2 CPUs", file=sys.stderr)
+        return 2
+    names = args.relays.split(",")
+    if "rtpengine" in names and not shutil.which("rtpengine"):
+        print("rtpengine not installed (apt-get install rtpengine-daemon)", file=sys.stderr)
+        return 2
+    subprocess.run([os.path.join(ROOT, "scripts", "xdp-netns.sh"), "up"], check=True)
+    results, log = {}, []
+    try:
+        for name in names:
+            print("%s: searching %d..%d pps, %d calls, %.0f s per trial" % (name, args.lo, args.hi, args.calls,
+                                                                            args.duration), flush=True)
+            procs = start(name)
+            try:
+                results[name] = search(name, args, log)
+            finally:
+                stop(procs)
+    finally:
+        subprocess.run([os.path.join(ROOT, "scripts", "xdp-netns.sh"), "down"])
+    print()
+    print("| relay | max loss-free rate (pps) | p50 / p99 at max (us) | p99 at half rate (us) |")
+    print("|---|---|---|---|")
+    rate = {}
+    for name in names:
+        best, near, half = results[name]
+        if best is None:
+            print("| %s | < %d | - | - |" % (name, args.lo))
+            continue
+        rate[name] = best["rate_pps"]
+        print("| %s | %s%.0f | %d / %d | %d |" % (name, ">= " if near else "", best["rate_pps"],
+                                                 best["latency_us_p50"], best["latency_us_p99"],
+                                                 half["latency_us_p99"] if half else -1))
+    print()
+    x = rate.get("relayd-xdp")
+    for other in ("rtpengine", "relayd-uring", "ceiling"):
+        if x and rate.get(other):
+            what = "of the ceiling" if other == "ceiling" else "x " + other
+            v = x / rate[other]
+            print("relayd-xdp: %s %s" % ("%.0f %%" % (100 * v) if other == "ceiling" else "%.2f" % v, what))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(log, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
