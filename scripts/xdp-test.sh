@@ -4,7 +4,7 @@
 # callee namespace. Checks:
 #   1. an rtpgen load both ways, IPv4, nothing lost, and the counters show it went
 #      through AF_XDP (not the socket path)
-#   2. IPv6, and IPv4 -> IPv6 bridging, nothing lost
+#   2. IPv6, IPv4 -> IPv6 bridging, and SRTP re-keyed on the way, nothing lost
 #   3. ping and a TCP connection from caller to callee still cross the relay namespace
 #   4. malformed frames in the middle of a call: passed or dropped and counted, the call
 #      loses nothing
@@ -91,7 +91,10 @@ ok "IPv4 200 calls both ways: $sent sent, $recv received, $xsk_tx via AF_XDP, $s
 # 2. IPv6, and bridging IPv4 (caller) to IPv6 (callee)
 rtpgen v6.json --caller-ip fd03:1::2 --callee-ip fd03:2::2 --direction pub6,priv6 --calls 50 --duration 2
 rtpgen v46.json --caller-ip 10.203.1.2 --callee-ip fd03:2::2 --direction pub,priv6 --calls 50 --duration 2
-ok "IPv6 ($(field v6.json received)/$(field v6.json sent)) and IPv4->IPv6 ($(field v46.json received)/$(field v46.json sent)) lose nothing"
+rtpgen srtp.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 50 --duration 2 \
+  --srtp AES_CM_128_HMAC_SHA1_80 --srtp-callee AES_CM_128_HMAC_SHA1_32
+[[ $(field srtp.json srtp_auth_failures) -eq 0 ]] || fail "SRTP re-keyed through AF_XDP: authentication failures"
+ok "IPv6 ($(field v6.json received)/$(field v6.json sent)), IPv4->IPv6 ($(field v46.json received)/$(field v46.json sent)) and SRTP re-keyed _80 -> _32 ($(field srtp.json received)/$(field srtp.json sent), 0 auth failures) lose nothing"
 
 # 3. the kernel path for everything else: ping and TCP through the relay namespace
 $C ping -c 2 -W 2 10.203.2.2 >/dev/null || fail "ping caller -> callee across the relay"

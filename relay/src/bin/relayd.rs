@@ -157,7 +157,7 @@ fn start_xdp(cfg: &Config) -> Result<Option<XdpOptions>, String> {
         tos: cfg.tos,
         relatch_after_ms: cfg.relatch_after_ms,
         replay_window: cfg.srtp_replay_window,
-        frames: 16384,
+        frames: 32768,
     }))
 }
 

@@ -32,7 +32,7 @@ use crate::flow::{FlowId, FlowTable, Verdict};
 /// Bytes the frame may grow at its front: IPv4 -> IPv6 (+20) and a VLAN tag (+4).
 const HEAD_ROOM: usize = 64;
 const BATCH: usize = 64;
-const RING: u32 = 2048;
+const RING: u32 = 4096;
 
 pub enum XdpCommand {
     /// A relay socket: `kernel` is a duplicate of its descriptor, used to send through
@@ -151,6 +151,7 @@ struct Worker {
     stats: Arc<XdpWorkerStats>,
     tos: u8,
     epoch: Instant,
+    zero_copy: bool,
 }
 
 fn bind(umem: &Umem, ifindex: u32, queue_id: u32, force_copy: bool) -> io::Result<(XdpSocket, WakableRings, bool)> {
@@ -222,6 +223,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         stats: stats.clone(),
         tos: cfg.tos,
         epoch: cfg.epoch,
+        zero_copy,
     };
     let cpu = cfg.cpu;
     let name = format!("relay-xsk-{}", cfg.queue_id);
@@ -291,8 +293,9 @@ impl Worker {
             if want == 0 {
                 continue;
             }
-            // copy mode never needs the fill-ring wakeup; zero-copy drivers get it from poll()
-            let n = unsafe { p.rings.fill_ring.enqueue(&mut self.umem, want, false) }.unwrap_or(0);
+            // copy mode never needs the fill-ring wakeup; a zero-copy driver may wait for one
+            // (need_wakeup): the crate cannot read the ring's flag, so wake it per refill
+            let n = unsafe { p.rings.fill_ring.enqueue(&mut self.umem, want, self.zero_copy) }.unwrap_or(0);
             p.in_fill += n;
         }
     }
@@ -322,16 +325,18 @@ impl Worker {
             }
             let Some(tx) = p.rings.tx_ring.as_mut() else { continue };
             let n = p.tx.len();
-            // all or nothing: a full ring takes none; reap completions, kick, and try again
-            let mut sent = unsafe { tx.send(&mut p.tx, true) }.unwrap_or(0);
-            if sent == 0 {
+            // all or nothing: a full ring takes none; reap completions, kick, and try again.
+            // (What left the slab is on the ring, whatever the kick's own result says.)
+            let _ = unsafe { tx.send(&mut p.tx, true) };
+            if !p.tx.is_empty() {
                 let done = p.rings.completion_ring.dequeue(&mut self.umem, RING as usize);
                 p.in_flight = p.in_flight.saturating_sub(done);
                 unsafe {
                     libc::sendto(p.sock.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
                 };
-                sent = unsafe { tx.send(&mut p.tx, true) }.unwrap_or(0);
+                let _ = unsafe { tx.send(&mut p.tx, true) };
             }
+            let sent = n - p.tx.len();
             p.in_flight += sent;
             bump(&self.stats.tx_packets, sent as u64);
             if sent < n {
