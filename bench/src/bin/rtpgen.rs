@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use control::bencode::Value;
 use control::ng::client::NgClient;
+use bench::xsk::XskPort;
 use relay::packet::rtp::{emit_header, RtpPacket};
 use relay::srtp::{Context, Suite};
 
@@ -85,6 +86,10 @@ struct Args {
     /// something in front of the relay, e.g. bench's xdp_ceiling)
     #[arg(long, default_value_t = 0.0)]
     settle: f64,
+    /// Send and receive through AF_XDP sockets on the caller's and callee's interfaces
+    /// (XDP program attached there, copy mode; IPv4, plain RTP) instead of UDP sockets
+    #[arg(long)]
+    xdp: bool,
 }
 
 /// Bind a UDP socket inside network namespace `ns` (this thread enters it for the bind and
@@ -280,14 +285,7 @@ fn receiver(
     cpu: Option<usize>,
 ) -> Rx {
     pin(cpu);
-    let streams = crypto.len();
-    let mut rx = Rx {
-        srtp_auth_failures: 0,
-        streams: vec![RxStream::default(); streams],
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
-        per_sec: Vec::new(),
-        foreign: 0,
-    };
+    let mut rx = Rx::new(crypto.len());
     const B: usize = 64;
     let mut bufs = vec![[0u8; 2048]; B];
     let mut iovs: Vec<libc::iovec> =
@@ -318,51 +316,129 @@ fn receiver(
         }
         let now_ns = start.elapsed().as_nanos() as u64;
         for m in msgs.iter().take(n as usize) {
-            let mut len = m.msg_len as usize;
+            let len = m.msg_len as usize;
             let buf = unsafe { std::slice::from_raw_parts_mut(m.msg_hdr.msg_iov.read().iov_base as *mut u8, 2048) };
-            // the stream is known from the clear SSRC; SRTP is removed before anything else
-            if len >= 12 {
-                let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
-                if let Some(Some(ctx)) = crypto.get_mut(ssrc) {
-                    match ctx.unprotect_rtp(buf, len) {
-                        Ok(n) => len = n,
-                        Err(_) => {
-                            rx.srtp_auth_failures += 1;
-                            continue;
-                        }
-                    }
-                }
-            }
-            let buf = &buf[..len];
-            let Ok(p) = RtpPacket::new_checked(buf) else {
-                rx.foreign += 1;
-                continue;
-            };
-            let pl = p.payload();
-            if pl.len() < PAYLOAD_MIN || u32::from_be_bytes(pl[0..4].try_into().unwrap()) != MAGIC {
-                rx.foreign += 1;
-                continue;
-            }
-            let call = u32::from_be_bytes(pl[4..8].try_into().unwrap()) as usize;
-            let dir = pl[8] as usize;
-            let sent_ns = u64::from_be_bytes(pl[9..17].try_into().unwrap());
-            let idx = call * 2 + dir;
-            if idx >= rx.streams.len() {
-                rx.foreign += 1;
-                continue;
-            }
-            rx.streams[idx].account(p.sequence(), p.timestamp(), now_ns / 125_000);
-            let lat_us = now_ns.saturating_sub(sent_ns) / 1000;
-            let _ = rx.latency.record(lat_us.max(1));
-            let sec = (now_ns / 1_000_000_000) as usize;
-            if rx.per_sec.len() <= sec {
-                rx.per_sec.resize(sec + 1, (0, 0));
-            }
-            rx.per_sec[sec].0 += lat_us;
-            rx.per_sec[sec].1 += 1;
+            account(&mut rx, &mut crypto, buf, len, now_ns);
         }
     }
     rx
+}
+
+/// Account one received datagram (`buf[..len]`, with room for SRTP removal).
+fn account(rx: &mut Rx, crypto: &mut [Option<Context>], buf: &mut [u8], mut len: usize, now_ns: u64) {
+    // the stream is known from the clear SSRC; SRTP is removed before anything else
+    if len >= 12 {
+        let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+        if let Some(Some(ctx)) = crypto.get_mut(ssrc) {
+            match ctx.unprotect_rtp(buf, len) {
+                Ok(n) => len = n,
+                Err(_) => {
+                    rx.srtp_auth_failures += 1;
+                    return;
+                }
+            }
+        }
+    }
+    let buf = &buf[..len];
+    let Ok(p) = RtpPacket::new_checked(buf) else {
+        rx.foreign += 1;
+        return;
+    };
+    let pl = p.payload();
+    if pl.len() < PAYLOAD_MIN || u32::from_be_bytes(pl[0..4].try_into().unwrap()) != MAGIC {
+        rx.foreign += 1;
+        return;
+    }
+    let call = u32::from_be_bytes(pl[4..8].try_into().unwrap()) as usize;
+    let dir = pl[8] as usize;
+    let sent_ns = u64::from_be_bytes(pl[9..17].try_into().unwrap());
+    let idx = call * 2 + dir;
+    if idx >= rx.streams.len() {
+        rx.foreign += 1;
+        return;
+    }
+    rx.streams[idx].account(p.sequence(), p.timestamp(), now_ns / 125_000);
+    let lat_us = now_ns.saturating_sub(sent_ns) / 1000;
+    let _ = rx.latency.record(lat_us.max(1));
+    let sec = (now_ns / 1_000_000_000) as usize;
+    if rx.per_sec.len() <= sec {
+        rx.per_sec.resize(sec + 1, (0, 0));
+    }
+    rx.per_sec[sec].0 += lat_us;
+    rx.per_sec[sec].1 += 1;
+}
+
+impl Rx {
+    fn new(streams: usize) -> Rx {
+        Rx {
+            srtp_auth_failures: 0,
+            streams: vec![RxStream::default(); streams],
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
+            per_sec: Vec::new(),
+            foreign: 0,
+        }
+    }
+}
+
+/// One side (caller: 0, callee: 1) in AF_XDP mode: sends that side's streams at `rate`
+/// and receives what comes back, from one thread, until `stop`.
+#[allow(clippy::too_many_arguments)]
+fn xdp_side(
+    side: usize,
+    port: Result<XskPort, String>,
+    mut streams: Vec<(usize, Stream)>,
+    n_streams: usize,
+    rate: f64,
+    size: usize,
+    start: Instant,
+    dur: Duration,
+    stop: Arc<AtomicBool>,
+    sent_total: Arc<AtomicU64>,
+) -> Result<(Vec<u64>, Rx, u64), String> {
+    let mut port = port?;
+    let mut rx = Rx::new(n_streams);
+    let mut crypto: Vec<Option<Context>> = (0..n_streams).map(|_| None).collect();
+    let mut pss = vec![0u64; n_streams];
+    let mut sent = 0u64;
+    let mut next = 0usize;
+    let _ = side;
+    while !stop.load(Ordering::Relaxed) {
+        let t = start.elapsed();
+        let mut busy = false;
+        if t < dur && !streams.is_empty() {
+            let due = (t.as_secs_f64() * rate) as u64;
+            let now_ns = t.as_nanos() as u64;
+            for _ in 0..due.saturating_sub(sent).min(1024) {
+                let m = streams.len();
+                let (idx, st) = &mut streams[next];
+                next = (next + 1) % m;
+                st.seq = st.seq.wrapping_add(1);
+                pss[*idx] += 1;
+                let ts = (pss[*idx] as u32).wrapping_mul(160);
+                let (seq, idx) = (st.seq, *idx);
+                port.send(st.to, size, |p| {
+                    emit_header(p, 0, false, seq, ts, idx as u32);
+                    p[12..16].copy_from_slice(&MAGIC.to_be_bytes());
+                    p[16..20].copy_from_slice(&((idx / 2) as u32).to_be_bytes());
+                    p[20] = (idx % 2) as u8;
+                    p[21..29].copy_from_slice(&now_ns.to_be_bytes());
+                });
+                sent += 1;
+                busy = true;
+            }
+            port.flush();
+            sent_total.fetch_add(0, Ordering::Relaxed);
+        }
+        let now_ns = start.elapsed().as_nanos() as u64;
+        let got = port.poll(|payload| {
+            let len = payload.len();
+            account(&mut rx, &mut crypto, payload, len, now_ns)
+        });
+        if got == 0 && !busy {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    Ok((pss, rx, sent))
 }
 
 fn run(args: Args) -> Result<Summary, String> {
@@ -495,106 +571,164 @@ fn run(args: Args) -> Result<Summary, String> {
     if args.settle > 0.0 {
         std::thread::sleep(std::time::Duration::from_secs_f64(args.settle));
     }
-    let start = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    // callee receives dir 0 (caller -> callee), caller receives dir 1
-    // the callee receives dir 0 (even streams), the caller dir 1 (odd streams)
-    let (mut for_b, mut for_a): (Vec<Option<Context>>, Vec<Option<Context>>) = (Vec::new(), Vec::new());
-    for (i, c) in rx_crypto.into_iter().enumerate() {
-        if i % 2 == 0 {
-            for_b.push(c);
-            for_a.push(None);
-        } else {
-            for_a.push(c);
-            for_b.push(None);
+    let (pss, sent, send_elapsed, ra, rb) = if args.xdp {
+        if caller_suite.is_some() || callee_suite.is_some() {
+            return Err("--xdp sends plain RTP only".into());
         }
-    }
-    let rx_b = {
-        let (s, st) = (callee.try_clone().unwrap(), stop.clone());
-        std::thread::spawn(move || receiver(s, for_b, start, st, args.cpu))
-    };
-    let rx_a = {
-        let (s, st) = (caller.try_clone().unwrap(), stop.clone());
-        std::thread::spawn(move || receiver(s, for_a, start, st, args.cpu))
-    };
-    let sent_total = Arc::new(AtomicU64::new(0));
-    let progress = {
-        let (sent, st) = (sent_total.clone(), stop.clone());
-        let (dur, quiet) = (args.duration, args.quiet);
-        std::thread::spawn(move || {
-            while !st.load(Ordering::Relaxed) && !quiet {
-                std::thread::sleep(Duration::from_millis(500));
-                let t = start.elapsed().as_secs_f64().min(dur);
-                let w = 30;
-                let done = ((t / dur) * w as f64) as usize;
-                eprint!(
-                    "\r[{}{}] {:5.1}/{:.0}s  sent {:>10}",
-                    "=".repeat(done),
-                    " ".repeat(w - done),
-                    t,
-                    dur,
-                    sent.load(Ordering::Relaxed)
-                );
+        let size = args.size.max(12 + PAYLOAD_MIN);
+        let dur = Duration::from_secs_f64(args.duration);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent_total = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let mut go = Vec::new();
+        let mut threads = Vec::new();
+        let mut by_side: [Vec<(usize, Stream)>; 2] = [Vec::new(), Vec::new()];
+        for (i, st) in streams.into_iter().enumerate() {
+            by_side[i % 2].push((i, st));
+        }
+        let relay_of = |side: usize| by_side[side].first().map(|(_, s)| s.to.ip());
+        let relays = [relay_of(0), relay_of(1)];
+        for (side, mine) in by_side.into_iter().enumerate() {
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<Instant>();
+            go.push(go_tx);
+            let local = if side == 0 { caller.local_addr() } else { callee.local_addr() }.map_err(|e| e.to_string())?;
+            let ns = if side == 0 { None } else { args.callee_netns.clone() };
+            let relay = relays[side].ok_or("no streams")?;
+            let (ready, stop, sent_total, cpu) = (ready_tx.clone(), stop.clone(), sent_total.clone(), args.cpu);
+            threads.push(std::thread::spawn(move || {
+                pin(cpu);
+                let port = XskPort::open(ns.as_deref(), local, relay);
+                let _ = ready.send(port.as_ref().map(|_| ()).map_err(|e| e.clone()));
+                let start = go_rx.recv().map_err(|e| e.to_string())?;
+                xdp_side(side, port, mine, n_streams, rate / 2.0, size, start, dur, stop, sent_total)
+            }));
+        }
+        for _ in 0..2 {
+            ready_rx.recv().map_err(|e| e.to_string())??;
+        }
+        let start = Instant::now();
+        for g in &go {
+            let _ = g.send(start);
+        }
+        std::thread::sleep(dur + Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        let mut pss = vec![0u64; n_streams];
+        let mut sent = 0;
+        let mut rxs = Vec::new();
+        for t in threads {
+            let (p, rx, n) = t.join().map_err(|_| "xdp side panicked")??;
+            for (a, b) in pss.iter_mut().zip(p) {
+                *a += b;
             }
-            if !quiet {
-                eprintln!();
+            sent += n;
+            rxs.push(rx);
+        }
+        let rb = rxs.pop().unwrap();
+        let ra = rxs.pop().unwrap();
+        (pss, sent, dur.as_secs_f64(), ra, rb)
+    } else {
+        let start = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        // callee receives dir 0 (caller -> callee), caller receives dir 1
+        // the callee receives dir 0 (even streams), the caller dir 1 (odd streams)
+        let (mut for_b, mut for_a): (Vec<Option<Context>>, Vec<Option<Context>>) = (Vec::new(), Vec::new());
+        for (i, c) in rx_crypto.into_iter().enumerate() {
+            if i % 2 == 0 {
+                for_b.push(c);
+                for_a.push(None);
+            } else {
+                for_a.push(c);
+                for_b.push(None);
             }
-        })
-    };
+        }
+        let rx_b = {
+            let (s, st) = (callee.try_clone().unwrap(), stop.clone());
+            std::thread::spawn(move || receiver(s, for_b, start, st, args.cpu))
+        };
+        let rx_a = {
+            let (s, st) = (caller.try_clone().unwrap(), stop.clone());
+            std::thread::spawn(move || receiver(s, for_a, start, st, args.cpu))
+        };
+        let sent_total = Arc::new(AtomicU64::new(0));
+        let progress = {
+            let (sent, st) = (sent_total.clone(), stop.clone());
+            let (dur, quiet) = (args.duration, args.quiet);
+            std::thread::spawn(move || {
+                while !st.load(Ordering::Relaxed) && !quiet {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let t = start.elapsed().as_secs_f64().min(dur);
+                    let w = 30;
+                    let done = ((t / dur) * w as f64) as usize;
+                    eprint!(
+                        "\r[{}{}] {:5.1}/{:.0}s  sent {:>10}",
+                        "=".repeat(done),
+                        " ".repeat(w - done),
+                        t,
+                        dur,
+                        sent.load(Ordering::Relaxed)
+                    );
+                }
+                if !quiet {
+                    eprintln!();
+                }
+            })
+        };
 
-    // sender
-    pin(args.cpu);
-    let size = args.size.max(12 + PAYLOAD_MIN);
-    // one batch per side: callers' packets leave from the caller socket, callees' from the callee's
-    let mut batch: Vec<SideBatch> = (0..2).map(|_| SideBatch::new(size)).collect();
-    let fds = [caller.as_raw_fd(), callee.as_raw_fd()];
-    let dests: Vec<(libc::sockaddr_in6, libc::socklen_t)> = streams.iter().map(|s| sockaddr(s.to)).collect();
-    let mut sent: u64 = 0;
-    let mut next = 0usize;
-    let dur = Duration::from_secs_f64(args.duration);
-    let mut pss = vec![0u64; n_streams];
-    while start.elapsed() < dur {
-        let due = (start.elapsed().as_secs_f64() * rate) as u64;
-        if due <= sent {
-            std::thread::sleep(Duration::from_micros(200));
-            continue;
-        }
-        let now_ns = start.elapsed().as_nanos() as u64;
-        for _ in 0..(due - sent).min(8192) {
-            let idx = next;
-            next = (next + 1) % n_streams;
-            let st = &mut streams[idx];
-            st.seq = st.seq.wrapping_add(1);
-            pss[idx] += 1;
-            let ts = (pss[idx] as u32).wrapping_mul(160);
-            let b = &mut batch[idx % 2];
-            let p = &mut b.pkts[b.n];
-            emit_header(p, 0, false, st.seq, ts, idx as u32);
-            p[12..16].copy_from_slice(&MAGIC.to_be_bytes());
-            p[16..20].copy_from_slice(&((idx / 2) as u32).to_be_bytes());
-            p[20] = (idx % 2) as u8;
-            p[21..29].copy_from_slice(&now_ns.to_be_bytes());
-            b.lens[b.n] = match st.tx.as_mut() {
-                Some(ctx) => ctx.protect_rtp(p, size).expect("SRTP protect"),
-                None => size,
-            };
-            b.addrs[b.n] = dests[idx];
-            b.n += 1;
-            sent += 1;
-            if b.n == BATCH {
-                b.flush(fds[idx % 2]);
+        // sender
+        pin(args.cpu);
+        let size = args.size.max(12 + PAYLOAD_MIN);
+        // one batch per side: callers' packets leave from the caller socket, callees' from the callee's
+        let mut batch: Vec<SideBatch> = (0..2).map(|_| SideBatch::new(size)).collect();
+        let fds = [caller.as_raw_fd(), callee.as_raw_fd()];
+        let dests: Vec<(libc::sockaddr_in6, libc::socklen_t)> = streams.iter().map(|s| sockaddr(s.to)).collect();
+        let mut sent: u64 = 0;
+        let mut next = 0usize;
+        let dur = Duration::from_secs_f64(args.duration);
+        let mut pss = vec![0u64; n_streams];
+        while start.elapsed() < dur {
+            let due = (start.elapsed().as_secs_f64() * rate) as u64;
+            if due <= sent {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
             }
+            let now_ns = start.elapsed().as_nanos() as u64;
+            for _ in 0..(due - sent).min(8192) {
+                let idx = next;
+                next = (next + 1) % n_streams;
+                let st = &mut streams[idx];
+                st.seq = st.seq.wrapping_add(1);
+                pss[idx] += 1;
+                let ts = (pss[idx] as u32).wrapping_mul(160);
+                let b = &mut batch[idx % 2];
+                let p = &mut b.pkts[b.n];
+                emit_header(p, 0, false, st.seq, ts, idx as u32);
+                p[12..16].copy_from_slice(&MAGIC.to_be_bytes());
+                p[16..20].copy_from_slice(&((idx / 2) as u32).to_be_bytes());
+                p[20] = (idx % 2) as u8;
+                p[21..29].copy_from_slice(&now_ns.to_be_bytes());
+                b.lens[b.n] = match st.tx.as_mut() {
+                    Some(ctx) => ctx.protect_rtp(p, size).expect("SRTP protect"),
+                    None => size,
+                };
+                b.addrs[b.n] = dests[idx];
+                b.n += 1;
+                sent += 1;
+                if b.n == BATCH {
+                    b.flush(fds[idx % 2]);
+                }
+            }
+            for (side, b) in batch.iter_mut().enumerate() {
+                b.flush(fds[side]);
+            }
+            sent_total.store(sent, Ordering::Relaxed);
         }
-        for (side, b) in batch.iter_mut().enumerate() {
-            b.flush(fds[side]);
-        }
-        sent_total.store(sent, Ordering::Relaxed);
-    }
-    let send_elapsed = start.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (ra, rb) = (rx_a.join().unwrap(), rx_b.join().unwrap());
-    progress.join().unwrap();
+        let send_elapsed = start.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        let (ra, rb) = (rx_a.join().unwrap(), rx_b.join().unwrap());
+        progress.join().unwrap();
+        (pss, sent, send_elapsed, ra, rb)
+    };
     if !args.keep {
         for cid in &ids {
             let _ = ng.request(&NgClient::req(&[

@@ -104,11 +104,12 @@ impl FlowVal {
 pub const PROGRAM_STATS: [&str; 6] =
     ["steered", "pass-other", "pass-no-flow", "pass-no-socket", "pass-unparsed", "drop-source"];
 
-struct Attached {
-    name: String,
-    ifindex: u32,
+/// The steering program attached to one interface, with its maps.
+pub struct Attached {
+    pub name: String,
+    pub ifindex: u32,
     addrs: Vec<IpAddr>,
-    mode: &'static str,
+    pub mode: &'static str,
     /// Holds the program and its link: dropping it detaches.
     bpf: Option<Ebpf>,
     flows: BpfHashMap<MapData, FlowKey, FlowVal>,
@@ -155,8 +156,8 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
     v.try_into().ok()
 }
 
-/// The addresses configured on interface `name`.
-pub fn interface_addresses(name: &str) -> Vec<IpAddr> {
+/// Every (interface, address) of the calling thread's network namespace.
+fn all_addresses() -> Vec<(String, IpAddr)> {
     let mut out = Vec::new();
     unsafe {
         let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
@@ -166,16 +167,16 @@ pub fn interface_addresses(name: &str) -> Vec<IpAddr> {
         let mut p = ifa;
         while !p.is_null() {
             let a = &*p;
-            let n = std::ffi::CStr::from_ptr(a.ifa_name).to_string_lossy();
-            if n == name && !a.ifa_addr.is_null() {
+            if !a.ifa_addr.is_null() {
+                let n = std::ffi::CStr::from_ptr(a.ifa_name).to_string_lossy().to_string();
                 match (*a.ifa_addr).sa_family as i32 {
                     libc::AF_INET => {
                         let sin = &*(a.ifa_addr as *const libc::sockaddr_in);
-                        out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
+                        out.push((n, IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes())));
                     }
                     libc::AF_INET6 => {
                         let sin6 = &*(a.ifa_addr as *const libc::sockaddr_in6);
-                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                        out.push((n, IpAddr::from(sin6.sin6_addr.s6_addr)));
                     }
                     _ => {}
                 }
@@ -187,17 +188,24 @@ pub fn interface_addresses(name: &str) -> Vec<IpAddr> {
     out
 }
 
-/// The interface that holds address `ip`, if any.
-pub fn interface_of(ip: IpAddr) -> Option<String> {
-    let dir = std::fs::read_dir("/sys/class/net").ok()?;
-    dir.flatten().map(|e| e.file_name().to_string_lossy().to_string()).find(|n| interface_addresses(n).contains(&ip))
+/// The addresses configured on interface `name`.
+pub fn interface_addresses(name: &str) -> Vec<IpAddr> {
+    all_addresses().into_iter().filter(|(n, _)| n == name).map(|(_, a)| a).collect()
 }
 
-fn attach(name: &str, require_native: bool) -> io::Result<Attached> {
-    let ifindex: u32 = sysfs(name, "ifindex")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no network interface {name:?}")))?;
+/// The interface that holds address `ip`, if any.
+pub fn interface_of(ip: IpAddr) -> Option<String> {
+    all_addresses().into_iter().find(|(_, a)| *a == ip).map(|(n, _)| n)
+}
+
+/// Load the steering program and attach it to interface `name` (of the calling thread's
+/// network namespace).
+pub fn attach(name: &str, require_native: bool) -> io::Result<Attached> {
+    let c = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if ifindex == 0 {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no network interface {name:?}")));
+    }
     let mut bpf = Ebpf::load(RELAY_XDP).map_err(|e| io::Error::other(format!("loading the XDP program: {e}")))?;
     let prog: &mut Xdp = bpf
         .program_mut("relay_xdp")
@@ -231,6 +239,18 @@ fn attach(name: &str, require_native: bool) -> io::Result<Attached> {
         stats,
         _xsks: xsks,
     })
+}
+
+impl Attached {
+    /// Steer datagrams to `local` into the AF_XDP socket of their receive queue.
+    pub fn steer(&mut self, local: SocketAddr, val: FlowVal) -> io::Result<()> {
+        self.flows.insert(FlowKey::new(local), val, 0).map_err(io::Error::other)
+    }
+
+    /// The AF_XDP socket for receive queue `queue`.
+    pub fn set_socket(&mut self, queue: u32, fd: std::os::fd::RawFd) -> io::Result<()> {
+        self._xsks.set(queue, fd, 0).map_err(io::Error::other)
+    }
 }
 
 impl XdpDataPlane {
