@@ -9,6 +9,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v clang >/dev/null || need+=(clang)   # compiles the XDP program in ebpf/
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v ethtool >/dev/null || need+=(ethtool)
+command -v tshark >/dev/null || need+=(tshark)   # DSCP check in scripts/xdp-test.sh
 [[ -f /usr/include/linux/bpf.h ]] || need+=(linux-libc-dev)
 [[ -f /usr/include/srtp2/srtp.h ]] || need+=(libsrtp2-dev)
 if [[ "${1:-}" == "--e2e" ]]; then

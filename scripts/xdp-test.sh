@@ -3,7 +3,7 @@
 # scripts/xdp-netns.sh, rtpgen's caller in the caller namespace and its callee in the
 # callee namespace. Checks:
 #   1. an rtpgen load both ways, IPv4, nothing lost, and the counters show it went
-#      through AF_XDP (not the socket path)
+#      through AF_XDP (not the socket path); rtpgen's own AF_XDP mode; DSCP on the wire
 #   2. IPv6, IPv4 -> IPv6 bridging, and SRTP re-keyed on the way, nothing lost
 #   3. ping and a TCP connection from caller to callee still cross the relay namespace
 #   4. malformed frames in the middle of a call: passed or dropped and counted, the call
@@ -87,6 +87,22 @@ assert st >= r, ('not steered by the program', st, r)
 assert k <= 0.01 * r, ('socket path carried media', k, r)
 " || fail "IPv4 load: sent $sent received $recv, AF_XDP tx $xsk_tx, steered $steered, socket rx $sock_rx"
 ok "IPv4 200 calls both ways: $sent sent, $recv received, $xsk_tx via AF_XDP, $sock_rx via sockets, p99 $(field v4.json latency_us_p99) us"
+
+# the generator's own AF_XDP mode (what bench/xdp_bench.py drives)
+rtpgen gen.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 100 --duration 2 --xdp
+ok "rtpgen --xdp (AF_XDP generator) through the AF_XDP relay: $(field gen.json received)/$(field gen.json sent)"
+
+# DSCP (--tos, default 184 = EF) on what the AF_XDP worker sends
+$E timeout 15 tshark -i epriv -c 20 -f "udp and src host 10.203.2.1" -T fields -e ip.dsfield >"$work/dscp.txt" 2>/dev/null &
+cap=$!
+sleep 2
+rtpgen dscp.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 5 --duration 1
+wait $cap || true
+python3 -c "
+v = [int(x, 16) for x in open('$work/dscp.txt').read().split()]
+assert len(v) == 20 and set(v) == {184}, v
+" || fail "DSCP of AF_XDP-sent packets: $(tr '\n' ' ' <"$work/dscp.txt")"
+ok "DSCP EF (TOS 184) on every AF_XDP-sent packet captured"
 
 # 2. IPv6, and bridging IPv4 (caller) to IPv6 (callee)
 rtpgen v6.json --caller-ip fd03:1::2 --callee-ip fd03:2::2 --direction pub6,priv6 --calls 50 --duration 2

@@ -122,7 +122,8 @@ impl XskPort {
                 .map_err(|e| e.to_string())?;
             let (rings, mut flags) = b.build_wakable_rings(&umem, cfg).map_err(|e| e.to_string())?;
             flags.force_copy();
-            let sock = b.bind(xdp::nic::NicIndex(steering.ifindex), 0, flags).map_err(|e| format!("AF_XDP bind: {e}"))?;
+            let sock =
+                b.bind(xdp::nic::NicIndex(steering.ifindex), 0, flags).map_err(|e| format!("AF_XDP bind: {e}"))?;
             steering.set_socket(0, sock.as_raw_fd()).map_err(|e| e.to_string())?;
             steering
                 .steer(local, FlowVal { flags: 0, peer_port: 0, pad: 0, peer_addr: [0; 16] })
