@@ -32,6 +32,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "..", "shared", "conformance"))
 
 
+from rate_search import run_rtpgen, search as bisect_search  # noqa: E402
+
+
 def wait_ping(addr, seconds=10):
     from ngclient import wait_ping as wp  # noqa: E402
     return wp(addr, seconds)
@@ -62,43 +65,13 @@ SCENARIOS = {
 
 def trial(relay, rate, args):
     cmd = [os.path.join(ROOT, "target/release/rtpgen"), "--ng", RELAYS[relay]["ng"], "--calls", str(args.calls),
-           "--duration", str(args.duration), "--rate", str(rate), "--cpu", "1", "--quiet", "--json",
+           "--duration", str(args.duration), "--cpu", "1", "--quiet", "--json",
            "--max-loss", "100"] + SCENARIOS[args.scenario]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if out.returncode not in (0, 1) or not out.stdout.strip():
-        raise RuntimeError("rtpgen failed: %s" % out.stderr.strip())
-    r = json.loads(out.stdout)
-    r["requested_pps"] = rate
-    r["generator_bound"] = r["rate_pps"] < 0.99 * rate
-    r["loss_free"] = (r["loss_pct"] < 0.1 and r.get("srtp_auth_failures", 0) == 0 and r["latency_us_p50"] < args.max_p50_us
-                      and r["backlog_ratio"] < 4.0 and not r["generator_bound"])
-    return r
+    return run_rtpgen(cmd, rate, args.max_p50_us)
 
 
 def search(relay, args, log):
-    lo, hi = args.lo, args.hi
-    best = None
-    bound = None  # lowest rate at which rtpgen could not keep up
-    # bisection on a 2 % grid
-    while hi - lo > max(2000, lo * 0.02):
-        mid = (lo + hi) // 2
-        r = trial(relay, mid, args)
-        log.append({"relay": relay, **r})
-        print("  %-9s %7d pps requested: sent %7.0f, loss %.3f %%, p50 %6d us, p99 %7d us, backlog %.2f -> %s" % (
-            relay, mid, r["rate_pps"], r["loss_pct"], r["latency_us_p50"], r["latency_us_p99"], r["backlog_ratio"],
-            "loss-free" if r["loss_free"] else ("generator-bound" if r["generator_bound"] else "overloaded")),
-            flush=True)
-        if r["loss_free"]:
-            lo = mid
-            best = r
-        else:
-            # overloaded, or rtpgen could not send that fast: either way not a result
-            if r["generator_bound"]:
-                bound = min(bound or mid, mid)
-            hi = mid
-    # the generator's limit matters only if it capped a trial near the result
-    near = bool(best and bound and bound <= 1.15 * best["requested_pps"])
-    return best, near
+    return bisect_search(relay, lambda rate: trial(relay, rate, args), args.lo, args.hi, log, width=9)
 
 
 def main():

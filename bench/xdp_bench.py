@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The kernel-bypass benchmark: maximum loss-free rate through the relay namespace of
-scripts/xdp-netns.sh (caller -- relay -- callee, veth), same run, same load, for
+scripts/netns.sh (caller -- relay -- callee, veth), same run, same load, for
 
   relayd-xdp    relayd --backend xdp (XDP steering + AF_XDP worker, copy mode on veth)
   relayd-uring  relayd --backend uring
@@ -37,6 +37,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from rate_search import run_rtpgen, search as bisect_search  # noqa: E402
 BIN = os.path.join(ROOT, "target", "release")
 NG = "10.203.1.1:2299"
 HTTP = "10.203.1.1:9999"
@@ -80,38 +82,14 @@ def trial(rate, args):
     cmd = ["ip", "netns", "exec", "xC", "taskset", "-c", "1", os.path.join(BIN, "rtpgen"), "--ng", NG,
            "--caller-ip", "10.203.1.2", "--callee-ip", "10.203.2.2", "--callee-netns", "xE",
            "--direction", "pub,priv", "--calls", str(args.calls), "--duration", str(args.duration),
-           "--rate", str(rate), "--cpu", "1", "--settle", "0.5", "--quiet", "--json", "--max-loss", "100"]
+           "--cpu", "1", "--settle", "0.5", "--quiet", "--json", "--max-loss", "100"]
     if not args.socket_generator:
         cmd.append("--xdp")
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-    if out.returncode not in (0, 1) or not out.stdout.strip():
-        raise RuntimeError("rtpgen failed: %s" % out.stderr.strip())
-    r = json.loads(out.stdout)
-    r["requested_pps"] = rate
-    r["generator_bound"] = r["rate_pps"] < 0.99 * rate
-    r["loss_free"] = (r["loss_pct"] < 0.1 and r["latency_us_p50"] < args.max_p50_us and r["backlog_ratio"] < 4.0
-                      and not r["generator_bound"])
-    return r
+    return run_rtpgen(cmd, rate, args.max_p50_us)
 
 
 def search(name, args, log):
-    lo, hi = args.lo, args.hi
-    best, bound = None, None
-    while hi - lo > max(2000, lo * 0.02):
-        mid = (lo + hi) // 2
-        r = trial(mid, args)
-        log.append({"relay": name, **r})
-        print("  %-12s %7d pps requested: sent %7.0f, loss %.3f %%, p50 %6d us, p99 %7d us, backlog %.2f -> %s" % (
-            name, mid, r["rate_pps"], r["loss_pct"], r["latency_us_p50"], r["latency_us_p99"], r["backlog_ratio"],
-            "loss-free" if r["loss_free"] else ("generator-bound" if r["generator_bound"] else "overloaded")),
-            flush=True)
-        if r["loss_free"]:
-            lo, best = mid, r
-        else:
-            if r["generator_bound"]:
-                bound = min(bound or mid, mid)
-            hi = mid
-    near = bool(best and bound and bound <= 1.15 * best["requested_pps"])
+    best, near = bisect_search(name, lambda rate: trial(rate, args), args.lo, args.hi, log)
     half = None
     if best:
         half = trial(best["requested_pps"] // 2, args)
@@ -172,7 +150,7 @@ def main():
     if "rtpengine" in names and not shutil.which("rtpengine"):
         print("rtpengine not installed (apt-get install rtpengine-daemon)", file=sys.stderr)
         return 2
-    subprocess.run([os.path.join(ROOT, "scripts", "xdp-netns.sh"), "up"], check=True)
+    subprocess.run([os.path.join(ROOT, "scripts", "netns.sh"), "up"], check=True)
     results, log = {}, []
     try:
         for name in names:
@@ -184,7 +162,7 @@ def main():
             finally:
                 stop(procs)
     finally:
-        subprocess.run([os.path.join(ROOT, "scripts", "xdp-netns.sh"), "down"])
+        subprocess.run([os.path.join(ROOT, "scripts", "netns.sh"), "down"])
     print()
     print("| relay | max loss-free rate (pps) | p50 / p99 at max (us) | p99 at half rate (us) |")
     print("|---|---|---|---|")

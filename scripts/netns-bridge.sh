@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A dual-homed relay between two real networks (veth pairs in network namespaces):
-# calls come in on "pub", leave on "priv"; rtpgen drives 200 calls through it and every
-# flow must sit on the right interface. Needs root.
+# A dual-homed relay between two real networks on the io_uring backend (the XDP backend
+# has scripts/xdp-test.sh): the namespaces of scripts/netns.sh, calls come in on "pub"
+# from the caller's host and leave on "priv" to the callee's host; rtpgen drives 200
+# calls through it and every flow must sit on the right interface. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $(id -u) -ne 0 ]]; then
@@ -10,29 +11,28 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 work=$(mktemp -d -t relay-netns.XXXXXX)
 cleanup() {
-  ip netns pids rlyR 2>/dev/null | xargs -r kill 2>/dev/null || true
   scripts/netns.sh down
   rm -rf "$work"
 }
 trap cleanup EXIT
 fail() { echo "netns: FAIL: $*" >&2; cat "$work"/*.log >&2 || true; exit 1; }
 scripts/netns.sh up
-ip netns exec rlyR ./target/release/relayd --backend=uring --interface=pub/10.201.1.1 --interface=priv/10.201.2.1 \
-  --listen-ng=10.201.1.1:2263 --listen-http=10.201.1.1:9963 --port-min=31000 --port-max=32999 --log-level=warn \
+ip netns exec xR ./target/release/relayd --backend=uring --interface=pub/10.203.1.1 --interface=priv/10.203.2.1 \
+  --listen-ng=10.203.1.1:2263 --listen-http=10.203.1.1:9963 --port-min=31000 --port-max=32999 --log-level=warn \
   >"$work/relayd.log" 2>&1 &
-ip netns exec rlyP python3 ../shared/conformance/ngclient.py --wait-ping 10.201.1.1:2263 10 >/dev/null \
+ip netns exec xC python3 ../shared/conformance/ngclient.py --wait-ping 10.203.1.1:2263 10 >/dev/null \
   || fail "relayd not reachable over the pub network"
-ip netns exec rlyP ./target/release/rtpgen --ng 10.201.1.1:2263 --caller-ip 10.201.1.2 --callee-ip 10.201.2.2 \
-  --direction pub,priv --calls 200 --duration 3 --max-loss 0.1 --quiet --json --keep >"$work/rtpgen.json" \
-  || fail "rtpgen through the dual-homed relay"
-ip netns exec rlyP ./target/release/relayctl --http 10.201.1.1:9963 --json flows >"$work/flows.json" || fail "relayctl"
+ip netns exec xC ./target/release/rtpgen --ng 10.203.1.1:2263 --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 \
+  --callee-netns xE --direction pub,priv --calls 200 --duration 3 --max-loss 0.1 --quiet --json --keep \
+  >"$work/rtpgen.json" || fail "rtpgen through the dual-homed relay"
+ip netns exec xC ./target/release/relayctl --http 10.203.1.1:9963 --json flows >"$work/flows.json" || fail "relayctl"
 python3 - "$work/rtpgen.json" "$work/flows.json" <<'PY' || fail "flows on the wrong interface"
 import json, sys
 r = json.load(open(sys.argv[1]))
 flows = json.load(open(sys.argv[2]))
 assert r["calls"] == 200 and r["received"] >= 0.999 * r["sent"] > 0, r
-side = {"caller": "10.201.1.1", "callee": "10.201.2.1"}
-peer = {"caller": "10.201.1.2", "callee": "10.201.2.2"}
+side = {"caller": "10.203.1.1", "callee": "10.203.2.1"}
+peer = {"caller": "10.203.1.2", "callee": "10.203.2.2"}
 for f in flows:
     assert f["local"].startswith(side[f["tag"]] + ":"), f
     if f["kind"] == "rtp":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kernel-bypass path end to end (root): relayd --backend xdp in the relay namespace of
-# scripts/xdp-netns.sh, rtpgen's caller in the caller namespace and its callee in the
+# scripts/netns.sh, rtpgen's caller in the caller namespace and its callee in the
 # callee namespace. Checks:
 #   1. an rtpgen load both ways, IPv4, nothing lost, and the counters show it went
 #      through AF_XDP (not the socket path); rtpgen's own AF_XDP mode; DSCP on the wire
@@ -20,7 +20,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 work=$(mktemp -d -t relay-xdp.XXXXXX)
 cleanup() {
-  scripts/xdp-netns.sh down
+  scripts/netns.sh down
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -39,7 +39,7 @@ C="ip netns exec xC"
 E="ip netns exec xE"
 NG=10.203.1.1:2280
 HTTP=10.203.1.1:9980
-scripts/xdp-netns.sh up
+scripts/netns.sh up
 # Left as veth comes: the hosts' UDP checksums are offloaded (only the pseudo-header sum
 # is in the frame), which the workers must complete, not just update.
 

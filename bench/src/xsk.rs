@@ -45,32 +45,6 @@ pub fn in_netns<T>(ns: Option<&str>, f: impl FnOnce() -> Result<T, String>) -> R
     r
 }
 
-/// The MAC address of interface `name` (getifaddrs' AF_PACKET entry: right in any netns,
-/// unlike /sys).
-fn mac_of(name: &str) -> Option<[u8; 6]> {
-    let mut out = None;
-    unsafe {
-        let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut ifa) != 0 {
-            return None;
-        }
-        let mut p = ifa;
-        while !p.is_null() {
-            let a = &*p;
-            if !a.ifa_addr.is_null()
-                && (*a.ifa_addr).sa_family as i32 == libc::AF_PACKET
-                && std::ffi::CStr::from_ptr(a.ifa_name).to_string_lossy() == name
-            {
-                let ll = &*(a.ifa_addr as *const libc::sockaddr_ll);
-                out = Some(ll.sll_addr[..6].try_into().unwrap());
-            }
-            p = a.ifa_next;
-        }
-        libc::freeifaddrs(ifa);
-    }
-    out
-}
-
 /// The neighbour MAC of `ip` (IPv4), resolving it through the kernel if needed.
 fn neighbour(ip: IpAddr, from: IpAddr) -> Result<[u8; 6], String> {
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -102,7 +76,7 @@ impl XskPort {
     pub fn open(ns: Option<&str>, local: SocketAddr, relay: IpAddr) -> Result<XskPort, String> {
         in_netns(ns, || {
             let name = relay::xdp::interface_of(local.ip()).ok_or(format!("no interface holds {}", local.ip()))?;
-            let src_mac = mac_of(&name).ok_or(format!("no MAC for {name}"))?;
+            let src_mac = relay::xdp::interface_mac(&name).ok_or(format!("no MAC for {name}"))?;
             let dst_mac = neighbour(relay, local.ip())?;
             let mut steering = relay::xdp::attach(&name, false).map_err(|e| format!("XDP on {name}: {e}"))?;
             let umem = Umem::map(

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod dataplane;
 pub mod flow;
+pub mod mailbox;
 pub mod packet;
 pub mod srtp;
 pub mod uring;

@@ -10,18 +10,18 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_queue::ArrayQueue;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use control::dataplane::FlowRule;
 
 use crate::flow::counters::{bump, SharedCounters};
 use crate::flow::{FlowTable, Verdict};
+use crate::mailbox::{mailbox, Inbox, Mailbox};
 use bufring::BufRing;
 
 /// Messages from the control plane to a worker.
@@ -61,30 +61,14 @@ pub struct WorkerStats {
 }
 
 pub struct WorkerHandle {
-    pub queue: Arc<ArrayQueue<Command>>,
-    pub wake: OwnedFd,
+    pub mailbox: Mailbox<Command>,
     pub stats: Arc<WorkerStats>,
     pub thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl WorkerHandle {
-    pub fn send(&self, mut cmd: Command) {
-        loop {
-            match self.queue.push(cmd) {
-                Ok(()) => break,
-                Err(c) => {
-                    cmd = c;
-                    self.kick();
-                    std::thread::yield_now();
-                }
-            }
-        }
-        self.kick();
-    }
-
-    fn kick(&self) {
-        let one: u64 = 1;
-        unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+    pub fn send(&self, cmd: Command) {
+        self.mailbox.send(cmd);
     }
 }
 
@@ -152,18 +136,13 @@ struct SendSlot {
 }
 
 pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHandle> {
-    let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if wake < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let wake: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(wake) };
-    let queue = Arc::new(ArrayQueue::new(65536));
+    let (mailbox, inbox) = mailbox(65536)?;
     let stats = Arc::new(WorkerStats::default());
     // build the ring here so that setup errors reach the caller
     let ring =
         IoUring::builder().setup_coop_taskrun().build(cfg.ring_entries).or_else(|_| IoUring::new(cfg.ring_entries))?;
     let bufs = BufRing::new(&ring, cfg.buffers, cfg.buf_size, 1)?;
-    let mut w = Worker::new(cfg, ring, bufs, queue.clone(), wake.as_raw_fd(), stats.clone());
+    let mut w = Worker::new(cfg, ring, bufs, inbox, stats.clone());
     let name = format!("relay-worker-{}", w.index);
     let thread = std::thread::Builder::new().name(name).spawn(move || {
         if let Some(cpu) = w.cpu {
@@ -175,7 +154,7 @@ pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHa
             std::process::exit(1);
         }
     })?;
-    Ok(WorkerHandle { queue, wake, stats, thread: Some(thread) })
+    Ok(WorkerHandle { mailbox, stats, thread: Some(thread) })
 }
 
 pub fn pin_to_cpu(cpu: usize) {
@@ -201,8 +180,7 @@ struct Worker {
     sends: Box<[SendSlot]>,
     free_sends: Vec<usize>,
     recv_msg: Box<libc::msghdr>,
-    queue: Arc<ArrayQueue<Command>>,
-    wake_fd: RawFd,
+    inbox: Inbox<Command>,
     wake_buf: Box<u64>,
     timer: Box<types::Timespec>,
     stats: Arc<WorkerStats>,
@@ -262,14 +240,7 @@ pub fn sockaddr_to(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::sock
 }
 
 impl Worker {
-    fn new(
-        cfg: WorkerConfig,
-        ring: IoUring,
-        bufs: BufRing,
-        queue: Arc<ArrayQueue<Command>>,
-        wake_fd: RawFd,
-        stats: Arc<WorkerStats>,
-    ) -> Worker {
+    fn new(cfg: WorkerConfig, ring: IoUring, bufs: BufRing, inbox: Inbox<Command>, stats: Arc<WorkerStats>) -> Worker {
         let mut recv_msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });
         recv_msg.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         // every in-flight send holds one ring buffer: as many send slots as buffers means a
@@ -288,8 +259,7 @@ impl Worker {
             sends,
             free_sends: (0..send_slots).rev().collect(),
             recv_msg,
-            queue,
-            wake_fd,
+            inbox,
             wake_buf: Box::new(0),
             timer: Box::new(types::Timespec::new().nsec(100_000_000)),
             stats,
@@ -338,7 +308,7 @@ impl Worker {
     }
 
     fn arm_wake(&mut self) {
-        let e = opcode::Read::new(types::Fd(self.wake_fd), &mut *self.wake_buf as *mut u64 as *mut u8, 8)
+        let e = opcode::Read::new(types::Fd(self.inbox.fd()), &mut *self.wake_buf as *mut u64 as *mut u8, 8)
             .build()
             .user_data(ud(OP_WAKE, 0, 0));
         self.push(e);
@@ -521,7 +491,7 @@ impl Worker {
     }
 
     fn apply_commands(&mut self) {
-        while let Some(cmd) = self.queue.pop() {
+        while let Some(cmd) = self.inbox.pop() {
             bump(&self.stats.commands, 1);
             match cmd {
                 Command::Open { local, socket, counters } => {

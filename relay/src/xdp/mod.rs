@@ -140,10 +140,6 @@ pub struct XdpDataPlane {
     pub zero_copy: bool,
 }
 
-fn sysfs(name: &str, what: &str) -> io::Result<String> {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/{what}")).map(|s| s.trim().to_string())
-}
-
 fn rx_queues(name: &str) -> usize {
     std::fs::read_dir(format!("/sys/class/net/{name}/queues"))
         .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
@@ -151,40 +147,55 @@ fn rx_queues(name: &str) -> usize {
         .max(1)
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let v: Vec<u8> = s.split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
-    v.try_into().ok()
-}
-
-/// Every (interface, address) of the calling thread's network namespace.
-fn all_addresses() -> Vec<(String, IpAddr)> {
-    let mut out = Vec::new();
+/// Calls `f(interface, address)` for every address of every interface of the calling
+/// thread's network namespace (getifaddrs: unlike /sys, right after setns too).
+fn for_each_ifaddr(mut f: impl FnMut(&str, &libc::sockaddr)) {
     unsafe {
         let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
         if libc::getifaddrs(&mut ifa) != 0 {
-            return out;
+            return;
         }
         let mut p = ifa;
         while !p.is_null() {
             let a = &*p;
             if !a.ifa_addr.is_null() {
-                let n = std::ffi::CStr::from_ptr(a.ifa_name).to_string_lossy().to_string();
-                match (*a.ifa_addr).sa_family as i32 {
-                    libc::AF_INET => {
-                        let sin = &*(a.ifa_addr as *const libc::sockaddr_in);
-                        out.push((n, IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes())));
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(a.ifa_addr as *const libc::sockaddr_in6);
-                        out.push((n, IpAddr::from(sin6.sin6_addr.s6_addr)));
-                    }
-                    _ => {}
-                }
+                f(&std::ffi::CStr::from_ptr(a.ifa_name).to_string_lossy(), &*a.ifa_addr);
             }
             p = a.ifa_next;
         }
         libc::freeifaddrs(ifa);
     }
+}
+
+/// Every (interface, IP address) of the calling thread's network namespace.
+fn all_addresses() -> Vec<(String, IpAddr)> {
+    let mut out = Vec::new();
+    for_each_ifaddr(|name, sa| {
+        let ip = match sa.sa_family as i32 {
+            libc::AF_INET => {
+                let sin = unsafe { &*(sa as *const libc::sockaddr as *const libc::sockaddr_in) };
+                IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes())
+            }
+            libc::AF_INET6 => {
+                let sin6 = unsafe { &*(sa as *const libc::sockaddr as *const libc::sockaddr_in6) };
+                IpAddr::from(sin6.sin6_addr.s6_addr)
+            }
+            _ => return,
+        };
+        out.push((name.to_string(), ip));
+    });
+    out
+}
+
+/// The MAC address of interface `name`.
+pub fn interface_mac(name: &str) -> Option<[u8; 6]> {
+    let mut out = None;
+    for_each_ifaddr(|n, sa| {
+        if n == name && sa.sa_family as i32 == libc::AF_PACKET {
+            let ll = unsafe { &*(sa as *const libc::sockaddr as *const libc::sockaddr_ll) };
+            out = ll.sll_addr[..6].try_into().ok();
+        }
+    });
     out
 }
 
@@ -326,7 +337,7 @@ impl XdpDataPlane {
         let zero_copy = workers.iter().all(|w| w.zero_copy);
         let mut links = Vec::new();
         for a in &ifaces {
-            let mac = sysfs(&a.name, "address").ok().and_then(|s| parse_mac(&s)).unwrap_or([0; 6]);
+            let mac = interface_mac(&a.name).unwrap_or([0; 6]);
             links.push((a.ifindex, mac));
             log::info!(
                 "XDP on {} (ifindex {}, {} mode, {} queue(s), AF_XDP {} mode), addresses {:?}",

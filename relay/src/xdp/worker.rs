@@ -28,6 +28,7 @@ use super::frame::{self, L2};
 use super::netlink::NextHop;
 use crate::flow::counters::{bump, SharedCounters};
 use crate::flow::{FlowId, FlowTable, Verdict};
+use crate::mailbox::{mailbox, Inbox, Mailbox};
 
 /// Bytes the frame may grow at its front: IPv4 -> IPv6 (+20) and a VLAN tag (+4).
 const HEAD_ROOM: usize = 64;
@@ -69,36 +70,21 @@ pub struct XdpWorkerStats {
 }
 
 pub struct XdpWorkerHandle {
-    pub queue: Arc<ArrayQueue<XdpCommand>>,
-    pub wake: OwnedFd,
+    pub mailbox: Mailbox<XdpCommand>,
     pub stats: Arc<XdpWorkerStats>,
-    /// Commands pushed so far; compare with `stats.applied`.
-    pub sent: AtomicU64,
     pub thread: Option<std::thread::JoinHandle<()>>,
     pub socket_fds: Vec<(u32, RawFd)>,
     pub zero_copy: bool,
 }
 
 impl XdpWorkerHandle {
-    pub fn send(&self, mut cmd: XdpCommand) -> u64 {
-        loop {
-            match self.queue.push(cmd) {
-                Ok(()) => break,
-                Err(c) => {
-                    cmd = c;
-                    self.kick();
-                    std::thread::yield_now();
-                }
-            }
-        }
-        let n = self.sent.fetch_add(1, Relaxed) + 1;
-        self.kick();
-        n
+    /// Returns how many commands were sent so far; compare with `stats.applied`.
+    pub fn send(&self, cmd: XdpCommand) -> u64 {
+        self.mailbox.send(cmd)
     }
 
     pub fn kick(&self) {
-        let one: u64 = 1;
-        unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+        self.mailbox.kick()
     }
 }
 
@@ -146,8 +132,7 @@ struct Worker {
     requested: HashSet<IpAddr>,
     resolve: Arc<ArrayQueue<IpAddr>>,
     resolve_wake: Arc<OwnedFd>,
-    queue: Arc<ArrayQueue<XdpCommand>>,
-    wake_fd: OwnedFd,
+    inbox: Inbox<XdpCommand>,
     stats: Arc<XdpWorkerStats>,
     tos: u8,
     epoch: Instant,
@@ -179,13 +164,7 @@ fn bind(umem: &Umem, ifindex: u32, queue_id: u32, force_copy: bool) -> io::Resul
 
 /// Create the worker's UMEM and sockets (here, so errors reach the caller) and start it.
 pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWorkerHandle> {
-    let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if wake < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let wake: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(wake) };
-    let wake_dup = wake.try_clone()?;
-    let queue = Arc::new(ArrayQueue::new(65536));
+    let (mailbox, inbox) = mailbox(65536)?;
     let stats = Arc::new(XdpWorkerStats::default());
     let umem = Umem::map(
         UmemCfgBuilder {
@@ -218,8 +197,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         requested: HashSet::new(),
         resolve: cfg.resolve,
         resolve_wake: cfg.resolve_wake,
-        queue: queue.clone(),
-        wake_fd: wake_dup,
+        inbox,
         stats: stats.clone(),
         tos: cfg.tos,
         epoch: cfg.epoch,
@@ -233,7 +211,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         }
         w.run(&running);
     })?;
-    Ok(XdpWorkerHandle { queue, wake, stats, sent: AtomicU64::new(0), thread: Some(thread), socket_fds, zero_copy })
+    Ok(XdpWorkerHandle { mailbox, stats, thread: Some(thread), socket_fds, zero_copy })
 }
 
 // The packets and rings hold raw pointers into the UMEM the worker owns; the worker
@@ -278,10 +256,9 @@ impl Worker {
             .iter()
             .map(|p| libc::pollfd { fd: p.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 })
             .collect();
-        fds.push(libc::pollfd { fd: self.wake_fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        fds.push(libc::pollfd { fd: self.inbox.fd(), events: libc::POLLIN, revents: 0 });
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        let mut v = 0u64;
-        unsafe { libc::read(self.wake_fd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+        self.inbox.clear();
         self.stats.frames_free.store(self.umem.allocatable() as u64, Relaxed);
     }
 
@@ -350,7 +327,7 @@ impl Worker {
     }
 
     fn apply_commands(&mut self) {
-        while let Some(cmd) = self.queue.pop() {
+        while let Some(cmd) = self.inbox.pop() {
             match cmd {
                 XdpCommand::Open { local, counters, kernel } => {
                     let id = self.table.insert(local, counters);
