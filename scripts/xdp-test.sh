@@ -12,6 +12,8 @@
 #   6. deleting a call removes its BPF steering entries
 #   7. SIGTERM detaches the program; `auto` falls back to io_uring on loopback, and
 #      SIGINT leaves nothing attached
+#   8. without native XDP (a bridge device): xdp uses generic mode with a warning, auto
+#      uses io_uring
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $(id -u) -ne 0 ]]; then
@@ -218,4 +220,27 @@ kill -INT "$relayd_pid"
 wait "$relayd_pid" || true
 $R ip link show rpub | grep -q "prog/xdp" && fail "XDP program still attached after SIGINT"
 ok "SIGTERM and SIGINT detach; auto uses XDP on veth and io_uring on loopback"
+
+# 8. a device without native XDP (a bridge): xdp falls back to generic mode with a warning,
+#    auto to io_uring
+$R ip link add xdum0 type bridge
+$R ip addr add 10.203.9.1/24 dev xdum0
+$R ip link set xdum0 up
+$R ./target/release/relayd --listen-ng=127.0.0.1:2282 --listen-http=none --interface=10.203.9.1 --backend xdp \
+  --log-level=info >"$work/generic.log" 2>&1 &
+pid=$!
+$R python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2282 10 >/dev/null || fail "xdp relayd on a bridge device"
+grep -q "xdum0: XDP native mode not available" "$work/generic.log" || fail "no warning about generic mode"
+grep -q "XDP on xdum0 (ifindex [0-9]*, generic mode" "$work/generic.log" || fail "not attached in generic mode"
+kill -TERM $pid
+wait $pid || true
+$R ip link show xdum0 | grep -q "xdp" && fail "generic-mode program still attached after SIGTERM"
+$R ./target/release/relayd --listen-ng=127.0.0.1:2283 --listen-http=none --interface=10.203.9.1 --backend auto \
+  --log-level=info >"$work/auto3.log" 2>&1 &
+pid=$!
+$R python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2283 10 >/dev/null || fail "auto relayd on a bridge device"
+grep -q "backend io_uring" "$work/auto3.log" || fail "auto did not fall back to io_uring without native XDP"
+kill -TERM $pid
+wait $pid || true
+ok "no native XDP (a bridge device): xdp attaches in generic mode with a warning, auto falls back to io_uring"
 echo "xdp: $passed passed, 0 failed"
