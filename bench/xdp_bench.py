@@ -3,6 +3,8 @@
 scripts/netns.sh (caller -- relay -- callee, veth), same run, same load, for
 
   relayd-xdp    relayd --backend xdp (XDP steering + AF_XDP worker, copy mode on veth)
+  relayd-xdp-fifo  the same with --worker-priority=1 (SCHED_FIFO worker; not in the
+                default list)
   relayd-uring  relayd --backend uring
   rtpengine     rtpengine userspace (--table=-1)
   ceiling       a minimal XDP program that rewrites and redirects the same packets in
@@ -48,6 +50,7 @@ RELAYD = [os.path.join(BIN, "relayd"), "--interface=pub/10.203.1.1", "--interfac
           "--port-max=29999", "--delete-delay=0", "--log-level=warn"]
 CONTENDERS = {
     "relayd-xdp": [RELAYD + ["--backend=xdp"]],
+    "relayd-xdp-fifo": [RELAYD + ["--backend=xdp", "--worker-priority=1"]],
     "relayd-uring": [RELAYD + ["--backend=uring"]],
     "rtpengine": [["rtpengine", "--config-file=none", "--table=-1", "--interface=pub/10.203.1.1",
                    "--interface=priv/10.203.2.1", "--listen-ng=" + NG, "--foreground", "--log-stderr",

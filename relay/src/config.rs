@@ -58,6 +58,9 @@ pub struct Cli {
     /// the interfaces holding the --interface addresses)
     #[arg(long = "xdp-interface")]
     pub xdp_interface: Vec<String>,
+    /// SCHED_FIFO priority (1-99) for the data-plane workers; 0: normal scheduling
+    #[arg(long = "worker-priority")]
+    pub worker_priority: Option<u8>,
     /// Milliseconds of silence from a latched peer before another source may take over
     #[arg(long = "relatch-after")]
     pub relatch_after: Option<u64>,
@@ -92,6 +95,7 @@ pub struct FileConfig {
     pub cpus: Option<Vec<usize>>,
     pub backend: Option<String>,
     pub xdp_interface: Option<Vec<String>>,
+    pub worker_priority: Option<u8>,
     pub relatch_after: Option<u64>,
     pub srtp_replay_window: Option<u32>,
     pub log_level: Option<String>,
@@ -115,6 +119,7 @@ pub struct Config {
     pub tos: u8,
     pub workers: usize,
     pub cpus: Vec<usize>,
+    pub worker_priority: u8,
     pub relatch_after_ms: u64,
     pub srtp_replay_window: u32,
     pub log_level: log::LevelFilter,
@@ -192,6 +197,10 @@ impl Config {
             Some(s) => Some(parse_addr("listen-http", &s)?),
             None => Some("127.0.0.1:9900".parse().unwrap()),
         };
+        let worker_priority = cli.worker_priority.or(file.worker_priority).unwrap_or(0);
+        if worker_priority > 99 {
+            return Err(format!("worker-priority {worker_priority} is outside 0-99"));
+        }
         let srtp_replay_window = cli.srtp_replay_window.or(file.srtp_replay_window).unwrap_or(128);
         if !(1..=1024).contains(&srtp_replay_window) {
             return Err(format!("srtp-replay-window {srtp_replay_window} is outside 1-1024"));
@@ -217,6 +226,7 @@ impl Config {
             tos: cli.tos.or(file.tos).unwrap_or(184),
             workers,
             cpus,
+            worker_priority,
             relatch_after_ms: cli.relatch_after.or(file.relatch_after).unwrap_or(2000),
             srtp_replay_window,
             log_level: parse_log_level(

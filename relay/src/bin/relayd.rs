@@ -37,6 +37,7 @@ fn run(cfg: Config) -> Result<(), String> {
         Some(a) => Some(TcpListener::bind(a).map_err(|e| format!("listen-http {a}: cannot bind: {e}"))?),
         None => None,
     };
+    relay::uring::set_worker_priority(cfg.worker_priority);
     let uring = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms, cfg.srtp_replay_window)
         .map_err(|e| e.to_string())?;
     let (dp, xdp, backend): (Arc<dyn DataPlane>, Option<Arc<XdpDataPlane>>, String) = match start_xdp(&cfg) {

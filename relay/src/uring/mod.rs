@@ -145,9 +145,7 @@ pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHa
     let mut w = Worker::new(cfg, ring, bufs, inbox, stats.clone());
     let name = format!("relay-worker-{}", w.index);
     let thread = std::thread::Builder::new().name(name).spawn(move || {
-        if let Some(cpu) = w.cpu {
-            pin_to_cpu(cpu);
-        }
+        setup_worker_thread(w.cpu);
         if let Err(e) = w.run(&running) {
             // a dead worker would silently blackhole its calls: stop the daemon instead
             log::error!("worker {} failed: {e}; exiting", w.index);
@@ -155,6 +153,27 @@ pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHa
         }
     })?;
     Ok(WorkerHandle { mailbox, stats, thread: Some(thread) })
+}
+
+static WORKER_PRIORITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// SCHED_FIFO priority for data-plane workers started from now on (0: normal scheduling).
+pub fn set_worker_priority(prio: u8) {
+    WORKER_PRIORITY.store(prio, Ordering::Relaxed);
+}
+
+/// Pin the calling worker thread (when `cpu` is given) and apply the worker priority.
+pub fn setup_worker_thread(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        pin_to_cpu(cpu);
+    }
+    let prio = WORKER_PRIORITY.load(Ordering::Relaxed);
+    if prio > 0 {
+        let p = libc::sched_param { sched_priority: prio as i32 };
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
+            log::warn!("could not set SCHED_FIFO priority {prio}: {}", io::Error::last_os_error());
+        }
+    }
 }
 
 pub fn pin_to_cpu(cpu: usize) {

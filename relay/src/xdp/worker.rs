@@ -206,9 +206,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
     let cpu = cfg.cpu;
     let name = format!("relay-xsk-{}", cfg.queue_id);
     let thread = std::thread::Builder::new().name(name).spawn(move || {
-        if let Some(cpu) = cpu {
-            crate::uring::pin_to_cpu(cpu);
-        }
+        crate::uring::setup_worker_thread(cpu);
         w.run(&running);
     })?;
     Ok(XdpWorkerHandle { mailbox, stats, thread: Some(thread), socket_fds, zero_copy })
