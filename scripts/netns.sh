@@ -11,6 +11,7 @@
 #                                         fd03:2::1/64                     fd03:2::2/64
 #
 #   scripts/netns.sh up | down     (used by netns-bridge.sh, xdp-test.sh, bench/xdp_bench.py)
+#   QUEUES=2 scripts/netns.sh up   veths with 2 RX/TX queues (a multi-queue NIC's shape)
 set -euo pipefail
 down() {
   for ns in xC xR xE; do
@@ -19,7 +20,8 @@ down() {
   done
 }
 pair() { # pair NS_A IF_A ADDR_A NS_B IF_B ADDR_B
-  ip link add "$2" type veth peer name "$5"
+  local q=${QUEUES:-1}
+  ip link add "$2" numtxqueues "$q" numrxqueues "$q" type veth peer name "$5" numtxqueues "$q" numrxqueues "$q"
   ip link set "$2" netns "$1"
   ip link set "$5" netns "$4"
   ip -n "$1" addr add "$3" dev "$2"

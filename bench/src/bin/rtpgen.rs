@@ -90,6 +90,10 @@ struct Args {
     /// (XDP program attached there, copy mode; IPv4, plain RTP) instead of UDP sockets
     #[arg(long)]
     xdp: bool,
+    /// Address written into both SDPs instead of the real ones (endpoints behind NAT: only
+    /// latching finds where they really are)
+    #[arg(long)]
+    sdp_ip: Option<IpAddr>,
 }
 
 /// Bind a UDP socket inside network namespace `ns` (this thread enters it for the bind and
@@ -478,7 +482,7 @@ fn run(args: Args) -> Result<Summary, String> {
     };
     for i in 0..args.calls {
         let cid = format!("{run_id}-{i}");
-        let mut offer_sdp = sdp(args.caller_ip, caller_port);
+        let mut offer_sdp = sdp(args.sdp_ip.unwrap_or(args.caller_ip), caller_port);
         let caller_key = caller_suite.map(|s| control::sdes::generate(s.name()).unwrap());
         if let Some(k) = &caller_key {
             offer_sdp = offer_sdp.replace("RTP/AVP", "RTP/SAVP")
@@ -501,7 +505,7 @@ fn run(args: Args) -> Result<Summary, String> {
         }
         let offer = ng.request(&NgClient::req(&offer_req)).map_err(|e| format!("offer {cid}: {e}"))?;
         let offer_text = offer.get("sdp").and_then(Value::as_str).unwrap_or("").to_string();
-        let mut answer_sdp = sdp(args.callee_ip, callee_port);
+        let mut answer_sdp = sdp(args.sdp_ip.unwrap_or(args.callee_ip), callee_port);
         let mut callee_keys = None;
         if let Some(suite) = callee_suite {
             let Some(relay_line) = crypto_line(&offer_text, suite) else {

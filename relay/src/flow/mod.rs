@@ -187,6 +187,26 @@ impl FlowTable {
         matches!((self.get(from), self.get(via)), (Some(f), Some(v)) if f.srtp_in.is_none() && v.srtp_out.is_none())
     }
 
+    /// The latched peer of flow `id`, if any (backends compare it around `process` to see
+    /// a latch happen).
+    pub fn latched(&self, id: FlowId) -> Option<SocketAddr> {
+        self.get(id).and_then(|f| f.latched)
+    }
+
+    /// Another worker serving the same flow (another receive queue) latched `peer`: adopt
+    /// it, as if this table had seen the packet at `now_ms`. Ignored for flows that never
+    /// learn (asymmetric, trusted signalled address) and for unknown flows.
+    pub fn adopt_latch(&mut self, local: SocketAddr, peer: SocketAddr, now_ms: u64) -> bool {
+        let Some(id) = self.lookup(local) else { return false };
+        let f = self.slots[id].as_mut().unwrap();
+        if f.policy.asymmetric || f.trusts_signalled() || f.latched == Some(peer) {
+            return false;
+        }
+        f.latched = Some(peer);
+        f.last_from_peer_ms = now_ms;
+        true
+    }
+
     /// Install or replace a rule. Egress sockets must already be in the table.
     pub fn apply(&mut self, rule: &FlowRule) -> bool {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));
@@ -402,6 +422,26 @@ mod tests {
         assert!(t.apply(&rule("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002")));
         assert!(t.apply(&rule("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000")));
         (t, fa, fb)
+    }
+
+    #[test]
+    fn a_latch_seen_by_another_worker_is_adopted() {
+        // worker 1 only sees A's packets; B's (behind NAT) arrive at worker 2, which
+        // latches and tells worker 1: A's packets must then go to B's real address
+        let (mut w1, fa, fb) = table(LatchPolicy::default());
+        let (mut w2, _, fb2) = table(LatchPolicy::default());
+        assert!(matches!(run(&mut w2, fb2, a("203.0.113.7:6000"), &rtp(1), 1_000), Verdict::Forward { .. }));
+        let latched = w2.latched(fb2).unwrap();
+        assert!(w1.adopt_latch(a("10.0.0.1:30002"), latched, 1));
+        assert!(!w1.adopt_latch(a("10.0.0.1:30002"), latched, 1), "no change, nothing to do");
+        assert!(!w1.adopt_latch(a("10.0.0.1:39999"), latched, 1), "unknown flow");
+        assert_eq!(
+            run(&mut w1, fa, a("192.0.2.10:4000"), &rtp(1), 2_000),
+            Verdict::Forward { via: fb, to: a("203.0.113.7:6000"), len: 172 }
+        );
+        // pinned peers are never overridden
+        let (mut w3, _, _) = table(LatchPolicy { asymmetric: true, ..Default::default() });
+        assert!(!w3.adopt_latch(a("10.0.0.1:30002"), latched, 1));
     }
 
     #[test]

@@ -312,6 +312,7 @@ impl XdpDataPlane {
         }
         let resolve_wake = Arc::new(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(wake) });
         let epoch = Instant::now();
+        let latches = (queues > 1).then(|| Arc::new(ArrayQueue::new(65536)));
         let mut workers = Vec::new();
         for q in 0..queues {
             let on: Vec<usize> = (0..ifaces.len()).filter(|&i| rx_queues(&ifaces[i].name) > q).collect();
@@ -326,6 +327,7 @@ impl XdpDataPlane {
                 epoch,
                 resolve: resolve.clone(),
                 resolve_wake: resolve_wake.clone(),
+                latches: latches.clone(),
                 force_copy: opts.force_copy,
             };
             let w = worker::spawn(cfg, running.clone())?;
@@ -349,7 +351,7 @@ impl XdpDataPlane {
                 a.addrs
             );
         }
-        let t = resolver::spawn(links, resolve, resolve_wake, workers.clone(), running)?;
+        let t = resolver::spawn(links, resolve, resolve_wake, latches, workers.clone(), running)?;
         Ok((ifaces, workers, t))
     }
 
@@ -449,6 +451,7 @@ impl DataPlane for XdpDataPlane {
                 ("relay_xsk_drops_total", Some("no-room"), &s.drop_no_room),
                 ("relay_xsk_batches_total", None, &s.batches),
                 ("relay_xsk_frames_free", None, &s.frames_free),
+                ("relay_xsk_latches_adopted_total", None, &s.latches_adopted),
             ];
             for (name, reason, c) in rows {
                 let labels = match reason {

@@ -46,6 +46,11 @@ pub enum XdpCommand {
     Rule(Box<FlowRule>),
     Close(SocketAddr),
     NextHop(IpAddr, NextHop),
+    /// Another worker (receive queue) latched `peer` on flow `local`.
+    Latched {
+        local: SocketAddr,
+        peer: SocketAddr,
+    },
     Wake,
 }
 
@@ -67,6 +72,8 @@ pub struct XdpWorkerStats {
     /// Commands applied so far (the control plane waits on this before steering a flow).
     pub applied: AtomicU64,
     pub frames_free: AtomicU64,
+    /// Latches learned from another queue's worker.
+    pub latches_adopted: AtomicU64,
 }
 
 pub struct XdpWorkerHandle {
@@ -100,6 +107,8 @@ pub struct XdpWorkerConfig {
     /// Where to ask for next hops, and the eventfd that wakes the next-hop thread.
     pub resolve: Arc<ArrayQueue<IpAddr>>,
     pub resolve_wake: Arc<OwnedFd>,
+    /// Latches this worker learned, for the other workers (only with several queues).
+    pub latches: Option<Arc<ArrayQueue<(usize, SocketAddr, SocketAddr)>>>,
     pub force_copy: bool,
 }
 
@@ -132,6 +141,8 @@ struct Worker {
     requested: HashSet<IpAddr>,
     resolve: Arc<ArrayQueue<IpAddr>>,
     resolve_wake: Arc<OwnedFd>,
+    latches: Option<Arc<ArrayQueue<(usize, SocketAddr, SocketAddr)>>>,
+    index: usize,
     inbox: Inbox<XdpCommand>,
     stats: Arc<XdpWorkerStats>,
     tos: u8,
@@ -197,6 +208,8 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         requested: HashSet::new(),
         resolve: cfg.resolve,
         resolve_wake: cfg.resolve_wake,
+        latches: cfg.latches,
+        index: cfg.queue_id as usize,
         inbox,
         stats: stats.clone(),
         tos: cfg.tos,
@@ -347,6 +360,17 @@ impl Worker {
                     self.requested.remove(&ip);
                     self.hop_gen = self.hop_gen.wrapping_add(1);
                 }
+                XdpCommand::Latched { local, peer } => {
+                    let now_ms = self.epoch.elapsed().as_millis() as u64;
+                    if self.table.adopt_latch(local, peer, now_ms) {
+                        bump(&self.stats.latches_adopted, 1);
+                        if let Some(id) = self.table.lookup(local) {
+                            if let Some(e) = self.egress.get_mut(id) {
+                                *e = None;
+                            }
+                        }
+                    }
+                }
                 XdpCommand::Wake => {}
             }
             bump(&self.stats.applied, 1);
@@ -362,8 +386,7 @@ impl Worker {
         let Some(&hop) = self.hops.get(&to.ip()) else {
             if self.requested.insert(to.ip()) {
                 let _ = self.resolve.push(to.ip());
-                let one: u64 = 1;
-                unsafe { libc::write(self.resolve_wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+                self.wake_resolver();
             }
             return NextHop::Kernel;
         };
@@ -372,6 +395,11 @@ impl Worker {
         }
         self.egress[via] = Some(Egress { to, gen: self.hop_gen, hop });
         hop
+    }
+
+    fn wake_resolver(&self) {
+        let one: u64 = 1;
+        unsafe { libc::write(self.resolve_wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
     }
 
     fn drop_packet(&mut self, p: Packet) {
@@ -402,7 +430,18 @@ impl Worker {
             return self.drop_packet(p);
         };
         let payload = HEAD_ROOM + ing.payload;
-        let (via, to, out_len) = match self.table.process(id, ing.src, &mut buf[payload..], ing.payload_len, now_us) {
+        let latched_before = self.latches.as_ref().map(|_| self.table.latched(id));
+        let verdict = self.table.process(id, ing.src, &mut buf[payload..], ing.payload_len, now_us);
+        if let Some(before) = latched_before {
+            let after = self.table.latched(id);
+            if after != before {
+                if let (Some(q), Some(peer)) = (&self.latches, after) {
+                    let _ = q.push((self.index, ing.dst, peer));
+                    self.wake_resolver();
+                }
+            }
+        }
+        let (via, to, out_len) = match verdict {
             Verdict::Forward { via, to, len } => (via, to, len),
             Verdict::Drop(_) => {
                 bump(&self.stats.drop_verdict, 1);
