@@ -188,6 +188,14 @@ ok "neighbour change followed: mid-call $(field mac.json received)/$(field mac.j
 
 # 6. deleting calls removes their steering entries (read back from the kernel's map)
 rtpgen keep.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 10 --duration 1 --keep
+# per-flow counters merged from the AF_XDP workers and the socket path
+$C ./target/release/relayctl --http $HTTP --json flows | python3 -c '
+import json, sys
+flows = [f for f in json.load(sys.stdin) if f["kind"] == "rtp"]
+bad = [f for f in flows if f["counters"]["packets"] < 45 or f["counters"]["forwarded"] < 45]
+assert flows and not bad, (len(flows), len(bad), bad[:2])
+assert all(f["counters"]["latched_peer"] for f in flows), flows[:2]
+' || fail "per-flow counters of AF_XDP-relayed flows"
 all=$(metric 'relay_xdp_steered_flows')
 one=$($C ./target/release/relayctl --http $HTTP --json calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["call_id"])')
 $C ./target/release/relayctl --http $HTTP terminate "$one" >/dev/null || fail "terminate $one"
@@ -199,7 +207,7 @@ done
 sleep 0.2
 none=$(metric 'relay_xdp_steered_flows')
 [[ $((all - after_one)) -eq 4 && $none -eq 0 ]] || fail "steering entries: $all with 30 calls, $after_one after one delete, $none after all"
-ok "steering entries: $all for 30 calls kept, $after_one after deleting one (4 sockets), $none after deleting all"
+ok "per-flow counters (merged from the AF_XDP workers and the socket path) and latches visible; steering entries: $all for 30 calls kept, $after_one after deleting one (4 sockets), $none after deleting all"
 
 # 7. SIGTERM detaches; auto on loopback falls back to io_uring
 kill -TERM "$relayd_pid"

@@ -104,6 +104,38 @@ pub struct FlowCounters {
     pub jitter_us: u64,
 }
 
+impl FlowCounters {
+    /// Combine the counters of one flow kept by several single-writer workers (a backend
+    /// whose packets for one socket can take more than one path): sums, the latest
+    /// packet, and the RTP view (latch, SSRC, loss, jitter) of whichever saw it last.
+    pub fn merge(&mut self, o: &FlowCounters) {
+        let newer = o.last_packet_ms > self.last_packet_ms;
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.forwarded += o.forwarded;
+        self.dropped += o.dropped;
+        self.drop_malformed += o.drop_malformed;
+        self.drop_strict_source += o.drop_strict_source;
+        self.drop_foreign_source += o.drop_foreign_source;
+        self.drop_no_destination += o.drop_no_destination;
+        self.drop_send_error += o.drop_send_error;
+        self.drop_srtp_auth += o.drop_srtp_auth;
+        self.drop_srtp_replay += o.drop_srtp_replay;
+        self.rtcp_packets += o.rtcp_packets;
+        self.rtcp_bytes += o.rtcp_bytes;
+        self.relatched += o.relatched;
+        if newer || self.latched_peer.is_none() {
+            self.latched_peer = o.latched_peer.or(self.latched_peer);
+        }
+        if newer {
+            self.last_packet_ms = o.last_packet_ms;
+            self.ssrc = o.ssrc;
+            self.lost = o.lost;
+            self.jitter_us = o.jitter_us;
+        }
+    }
+}
+
 pub trait DataPlane: Send + Sync {
     /// Bind (reserve) a relay socket. `affinity` groups the sockets of one call onto one
     /// worker, so a call's flow state is owned by one thread.
@@ -122,6 +154,41 @@ pub trait DataPlane: Send + Sync {
 }
 
 /// A data plane that only remembers what it was told: for control-plane unit tests.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_counters_sum_and_keep_the_latest_rtp_view() {
+        let a = FlowCounters {
+            packets: 10,
+            forwarded: 9,
+            dropped: 1,
+            drop_malformed: 1,
+            last_packet_ms: 100,
+            ssrc: 1,
+            ..Default::default()
+        };
+        let peer = Some("192.0.2.1:4000".parse().unwrap());
+        let b = FlowCounters {
+            packets: 5,
+            forwarded: 5,
+            last_packet_ms: 200,
+            latched_peer: peer,
+            ssrc: 2,
+            lost: 3,
+            ..Default::default()
+        };
+        let mut m = a.clone();
+        m.merge(&b);
+        assert_eq!((m.packets, m.forwarded, m.dropped, m.drop_malformed), (15, 14, 1, 1));
+        assert_eq!((m.last_packet_ms, m.latched_peer, m.ssrc, m.lost), (200, peer, 2, 3));
+        let mut m2 = b.clone();
+        m2.merge(&a);
+        assert_eq!((m2.packets, m2.last_packet_ms, m2.latched_peer, m2.ssrc), (15, 200, peer, 2));
+    }
+}
+
 #[derive(Default)]
 pub struct MemoryDataPlane {
     pub state: Mutex<MemoryState>,

@@ -29,6 +29,7 @@ use crossbeam_queue::ArrayQueue;
 use control::dataplane::{DataPlane, FlowCounters, FlowRule};
 
 use crate::dataplane::UringDataPlane;
+use crate::flow::counters::SharedCounters;
 use frame::FrameError;
 use worker::{XdpCommand, XdpWorkerConfig, XdpWorkerHandle};
 
@@ -135,6 +136,9 @@ pub struct XdpDataPlane {
     ifaces: Mutex<Vec<Attached>>,
     workers: Vec<Arc<XdpWorkerHandle>>,
     steered: Mutex<HashMap<SocketAddr, usize>>,
+    /// Each AF_XDP worker's own counters of each flow (single writer each; the io_uring
+    /// worker keeps its own too): `counters()` merges them.
+    xsk_counters: Mutex<HashMap<SocketAddr, Vec<Arc<SharedCounters>>>>,
     running: Arc<AtomicBool>,
     _threads: Vec<std::thread::JoinHandle<()>>,
     pub zero_copy: bool,
@@ -278,6 +282,7 @@ impl XdpDataPlane {
                     ifaces: Mutex::new(ifaces),
                     workers,
                     steered: Mutex::new(HashMap::new()),
+                    xsk_counters: Mutex::new(HashMap::new()),
                     running,
                     _threads: vec![t],
                     zero_copy,
@@ -388,11 +393,15 @@ impl XdpDataPlane {
 
 impl DataPlane for XdpDataPlane {
     fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
-        let (fd, counters) = self.uring.open_shared(local, affinity)?;
+        let (fd, _) = self.uring.open_shared(local, affinity)?;
+        let mut mine = Vec::new();
         for w in &self.workers {
             let kernel = fd.try_clone()?;
-            w.send(XdpCommand::Open { local, counters: counters.clone(), kernel });
+            let counters = Arc::new(SharedCounters::default());
+            mine.push(counters.clone());
+            w.send(XdpCommand::Open { local, counters, kernel });
         }
+        self.xsk_counters.lock().unwrap().insert(local, mine);
         Ok(())
     }
 
@@ -424,11 +433,16 @@ impl DataPlane for XdpDataPlane {
         for w in &self.workers {
             w.send(XdpCommand::Close(local));
         }
+        self.xsk_counters.lock().unwrap().remove(&local);
         self.uring.close(local);
     }
 
     fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
-        self.uring.counters(local)
+        let mut c = self.uring.counters(local)?;
+        for x in self.xsk_counters.lock().unwrap().get(&local).into_iter().flatten() {
+            c.merge(&x.snapshot());
+        }
+        Some(c)
     }
 
     fn now_ms(&self) -> u64 {
