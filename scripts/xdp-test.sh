@@ -109,12 +109,15 @@ assert len(v) == 20 and set(v) == {184}, v
 ok "DSCP EF (TOS 184) on every AF_XDP-sent packet captured"
 
 # 2. IPv6, and bridging IPv4 (caller) to IPv6 (callee)
+tx0=$(metric 'relay_xsk_tx_packets_total')
 rtpgen v6.json --caller-ip fd03:1::2 --callee-ip fd03:2::2 --direction pub6,priv6 --calls 50 --duration 2
+tx6=$(($(metric 'relay_xsk_tx_packets_total') - tx0))
+[[ $tx6 -ge $(($(field v6.json received) * 9 / 10)) ]] || fail "IPv6 not through AF_XDP: $tx6 of $(field v6.json received)"
 rtpgen v46.json --caller-ip 10.203.1.2 --callee-ip fd03:2::2 --direction pub,priv6 --calls 50 --duration 2
 rtpgen srtp.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 50 --duration 2 \
   --srtp AES_CM_128_HMAC_SHA1_80 --srtp-callee AES_CM_128_HMAC_SHA1_32
 [[ $(field srtp.json srtp_auth_failures) -eq 0 ]] || fail "SRTP re-keyed through AF_XDP: authentication failures"
-ok "IPv6 ($(field v6.json received)/$(field v6.json sent)), IPv4->IPv6 ($(field v46.json received)/$(field v46.json sent)) and SRTP re-keyed _80 -> _32 ($(field srtp.json received)/$(field srtp.json sent), 0 auth failures) lose nothing"
+ok "IPv6 ($(field v6.json received)/$(field v6.json sent), $tx6 via AF_XDP), IPv4->IPv6 ($(field v46.json received)/$(field v46.json sent)) and SRTP re-keyed _80 -> _32 ($(field srtp.json received)/$(field srtp.json sent), 0 auth failures) lose nothing"
 
 # 3. the kernel path for everything else: ping and TCP through the relay namespace
 $C ping -c 2 -W 2 10.203.2.2 >/dev/null || fail "ping caller -> callee across the relay"
