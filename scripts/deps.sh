@@ -10,6 +10,7 @@ command -v clang >/dev/null || need+=(clang)   # compiles the XDP program in ebp
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v ethtool >/dev/null || need+=(ethtool)
 command -v tshark >/dev/null || need+=(tshark)   # DSCP check in scripts/xdp-test.sh
+command -v bpftool >/dev/null || need+=(bpftool) # BPF map check in scripts/xdp-test.sh
 [[ -f /usr/include/linux/bpf.h ]] || need+=(linux-libc-dev)
 [[ -f /usr/include/srtp2/srtp.h ]] || need+=(libsrtp2-dev)
 if [[ "${1:-}" == "--e2e" ]]; then

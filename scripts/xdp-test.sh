@@ -199,18 +199,30 @@ bad = [f for f in flows if f["counters"]["packets"] < 45 or f["counters"]["forwa
 assert flows and not bad, (len(flows), len(bad), bad[:2])
 assert all(f["counters"]["latched_peer"] for f in flows), flows[:2]
 ' || fail "per-flow counters of AF_XDP-relayed flows"
-all=$(metric 'relay_xdp_steered_flows')
+# the steering entries as the kernel has them (every map named "flows": one per interface)
+in_kernel() {
+  bpftool -j map show | python3 -c '
+import json, subprocess, sys
+n = 0
+for m in json.load(sys.stdin):
+    if m.get("name") == "flows" and m.get("type") == "hash":
+        out = subprocess.run(["bpftool", "-j", "map", "dump", "id", str(m["id"])], capture_output=True, text=True).stdout
+        n += len(json.loads(out or "[]"))
+print(n)'
+}
+all=$(in_kernel)
+[[ $all -eq $(metric 'relay_xdp_steered_flows') ]] || fail "relayd reports $(metric 'relay_xdp_steered_flows') steered flows, the kernel has $all"
 one=$($C ./target/release/relayctl --http $HTTP --json calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["call_id"])')
 $C ./target/release/relayctl --http $HTTP terminate "$one" >/dev/null || fail "terminate $one"
 sleep 0.2
-after_one=$(metric 'relay_xdp_steered_flows')
+after_one=$(in_kernel)
 for id in $($C ./target/release/relayctl --http $HTTP --json calls | python3 -c 'import json,sys; print(" ".join(c["call_id"] for c in json.load(sys.stdin)))'); do
   $C python3 ../shared/conformance/ngclient.py $NG "{\"command\": \"delete\", \"call-id\": \"$id\"}" >/dev/null
 done
 sleep 0.2
-none=$(metric 'relay_xdp_steered_flows')
+none=$(in_kernel)
 [[ $((all - after_one)) -eq 4 && $none -eq 0 ]] || fail "steering entries: $all with 30 calls, $after_one after one delete, $none after all"
-ok "per-flow counters (merged from the AF_XDP workers and the socket path) and latches visible; steering entries: $all for 30 calls kept, $after_one after deleting one (4 sockets), $none after deleting all"
+ok "per-flow counters (merged from the AF_XDP workers and the socket path) and latches visible; steering entries in the kernel's maps (bpftool): $all for 30 calls kept, $after_one after deleting one (4 sockets), $none after deleting all"
 
 # 7. SIGTERM detaches; auto on loopback falls back to io_uring
 kill -TERM "$relayd_pid"
