@@ -217,10 +217,16 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         zero_copy,
     };
     let cpu = cfg.cpu;
-    let name = format!("relay-xsk-{}", cfg.queue_id);
+    let queue_id = cfg.queue_id;
+    let name = format!("relay-xsk-{queue_id}");
     let thread = std::thread::Builder::new().name(name).spawn(move || {
         crate::uring::setup_worker_thread(cpu);
-        w.run(&running);
+        // a dead worker would silently blackhole the flows steered to its queue: stop the
+        // daemon instead (the kernel detaches the program with it; a supervisor restarts it)
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(&running))).is_err() {
+            log::error!("AF_XDP worker for queue {queue_id} panicked; exiting");
+            std::process::exit(1);
+        }
     })?;
     Ok(XdpWorkerHandle { mailbox, stats, thread: Some(thread), socket_fds, zero_copy })
 }
