@@ -388,7 +388,6 @@ impl Rx {
 /// and receives what comes back, from one thread, until `stop`.
 #[allow(clippy::too_many_arguments)]
 fn xdp_side(
-    side: usize,
     port: Result<XskPort, String>,
     mut streams: Vec<(usize, Stream)>,
     n_streams: usize,
@@ -397,7 +396,6 @@ fn xdp_side(
     start: Instant,
     dur: Duration,
     stop: Arc<AtomicBool>,
-    sent_total: Arc<AtomicU64>,
 ) -> Result<(Vec<u64>, Rx, u64), String> {
     let mut port = port?;
     let mut rx = Rx::new(n_streams);
@@ -405,7 +403,6 @@ fn xdp_side(
     let mut pss = vec![0u64; n_streams];
     let mut sent = 0u64;
     let mut next = 0usize;
-    let _ = side;
     while !stop.load(Ordering::Relaxed) {
         let t = start.elapsed();
         let mut busy = false;
@@ -431,7 +428,6 @@ fn xdp_side(
                 busy = true;
             }
             port.flush();
-            sent_total.fetch_add(0, Ordering::Relaxed);
         }
         let now_ns = start.elapsed().as_nanos() as u64;
         let got = port.poll(|payload| {
@@ -584,7 +580,6 @@ fn run(args: Args) -> Result<Summary, String> {
         let size = args.size.max(12 + PAYLOAD_MIN);
         let dur = Duration::from_secs_f64(args.duration);
         let stop = Arc::new(AtomicBool::new(false));
-        let sent_total = Arc::new(AtomicU64::new(0));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let mut go = Vec::new();
         let mut threads = Vec::new();
@@ -600,13 +595,13 @@ fn run(args: Args) -> Result<Summary, String> {
             let local = if side == 0 { caller.local_addr() } else { callee.local_addr() }.map_err(|e| e.to_string())?;
             let ns = if side == 0 { None } else { args.callee_netns.clone() };
             let relay = relays[side].ok_or("no streams")?;
-            let (ready, stop, sent_total, cpu) = (ready_tx.clone(), stop.clone(), sent_total.clone(), args.cpu);
+            let (ready, stop, cpu) = (ready_tx.clone(), stop.clone(), args.cpu);
             threads.push(std::thread::spawn(move || {
                 pin(cpu);
                 let port = XskPort::open(ns.as_deref(), local, relay);
                 let _ = ready.send(port.as_ref().map(|_| ()).map_err(|e| e.clone()));
                 let start = go_rx.recv().map_err(|e| e.to_string())?;
-                xdp_side(side, port, mine, n_streams, rate / 2.0, size, start, dur, stop, sent_total)
+                xdp_side(port, mine, n_streams, rate / 2.0, size, start, dur, stop)
             }));
         }
         for _ in 0..2 {

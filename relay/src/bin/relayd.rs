@@ -153,7 +153,6 @@ fn start_xdp(cfg: &Config) -> Result<Option<XdpOptions>, String> {
     Ok(Some(XdpOptions {
         interfaces,
         require_native: cfg.backend == Backend::Auto,
-        force_copy: false,
         cpus: cfg.cpus.clone(),
         tos: cfg.tos,
         relatch_after_ms: cfg.relatch_after_ms,

@@ -97,6 +97,9 @@ pub struct FlowTable {
     pub relatch_after_ms: u64,
     /// SRTP replay window of the contexts this table creates.
     pub replay_window: u32,
+    /// (flow, peer) of every latch `process` makes, when a backend asked for them
+    /// (`with_latch_log`): several tables serving one flow tell each other.
+    latch_log: Option<Vec<(SocketAddr, SocketAddr)>>,
 }
 
 impl Default for FlowTable {
@@ -107,7 +110,14 @@ impl Default for FlowTable {
 
 impl FlowTable {
     pub fn new(relatch_after_ms: u64) -> FlowTable {
-        FlowTable { slots: Vec::new(), free: Vec::new(), by_addr: HashMap::new(), relatch_after_ms, replay_window: 128 }
+        FlowTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_addr: HashMap::new(),
+            relatch_after_ms,
+            replay_window: 128,
+            latch_log: None,
+        }
     }
 
     pub fn with_replay_window(mut self, packets: u32) -> FlowTable {
@@ -187,10 +197,15 @@ impl FlowTable {
         matches!((self.get(from), self.get(via)), (Some(f), Some(v)) if f.srtp_in.is_none() && v.srtp_out.is_none())
     }
 
-    /// The latched peer of flow `id`, if any (backends compare it around `process` to see
-    /// a latch happen).
-    pub fn latched(&self, id: FlowId) -> Option<SocketAddr> {
-        self.get(id).and_then(|f| f.latched)
+    /// Record every latch `process` makes, for `drain_latches`.
+    pub fn with_latch_log(mut self) -> FlowTable {
+        self.latch_log = Some(Vec::with_capacity(1024));
+        self
+    }
+
+    /// The latches made since the last call, as (flow's local address, peer).
+    pub fn drain_latches(&mut self) -> impl Iterator<Item = (SocketAddr, SocketAddr)> + '_ {
+        self.latch_log.iter_mut().flat_map(|l| l.drain(..))
     }
 
     /// Another worker serving the same flow (another receive queue) latched `peer`: adopt
@@ -312,10 +327,16 @@ impl FlowTable {
                     f.latched = Some(src);
                     bump(&c.relatched, 1);
                     *c.latched.lock().unwrap() = Some(src);
+                    if let Some(log) = self.latch_log.as_mut() {
+                        log.push((f.local, src));
+                    }
                 }
                 None => {
                     f.latched = Some(src);
                     *c.latched.lock().unwrap() = Some(src);
+                    if let Some(log) = self.latch_log.as_mut() {
+                        log.push((f.local, src));
+                    }
                 }
             }
         }
@@ -429,9 +450,14 @@ mod tests {
         // worker 1 only sees A's packets; B's (behind NAT) arrive at worker 2, which
         // latches and tells worker 1: A's packets must then go to B's real address
         let (mut w1, fa, fb) = table(LatchPolicy::default());
-        let (mut w2, _, fb2) = table(LatchPolicy::default());
+        let (w2, _, fb2) = table(LatchPolicy::default());
+        let mut w2 = w2.with_latch_log();
         assert!(matches!(run(&mut w2, fb2, a("203.0.113.7:6000"), &rtp(1), 1_000), Verdict::Forward { .. }));
-        let latched = w2.latched(fb2).unwrap();
+        assert!(matches!(run(&mut w2, fb2, a("203.0.113.7:6000"), &rtp(2), 1_020), Verdict::Forward { .. }));
+        let log: Vec<_> = w2.drain_latches().collect();
+        assert_eq!(log, vec![(a("10.0.0.1:30002"), a("203.0.113.7:6000"))], "one latch, logged once");
+        assert_eq!(w2.drain_latches().count(), 0);
+        let latched = log[0].1;
         assert!(w1.adopt_latch(a("10.0.0.1:30002"), latched, 1));
         assert!(!w1.adopt_latch(a("10.0.0.1:30002"), latched, 1), "no change, nothing to do");
         assert!(!w1.adopt_latch(a("10.0.0.1:39999"), latched, 1), "unknown flow");

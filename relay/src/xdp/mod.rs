@@ -115,14 +115,13 @@ pub struct Attached {
     bpf: Option<Ebpf>,
     flows: BpfHashMap<MapData, FlowKey, FlowVal>,
     stats: PerCpuArray<MapData, u64>,
-    _xsks: XskMap<MapData>,
+    xsks: XskMap<MapData>,
 }
 
 pub struct XdpOptions {
     pub interfaces: Vec<String>,
     /// `auto`: only native (driver) mode counts as XDP being available.
     pub require_native: bool,
-    pub force_copy: bool,
     pub cpus: Vec<usize>,
     pub tos: u8,
     pub relatch_after_ms: u64,
@@ -141,7 +140,6 @@ pub struct XdpDataPlane {
     xsk_counters: Mutex<HashMap<SocketAddr, Vec<Arc<SharedCounters>>>>,
     running: Arc<AtomicBool>,
     _threads: Vec<std::thread::JoinHandle<()>>,
-    pub zero_copy: bool,
 }
 
 fn rx_queues(name: &str) -> usize {
@@ -252,7 +250,7 @@ pub fn attach(name: &str, require_native: bool) -> io::Result<Attached> {
         bpf: Some(bpf),
         flows,
         stats,
-        _xsks: xsks,
+        xsks,
     })
 }
 
@@ -264,7 +262,7 @@ impl Attached {
 
     /// The AF_XDP socket for receive queue `queue`.
     pub fn set_socket(&mut self, queue: u32, fd: std::os::fd::RawFd) -> io::Result<()> {
-        self._xsks.set(queue, fd, 0).map_err(io::Error::other)
+        self.xsks.set(queue, fd, 0).map_err(io::Error::other)
     }
 }
 
@@ -275,19 +273,15 @@ impl XdpDataPlane {
     pub fn start(opts: &XdpOptions, mut uring: UringDataPlane) -> io::Result<XdpDataPlane> {
         let running = Arc::new(AtomicBool::new(true));
         match Self::start_parts(opts, running.clone()) {
-            Ok((ifaces, workers, t)) => {
-                let zero_copy = workers.iter().all(|w| w.zero_copy);
-                Ok(XdpDataPlane {
-                    uring,
-                    ifaces: Mutex::new(ifaces),
-                    workers,
-                    steered: Mutex::new(HashMap::new()),
-                    xsk_counters: Mutex::new(HashMap::new()),
-                    running,
-                    _threads: vec![t],
-                    zero_copy,
-                })
-            }
+            Ok((ifaces, workers, t)) => Ok(XdpDataPlane {
+                uring,
+                ifaces: Mutex::new(ifaces),
+                workers,
+                steered: Mutex::new(HashMap::new()),
+                xsk_counters: Mutex::new(HashMap::new()),
+                running,
+                _threads: vec![t],
+            }),
             Err(e) => {
                 // whatever was attached is detached by dropping it; stop what started
                 running.store(false, Relaxed);
@@ -333,11 +327,10 @@ impl XdpDataPlane {
                 resolve: resolve.clone(),
                 resolve_wake: resolve_wake.clone(),
                 latches: latches.clone(),
-                force_copy: opts.force_copy,
             };
             let w = worker::spawn(cfg, running.clone())?;
             for (k, &i) in on.iter().enumerate() {
-                ifaces[i]._xsks.set(q as u32, w.socket_fds[k].1, 0).map_err(io::Error::other)?;
+                ifaces[i].xsks.set(q as u32, w.socket_fds[k].1, 0).map_err(io::Error::other)?;
             }
             workers.push(Arc::new(w));
         }

@@ -109,7 +109,6 @@ pub struct XdpWorkerConfig {
     pub resolve_wake: Arc<OwnedFd>,
     /// Latches this worker learned, for the other workers (only with several queues).
     pub latches: Option<Arc<ArrayQueue<(usize, SocketAddr, SocketAddr)>>>,
-    pub force_copy: bool,
 }
 
 struct Port {
@@ -127,7 +126,8 @@ struct Port {
 struct Egress {
     to: SocketAddr,
     gen: u32,
-    hop: NextHop,
+    /// (port index, source MAC, destination MAC); None: the kernel's path.
+    out: Option<(usize, [u8; 6], [u8; 6])>,
 }
 
 struct Worker {
@@ -144,13 +144,16 @@ struct Worker {
     latches: Option<Arc<ArrayQueue<(usize, SocketAddr, SocketAddr)>>>,
     index: usize,
     inbox: Inbox<XdpCommand>,
+    /// The sockets and the inbox, for poll() when idle.
+    pollfds: Vec<libc::pollfd>,
     stats: Arc<XdpWorkerStats>,
     tos: u8,
     epoch: Instant,
     zero_copy: bool,
 }
 
-fn bind(umem: &Umem, ifindex: u32, queue_id: u32, force_copy: bool) -> io::Result<(XdpSocket, WakableRings, bool)> {
+/// Bind zero-copy where the driver supports it, copy mode otherwise.
+fn bind(umem: &Umem, ifindex: u32, queue_id: u32) -> io::Result<(XdpSocket, WakableRings, bool)> {
     let attempt = |zero_copy: bool| -> io::Result<(XdpSocket, WakableRings)> {
         let mut b = XdpSocketBuilder::new().map_err(io::Error::other)?;
         let cfg = RingConfigBuilder { rx_count: RING, tx_count: RING, fill_count: RING, completion_count: RING }
@@ -165,10 +168,8 @@ fn bind(umem: &Umem, ifindex: u32, queue_id: u32, force_copy: bool) -> io::Resul
         let sock = b.bind(xdp::nic::NicIndex(ifindex), queue_id, flags).map_err(io::Error::other)?;
         Ok((sock, rings))
     };
-    if !force_copy {
-        if let Ok((s, r)) = attempt(true) {
-            return Ok((s, r, true));
-        }
+    if let Ok((s, r)) = attempt(true) {
+        return Ok((s, r, true));
     }
     attempt(false).map(|(s, r)| (s, r, false))
 }
@@ -190,17 +191,24 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
     let mut ports = Vec::new();
     let mut zero_copy = true;
     for &ifindex in &cfg.ifindexes {
-        let (sock, rings, zc) = bind(&umem, ifindex, cfg.queue_id, cfg.force_copy).map_err(|e| {
+        let (sock, rings, zc) = bind(&umem, ifindex, cfg.queue_id).map_err(|e| {
             io::Error::new(e.kind(), format!("AF_XDP socket on ifindex {ifindex} queue {}: {e}", cfg.queue_id))
         })?;
         zero_copy &= zc;
         ports.push(Port { ifindex, sock, rings, tx: HeapSlab::with_capacity(BATCH), in_flight: 0, in_fill: 0 });
     }
     let socket_fds = ports.iter().map(|p| (p.ifindex, p.sock.as_raw_fd())).collect();
+    let mut table = FlowTable::new(cfg.relatch_after_ms).with_replay_window(cfg.replay_window);
+    if cfg.latches.is_some() {
+        table = table.with_latch_log();
+    }
+    let mut pollfds: Vec<libc::pollfd> =
+        ports.iter().map(|p| libc::pollfd { fd: p.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    pollfds.push(libc::pollfd { fd: inbox.fd(), events: libc::POLLIN, revents: 0 });
     let mut w = Worker {
         umem,
         ports,
-        table: FlowTable::new(cfg.relatch_after_ms).with_replay_window(cfg.replay_window),
+        table,
         kernel_fds: HashMap::new(),
         hops: HashMap::new(),
         hop_gen: 1,
@@ -211,6 +219,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         latches: cfg.latches,
         index: cfg.queue_id as usize,
         inbox,
+        pollfds,
         stats: stats.clone(),
         tos: cfg.tos,
         epoch: cfg.epoch,
@@ -257,6 +266,7 @@ impl Worker {
             if got > 0 {
                 bump(&self.stats.rx_packets, got as u64);
                 bump(&self.stats.batches, 1);
+                self.share_latches();
             }
             self.transmit();
             let pending = self.complete();
@@ -268,12 +278,7 @@ impl Worker {
     }
 
     fn idle(&mut self) {
-        let mut fds: Vec<libc::pollfd> = self
-            .ports
-            .iter()
-            .map(|p| libc::pollfd { fd: p.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-            .collect();
-        fds.push(libc::pollfd { fd: self.inbox.fd(), events: libc::POLLIN, revents: 0 });
+        let fds = &mut self.pollfds;
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
         self.inbox.clear();
         self.stats.frames_free.store(self.umem.allocatable() as u64, Relaxed);
@@ -383,10 +388,12 @@ impl Worker {
         }
     }
 
-    fn next_hop(&mut self, via: FlowId, to: SocketAddr) -> NextHop {
+    /// Where a packet to `to` leaving through flow `via` goes: (port, source MAC,
+    /// destination MAC), or None for the kernel's path. Cached per egress flow.
+    fn next_hop(&mut self, via: FlowId, to: SocketAddr) -> Option<(usize, [u8; 6], [u8; 6])> {
         if let Some(Some(e)) = self.egress.get(via) {
             if e.to == to && e.gen == self.hop_gen {
-                return e.hop;
+                return e.out;
             }
         }
         let Some(&hop) = self.hops.get(&to.ip()) else {
@@ -394,13 +401,33 @@ impl Worker {
                 let _ = self.resolve.push(to.ip());
                 self.wake_resolver();
             }
-            return NextHop::Kernel;
+            return None;
+        };
+        let out = match hop {
+            // an interface this worker has no socket on: the kernel's path
+            NextHop::Direct { ifindex, src_mac, dst_mac } => {
+                self.ports.iter().position(|p| p.ifindex == ifindex).map(|port| (port, src_mac, dst_mac))
+            }
+            NextHop::Kernel => None,
         };
         if self.egress.len() <= via {
             self.egress.resize(via + 1, None);
         }
-        self.egress[via] = Some(Egress { to, gen: self.hop_gen, hop });
-        hop
+        self.egress[via] = Some(Egress { to, gen: self.hop_gen, out });
+        out
+    }
+
+    /// Hand what this worker latched to the other queues' workers (via the next-hop thread).
+    fn share_latches(&mut self) {
+        let Some(q) = &self.latches else { return };
+        let mut any = false;
+        for (local, peer) in self.table.drain_latches() {
+            let _ = q.push((self.index, local, peer));
+            any = true;
+        }
+        if any {
+            self.wake_resolver();
+        }
     }
 
     fn wake_resolver(&self) {
@@ -436,18 +463,7 @@ impl Worker {
             return self.drop_packet(p);
         };
         let payload = HEAD_ROOM + ing.payload;
-        let latched_before = self.latches.as_ref().map(|_| self.table.latched(id));
-        let verdict = self.table.process(id, ing.src, &mut buf[payload..], ing.payload_len, now_us);
-        if let Some(before) = latched_before {
-            let after = self.table.latched(id);
-            if after != before {
-                if let (Some(q), Some(peer)) = (&self.latches, after) {
-                    let _ = q.push((self.index, ing.dst, peer));
-                    self.wake_resolver();
-                }
-            }
-        }
-        let (via, to, out_len) = match verdict {
+        let (via, to, out_len) = match self.table.process(id, ing.src, &mut buf[payload..], ing.payload_len, now_us) {
             Verdict::Forward { via, to, len } => (via, to, len),
             Verdict::Drop(_) => {
                 bump(&self.stats.drop_verdict, 1);
@@ -457,14 +473,7 @@ impl Worker {
         let Some(from) = self.table.get(via).map(|f| f.local) else {
             return self.drop_packet(p);
         };
-        let (ifindex, src_mac, dst_mac) = match self.next_hop(via, to) {
-            NextHop::Direct { ifindex, src_mac, dst_mac } => (ifindex, src_mac, dst_mac),
-            NextHop::Kernel => {
-                self.kernel_send(via, &p[payload..payload + out_len], to);
-                return self.drop_packet(p);
-            }
-        };
-        let Some(out_port) = self.ports.iter().position(|x| x.ifindex == ifindex) else {
+        let Some((out_port, src_mac, dst_mac)) = self.next_hop(via, to) else {
             self.kernel_send(via, &p[payload..payload + out_len], to);
             return self.drop_packet(p);
         };
