@@ -4,10 +4,10 @@
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::{Aes128Enc, Aes256Enc};
 use ctr::{Ctr128BE, CtrCore};
-use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM};
 use sha1::digest::consts::U64;
 use sha1::digest::generic_array::GenericArray;
 
+use super::gcm::AesGcm;
 use super::{SrtpError, Suite};
 
 /// Session keys of one of SRTP / SRTCP.
@@ -125,20 +125,16 @@ impl HmacSha1 {
     }
 }
 
-/// AES-GCM from ring: its assembly is about twice as fast as the portable crates here.
-pub(super) struct Gcm(LessSafeKey);
-
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Transform {
     Cm { aes: Aes, salt: [u8; 14], hmac: HmacSha1, tag: usize },
-    Gcm { aead: Gcm, salt: [u8; 12] },
+    Gcm { aead: AesGcm, salt: [u8; 12] },
 }
 
 impl Transform {
     pub(super) fn new(suite: Suite, k: &SessionKeys, tag: usize) -> Transform {
         if suite.is_gcm() {
-            let alg = if k.key_len == 16 { &AES_128_GCM } else { &AES_256_GCM };
-            let aead = Gcm(LessSafeKey::new(UnboundKey::new(alg, k.enc()).expect("GCM key length")));
+            let aead = AesGcm::new(k.enc()).expect("GCM key length");
             let mut salt = [0u8; 12];
             salt.copy_from_slice(&k.salt[..12]);
             Transform::Gcm { aead, salt }
@@ -188,18 +184,13 @@ impl Transform {
         iv
     }
 
-    fn gcm_seal(aead: &Gcm, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> Tag {
-        aead.0
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), data)
-            .expect("GCM input within limits")
-    }
-
-    fn gcm_open(aead: &Gcm, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), SrtpError> {
-        let tag = Tag::try_from(tag).map_err(|_| SrtpError::Malformed)?;
-        aead.0
-            .open_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), tag, data, 0..)
-            .map(|_| ())
-            .map_err(|_| SrtpError::AuthFailed)
+    fn gcm_open(aead: &AesGcm, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), SrtpError> {
+        let tag: &[u8; 16] = tag.try_into().map_err(|_| SrtpError::Malformed)?;
+        if aead.open(nonce, aad, data, tag) {
+            Ok(())
+        } else {
+            Err(SrtpError::AuthFailed)
+        }
     }
 
     pub(super) fn seal_rtp(
@@ -221,8 +212,8 @@ impl Transform {
                 let seq = index as u16;
                 let nonce = Self::gcm_rtp_iv(salt, ssrc, roc, seq);
                 let (head, rest) = buf.split_at_mut(hl);
-                let t = Self::gcm_seal(aead, &nonce, head, &mut rest[..len - hl]);
-                buf[len..len + 16].copy_from_slice(t.as_ref());
+                let t = aead.seal(&nonce, head, &mut rest[..len - hl]);
+                buf[len..len + 16].copy_from_slice(&t);
             }
         }
         Ok(())
@@ -270,8 +261,8 @@ impl Transform {
                 let mut aad = [0u8; 12];
                 aad[..8].copy_from_slice(&buf[..8]);
                 aad[8..].copy_from_slice(&word);
-                let t = Self::gcm_seal(aead, &nonce, &aad, &mut buf[8..len]);
-                buf[len..len + 16].copy_from_slice(t.as_ref());
+                let t = aead.seal(&nonce, &aad, &mut buf[8..len]);
+                buf[len..len + 16].copy_from_slice(&t);
                 buf[len + 16..len + 20].copy_from_slice(&word);
             }
         }

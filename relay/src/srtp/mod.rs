@@ -7,6 +7,7 @@
 //! SRTCP index) lives in a small fixed table.
 
 mod cipher;
+pub mod gcm;
 mod kdf;
 mod replay;
 

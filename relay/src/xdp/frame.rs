@@ -529,7 +529,7 @@ mod tests {
             } else {
                 (l3 + 8..l3 + 24, l3 + 24..l3 + 40)
             };
-            let p = partial_checksum(&buf[s].to_vec(), &buf[d2].to_vec(), 8 + 172);
+            let p = partial_checksum(&buf[s], &buf[d2], 8 + 172);
             let l4 = start + ing.payload - UDP_HLEN;
             buf[l4 + 6..l4 + 8].copy_from_slice(&p.to_be_bytes());
             let (from, to) = (c.parse().unwrap(), d.parse().unwrap());
