@@ -37,17 +37,41 @@ impl SessionKeys {
     }
 }
 
-// Both variants live inside a boxed per-flow context; their size difference costs nothing.
+// The variants live inside a boxed per-flow context; their size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Aes {
+    /// AES-NI, where the CPU has it (`srtp::aesni`)
+    #[cfg(target_arch = "x86_64")]
+    Ni(super::aesni::Aes),
     A128(Aes128Enc),
     A256(Aes256Enc),
 }
 
 impl Aes {
-    /// AES counter mode from `iv` on the cached key schedule (copied, never re-expanded).
+    /// `key`: 16 or 32 bytes.
+    fn new(key: &[u8]) -> Aes {
+        #[cfg(target_arch = "x86_64")]
+        if super::aesni::available() {
+            // SAFETY: the CPU has the instructions (checked above).
+            return Aes::Ni(unsafe { super::aesni::Aes::new(key) });
+        }
+        Aes::new_portable(key)
+    }
+
+    /// RustCrypto's `aes` + `ctr`, whatever the CPU has.
+    fn new_portable(key: &[u8]) -> Aes {
+        match key.len() {
+            16 => Aes::A128(Aes128Enc::new(key.into())),
+            _ => Aes::A256(Aes256Enc::new(key.into())),
+        }
+    }
+
+    /// AES counter mode from `iv` on the cached key schedule (never re-expanded).
     fn apply(&self, iv: &[u8; 16], data: &mut [u8]) {
         match self {
+            // SAFETY: an Ni key exists only where the CPU has the instructions.
+            #[cfg(target_arch = "x86_64")]
+            Aes::Ni(a) => unsafe { a.apply_cm(iv, data) },
             Aes::A128(a) => {
                 Ctr128BE::<Aes128Enc>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
             }
@@ -139,10 +163,7 @@ impl Transform {
             salt.copy_from_slice(&k.salt[..12]);
             Transform::Gcm { aead, salt }
         } else {
-            let aes = match k.key_len {
-                16 => Aes::A128(Aes128Enc::new(k.enc().into())),
-                _ => Aes::A256(Aes256Enc::new(k.enc().into())),
-            };
+            let aes = Aes::new(k.enc());
             let hmac = HmacSha1::new(&k.auth);
             Transform::Cm { aes, salt: k.salt, hmac, tag }
         }
@@ -307,6 +328,41 @@ impl Transform {
                     Self::gcm_open(aead, &nonce, &aad[..plain + 4], &mut [], &tag)?;
                 }
                 Ok(plain)
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// AES-NI counter mode against RustCrypto's `aes` + `ctr` for both key sizes, every
+    /// length 0..=600 and SRTP-shaped IVs (last 16 bits zero).
+    #[test]
+    fn aes_ni_cm_matches_portable() {
+        if !super::super::aesni::available() {
+            return;
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        };
+        for klen in [16, 32] {
+            let key: Vec<u8> = (0..klen).map(|_| next()).collect();
+            let (ni, portable) = (Aes::new(&key), Aes::new_portable(&key));
+            assert!(matches!(ni, Aes::Ni(_)));
+            for len in 0..=600 {
+                let mut iv = [0u8; 16];
+                iv[..14].iter_mut().for_each(|b| *b = next());
+                let data: Vec<u8> = (0..len).map(|_| next()).collect();
+                let (mut a, mut b) = (data.clone(), data);
+                ni.apply(&iv, &mut a);
+                portable.apply(&iv, &mut b);
+                assert_eq!(a, b, "key {klen} len {len}");
             }
         }
     }

@@ -6,6 +6,8 @@
 //! so no packet pays for a key schedule. Per-SSRC state (rollover counter, replay window,
 //! SRTCP index) lives in a small fixed table.
 
+#[cfg(target_arch = "x86_64")]
+mod aesni;
 mod cipher;
 pub mod gcm;
 mod kdf;
