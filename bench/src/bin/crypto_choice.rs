@@ -1,6 +1,7 @@
 //! The measurements behind the SRTP crypto choices (docs/dependencies.md), on 172-byte
 //! payloads, same buffer (crypto cost only):
-//! - AES-128-GCM seal: ring vs RustCrypto aes-gcm;
+//! - AES-128-GCM seal: ring vs RustCrypto aes-gcm vs relay's own (`relay::srtp::gcm`,
+//!   AES-NI + PCLMULQDQ where the CPU has them);
 //! - HMAC-SHA1 over a 184-byte packet + ROC: the `hmac` crate (keyed state cloned per
 //!   packet) vs relay's HmacSha1 (pad states hashed once, blocks straight into
 //!   sha1::compress).

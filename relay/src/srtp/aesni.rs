@@ -1,6 +1,8 @@
 //! AES-NI, PCLMULQDQ: the AES key schedule, AES counter mode (SRTP's AES-CM and GCM's
 //! CTR) and GHASH, for the x86-64 CPUs that have the instructions (checked at run time by
-//! the callers, [`available`]). Every function here is `unsafe` for that reason only.
+//! the callers, [`available`]). Every function here is `unsafe` for that reason only:
+//! each memory access goes through `load`/`store`/`load_partial`/`store_partial`, which
+//! assert the slice's length, and key lengths are asserted at setup.
 //!
 //! Counter blocks are encrypted eight at a time, round by round interleaved. GHASH
 //! multiplies up to eight blocks by the matching powers of H before a single reduction
@@ -41,13 +43,13 @@ unsafe fn bswap(x: __m128i) -> __m128i {
 
 #[inline(always)]
 unsafe fn load(b: &[u8]) -> __m128i {
-    debug_assert!(b.len() >= 16);
+    assert!(b.len() >= 16);
     _mm_loadu_si128(b.as_ptr() as *const __m128i)
 }
 
 #[inline(always)]
 unsafe fn store(b: &mut [u8], x: __m128i) {
-    debug_assert!(b.len() >= 16);
+    assert!(b.len() >= 16);
     _mm_storeu_si128(b.as_mut_ptr() as *mut __m128i, x)
 }
 
@@ -326,9 +328,10 @@ impl<'k> Ghash<'k> {
 }
 
 impl Aes {
-    /// `key`: 16 or 32 bytes.
+    /// `key`: 16 or 32 bytes (panics otherwise).
     #[target_feature(enable = "aes,sse2")]
     pub unsafe fn new(key: &[u8]) -> Aes {
+        assert!(key.len() == 16 || key.len() == 32, "AES key of {} bytes", key.len());
         let mut rk = [_mm_setzero_si128(); 15];
         let rounds = if key.len() == 16 {
             expand128(key, &mut rk);
@@ -440,7 +443,7 @@ impl Aes {
 }
 
 impl GcmKey {
-    /// `key`: 16 or 32 bytes.
+    /// `key`: 16 or 32 bytes (panics otherwise).
     #[target_feature(enable = "aes,pclmulqdq,sse2,ssse3,sse4.1")]
     pub unsafe fn new(key: &[u8]) -> GcmKey {
         let aes = Aes::new(key);
