@@ -10,3 +10,6 @@ pub mod packet;
 pub mod srtp;
 pub mod uring;
 pub mod xdp;
+
+#[cfg(test)]
+mod test_rng;

@@ -59,13 +59,8 @@ mod tests {
     /// Deterministic stand-in for fuzz/fuzz_targets/rtp_rtcp.rs that always runs.
     #[test]
     fn random_and_mutated_datagrams_never_panic() {
-        let mut seed: u64 = 0x2545f4914f6cdd1d;
-        let mut rnd = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::test_rng::Rng(0x2545f4914f6cdd1d);
+        let mut rnd = || rng.next();
         let mut valid = [0u8; 40];
         rtp::emit_header(&mut valid, 0, false, 1, 2, 3);
         for _ in 0..200_000 {

@@ -344,13 +344,8 @@ mod tests {
         if !super::super::aesni::available() {
             return;
         }
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        };
+        let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next() as u8;
         for klen in [16, 32] {
             let key: Vec<u8> = (0..klen).map(|_| next()).collect();
             let (ni, portable) = (Aes::new(&key), Aes::new_portable(&key));

@@ -175,20 +175,7 @@ mod tests {
         }
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn fill(&mut self, b: &mut [u8]) {
-            for x in b {
-                *x = self.next() as u8;
-            }
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// The AES-NI implementation against ring: random keys, nonces, AAD and data of every
     /// length from 0 to 300 and a few long ones, and one flipped bit anywhere.

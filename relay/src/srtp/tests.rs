@@ -217,13 +217,8 @@ fn bad_keys_are_refused() {
 /// does this coverage-guided).
 #[test]
 fn garbage_unprotect_never_panics() {
-    let mut seed: u64 = 0xdead_beef_cafe_f00d;
-    let mut rnd = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = crate::test_rng::Rng(0xdead_beef_cafe_f00d);
+    let mut rnd = || rng.next();
     for suite in Suite::ALL {
         let (_, mut rx) = pair(suite);
         let mut b = [0u8; 256];
