@@ -14,7 +14,8 @@ A trial is loss-free when
 Scenarios (--scenario): plain (RTP both legs); srtp-rtp (SDES AES_CM_128_HMAC_SHA1_80
 caller, plain callee); srtp-srtp (caller AES_CM_128_HMAC_SHA1_80, callee
 AES_CM_128_HMAC_SHA1_32: different suites, so both relays must decrypt and re-encrypt;
-with the same suite rtpengine reuses the caller's key and does no crypto at all).
+with the same suite rtpengine reuses the caller's key and does no crypto at all);
+srtp-gcm (caller AEAD_AES_128_GCM, callee AEAD_AES_256_GCM: the AEAD re-key).
 
 Usage: bench/loss_free.py [--scenario plain] [--calls 1000] [--duration 4] [--lo 20000] [--hi 400000]
 Prints a table and the ratio relayd / rtpengine; --json FILE writes the raw trials.
@@ -60,6 +61,7 @@ SCENARIOS = {
     "plain": [],
     "srtp-rtp": ["--srtp", "AES_CM_128_HMAC_SHA1_80", "--srtp-callee", "plain"],
     "srtp-srtp": ["--srtp", "AES_CM_128_HMAC_SHA1_80", "--srtp-callee", "AES_CM_128_HMAC_SHA1_32"],
+    "srtp-gcm": ["--srtp", "AEAD_AES_128_GCM", "--srtp-callee", "AEAD_AES_256_GCM"],
 }
 
 
