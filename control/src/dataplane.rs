@@ -71,6 +71,26 @@ pub struct FlowRule {
     pub srtp_out: Option<SrtpKey>,
 }
 
+impl FlowRule {
+    /// A plain RTP rule with default latching and an 8 kHz clock: packets arriving on
+    /// `local` (from `peer`, as signalled) leave through `egress`. The other fields are
+    /// set with struct update syntax where they differ.
+    pub fn rtp(local: SocketAddr, peer: Option<SocketAddr>, egress: Option<SocketAddr>) -> FlowRule {
+        FlowRule {
+            local,
+            kind: FlowKind::Rtp,
+            signalled_peer: peer,
+            egress_rtp: egress,
+            egress_rtcp: None,
+            latch: LatchPolicy::default(),
+            reset_latch: false,
+            clock_rate: 8000,
+            srtp_in: None,
+            srtp_out: None,
+        }
+    }
+}
+
 /// Counters of one relay socket: what arrived on it, what was done with it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FlowCounters {

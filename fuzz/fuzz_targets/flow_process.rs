@@ -3,7 +3,7 @@
 //! packet that fails validation never moves the latch.
 use std::net::SocketAddr;
 
-use control::dataplane::{FlowKind, FlowRule, LatchPolicy};
+use control::dataplane::{FlowKind, FlowRule};
 use libfuzzer_sys::fuzz_target;
 use relay::flow::{FlowTable, Verdict};
 
@@ -15,16 +15,9 @@ fuzz_target!(|data: &[u8]| {
     t.insert(b, Default::default());
     for (l, e, k) in [(a, b, FlowKind::RtpMux), (b, a, FlowKind::Rtp)] {
         t.apply(&FlowRule {
-            local: l,
             kind: k,
-            signalled_peer: Some("192.0.2.1:4000".parse().unwrap()),
-            egress_rtp: Some(e),
             egress_rtcp: Some(e),
-            latch: LatchPolicy::default(),
-            reset_latch: false,
-            clock_rate: 8000,
-            srtp_in: None,
-            srtp_out: None,
+            ..FlowRule::rtp(l, Some("192.0.2.1:4000".parse().unwrap()), Some(e))
         });
     }
     let mut now = 0u64;

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use control::dataplane::{DataPlane, FlowKind, FlowRule, LatchPolicy};
+use control::dataplane::{DataPlane, FlowRule};
 use relay::dataplane::UringDataPlane;
 use relay::flow::{FlowTable, Verdict};
 use relay::packet::rtp::emit_header;
@@ -32,18 +32,7 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 fn rule(local: SocketAddr, peer: SocketAddr, egress: SocketAddr) -> FlowRule {
-    FlowRule {
-        local,
-        kind: FlowKind::Rtp,
-        signalled_peer: Some(peer),
-        egress_rtp: Some(egress),
-        egress_rtcp: None,
-        latch: LatchPolicy::default(),
-        reset_latch: false,
-        clock_rate: 8000,
-        srtp_in: None,
-        srtp_out: None,
-    }
+    FlowRule::rtp(local, Some(peer), Some(egress))
 }
 
 fn rtp(seq: u16) -> [u8; 172] {

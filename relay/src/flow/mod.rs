@@ -429,16 +429,8 @@ mod tests {
         let fa = t.insert(a("10.0.0.1:30000"), Default::default());
         let fb = t.insert(a("10.0.0.1:30002"), Default::default());
         let rule = |local: &str, peer: &str, egress: &str| FlowRule {
-            local: a(local),
-            kind: FlowKind::Rtp,
-            signalled_peer: Some(a(peer)),
-            egress_rtp: Some(a(egress)),
-            egress_rtcp: None,
             latch: policy,
-            reset_latch: false,
-            clock_rate: 8000,
-            srtp_in: None,
-            srtp_out: None,
+            ..FlowRule::rtp(a(local), Some(a(peer)), Some(a(egress)))
         };
         assert!(t.apply(&rule("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002")));
         assert!(t.apply(&rule("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000")));
@@ -533,18 +525,7 @@ mod tests {
     fn signalling_change_resets_latch() {
         let (mut t, fa, fb) = table(LatchPolicy::default());
         run(&mut t, fa, a("192.0.2.10:4000"), &rtp(1), 1_000);
-        let mut r = FlowRule {
-            local: a("10.0.0.1:30000"),
-            kind: FlowKind::Rtp,
-            signalled_peer: Some(a("192.0.2.99:4000")),
-            egress_rtp: Some(a("10.0.0.1:30002")),
-            egress_rtcp: None,
-            latch: LatchPolicy::default(),
-            reset_latch: false,
-            clock_rate: 8000,
-            srtp_in: None,
-            srtp_out: None,
-        };
+        let mut r = FlowRule::rtp(a("10.0.0.1:30000"), Some(a("192.0.2.99:4000")), Some(a("10.0.0.1:30002")));
         t.apply(&r);
         assert_eq!(t.get(fa).unwrap().latched, None);
         assert!(matches!(run(&mut t, fa, a("192.0.2.99:4000"), &rtp(2), 2_000), Verdict::Forward { .. }));
@@ -577,30 +558,12 @@ mod tests {
         let _rtcp_b = t.insert(a("10.0.0.1:30003"), Default::default());
         let fb = t.insert(a("10.0.0.1:30002"), Default::default());
         t.apply(&FlowRule {
-            local: a("10.0.0.1:30000"),
             kind: FlowKind::RtpMux,
-            signalled_peer: Some(a("192.0.2.10:4000")),
-            egress_rtp: Some(a("10.0.0.1:30002")),
             egress_rtcp: Some(a("10.0.0.1:30003")),
-            latch: LatchPolicy::default(),
-            reset_latch: false,
-            clock_rate: 8000,
-            srtp_in: None,
-            srtp_out: None,
+            ..FlowRule::rtp(a("10.0.0.1:30000"), Some(a("192.0.2.10:4000")), Some(a("10.0.0.1:30002")))
         });
         for (l, p) in [("10.0.0.1:30002", "198.51.100.20:5000"), ("10.0.0.1:30003", "198.51.100.20:5001")] {
-            t.apply(&FlowRule {
-                local: a(l),
-                kind: FlowKind::Rtp,
-                signalled_peer: Some(a(p)),
-                egress_rtp: None,
-                egress_rtcp: None,
-                latch: LatchPolicy::default(),
-                reset_latch: false,
-                clock_rate: 8000,
-                srtp_in: None,
-                srtp_out: None,
-            });
+            t.apply(&FlowRule::rtp(a(l), Some(a(p)), None));
         }
         let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 7];
         assert!(
@@ -630,18 +593,7 @@ mod tests {
             ("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002", a_in, a_out),
             ("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000", b_in, b_out),
         ] {
-            t.apply(&FlowRule {
-                local: a(l),
-                kind: FlowKind::Rtp,
-                signalled_peer: Some(a(p)),
-                egress_rtp: Some(a(e)),
-                egress_rtcp: None,
-                latch: LatchPolicy::default(),
-                reset_latch: false,
-                clock_rate: 8000,
-                srtp_in: i,
-                srtp_out: o,
-            });
+            t.apply(&FlowRule { srtp_in: i, srtp_out: o, ..FlowRule::rtp(a(l), Some(a(p)), Some(a(e))) });
         }
         (t, fa, fb)
     }
