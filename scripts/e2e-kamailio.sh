@@ -3,19 +3,10 @@
 # port) proxies sipp calls; the sipp UAC plays a G.711 pcap, the sipp UAS echoes it.
 # Checks: every call completes, the SDP each side saw points at the relay, and RTP
 # crossed relayd in both directions for every call.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+t_begin e2e
 CALLS=${E2E_CALLS:-20}
 RELAY_IP=127.0.0.3
-work=$(mktemp -d -t relay-e2e.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n ${KEEP_E2E:-} ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "e2e: FAIL: $*" >&2; for f in "$work"/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
 
 ./target/release/relayd --interface=$RELAY_IP --listen-ng=127.0.0.1:2233 --listen-http=127.0.0.1:9933 \
   --port-min=35000 --port-max=35999 --delete-delay=60 --log-level=info >"$work/relayd.log" 2>&1 &

@@ -3,19 +3,8 @@
 # has scripts/xdp-test.sh): the namespaces of scripts/netns.sh, calls come in on "pub"
 # from the caller's host and leave on "priv" to the callee's host; rtpgen drives 200
 # calls through it and every flow must sit on the right interface. Needs root.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-if [[ $(id -u) -ne 0 ]]; then
-  echo "netns: skipped (needs root)"
-  exit 0
-fi
-work=$(mktemp -d -t relay-netns.XXXXXX)
-cleanup() {
-  scripts/netns.sh down
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "netns: FAIL: $*" >&2; cat "$work"/*.log >&2 || true; exit 1; }
+source "$(dirname "$0")/lib.sh"
+t_begin netns root netns
 scripts/netns.sh up
 ip netns exec xR ./target/release/relayd --backend=uring --interface=pub/10.203.1.1 --interface=priv/10.203.2.1 \
   --listen-ng=10.203.1.1:2263 --listen-http=10.203.1.1:9963 --port-min=31000 --port-max=32999 --log-level=warn \
@@ -26,7 +15,8 @@ ip netns exec xC ./target/release/rtpgen --ng 10.203.1.1:2263 --caller-ip 10.203
   --callee-netns xE --direction pub,priv --calls 200 --duration 3 --max-loss 0.1 --quiet --json --keep \
   >"$work/rtpgen.json" || fail "rtpgen through the dual-homed relay"
 ip netns exec xC ./target/release/relayctl --http 10.203.1.1:9963 --json flows >"$work/flows.json" || fail "relayctl"
-python3 - "$work/rtpgen.json" "$work/flows.json" <<'PY' || fail "flows on the wrong interface"
+msg=$(python3 - "$work/rtpgen.json" "$work/flows.json" <<'PY'
+
 import json, sys
 r = json.load(open(sys.argv[1]))
 flows = json.load(open(sys.argv[2]))
@@ -37,7 +27,9 @@ for f in flows:
     assert f["local"].startswith(side[f["tag"]] + ":"), f
     if f["kind"] == "rtp":
         assert (f["counters"]["latched_peer"] or "").startswith(peer[f["tag"]] + ":"), f
-print("netns: %d calls pub -> priv, %d sent, %d received, p99 %d us; %d flows each on its interface"
+print("%d calls pub -> priv, %d sent, %d received, p99 %d us; %d flows each on its interface"
       % (r["calls"], r["sent"], r["received"], r["latency_us_p99"], len(flows)))
 PY
-echo "netns: 1 passed, 0 failed"
+) || fail "flows on the wrong interface"
+ok "$msg"
+t_end

@@ -1,15 +1,8 @@
 #!/usr/bin/env bash
 # rtpgen against relayd and against rtpengine; relayctl's commands against relayd.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+t_begin tools
 bin=./target/release
-work=$(mktemp -d -t relay-tools.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-fail() { echo "tools: FAIL: $*" >&2; exit 1; }
-ok=0
-check() { ok=$((ok + 1)); echo "tools: ok: $*"; }
 # match on captured output: `cmd | grep -q` under pipefail fails when grep exits first
 has() { local out; out=$("${@:2}") && grep -q -- "$1" <<<"$out"; }
 
@@ -24,9 +17,9 @@ python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2254 10 >/dev/nu
 
 $bin/rtpgen --ng 127.0.0.1:2253 --calls 50 --duration 2 --max-loss 0.5 --quiet --json --keep >"$work/r1.json" || fail "rtpgen vs relayd"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["calls"]==50 and d["received"]>=0.995*d["sent"]>0, d' "$work/r1.json"
-check "rtpgen -> relayd: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d sent, %d received, p99 %d us" % (d["sent"], d["received"], d["latency_us_p99"]))' "$work/r1.json")"
+ok "rtpgen -> relayd: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d sent, %d received, p99 %d us" % (d["sent"], d["received"], d["latency_us_p99"]))' "$work/r1.json")"
 $bin/rtpgen --ng 127.0.0.1:2254 --calls 50 --duration 2 --max-loss 0.5 --quiet >"$work/r2.txt" || fail "rtpgen vs rtpengine"
-check "rtpgen -> rtpengine: $(grep 'sent / received' "$work/r2.txt")"
+ok "rtpgen -> rtpengine: $(grep 'sent / received' "$work/r2.txt")"
 
 for ng in 2253 2254; do
   for mode in "--srtp AES_CM_128_HMAC_SHA1_80 --srtp-callee plain" "--srtp AEAD_AES_128_GCM --srtp-callee AES_CM_128_HMAC_SHA1_32"; do
@@ -37,23 +30,23 @@ for ng in 2253 2254; do
       || fail "SRTP through port $ng ($mode)"
   done
 done
-check "rtpgen SRTP->RTP and SRTP->SRTP (GCM -> CM) through relayd and rtpengine, no auth failures"
+ok "rtpgen SRTP->RTP and SRTP->SRTP (GCM -> CM) through relayd and rtpengine, no auth failures"
 
 export RELAYCTL_HTTP=127.0.0.1:9953
 has "50 call(s)" $bin/relayctl calls || fail "relayctl calls"
-check "relayctl calls"
+ok "relayctl calls"
 id=$($bin/relayctl --json calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["call_id"])')
 has "latched" $bin/relayctl call "$id" || fail "relayctl call shows no latched flow"
-check "relayctl call"
+ok "relayctl call"
 [[ $($bin/relayctl flows | wc -l) -eq 201 ]] || fail "relayctl flows: expected 200 flows"
 $bin/relayctl --json flows --call "$id" | python3 -c 'import json,sys; assert len(json.load(sys.stdin)["flows"])==4'
-check "relayctl flows"
+ok "relayctl flows"
 has "relay_rx_packets_total" $bin/relayctl stats || fail "relayctl stats"
-check "relayctl stats"
+ok "relayctl stats"
 has terminated $bin/relayctl terminate "$id" || fail "relayctl terminate"
 has "49 call(s)" $bin/relayctl calls || fail "terminate did not end the call"
-check "relayctl terminate"
+ok "relayctl terminate"
 if $bin/relayctl --http 127.0.0.1:1 calls 2>"$work/err"; then fail "relayctl against nothing succeeded"; fi
 grep -q "relayd is not running" "$work/err" || fail "relayctl's message without relayd: $(cat "$work/err")"
-check "relayctl without relayd: $(cat "$work/err")"
-echo "tools: $ok passed, 0 failed"
+ok "relayctl without relayd: $(cat "$work/err")"
+t_end

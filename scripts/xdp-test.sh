@@ -16,28 +16,8 @@
 #      uses io_uring
 #   9. two RX queues, a call's directions on different queues, endpoints behind "NAT":
 #      the workers share what they latch
-set -euo pipefail
-cd "$(dirname "$0")/.."
-if [[ $(id -u) -ne 0 ]]; then
-  echo "xdp: skipped (needs root)"
-  exit 0
-fi
-work=$(mktemp -d -t relay-xdp.XXXXXX)
-cleanup() {
-  scripts/netns.sh down
-  rm -rf "$work"
-}
-trap cleanup EXIT
-passed=0
-fail() {
-  echo "xdp: FAIL: $*" >&2
-  tail -n 30 "$work"/*.log >&2 || true
-  exit 1
-}
-ok() {
-  passed=$((passed + 1))
-  echo "xdp: ok: $*"
-}
+source "$(dirname "$0")/lib.sh"
+t_begin xdp root netns
 R="ip netns exec xR"
 C="ip netns exec xC"
 E="ip netns exec xE"
@@ -290,4 +270,4 @@ lost=$(field nat.json lost)
 [[ $q0 -gt 1000 && $q1 -gt 1000 && $a0 -ge 50 && $a1 -ge 50 && $lost -le 100 ]] \
   || fail "multi-queue latching: rx q0 $q0 q1 $q1, latches adopted $a0/$a1, lost $lost"
 ok "2 queues, one direction each: $a0 + $a1 latches shared between the workers; lost $lost of $(field nat.json sent) (the first packet per call and direction, sent to the signalled address before anything latched)"
-echo "xdp: $passed passed, 0 failed"
+t_end
