@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
         now += chunk.len() as u64 * 10_000;
         let mut buf = [0u8; 128];
         buf[..chunk.len() - 1].copy_from_slice(&chunk[1..]);
-        if let Verdict::Drop(relay::flow::DropReason::Malformed(_)) = t.process(fa, src, &mut buf, chunk.len() - 1, now) {
+        if let Verdict::Drop(relay::flow::DropReason::Malformed(_)) = t.process(fa, src, &mut buf, chunk.len() - 1, now)
+        {
             assert_eq!(t.get(fa).unwrap().latched, before);
         }
     }

@@ -168,21 +168,30 @@ impl DataPlane for UringDataPlane {
                 ("relay_worker_sockets", None, &s.sockets),
                 ("relay_worker_buffers_available", None, &s.buffers_available),
             ];
-            let labels = |reason: Option<&str>| match reason {
-                Some(r) => format!("worker=\"{i}\",reason=\"{r}\""),
-                None => format!("worker=\"{i}\""),
-            };
-            for (name, reason, c) in rows {
-                v.push((name.to_string(), labels(reason), c.load(Relaxed)));
-            }
-            for m in Malformed::ALL {
-                v.push((
-                    "relay_malformed_total".into(),
-                    labels(Some(m.as_str())),
-                    s.malformed_by[m.index()].load(Relaxed),
-                ));
-            }
+            let base = format!("worker=\"{i}\"");
+            metric_rows(&mut v, &base, &rows);
+            let by_reason: Vec<_> = Malformed::ALL
+                .iter()
+                .map(|m| ("relay_malformed_total", Some(m.as_str()), &s.malformed_by[m.index()]))
+                .collect();
+            metric_rows(&mut v, &base, &by_reason);
         }
         v
+    }
+}
+
+/// Appends a `/metrics` sample per row, labelled `base` plus `reason="…"` where the row
+/// has one (both backends' worker counters).
+pub(crate) fn metric_rows(
+    v: &mut Vec<(String, String, u64)>,
+    base: &str,
+    rows: &[(&str, Option<&str>, &std::sync::atomic::AtomicU64)],
+) {
+    for (name, reason, c) in rows {
+        let labels = match reason {
+            Some(r) => format!("{base},reason=\"{r}\""),
+            None => base.to_string(),
+        };
+        v.push((name.to_string(), labels, c.load(Relaxed)));
     }
 }

@@ -94,11 +94,8 @@ unsafe fn write_small(p: *mut u8, n: usize, mut v: u64) {
 unsafe fn load_partial(b: &[u8]) -> __m128i {
     let (p, n) = (b.as_ptr(), b.len());
     debug_assert!(n < 16);
-    let (lo, hi) = if n >= 8 {
-        ((p as *const u64).read_unaligned(), read_small(p.add(8), n - 8))
-    } else {
-        (read_small(p, n), 0)
-    };
+    let (lo, hi) =
+        if n >= 8 { ((p as *const u64).read_unaligned(), read_small(p.add(8), n - 8)) } else { (read_small(p, n), 0) };
     _mm_set_epi64x(hi as i64, lo as i64)
 }
 

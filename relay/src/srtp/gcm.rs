@@ -100,8 +100,7 @@ impl AesGcm {
             Backend::Ni(k) => unsafe { k.open(nonce, aad, data, tag) },
             Backend::Ring(k) => {
                 let t = Tag::from(*tag);
-                k.open_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), t, data, 0..)
-                    .is_ok()
+                k.open_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), t, data, 0..).is_ok()
             }
         }
     }

@@ -455,20 +455,12 @@ impl DataPlane for XdpDataPlane {
                 ("relay_xsk_frames_free", None, &s.frames_free),
                 ("relay_xsk_latches_adopted_total", None, &s.latches_adopted),
             ];
-            for (name, reason, c) in rows {
-                let labels = match reason {
-                    Some(r) => format!("{q},reason=\"{r}\""),
-                    None => q.clone(),
-                };
-                v.push((name.into(), labels, c.load(Relaxed)));
-            }
-            for e in FrameError::ALL {
-                v.push((
-                    "relay_xsk_drops_total".into(),
-                    format!("{q},reason=\"{}\"", e.as_str()),
-                    s.drop_frame[e.index()].load(Relaxed),
-                ));
-            }
+            crate::dataplane::metric_rows(&mut v, &q, &rows);
+            let by_reason: Vec<_> = FrameError::ALL
+                .iter()
+                .map(|e| ("relay_xsk_drops_total", Some(e.as_str()), &s.drop_frame[e.index()]))
+                .collect();
+            crate::dataplane::metric_rows(&mut v, &q, &by_reason);
         }
         let ifaces = self.ifaces.lock().unwrap();
         // the kernel's own AF_XDP socket counters (XDP_STATISTICS)
