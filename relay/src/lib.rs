@@ -12,4 +12,4 @@ pub mod uring;
 pub mod xdp;
 
 #[cfg(test)]
-mod test_rng;
+mod test_support;

@@ -59,7 +59,7 @@ mod tests {
     /// Deterministic stand-in for fuzz/fuzz_targets/rtp_rtcp.rs that always runs.
     #[test]
     fn random_and_mutated_datagrams_never_panic() {
-        let mut rng = crate::test_rng::Rng(0x2545f4914f6cdd1d);
+        let mut rng = crate::test_support::Rng(0x2545f4914f6cdd1d);
         let mut rnd = || rng.next();
         let mut valid = [0u8; 40];
         rtp::emit_header(&mut valid, 0, false, 1, 2, 3);

@@ -344,7 +344,7 @@ mod tests {
         if !super::super::aesni::available() {
             return;
         }
-        let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = crate::test_support::Rng(0x2545_f491_4f6c_dd1d);
         let mut next = || rng.next() as u8;
         for klen in [16, 32] {
             let key: Vec<u8> = (0..klen).map(|_| next()).collect();

@@ -76,7 +76,7 @@ impl AesGcm {
     /// Encrypts `data` in place and returns the 16-byte tag over `aad` and the ciphertext.
     pub fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
         match &self.0 {
-            // SAFETY: a Key exists only where the CPU has the instructions.
+            // SAFETY: a GcmKey exists only where the CPU has the instructions.
             #[cfg(target_arch = "x86_64")]
             Backend::Ni(k) => unsafe { k.seal(nonce, aad, data) },
             Backend::Ring(k) => {
@@ -95,7 +95,7 @@ impl AesGcm {
     /// unspecified (the packet is dropped either way).
     pub fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8; 16]) -> bool {
         match &self.0 {
-            // SAFETY: a Key exists only where the CPU has the instructions.
+            // SAFETY: a GcmKey exists only where the CPU has the instructions.
             #[cfg(target_arch = "x86_64")]
             Backend::Ni(k) => unsafe { k.open(nonce, aad, data, tag) },
             Backend::Ring(k) => {
@@ -109,11 +109,7 @@ impl AesGcm {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::test_support::{hex, Rng};
 
     fn impls(key: &[u8]) -> Vec<AesGcm> {
         let mut v = vec![AesGcm::new_ring(key).unwrap()];
@@ -173,8 +169,6 @@ mod tests {
             }
         }
     }
-
-    use crate::test_rng::Rng;
 
     /// The AES-NI implementation against ring: random keys, nonces, AAD and data of every
     /// length from 0 to 300 and a few long ones, and one flipped bit anywhere.

@@ -1,9 +1,5 @@
 use super::*;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
+use crate::test_support::hex;
 
 const MASTER_KEY: &str = "E1F97A0D3E018BE0D64FA32C06DE4139";
 const MASTER_SALT: &str = "0EC675AD498AFEEBB6960B3AABE6";
@@ -217,7 +213,7 @@ fn bad_keys_are_refused() {
 /// does this coverage-guided).
 #[test]
 fn garbage_unprotect_never_panics() {
-    let mut rng = crate::test_rng::Rng(0xdead_beef_cafe_f00d);
+    let mut rng = crate::test_support::Rng(0xdead_beef_cafe_f00d);
     let mut rnd = || rng.next();
     for suite in Suite::ALL {
         let (_, mut rx) = pair(suite);
