@@ -156,14 +156,16 @@ pub(super) enum Transform {
 }
 
 impl Transform {
-    pub(super) fn new(suite: Suite, k: &SessionKeys, tag: usize) -> Transform {
+    /// `portable`: the crates' implementations even where the CPU has AES-NI (tests).
+    pub(super) fn new(suite: Suite, k: &SessionKeys, tag: usize, portable: bool) -> Transform {
         if suite.is_gcm() {
-            let aead = AesGcm::new(k.enc()).expect("GCM key length");
+            let aead = if portable { AesGcm::new_ring(k.enc()) } else { AesGcm::new(k.enc()) };
+            let aead = aead.expect("GCM key length");
             let mut salt = [0u8; 12];
             salt.copy_from_slice(&k.salt[..12]);
             Transform::Gcm { aead, salt }
         } else {
-            let aes = Aes::new(k.enc());
+            let aes = if portable { Aes::new_portable(k.enc()) } else { Aes::new(k.enc()) };
             let hmac = HmacSha1::new(&k.auth);
             Transform::Cm { aes, salt: k.salt, hmac, tag }
         }

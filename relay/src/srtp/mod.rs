@@ -189,10 +189,22 @@ impl Context {
 
     /// A context from already derived session keys (RFC 7714's test vectors start here).
     pub fn from_session_keys(suite: Suite, rtp: &SessionKeys, rtcp: &SessionKeys) -> Context {
+        Context::with_keys(suite, rtp, rtcp, false)
+    }
+
+    /// A context on the crates' AES (ring, RustCrypto) even where the CPU has AES-NI: the
+    /// implementation every other CPU gets, so tests can check the two against each other.
+    #[cfg(test)]
+    fn new_portable(suite: Suite, master_key: &[u8], master_salt: &[u8]) -> Context {
+        let (rtp, rtcp) = derive_session_keys(suite, master_key, master_salt);
+        Context::with_keys(suite, &rtp, &rtcp, true)
+    }
+
+    fn with_keys(suite: Suite, rtp: &SessionKeys, rtcp: &SessionKeys, portable: bool) -> Context {
         Context {
             suite,
-            rtp: Transform::new(suite, rtp, suite.rtp_tag_len()),
-            rtcp: Transform::new(suite, rtcp, suite.rtcp_tag_len()),
+            rtp: Transform::new(suite, rtp, suite.rtp_tag_len(), portable),
+            rtcp: Transform::new(suite, rtcp, suite.rtcp_tag_len(), portable),
             streams: Default::default(),
             window: 128,
             tick: 0,
