@@ -66,14 +66,15 @@ fn run(cfg: Config) -> Result<(), String> {
     };
     let engine = Arc::new(Mutex::new(Engine::new(cfg.engine.clone(), dp.clone())));
     log::info!(
-        "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, backend {}, tos {}",
+        "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, backend {}, tos {}, srtp crypto {}",
         cfg.listen_ng,
         cfg.listen_http.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
         cfg.engine.interfaces.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "),
         cfg.engine.port_min,
         cfg.engine.port_max,
         backend,
-        cfg.tos
+        cfg.tos,
+        relay::srtp::implementation()
     );
     if let Some(l) = http {
         let e = engine.clone();

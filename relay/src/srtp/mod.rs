@@ -19,6 +19,16 @@ pub use cipher::{HmacSha1, SessionKeys};
 pub use kdf::derive_session_keys;
 pub use replay::ReplayWindow;
 
+/// Which AES the SRTP contexts of this process use: the CPU's AES-NI + PCLMULQDQ, or the
+/// crates' portable code (ring for GCM, RustCrypto for AES-CM) on CPUs without them.
+pub fn implementation() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if aesni::available() {
+        return "aes-ni";
+    }
+    "portable (ring, RustCrypto aes)"
+}
+
 use crate::packet::rtp::header_len;
 use cipher::Transform;
 
