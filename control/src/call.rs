@@ -183,6 +183,7 @@ impl Call {
                     egress_rtcp,
                     latch,
                     reset_latch: reset,
+                    sip_source: None,
                     clock_rate: leg.clock_rate,
                     srtp_in: leg.srtp_in.clone(),
                     srtp_out: leg.srtp_out.clone(),

@@ -63,6 +63,10 @@ pub struct FlowRule {
     pub latch: LatchPolicy,
     /// Forget the latched peer (signalling changed the endpoint's address).
     pub reset_latch: bool,
+    /// The address the signalling for this endpoint came from (ng `received-from`: the
+    /// SIP source the proxy saw). Before the first latch a packet from this address, or
+    /// from `signalled_peer`, latches at once; other sources only after a grace period.
+    pub sip_source: Option<std::net::IpAddr>,
     /// RTP clock rate of the main payload type, for RFC 3550 jitter.
     pub clock_rate: u32,
     /// The party on this socket sends SRTP with this key: authenticate and decrypt.
@@ -84,6 +88,7 @@ impl FlowRule {
             egress_rtcp: None,
             latch: LatchPolicy::default(),
             reset_latch: false,
+            sip_source: None,
             clock_rate: 8000,
             srtp_in: None,
             srtp_out: None,
