@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub final_timeout: u64,
     /// Seconds a deleted call lingers (late packets still flow).
     pub delete_delay: u64,
+    /// Which signalled media addresses are acceptable (the data plane applies the same
+    /// policy to packets).
+    pub media_policy: crate::addrpolicy::AddressPolicy,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +44,7 @@ impl Default for EngineConfig {
             silent_timeout: 3600,
             final_timeout: 0,
             delete_delay: 30,
+            media_policy: crate::addrpolicy::AddressPolicy::permissive(),
         }
     }
 }

@@ -27,6 +27,7 @@ fn cfg() -> EngineConfig {
         silent_timeout: 600,
         final_timeout: 0,
         delete_delay: 30,
+        ..Default::default()
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Deserialize;
 
+use control::addrpolicy::{AddressPolicy, IpNet};
 use control::engine::EngineConfig;
 use control::interface::Interface;
 
@@ -67,6 +68,13 @@ pub struct Cli {
     /// SRTP/SRTCP replay window in packets (1-1024)
     #[arg(long = "srtp-replay-window")]
     pub srtp_replay_window: Option<u32>,
+    /// Media peers allowed although their class is denied (CIDR, repeatable: e.g. a lab's
+    /// 127.0.0.0/8 or a link-local segment); never lifts the relay's own sockets
+    #[arg(long = "media-allow")]
+    pub media_allow: Vec<String>,
+    /// Media peers always refused (CIDR, repeatable)
+    #[arg(long = "media-deny")]
+    pub media_deny: Vec<String>,
     /// error, warn, info, debug, trace, or a syslog number 0-7
     #[arg(long = "log-level", short = 'L')]
     pub log_level: Option<String>,
@@ -98,6 +106,8 @@ pub struct FileConfig {
     pub worker_priority: Option<u8>,
     pub relatch_after: Option<u64>,
     pub srtp_replay_window: Option<u32>,
+    pub media_allow: Option<Vec<String>>,
+    pub media_deny: Option<Vec<String>>,
     pub log_level: Option<String>,
 }
 
@@ -122,7 +132,46 @@ pub struct Config {
     pub worker_priority: u8,
     pub relatch_after_ms: u64,
     pub srtp_replay_window: u32,
+    pub media_allow: Vec<IpNet>,
+    pub media_deny: Vec<IpNet>,
     pub log_level: log::LevelFilter,
+}
+
+fn parse_nets(what: &str, list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{what}: {s:?} is not an address or CIDR prefix"))
+        })
+        .collect()
+}
+
+impl Config {
+    /// The media address policy (control::addrpolicy) this configuration implies: the
+    /// relay's own addresses and sockets, lab mode when a media interface is loopback,
+    /// and the operator's lists.
+    pub fn address_policy(&self) -> Result<AddressPolicy, String> {
+        let mut own = Vec::new();
+        for i in &self.engine.interfaces {
+            own.extend([i.local, i.advertised]);
+        }
+        own.push(self.listen_ng.ip());
+        own.extend(self.listen_http.map(|a| a.ip()));
+        own.retain(|ip| !ip.is_unspecified());
+        own.sort();
+        own.dedup();
+        let mut own_ports =
+            vec![(self.engine.port_min, self.engine.port_max), (self.listen_ng.port(), self.listen_ng.port())];
+        own_ports.extend(self.listen_http.map(|a| (a.port(), a.port())));
+        Ok(AddressPolicy {
+            own,
+            own_ports,
+            lab_loopback: self.engine.interfaces.iter().any(|i| i.local.is_loopback()),
+            allow: self.media_allow.clone(),
+            deny: self.media_deny.clone(),
+        })
+    }
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, String> {
@@ -206,7 +255,16 @@ impl Config {
             return Err(format!("srtp-replay-window {srtp_replay_window} is outside 1-1024"));
         }
         let d = EngineConfig::default();
-        Ok(Config {
+        let pick = |c: &Vec<String>, f: &Option<Vec<String>>| {
+            if c.is_empty() {
+                f.clone().unwrap_or_default()
+            } else {
+                c.clone()
+            }
+        };
+        let media_allow = parse_nets("media-allow", &pick(&cli.media_allow, &file.media_allow))?;
+        let media_deny = parse_nets("media-deny", &pick(&cli.media_deny, &file.media_deny))?;
+        let mut c = Config {
             engine: EngineConfig {
                 interfaces,
                 port_min,
@@ -215,6 +273,7 @@ impl Config {
                 silent_timeout: cli.silent_timeout.or(file.silent_timeout).unwrap_or(d.silent_timeout),
                 final_timeout: cli.final_timeout.or(file.final_timeout).unwrap_or(d.final_timeout),
                 delete_delay: cli.delete_delay.or(file.delete_delay).unwrap_or(d.delete_delay),
+                media_policy: AddressPolicy::default(),
             },
             backend,
             xdp_interfaces,
@@ -229,10 +288,14 @@ impl Config {
             worker_priority,
             relatch_after_ms: cli.relatch_after.or(file.relatch_after).unwrap_or(2000),
             srtp_replay_window,
+            media_allow,
+            media_deny,
             log_level: parse_log_level(
                 &cli.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into()),
             )?,
-        })
+        };
+        c.engine.media_policy = c.address_policy()?;
+        Ok(c)
     }
 }
 
@@ -270,5 +333,34 @@ mod tests {
         assert!(Config::load(&cli).unwrap_err().contains("srtp-replay-window"));
         let cli = Cli { srtp_replay_window: Some(512), ..Default::default() };
         assert_eq!(Config::load(&cli).unwrap().srtp_replay_window, 512);
+        let cli = Cli { media_deny: vec!["10.0.0.0/33".into()], ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("media-deny"));
+    }
+
+    #[test]
+    fn the_address_policy_knows_the_relays_own_sockets() {
+        let cli = Cli {
+            interface: vec!["pub/192.0.2.1!203.0.113.1".into(), "priv/10.0.0.1".into()],
+            listen_ng: Some("10.0.0.1:2223".into()),
+            media_allow: vec!["169.254.0.0/16".into()],
+            media_deny: vec!["198.18.0.0/15".into()],
+            ..Default::default()
+        };
+        let c = Config::load(&cli).unwrap();
+        let p = &c.engine.media_policy;
+        assert!(!p.lab_loopback);
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(p.check(a("10.0.0.1:2223")).is_err());
+        assert!(p.check(a("203.0.113.1:5000")).is_err());
+        assert!(p.check(a("127.0.0.1:5000")).is_err());
+        assert!(p.check(a("169.254.3.3:5000")).is_ok());
+        assert!(p.check(a("198.18.3.3:5000")).is_err());
+        assert!(p.check(a("198.51.100.3:5000")).is_ok());
+        let lab = Config::load(&Cli::default()).unwrap();
+        assert!(lab.engine.media_policy.lab_loopback);
+        assert!(lab.engine.media_policy.check(a("127.0.0.1:5000")).is_ok());
+        assert!(lab.engine.media_policy.check(a("127.0.0.1:2223")).is_err());
+        assert!(lab.engine.media_policy.check(a("127.0.0.1:9900")).is_err());
+        assert!(lab.engine.media_policy.check(a("127.0.0.1:30000")).is_err());
     }
 }
