@@ -136,7 +136,7 @@ impl PortPool {
     pub fn release(&mut self, dp: &dyn DataPlane, port: u16) {
         dp.close(SocketAddr::new(self.addr, port));
         dp.close(SocketAddr::new(self.addr, port + 1));
-        if port >= self.min && (port - self.min) % 2 == 0 {
+        if port >= self.min && (port - self.min).is_multiple_of(2) {
             if let Some(h) = self.held.get_mut(((port - self.min) / 2) as usize) {
                 if std::mem::take(h) {
                     self.in_use = self.in_use.saturating_sub(1);
