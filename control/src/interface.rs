@@ -195,6 +195,8 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let mut pool = PortPool::new(a, 20000, 39999);
         assert_eq!(pool.capacity(), 10000);
+        // a port something else holds is skipped; the rest of the range is still found
+        dp.state.lock().unwrap().refuse.push(SocketAddr::new(a, 33333));
         let mut ports = Vec::new();
         for _ in 0..1000 {
             ports.push(pool.allocate(&dp, 0).unwrap());
@@ -202,8 +204,6 @@ mod tests {
         let sequential = ports.windows(2).filter(|w| w[1] == w[0].wrapping_add(2)).count();
         assert!(sequential < 50, "{sequential} of 999 allocations were the next pair");
         assert!(ports.iter().all(|p| p % 2 == 0 && (20000..39999).contains(p)));
-        // a port something else holds is skipped; the rest of the range is still found
-        dp.state.lock().unwrap().refuse.push(SocketAddr::new(a, 33333));
         for _ in 1000..9999 {
             ports.push(pool.allocate(&dp, 0).unwrap());
         }

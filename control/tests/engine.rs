@@ -409,12 +409,12 @@ fn sdes_answer_picks_and_rekeys() {
 
 use control::addrpolicy::AddressPolicy;
 
-/// A relay on 192.0.2.1 (advertised 203.0.113.1) and 10.0.0.1, ng on port 2223, HTTP on
-/// 9900: the policy relayd builds from that configuration.
+/// A relay on 192.0.2.1 (advertised 203.0.113.1) and 10.0.0.1, ng on 127.0.0.1:2223, HTTP
+/// on 127.0.0.1:9900: the policy relayd builds from that configuration.
 fn prod_cfg() -> EngineConfig {
     let mut c = cfg();
     c.media_policy = AddressPolicy {
-        own: ["192.0.2.1", "203.0.113.1", "10.0.0.1"].iter().map(|a| a.parse().unwrap()).collect(),
+        own: ["192.0.2.1", "203.0.113.1", "10.0.0.1", "127.0.0.1"].iter().map(|a| a.parse().unwrap()).collect(),
         own_ports: vec![(30000, 30099), (2223, 2223), (9900, 9900)],
         lab_loopback: false,
         allow: Vec::new(),
@@ -558,7 +558,15 @@ fn lab_mode_allows_loopback_peers_but_not_the_relay() {
         sdp("127.0.0.1", 2223, ""),
         "media address 127.0.0.1:2223 refused: one of the relay's own sockets",
     );
-    refused(&mut e, &dp, sdp("127.0.0.2", 9900, ""), "127.0.0.2:9900 refused: one of the relay's own sockets");
+    refused(&mut e, &dp, sdp("127.0.0.1", 9900, ""), "127.0.0.1:9900 refused: one of the relay's own sockets");
+    // the relay's sockets are bound to 127.0.0.1: other loopback addresses do not reach
+    // them (rtpengine's tests use 127.51.100.x peers with ports in the relay's range)...
+    assert_eq!(result(&offer(&mut e, "other", "a", sdp("127.51.100.1", 30002, ""), &[], 0)), "ok");
+    // ...unless one listens on the wildcard address
+    let mut wild = lab_cfg();
+    wild.media_policy.own.push("0.0.0.0".parse().unwrap());
+    let (mut e2, dp2) = engine(wild);
+    refused(&mut e2, &dp2, sdp("127.51.100.1", 2223, ""), "127.51.100.1:2223 refused: one of the relay's own sockets");
     // the rtcp-mux loop: RTCP towards the relay's own RTP port
     let loopy = sdp("127.0.0.1", 6000, &format!("a=rtcp:{}\r\na=rtcp-mux\r\n", mport(&o)));
     let why = error_reason(&offer(&mut e, "c", "b", loopy, &[], 10));
