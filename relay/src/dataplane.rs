@@ -308,11 +308,15 @@ mod tests {
         }
         // one address closed and opened again at once, many times over
         let a = SocketAddr::new(addr, 24800);
+        let t = Instant::now();
         for i in 0..200 {
             dp.open(a, i).unwrap_or_else(|e| panic!("open #{i}: {e}"));
             dp.close(a);
         }
-        eprintln!("slowest round of 100 pair allocations: {slowest:?}");
+        eprintln!(
+            "slowest round of 100 pair allocations: {slowest:?}; open+close of one address: {:?} each",
+            t.elapsed() / 200
+        );
         dp.stop();
     }
 }
