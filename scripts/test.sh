@@ -11,6 +11,7 @@ scripts/conformance.sh
 scripts/tools-smoke.sh
 scripts/netns-bridge.sh
 scripts/xdp-test.sh
+scripts/xdp-ports-test.sh
 scripts/e2e-kamailio.sh
 scripts/fuzz.sh
-echo "test suite: unit+integration, conformance, tools, netns bridge (io_uring), xdp/af_xdp, kamailio e2e, fuzz: 7 passed, 0 failed"
+echo "test suite: unit+integration, conformance, tools, netns bridge (io_uring), xdp/af_xdp, xdp port return, kamailio e2e, fuzz: 8 passed, 0 failed"

@@ -59,7 +59,8 @@ impl fmt::Display for Denied {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressPolicy {
-    /// The relay's own addresses (interfaces' local and advertised, listen addresses).
+    /// The relay's own addresses (interfaces' local and advertised, listen addresses). An
+    /// unspecified address here is a wildcard listener: every loopback address reaches it.
     pub own: Vec<IpAddr>,
     /// The relay's own UDP/TCP ports on those addresses: inclusive ranges (media range,
     /// ng port, HTTP port).
@@ -131,8 +132,11 @@ impl AddressPolicy {
 
     fn own_socket(&self, a: SocketAddr) -> bool {
         let ip = unmap(a.ip());
-        // any loopback address reaches sockets bound to a loopback or wildcard address
-        let own_ip = self.own.iter().any(|o| unmap(*o) == ip) || ip.is_loopback();
+        // a socket bound to one address is reached at that address only (127.0.0.2 does
+        // not reach 127.0.0.1:2223); one bound to the wildcard (an unspecified address in
+        // `own`) is reached at every local address, loopback included
+        let wildcard = self.own.iter().any(|o| o.is_unspecified());
+        let own_ip = self.own.iter().any(|o| unmap(*o) == ip) || (ip.is_loopback() && wildcard);
         own_ip && self.own_ports.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.port()))
     }
 
@@ -223,6 +227,8 @@ mod tests {
         let mut p = prod();
         p.allow = vec!["127.0.0.0/8".parse().unwrap(), "192.0.2.0/24".parse().unwrap()];
         assert_eq!(p.check(a("127.0.0.1:5000")), Ok(()));
+        assert_eq!(p.check(a("127.0.0.1:2223")), Ok(()), "nothing of the relay's listens on loopback");
+        p.own.push("0.0.0.0".parse().unwrap()); // ng on the wildcard address
         assert_eq!(p.check(a("127.0.0.1:2223")), Err(Denied::RelaySocket), "lab or not: not ng");
         assert_eq!(p.check(a("192.0.2.1:5000")), Ok(()));
         assert_eq!(p.check(a("192.0.2.1:30001")), Err(Denied::RelaySocket));
@@ -240,9 +246,12 @@ mod tests {
         assert_eq!(p.check(a("127.0.0.1:5000")), Ok(()));
         assert_eq!(p.check(a("127.0.0.2:5000")), Ok(()));
         assert_eq!(p.check(a("127.0.0.1:2223")), Err(Denied::RelaySocket));
-        assert_eq!(p.check(a("127.0.0.9:9900")), Err(Denied::RelaySocket), "any loopback address reaches the relay");
+        assert_eq!(p.check(a("127.0.0.9:9900")), Ok(()), "127.0.0.9 does not reach 127.0.0.1:9900");
         assert_eq!(p.check(a("127.0.0.1:30002")), Err(Denied::RelaySocket));
-        assert_eq!(p.check(a("[::1]:35000")), Err(Denied::RelaySocket));
+        assert_eq!(p.check(a("[::1]:35000")), Ok(()), "the relay has no socket on ::1");
+        let wild = AddressPolicy { own: vec!["127.0.0.1".parse().unwrap(), "0.0.0.0".parse().unwrap()], ..p.clone() };
+        assert_eq!(wild.check(a("127.0.0.9:9900")), Err(Denied::RelaySocket), "a wildcard listener is reached");
+        assert_eq!(wild.check(a("[::1]:35000")), Err(Denied::RelaySocket));
         assert_eq!(p.check(a("0.0.0.0:5000")), Err(Denied::Unspecified));
     }
 }

@@ -82,6 +82,8 @@ pub struct Monologue {
     /// Payload types this party offered per media section (answers are filtered by them).
     pub offered_fmts: Vec<Vec<String>>,
     pub latch: LatchPolicy,
+    /// Where this party's signalling came from (ng `received-from`), for set-up latching.
+    pub sip_source: Option<IpAddr>,
     pub origin: Option<OriginState>,
 }
 
@@ -96,6 +98,7 @@ impl Monologue {
             legs: Vec::new(),
             offered_fmts: Vec::new(),
             latch: LatchPolicy::default(),
+            sip_source: None,
             origin: None,
         }
     }
@@ -150,6 +153,7 @@ impl Call {
             return out;
         };
         let latch = self.monologues[x].latch;
+        let sip_source = self.monologues[x].sip_source;
         let n = self.monologues[x].legs.len();
         for i in 0..n {
             let Some(other) = self.monologues[y].legs.get(i).cloned() else {
@@ -183,7 +187,7 @@ impl Call {
                     egress_rtcp,
                     latch,
                     reset_latch: reset,
-                    sip_source: None,
+                    sip_source,
                     clock_rate: leg.clock_rate,
                     srtp_in: leg.srtp_in.clone(),
                     srtp_out: leg.srtp_out.clone(),

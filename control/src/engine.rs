@@ -297,6 +297,11 @@ impl Engine {
         if flags.label.is_some() {
             call.monologues[x].label = flags.label.clone();
         }
+        // the SIP source of this party's signalling (ng received-from): a latching hint,
+        // dropped when it is an address media may not come from anyway
+        if let Some(ip) = flags.received_from {
+            call.monologues[x].sip_source = self.cfg.media_policy.check_ip(ip).is_ok().then_some(ip);
+        }
         call.monologues[x].latch = LatchPolicy {
             asymmetric: flags.asymmetric,
             trust_address: flags.trust_address,
@@ -328,16 +333,7 @@ impl Engine {
             let clock_rate = m.m.fmts.first().and_then(|f| m.rtpmap(f)).map(|(_, r)| r).unwrap_or(8000);
             let hold = is_zero_hold(sdp, i);
             // the sender's leg: where it is, what it offers
-            let peer_ip = conn.as_ref().and_then(|c| c.ip()).filter(|ip| !ip.is_unspecified());
-            let peer = peer_ip.filter(|_| m.m.port != 0).map(|ip| SocketAddr::new(ip, m.m.port));
-            let peer_rtcp = peer_ip.filter(|_| m.m.port != 0).map(|ip| {
-                let p = if m.has_attr("rtcp-mux") && is_answer {
-                    m.m.port
-                } else {
-                    m.rtcp_port().unwrap_or(m.m.port.wrapping_add(1))
-                };
-                SocketAddr::new(ip, p)
-            });
+            let (peer, peer_rtcp) = self.signalled_peers(m, conn.as_ref(), is_answer, relay_it)?;
             let sender_mux = m.has_attr("rtcp-mux");
             // the sender's leg follows its SDP's family; the recipient's keeps the family it
             // has unless address-family asks for another
@@ -386,9 +382,12 @@ impl Engine {
                 }
             }
             {
+                let latched = self.dp.counters(call.monologues[x].legs[i].rtp()).and_then(|c| c.latched_peer);
                 let leg = &mut call.monologues[x].legs[i];
                 let new_peer = if hold { None } else { peer };
-                if leg.peer != new_peer {
+                // only a new address resets the latch: an answer or re-offer that repeats
+                // the address, or names the one already latched, keeps it
+                if leg.peer != new_peer && (new_peer.is_none() || new_peer != latched) {
                     leg.reset_latch = true;
                 }
                 leg.peer = new_peer;
@@ -455,6 +454,55 @@ impl Engine {
         let first_adv = outs.iter().filter_map(|o| o.leg.as_ref()).find(|l| l.relayed()).map(|l| l.advertised);
         let session = self.session_out(&mut call.monologues[x], sdp, flags, first_adv);
         Ok((rewrite(sdp, &session, &outs), x))
+    }
+
+    /// Where the sender of media section `m` receives RTP and RTCP according to its SDP,
+    /// checked against the media address policy: an address media may not go to is
+    /// refused with an error naming it. Ignored as rtpengine ignores them (no address:
+    /// the relay latches from packets): c=0.0.0.0 / :: (hold), port 0 (a rejected
+    /// stream), a c= that is not an IP address, and an a=rtcp whose port is 0 or whose
+    /// address is unspecified or not an IP address (the RTP address and port + 1 are
+    /// used). Sections the relay does not relay are not checked: nothing is sent there.
+    fn signalled_peers(
+        &self,
+        m: &crate::sdp::Media,
+        conn: Option<&crate::sdp::Connection>,
+        is_answer: bool,
+        relay_it: bool,
+    ) -> Result<(Option<SocketAddr>, Option<SocketAddr>), String> {
+        let Some(ip) = conn.and_then(|c| c.ip()).filter(|ip| !ip.is_unspecified()) else {
+            return Ok((None, None));
+        };
+        if m.m.port == 0 {
+            return Ok((None, None));
+        }
+        let peer = SocketAddr::new(ip, m.m.port);
+        // a=rtcp:<port> [IN IP4 <addr>]
+        let mut rtcp_attr = m.attr("rtcp").unwrap_or("").split_whitespace();
+        let rtcp_port = rtcp_attr.next().and_then(|p| p.parse::<u16>().ok()).filter(|&p| p != 0);
+        let rtcp_ip = match (rtcp_attr.next(), rtcp_attr.next(), rtcp_attr.next()) {
+            (Some(net), Some(_), Some(a)) if net.eq_ignore_ascii_case("IN") => {
+                a.parse::<IpAddr>().ok().filter(|a| !a.is_unspecified())
+            }
+            _ => None,
+        };
+        let peer_rtcp = if m.has_attr("rtcp-mux") && is_answer {
+            Some(peer)
+        } else {
+            match rtcp_port {
+                Some(p) => Some(SocketAddr::new(rtcp_ip.unwrap_or(ip), p)),
+                // RTP port + 1; none past 65535
+                None => m.m.port.checked_add(1).map(|p| SocketAddr::new(ip, p)),
+            }
+        };
+        if relay_it {
+            let policy = &self.cfg.media_policy;
+            policy.check(peer).map_err(|d| format!("media address {peer} refused: {d}"))?;
+            if let Some(r) = peer_rtcp {
+                policy.check(r).map_err(|d| format!("media address {r} refused: {d} (a=rtcp)"))?;
+            }
+        }
+        Ok((Some(peer), peer_rtcp))
     }
 
     /// SDES for media section `i` of an SDP from `x` to `y`: updates the legs' keys and

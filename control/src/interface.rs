@@ -55,18 +55,30 @@ impl fmt::Display for Interface {
 }
 
 /// Even/odd port pairs (RTP even, RTCP = RTP + 1) in `min..=max` on one local address.
+///
+/// Pairs are drawn at random (RFC 3550 §8 / RTP Bleed: an off-path host must not be able
+/// to predict the next call's port): a few uniform picks among the pairs this pool does
+/// not hold, then a linear probe from a random pair, so a nearly full range still finds
+/// its last free pair. The pool remembers which pairs it holds, so a probe costs a bind
+/// only for pairs that may be free.
 pub struct PortPool {
     pub addr: IpAddr,
     pub min: u16,
     pub max: u16,
-    next: u16,
+    /// Pair `k` (RTP port `min + 2k`) is held by this pool.
+    held: Vec<bool>,
     pub in_use: usize,
 }
 
+/// Uniform picks tried before the linear probe.
+const RANDOM_PICKS: usize = 8;
+
 impl PortPool {
     pub fn new(addr: IpAddr, min: u16, max: u16) -> PortPool {
-        let min = min + (min & 1);
-        PortPool { addr, min, max, next: min, in_use: 0 }
+        let min = min.saturating_add(min & 1);
+        let mut p = PortPool { addr, min, max, held: Vec::new(), in_use: 0 };
+        p.held = vec![false; p.capacity()];
+        p
     }
 
     pub fn capacity(&self) -> usize {
@@ -77,24 +89,46 @@ impl PortPool {
         }
     }
 
-    /// Reserve an RTP/RTCP pair by binding both sockets in the data plane. Ports that
-    /// something else holds are skipped.
+    fn port_of(&self, k: usize) -> u16 {
+        self.min + 2 * k as u16
+    }
+
+    fn try_pair(&mut self, dp: &dyn DataPlane, k: usize, affinity: u64) -> bool {
+        let p = self.port_of(k);
+        let rtp = SocketAddr::new(self.addr, p);
+        let rtcp = SocketAddr::new(self.addr, p + 1);
+        if dp.open(rtp, affinity).is_err() {
+            return false;
+        }
+        if dp.open(rtcp, affinity).is_err() {
+            dp.close(rtp);
+            return false;
+        }
+        self.held[k] = true;
+        self.in_use += 1;
+        true
+    }
+
+    /// Reserve an RTP/RTCP pair at random by binding both sockets in the data plane.
+    /// Ports that something else holds are skipped.
     pub fn allocate(&mut self, dp: &dyn DataPlane, affinity: u64) -> Result<u16, String> {
+        use rand::Rng;
         let cap = self.capacity();
-        for _ in 0..cap {
-            let p = self.next;
-            self.next = if p as u32 + 3 > self.max as u32 { self.min } else { p + 2 };
-            let rtp = SocketAddr::new(self.addr, p);
-            let rtcp = SocketAddr::new(self.addr, p + 1);
-            if dp.open(rtp, affinity).is_err() {
-                continue;
+        if self.in_use < cap {
+            let mut rng = rand::thread_rng();
+            for _ in 0..RANDOM_PICKS {
+                let k = rng.gen_range(0..cap);
+                if !self.held[k] && self.try_pair(dp, k, affinity) {
+                    return Ok(self.port_of(k));
+                }
             }
-            if dp.open(rtcp, affinity).is_err() {
-                dp.close(rtp);
-                continue;
+            let start = rng.gen_range(0..cap);
+            for i in 0..cap {
+                let k = (start + i) % cap;
+                if !self.held[k] && self.try_pair(dp, k, affinity) {
+                    return Ok(self.port_of(k));
+                }
             }
-            self.in_use += 1;
-            return Ok(p);
         }
         Err(format!("no free port pair in {}-{} on {} (ports exhausted)", self.min, self.max, self.addr))
     }
@@ -102,7 +136,13 @@ impl PortPool {
     pub fn release(&mut self, dp: &dyn DataPlane, port: u16) {
         dp.close(SocketAddr::new(self.addr, port));
         dp.close(SocketAddr::new(self.addr, port + 1));
-        self.in_use = self.in_use.saturating_sub(1);
+        if port >= self.min && (port - self.min).is_multiple_of(2) {
+            if let Some(h) = self.held.get_mut(((port - self.min) / 2) as usize) {
+                if std::mem::take(h) {
+                    self.in_use = self.in_use.saturating_sub(1);
+                }
+            }
+        }
     }
 }
 
@@ -135,11 +175,45 @@ mod tests {
         dp.state.lock().unwrap().refuse.push(SocketAddr::new(a, 30001));
         let mut pool = PortPool::new(a, 30000, 30005);
         assert_eq!(pool.capacity(), 3);
-        assert_eq!(pool.allocate(&dp, 0).unwrap(), 30002);
-        assert_eq!(pool.allocate(&dp, 0).unwrap(), 30004);
+        let mut got = vec![pool.allocate(&dp, 0).unwrap(), pool.allocate(&dp, 0).unwrap()];
+        got.sort();
+        assert_eq!(got, [30002, 30004]);
         let e = pool.allocate(&dp, 0).unwrap_err();
         assert!(e.contains("exhausted"), "{e}");
         pool.release(&dp, 30002);
+        assert_eq!(pool.in_use, 1);
         assert_eq!(pool.allocate(&dp, 0).unwrap(), 30002);
+        // releasing what the pool does not hold changes nothing
+        pool.release(&dp, 30000);
+        pool.release(&dp, 30003);
+        assert_eq!(pool.in_use, 2);
+    }
+
+    #[test]
+    fn ports_are_random_and_the_whole_range_is_found() {
+        let dp = MemoryDataPlane::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut pool = PortPool::new(a, 20000, 39999);
+        assert_eq!(pool.capacity(), 10000);
+        // a port something else holds is skipped; the rest of the range is still found
+        dp.state.lock().unwrap().refuse.push(SocketAddr::new(a, 33333));
+        let mut ports = Vec::new();
+        for _ in 0..1000 {
+            ports.push(pool.allocate(&dp, 0).unwrap());
+        }
+        let sequential = ports.windows(2).filter(|w| w[1] == w[0].wrapping_add(2)).count();
+        assert!(sequential < 50, "{sequential} of 999 allocations were the next pair");
+        assert!(ports.iter().all(|p| p % 2 == 0 && (20000..39999).contains(p)));
+        for _ in 1000..9999 {
+            ports.push(pool.allocate(&dp, 0).unwrap());
+        }
+        assert!(pool.allocate(&dp, 0).is_err());
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), 9999);
+        assert!(!ports.contains(&33332));
+        // one freed pair in a full range is found again
+        pool.release(&dp, 27000);
+        assert_eq!(pool.allocate(&dp, 0).unwrap(), 27000);
     }
 }

@@ -404,3 +404,260 @@ fn sdes_answer_picks_and_rekeys() {
     );
     assert!(r.get("error-reason").unwrap().as_str().unwrap().contains("not offered"), "{r:?}");
 }
+
+// --- signalled media addresses (docs/ng-protocol.md, docs/security.md) ---
+
+use control::addrpolicy::AddressPolicy;
+
+/// A relay on 192.0.2.1 (advertised 203.0.113.1) and 10.0.0.1, ng on 127.0.0.1:2223, HTTP
+/// on 127.0.0.1:9900: the policy relayd builds from that configuration.
+fn prod_cfg() -> EngineConfig {
+    let mut c = cfg();
+    c.media_policy = AddressPolicy {
+        own: ["192.0.2.1", "203.0.113.1", "10.0.0.1", "127.0.0.1"].iter().map(|a| a.parse().unwrap()).collect(),
+        own_ports: vec![(30000, 30099), (2223, 2223), (9900, 9900)],
+        lab_loopback: false,
+        allow: Vec::new(),
+        deny: vec!["198.18.0.0/15".parse().unwrap()],
+    };
+    c
+}
+
+/// A lab relay whose media interface is loopback.
+fn lab_cfg() -> EngineConfig {
+    let mut c = cfg();
+    c.interfaces = vec![Interface::parse("127.0.0.1").unwrap()];
+    c.media_policy = AddressPolicy {
+        own: vec!["127.0.0.1".parse().unwrap()],
+        own_ports: vec![(30000, 30099), (2223, 2223), (9900, 9900)],
+        lab_loopback: true,
+        allow: Vec::new(),
+        deny: Vec::new(),
+    };
+    c
+}
+
+fn error_reason(v: &Value) -> String {
+    assert_eq!(result(v), "error", "{v:?}");
+    v.get("error-reason").and_then(Value::as_str).unwrap().to_string()
+}
+
+/// Offers `body` as a new call and expects a refusal naming `what`; nothing is left behind.
+fn refused(e: &mut Engine, dp: &MemoryDataPlane, body: Value, what: &str) {
+    let (ports, open, calls) = (e.ports_in_use(), dp.state.lock().unwrap().open.len(), e.calls.len());
+    let why = error_reason(&offer(e, "refused", "a", body, &[], 0));
+    assert!(why.contains(what), "{why:?} should contain {what:?}");
+    assert_eq!(e.ports_in_use(), ports, "ports leaked by a refused offer");
+    assert_eq!(dp.state.lock().unwrap().open.len(), open, "sockets leaked by a refused offer");
+    assert_eq!(e.calls.len(), calls);
+}
+
+#[test]
+fn signalled_media_addresses_are_refused_with_the_address_and_reason() {
+    let (mut e, dp) = engine(prod_cfg());
+    // a call in progress: refusals of other offers must not touch it
+    assert_eq!(result(&offer(&mut e, "ok", "a", sdp("198.51.100.7", 4000, ""), &[], 0)), "ok");
+    let rp = |s: &str| s.to_string();
+    // loopback: the relay's ng port, or any local UDP service
+    refused(&mut e, &dp, sdp("127.0.0.1", 2223, ""), &rp("media address 127.0.0.1:2223 refused: loopback address"));
+    refused(&mut e, &dp, sdp("127.0.0.53", 53, ""), "127.0.0.53:53 refused: loopback address");
+    // the relay's own addresses: interface, advertised, with the ng port or any other
+    refused(&mut e, &dp, sdp("192.0.2.1", 2223, ""), "192.0.2.1:2223 refused: the relay's own address");
+    refused(&mut e, &dp, sdp("203.0.113.1", 4000, ""), "203.0.113.1:4000 refused: the relay's own address");
+    refused(&mut e, &dp, sdp("10.0.0.1", 30002, ""), "10.0.0.1:30002 refused: the relay's own address");
+    // multicast (with a TTL), broadcast, link-local, the deny-list
+    refused(&mut e, &dp, sdp("239.1.2.3/127", 4000, ""), "239.1.2.3:4000 refused: multicast address");
+    refused(&mut e, &dp, sdp("255.255.255.255", 4000, ""), "refused: broadcast address");
+    refused(&mut e, &dp, sdp("169.254.10.1", 4000, ""), "169.254.10.1:4000 refused: link-local address");
+    let v6 = |ip: &str| -> Value {
+        format!("v=0\r\no=- 1 1 IN IP6 {ip}\r\ns=-\r\nc=IN IP6 {ip}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n").into()
+    };
+    refused(&mut e, &dp, v6("fe80::1"), "[fe80::1]:4000 refused: link-local address");
+    refused(&mut e, &dp, v6("::1"), "[::1]:4000 refused: loopback address");
+    refused(&mut e, &dp, v6("::ffff:127.0.0.1"), "refused: loopback address");
+    refused(&mut e, &dp, sdp("198.18.5.5", 4000, ""), "198.18.5.5:4000 refused: address in the media deny-list");
+    // a=rtcp: its address and port are where RTCP goes
+    refused(
+        &mut e,
+        &dp,
+        sdp("198.51.100.7", 4000, "a=rtcp:30002 IN IP4 203.0.113.1\r\n"),
+        "media address 203.0.113.1:30002 refused: the relay's own address (a=rtcp)",
+    );
+    refused(&mut e, &dp, sdp("198.51.100.7", 4000, "a=rtcp:4001 IN IP4 127.0.0.1\r\n"), "127.0.0.1:4001 refused");
+    // a media-level c= overrides a good session-level one
+    let body = format!(
+        "{}m=video 6000 RTP/AVP 96\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:96 VP8/90000\r\n",
+        sdp("198.51.100.7", 4000, "").as_str().unwrap()
+    );
+    refused(&mut e, &dp, body.into(), "127.0.0.1:6000 refused: loopback address");
+    // what rtpengine ignores is still accepted: hold, a rejected stream, a=rtcp without
+    // a usable address or port
+    assert_eq!(result(&offer(&mut e, "hold", "a", sdp("0.0.0.0", 4000, ""), &[], 0)), "ok");
+    assert_eq!(result(&offer(&mut e, "rejected", "a", sdp("127.0.0.1", 0, ""), &[], 0)), "ok");
+    let o = offer(&mut e, "rtcp0", "a", sdp("198.51.100.7", 4000, "a=rtcp:0 IN IP4 0.0.0.0\r\n"), &[], 0);
+    assert_eq!(result(&o), "ok");
+    let r = e.calls["rtcp0"].monologues[0].legs[0].peer_rtcp;
+    assert_eq!(r, Some("198.51.100.7:4001".parse().unwrap()), "a=rtcp:0 and 0.0.0.0 are ignored");
+    let o = offer(&mut e, "rtcpaddr", "a", sdp("198.51.100.7", 4000, "a=rtcp:5555 IN IP4 198.51.100.9\r\n"), &[], 0);
+    assert_eq!(result(&o), "ok");
+    let r = e.calls["rtcpaddr"].monologues[0].legs[0].peer_rtcp;
+    assert_eq!(r, Some("198.51.100.9:5555".parse().unwrap()), "a=rtcp's address is where RTCP goes");
+    // private addresses are fine (NATed phones)
+    assert_eq!(result(&offer(&mut e, "nat", "a", sdp("192.168.1.20", 4000, ""), &[], 0)), "ok");
+    assert_eq!(e.ports_in_use(), 5 * 4);
+}
+
+#[test]
+fn refused_answers_and_reoffers_leave_the_call_as_it_was() {
+    let (mut e, dp) = engine(prod_cfg());
+    let o = out_sdp(&offer(&mut e, "c", "a", sdp("198.51.100.7", 4000, ""), &[], 0));
+    let (ports, open) = (e.ports_in_use(), dp.state.lock().unwrap().open.len());
+    let why = error_reason(&answer(&mut e, "c", "a", "b", sdp("127.0.0.1", 2223, ""), 10));
+    assert!(why.contains("127.0.0.1:2223 refused"), "{why}");
+    assert_eq!((e.ports_in_use(), dp.state.lock().unwrap().open.len()), (ports, open));
+    // the good answer still works afterwards
+    let a = out_sdp(&answer(&mut e, "c", "a", "b", sdp("198.51.100.8", 5000, ""), 20));
+    // a re-offer adding a stream towards loopback: the new stream's ports come back
+    let two = format!(
+        "{}m=video 6000 RTP/AVP 96\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:96 VP8/90000\r\n",
+        sdp("198.51.100.7", 4000, "").as_str().unwrap()
+    );
+    let why = error_reason(&offer(&mut e, "c", "a", two.into(), &[], 30));
+    assert!(why.contains("127.0.0.1:6000 refused"), "{why}");
+    assert_eq!((e.ports_in_use(), dp.state.lock().unwrap().open.len()), (ports, open));
+    // a re-offer moving RTCP onto the relay's own port (the forwarding loop)
+    let loopy = sdp("198.51.100.7", 4000, &format!("a=rtcp:{} IN IP4 192.0.2.1\r\n", mport(&a)));
+    assert!(error_reason(&offer(&mut e, "c", "a", loopy, &[], 40)).contains("(a=rtcp)"));
+    assert_eq!((e.ports_in_use(), dp.state.lock().unwrap().open.len()), (ports, open));
+    let c = &e.calls["c"];
+    assert_eq!(c.monologues[0].legs.len(), 1);
+    assert_eq!(c.monologues[0].legs[0].peer, Some("198.51.100.7:4000".parse().unwrap()));
+    assert_eq!(c.monologues[1].legs[0].peer, Some("198.51.100.8:5000".parse().unwrap()));
+    assert_eq!(mport(&o), c.monologues[1].legs[0].port);
+}
+
+#[test]
+fn the_allow_list_lifts_loopback_but_never_the_relays_sockets() {
+    let mut c = prod_cfg();
+    c.media_policy.allow = vec!["127.0.0.0/8".parse().unwrap()];
+    let (mut e, dp) = engine(c);
+    assert_eq!(result(&offer(&mut e, "c", "a", sdp("127.0.0.1", 4000, ""), &[], 0)), "ok");
+    refused(&mut e, &dp, sdp("127.0.0.1", 2223, ""), "127.0.0.1:2223 refused: one of the relay's own sockets");
+    refused(&mut e, &dp, sdp("127.0.0.1", 30010, ""), "one of the relay's own sockets");
+    refused(&mut e, &dp, sdp("127.0.0.1", 4000, "a=rtcp:9900\r\n"), "127.0.0.1:9900 refused");
+}
+
+#[test]
+fn lab_mode_allows_loopback_peers_but_not_the_relay() {
+    let (mut e, dp) = engine(lab_cfg());
+    let o = out_sdp(&offer(&mut e, "c", "a", sdp("127.0.0.1", 5000, ""), &[], 0));
+    assert_eq!(result(&answer(&mut e, "c", "a", "b", sdp("127.0.0.1", 6000, ""), 0)), "ok");
+    refused(
+        &mut e,
+        &dp,
+        sdp("127.0.0.1", 2223, ""),
+        "media address 127.0.0.1:2223 refused: one of the relay's own sockets",
+    );
+    refused(&mut e, &dp, sdp("127.0.0.1", 9900, ""), "127.0.0.1:9900 refused: one of the relay's own sockets");
+    // the relay's sockets are bound to 127.0.0.1: other loopback addresses do not reach
+    // them (rtpengine's tests use 127.51.100.x peers with ports in the relay's range)...
+    assert_eq!(result(&offer(&mut e, "other", "a", sdp("127.51.100.1", 30002, ""), &[], 0)), "ok");
+    // ...unless one listens on the wildcard address
+    let mut wild = lab_cfg();
+    wild.media_policy.own.push("0.0.0.0".parse().unwrap());
+    let (mut e2, dp2) = engine(wild);
+    refused(&mut e2, &dp2, sdp("127.51.100.1", 2223, ""), "127.51.100.1:2223 refused: one of the relay's own sockets");
+    // the rtcp-mux loop: RTCP towards the relay's own RTP port
+    let loopy = sdp("127.0.0.1", 6000, &format!("a=rtcp:{}\r\na=rtcp-mux\r\n", mport(&o)));
+    let why = error_reason(&offer(&mut e, "c", "b", loopy, &[], 10));
+    assert_eq!(why, format!("media address 127.0.0.1:{} refused: one of the relay's own sockets (a=rtcp)", mport(&o)));
+    // an answer whose m= port is the relay's own
+    assert_eq!(result(&offer(&mut e, "d", "a", sdp("127.0.0.1", 5002, ""), &[], 0)), "ok");
+    let mine = e.calls["d"].monologues[0].legs[0].port;
+    let why = error_reason(&answer(&mut e, "d", "a", "b", sdp("127.0.0.1", mine, "a=rtcp-mux\r\n"), 0));
+    assert!(why.contains(&format!("127.0.0.1:{mine} refused: one of the relay's own sockets")), "{why}");
+}
+
+#[test]
+fn received_from_becomes_the_sip_source_of_that_partys_rules() {
+    let (mut e, dp) = engine(prod_cfg());
+    let rf = |ip: &str| Value::List(vec!["IP4".into(), ip.into()]);
+    offer(&mut e, "c", "a", sdp("192.168.1.20", 4000, ""), &[("received-from", rf("198.51.100.70"))], 0);
+    let a = answer_with(&mut e, "c", "a", "b", sdp("10.1.1.1", 5000, ""), &[("received-from", rf("198.51.100.80"))]);
+    assert_eq!(result(&a), "ok");
+    let st = dp.state.lock().unwrap();
+    let rules: Vec<_> = st.open.values().flatten().collect();
+    assert_eq!(rules.len(), 4);
+    for r in &rules {
+        let party = if r.signalled_peer.is_some_and(|p| p.ip().to_string() == "192.168.1.20") {
+            "198.51.100.70"
+        } else if r.signalled_peer.is_some_and(|p| p.ip().to_string() == "10.1.1.1") {
+            "198.51.100.80"
+        } else {
+            panic!("rule without a signalled peer: {r:?}")
+        };
+        assert_eq!(r.sip_source, Some(party.parse().unwrap()), "{r:?}");
+    }
+    drop(st);
+    // a received-from media may not come from anyway is no hint
+    offer(&mut e, "d", "a", sdp("198.51.100.7", 4000, ""), &[("received-from", rf("127.0.0.1"))], 0);
+    assert_eq!(e.calls["d"].monologues[0].sip_source, None);
+}
+
+fn answer_with(e: &mut Engine, cid: &str, ft: &str, tt: &str, body: Value, extra: &[(&str, Value)]) -> Value {
+    let mut p = vec![
+        ("command", "answer".into()),
+        ("call-id", cid.into()),
+        ("from-tag", ft.into()),
+        ("to-tag", tt.into()),
+        ("sdp", body),
+    ];
+    p.extend_from_slice(extra);
+    e.command(&req(&p), 0, 1_700_000_000)
+}
+
+#[test]
+fn confirming_the_address_keeps_the_latch() {
+    let (mut e, dp) = engine(prod_cfg());
+    let resets = |dp: &MemoryDataPlane| -> Vec<(u16, bool)> {
+        let st = dp.state.lock().unwrap();
+        let mut v: Vec<_> = st.open.values().flatten().map(|r| (r.local.port(), r.reset_latch)).collect();
+        v.sort();
+        v
+    };
+    offer(&mut e, "c", "a", sdp("198.51.100.7", 4000, ""), &[], 0);
+    let callee_leg = e.calls["c"].monologues[1].legs[0].rtp();
+    // the callee's media latched before the answer (early media), from the address the
+    // answer then names
+    dp.state.lock().unwrap().counters.entry(callee_leg).or_default().latched_peer =
+        Some("198.51.100.8:5000".parse().unwrap());
+    answer(&mut e, "c", "a", "b", sdp("198.51.100.8", 5000, ""), 10);
+    assert!(resets(&dp).iter().all(|(_, r)| !r), "the answer confirms the latched address: {:?}", resets(&dp));
+    // a re-offer and answer with the same SDP keep every latch
+    offer(&mut e, "c", "a", sdp("198.51.100.7", 4000, ""), &[], 20);
+    assert!(resets(&dp).iter().all(|(_, r)| !r), "{:?}", resets(&dp));
+    answer(&mut e, "c", "a", "b", sdp("198.51.100.8", 5000, ""), 30);
+    assert!(resets(&dp).iter().all(|(_, r)| !r), "{:?}", resets(&dp));
+    // a new address resets the latch of that party's sockets only
+    offer(&mut e, "c", "a", sdp("198.51.100.9", 4000, ""), &[], 40);
+    let caller = e.calls["c"].monologues[0].legs[0].port;
+    for (port, reset) in resets(&dp) {
+        assert_eq!(reset, port == caller || port == caller + 1, "port {port}");
+    }
+}
+
+#[test]
+fn relay_ports_are_not_sequential() {
+    let mut c = prod_cfg();
+    c.port_max = 39999;
+    let (mut e, _dp) = engine(c);
+    let mut ports = Vec::new();
+    for i in 0..500 {
+        let o = out_sdp(&offer(&mut e, &format!("c{i}"), "a", sdp("198.51.100.7", 4000, ""), &[], 0));
+        ports.push(mport(&o));
+        ports.push(e.calls[&format!("c{i}")].monologues[0].legs[0].port);
+    }
+    let next = ports.windows(2).filter(|w| w[1] == w[0].wrapping_add(2)).count();
+    assert!(next < ports.len() / 20, "{next} of {} allocations were the next pair", ports.len());
+    assert!(ports.iter().all(|p| p % 2 == 0));
+}

@@ -158,7 +158,8 @@ impl Config {
         }
         own.push(self.listen_ng.ip());
         own.extend(self.listen_http.map(|a| a.ip()));
-        own.retain(|ip| !ip.is_unspecified());
+        // an unspecified listen address stays: it tells the policy that every local
+        // address, loopback included, reaches that socket
         own.sort();
         own.dedup();
         let mut own_ports =
@@ -362,5 +363,9 @@ mod tests {
         assert!(lab.engine.media_policy.check(a("127.0.0.1:2223")).is_err());
         assert!(lab.engine.media_policy.check(a("127.0.0.1:9900")).is_err());
         assert!(lab.engine.media_policy.check(a("127.0.0.1:30000")).is_err());
+        let wild = Cli { listen_ng: Some("0.0.0.0:2223".into()), ..Default::default() };
+        let wild = Config::load(&wild).unwrap();
+        assert!(wild.engine.media_policy.check(a("127.0.0.5:2223")).is_err(), "a wildcard ng socket is reached");
+        assert!(lab.engine.media_policy.check(a("127.0.0.5:2223")).is_ok(), "ng on 127.0.0.1 is not");
     }
 }

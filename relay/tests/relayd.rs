@@ -501,6 +501,55 @@ fn port_exhaustion_is_a_clear_error_and_running_calls_keep_flowing() {
     b.rtp.recv_from(&mut buf).unwrap();
 }
 
+/// issue 9 §6: the ports of a refused offer are free again when the error reply is sent,
+/// so the next offer gets them (the workers close asynchronously).
+#[test]
+fn a_refused_offers_ports_are_free_for_the_next_one() {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let pmin = 61000 + n * 10;
+    // 4 pairs on 127.0.0.1
+    let mut r = relayd(&[&format!("--port-min={pmin}"), &format!("--port-max={}", pmin + 7)]);
+    let body = |sections: u16| {
+        let mut s = sdp("127.0.0.1", 7000, "");
+        for i in 1..sections {
+            s.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 7000 + 2 * i));
+        }
+        s
+    };
+    for round in 0..20 {
+        // three sections need six pairs: refused after taking all four
+        let o =
+            r.ng.request(&NgClient::req(&[
+                ("command", "offer".into()),
+                ("call-id", format!("big{round}").as_str().into()),
+                ("from-tag", "x".into()),
+                ("sdp", body(3).as_str().into()),
+            ]))
+            .unwrap();
+        assert_eq!(o.get("result").unwrap().as_str(), Some("error"), "{o:?}");
+        assert!(o.get("error-reason").unwrap().as_str().unwrap().contains("exhausted"), "{o:?}");
+        // two sections need all four pairs, at once
+        let id = format!("fits{round}");
+        let o =
+            r.ng.request(&NgClient::req(&[
+                ("command", "offer".into()),
+                ("call-id", id.as_str().into()),
+                ("from-tag", "x".into()),
+                ("sdp", body(2).as_str().into()),
+            ]))
+            .unwrap();
+        ok(&o);
+        let d =
+            r.ng.request(&NgClient::req(&[
+                ("command", "delete".into()),
+                ("call-id", id.as_str().into()),
+                ("delete-delay", 0u64.into()),
+            ]))
+            .unwrap();
+        ok(&d);
+    }
+}
+
 /// Receive one datagram and return the TOS / traffic class it arrived with.
 fn recv_tos(sock: &UdpSocket, v6: bool) -> u8 {
     use std::os::fd::AsRawFd;

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,7 +28,7 @@ use bufring::BufRing;
 pub enum Command {
     Open {
         local: SocketAddr,
-        socket: OwnedFd,
+        socket: crate::dataplane::WorkerFd,
         counters: Arc<SharedCounters>,
     },
     Rule(Box<FlowRule>),
@@ -118,7 +118,7 @@ fn ud_gen(u: u64) -> u32 {
 }
 
 struct Sock {
-    fd: OwnedFd,
+    fd: crate::dataplane::WorkerFd,
     flow: usize,
     gen: u32,
     closing: bool,

@@ -382,9 +382,23 @@ impl XdpDataPlane {
 impl DataPlane for XdpDataPlane {
     fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
         let (fd, _) = self.uring.open_shared(local, affinity)?;
+        // every worker's duplicate first: a failure (EMFILE) must not leave the socket
+        // bound, or opened in some workers, with the port counted free
+        let mut kernels = Vec::with_capacity(self.workers.len());
+        for _ in 1..self.workers.len() {
+            match fd.try_clone() {
+                Ok(k) => kernels.push(k),
+                Err(e) => {
+                    drop(kernels);
+                    drop(fd);
+                    self.uring.close(local);
+                    return Err(e);
+                }
+            }
+        }
+        kernels.push(fd);
         let mut mine = Vec::new();
-        for w in &self.workers {
-            let kernel = fd.try_clone()?;
+        for (w, kernel) in self.workers.iter().zip(kernels) {
             let counters = Arc::new(SharedCounters::default());
             mine.push(counters.clone());
             w.send(XdpCommand::Open { local, counters, kernel });
@@ -418,8 +432,12 @@ impl DataPlane for XdpDataPlane {
                 log::warn!("removing the steering entry of {local}: {e}");
             }
         }
-        for w in &self.workers {
-            w.send(XdpCommand::Close(local));
+        let targets: Vec<u64> = self.workers.iter().map(|w| w.send(XdpCommand::Close(local))).collect();
+        // the workers' duplicates of the descriptor keep the port bound until they have
+        // applied the Close: wait for that, so the port can be bound again at once (the
+        // socket worker's own descriptor is waited for by the next open of the address)
+        if self.running.load(Relaxed) {
+            self.wait_applied(&targets);
         }
         self.xsk_counters.lock().unwrap().remove(&local);
         self.uring.close(local);
