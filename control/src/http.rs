@@ -161,11 +161,11 @@ pub fn percent_decode(s: &str) -> String {
 
 /// Equal without an early exit on the first differing byte.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | ((a.len() ^ b.len()) >> 8) as u8;
-    for i in 0..a.len() {
-        diff |= a[i] ^ b.get(i).copied().unwrap_or(!a[i]);
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(!x);
     }
-    std::hint::black_box(diff) == 0 && a.len() == b.len()
+    std::hint::black_box(diff) == 0
 }
 
 /// Whether a Host (or absolute-form authority) names this relay: an IP literal,
@@ -260,28 +260,14 @@ pub fn route(api: &Api, method: &str, target: &str, headers: &[(&str, &[u8])]) -
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match (method, segs.as_slice()) {
         ("GET", ["calls"]) => {
-            let (dp, now, copies) = {
-                let e = crate::lock(&api.engine);
-                let dp = e.dataplane().clone();
-                let now = dp.now_ms();
-                let copies = copy_calls(&e, None, now);
-                (dp, now, copies)
-            };
-            let _ = now;
-            pretty(&fill_calls(dp.as_ref(), copies))
+            let (dp, snap) = snapshot(api, None);
+            pretty(&snap.calls(dp.as_ref()))
         }
         ("GET", ["calls", id]) => {
             let id = percent_decode(id);
-            let (dp, now, call, flows) = {
-                let e = crate::lock(&api.engine);
-                let dp = e.dataplane().clone();
-                let now = dp.now_ms();
-                let call = copy_calls(&e, Some(&id), now);
-                let flows = copy_flows(&e, Some(&id), now);
-                (dp, now, call, flows)
-            };
-            match fill_calls(dp.as_ref(), call).pop() {
-                Some(c) => pretty(&json!({ "call": c, "flows": fill_flows(dp.as_ref(), flows, now) })),
+            let (dp, snap) = snapshot(api, Some(&id));
+            match snap.calls(dp.as_ref()).pop() {
+                Some(c) => pretty(&json!({ "call": c, "flows": snap.flows(dp.as_ref()) })),
                 None => Response::error(404, format!("no call {id:?}")),
             }
         }
@@ -299,19 +285,13 @@ pub fn route(api: &Api, method: &str, target: &str, headers: &[(&str, &[u8])]) -
             }
         }
         ("GET", ["flows"]) => {
-            let (dp, now, flows) = {
-                let e = crate::lock(&api.engine);
-                let dp = e.dataplane().clone();
-                let now = dp.now_ms();
-                let flows = copy_flows(&e, None, now);
-                (dp, now, flows)
-            };
-            pretty(&fill_flows(dp.as_ref(), flows, now))
+            let (dp, snap) = snapshot(api, None);
+            pretty(&snap.flows(dp.as_ref()))
         }
         ("GET", ["stats"]) => {
             let (dp, m) = {
                 let e = crate::lock(&api.engine);
-                (e.dataplane().clone(), EngineCopy::of(&e, false))
+                (e.dataplane().clone(), EngineCopy::of(&e))
             };
             let dataplane: Vec<_> =
                 dp.metrics().into_iter().map(|(n, l, v)| json!({"name": n, "labels": l, "value": v})).collect();
@@ -324,11 +304,13 @@ pub fn route(api: &Api, method: &str, target: &str, headers: &[(&str, &[u8])]) -
             }))
         }
         ("GET", ["metrics"]) => {
-            let (dp, m) = {
+            let (dp, m, snap) = {
                 let e = crate::lock(&api.engine);
-                (e.dataplane().clone(), EngineCopy::of(&e, true))
+                let dp = e.dataplane().clone();
+                let snap = Snapshot::take(&e, None, 0);
+                (dp, EngineCopy::of(&e), snap)
             };
-            Response { status: 200, content_type: PROMETHEUS, body: metrics_text(&m, dp.as_ref(), &api.stats) }
+            Response { status: 200, content_type: PROMETHEUS, body: metrics_text(&m, &snap, dp.as_ref(), &api.stats) }
         }
         ("GET", []) | ("GET", ["health"]) => {
             let calls = crate::lock(&api.engine).calls.len();
@@ -336,6 +318,14 @@ pub fn route(api: &Api, method: &str, target: &str, headers: &[(&str, &[u8])]) -
         }
         _ => Response::error(404, format!("no route {} {}", clip(method, 16), clip(path, 200))),
     }
+}
+
+/// The data plane handle and a copy of the calls (all, or one), taken under the engine lock.
+fn snapshot(api: &Api, only: Option<&str>) -> (Arc<dyn DataPlane>, Snapshot) {
+    let e = crate::lock(&api.engine);
+    let dp = e.dataplane().clone();
+    let now = dp.now_ms();
+    (dp, Snapshot::take(&e, only, now))
 }
 
 /// A state-changing request may go on: a token is configured and the request bears it.
@@ -387,150 +377,228 @@ pub fn route_raw(api: &Api, raw: &[u8]) -> Option<Response> {
 
 // --- copies taken under the engine lock, completed after it is released -----------------
 
-struct CallCopy {
-    summary: CallSummary,
-    sockets: Vec<SocketAddr>,
+/// Plain data copied out of the engine under its lock, as cheaply as possible: no
+/// per-flow allocation (call ids and tags go into one buffer), no sorting, no data-plane
+/// calls. Counters, ordering and serialisation happen after the lock is released.
+pub struct Snapshot {
+    now_ms: u64,
+    text: String,
+    calls: Vec<CallRec>,
+    monos: Vec<MonoRec>,
+    legs: Vec<LegRec>,
 }
 
-/// Calls (all, or the one named), without data-plane counters.
-fn copy_calls(e: &Engine, only: Option<&str>, now_ms: u64) -> Vec<CallCopy> {
-    let one = |c: &crate::call::Call| CallCopy {
-        summary: CallSummary {
-            call_id: c.id.clone(),
-            tags: c.monologues.iter().map(|m| m.tag.clone()).collect(),
-            labels: c.monologues.iter().filter_map(|m| m.label.clone()).collect(),
-            created_unix: c.created_unix,
-            age_s: now_ms.saturating_sub(c.created_ms) / 1000,
-            media: c.monologues.first().map(|m| m.legs.len()).unwrap_or(0),
-            packets: 0,
-            bytes: 0,
-            dropped: 0,
-            deleting: c.delete_at_ms.is_some(),
-        },
-        sockets: c.sockets(),
-    };
-    match only {
-        Some(id) => e.calls.get(id).map(one).into_iter().collect(),
-        None => e.calls.values().map(one).collect(),
-    }
+type Span = (usize, usize);
+
+struct CallRec {
+    id: Span,
+    created_ms: u64,
+    created_unix: u64,
+    deleting: bool,
+    media: usize,
+    monos: Span,
 }
 
-/// `Engine::call_summaries` from a copy.
-fn fill_calls(dp: &dyn DataPlane, copies: Vec<CallCopy>) -> Vec<CallSummary> {
-    let mut v: Vec<CallSummary> = copies
-        .into_iter()
-        .map(|mut c| {
-            for s in c.sockets {
-                if let Some(x) = dp.counters(s) {
-                    c.summary.packets += x.packets;
-                    c.summary.bytes += x.bytes;
-                    c.summary.dropped += x.dropped;
-                }
-            }
-            c.summary
-        })
-        .collect();
-    v.sort_by(|a, b| a.call_id.cmp(&b.call_id));
-    v
+struct MonoRec {
+    tag: Span,
+    label: Option<Span>,
+    legs: Span,
 }
 
-struct FlowCopy {
-    view: FlowView,
+/// A relayed leg.
+struct LegRec {
+    media: usize,
+    rtp: SocketAddr,
+    advertised: std::net::IpAddr,
+    peer: Option<SocketAddr>,
+    peer_rtcp: Option<SocketAddr>,
+    rtp_kind: FlowKind,
     rejected: bool,
 }
 
-/// Flows (all, or one call's) in `Engine::flows` order, without data-plane counters.
-fn copy_flows(e: &Engine, only: Option<&str>, now_ms: u64) -> Vec<FlowCopy> {
-    let mut out = Vec::new();
-    let mut ids: Vec<&String> = e.calls.keys().filter(|k| only.is_none_or(|f| f == k.as_str())).collect();
-    ids.sort();
-    for id in ids {
-        let call = &e.calls[id];
-        for m in &call.monologues {
+impl LegRec {
+    fn rtcp(&self) -> SocketAddr {
+        SocketAddr::new(self.rtp.ip(), self.rtp.port().wrapping_add(1))
+    }
+}
+
+impl Snapshot {
+    /// Copy every call, or only the one named, at `now_ms` (for ages).
+    pub fn take(e: &Engine, only: Option<&str>, now_ms: u64) -> Snapshot {
+        let mut s = Snapshot {
+            now_ms,
+            text: String::with_capacity(if only.is_some() { 256 } else { e.calls.len() * 48 }),
+            calls: Vec::with_capacity(if only.is_some() { 1 } else { e.calls.len() }),
+            monos: Vec::with_capacity(if only.is_some() { 2 } else { e.calls.len() * 2 }),
+            legs: Vec::with_capacity(if only.is_some() { 4 } else { e.calls.len() * 2 }),
+        };
+        match only {
+            Some(id) => {
+                if let Some(c) = e.calls.get(id) {
+                    s.add(c);
+                }
+            }
+            None => e.calls.values().for_each(|c| s.add(c)),
+        }
+        s
+    }
+
+    fn put(&mut self, t: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(t);
+        (start, self.text.len())
+    }
+
+    fn add(&mut self, c: &crate::call::Call) {
+        let id = self.put(&c.id);
+        let m0 = self.monos.len();
+        for m in &c.monologues {
+            let tag = self.put(&m.tag);
+            let label = m.label.as_deref().map(|l| self.put(l));
+            let l0 = self.legs.len();
             for (i, l) in m.legs.iter().enumerate().filter(|(_, l)| l.relayed()) {
-                let rtp_kind = if l.plain_udp {
-                    FlowKind::Udp
-                } else if l.mux {
-                    FlowKind::RtpMux
-                } else {
-                    FlowKind::Rtp
-                };
-                for (sock, kind, peer) in [(l.rtp(), rtp_kind, l.peer), (l.rtcp(), FlowKind::Rtcp, l.peer_rtcp)] {
-                    out.push(FlowCopy {
-                        view: FlowView {
-                            call_id: id.clone(),
-                            tag: m.tag.clone(),
-                            media: i + 1,
-                            kind,
-                            local: sock,
-                            advertised: SocketAddr::new(l.advertised, sock.port()),
-                            signalled_peer: peer,
-                            state: "",
-                            age_s: now_ms.saturating_sub(call.created_ms) / 1000,
-                            idle_ms: None,
-                            counters: FlowCounters::default(),
+                self.legs.push(LegRec {
+                    media: i + 1,
+                    rtp: l.rtp(),
+                    advertised: l.advertised,
+                    peer: l.peer,
+                    peer_rtcp: l.peer_rtcp,
+                    rtp_kind: if l.plain_udp {
+                        FlowKind::Udp
+                    } else if l.mux {
+                        FlowKind::RtpMux
+                    } else {
+                        FlowKind::Rtp
+                    },
+                    rejected: l.rejected,
+                });
+            }
+            self.monos.push(MonoRec { tag, label, legs: (l0, self.legs.len()) });
+        }
+        self.calls.push(CallRec {
+            id,
+            created_ms: c.created_ms,
+            created_unix: c.created_unix,
+            deleting: c.delete_at_ms.is_some(),
+            media: c.monologues.first().map(|m| m.legs.len()).unwrap_or(0),
+            monos: (m0, self.monos.len()),
+        });
+    }
+
+    fn str(&self, s: Span) -> &str {
+        &self.text[s.0..s.1]
+    }
+
+    /// The calls in call-id order.
+    fn sorted(&self) -> Vec<&CallRec> {
+        let mut v: Vec<&CallRec> = self.calls.iter().collect();
+        v.sort_unstable_by(|a, b| self.str(a.id).cmp(self.str(b.id)));
+        v
+    }
+
+    fn legs_of<'a>(&'a self, c: &'a CallRec) -> impl Iterator<Item = (&'a MonoRec, &'a LegRec)> + 'a {
+        self.monos[c.monos.0..c.monos.1]
+            .iter()
+            .flat_map(move |m| self.legs[m.legs.0..m.legs.1].iter().map(move |l| (m, l)))
+    }
+
+    /// Every relay socket of the copied calls.
+    fn sockets(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.legs.iter().flat_map(|l| [l.rtp, l.rtcp()])
+    }
+
+    /// `Engine::call_summaries`, with the data plane's counters.
+    pub fn calls(&self, dp: &dyn DataPlane) -> Vec<CallSummary> {
+        self.sorted()
+            .into_iter()
+            .map(|c| {
+                let (mut packets, mut bytes, mut dropped) = (0, 0, 0);
+                for (_, l) in self.legs_of(c) {
+                    for s in [l.rtp, l.rtcp()] {
+                        if let Some(x) = dp.counters(s) {
+                            packets += x.packets;
+                            bytes += x.bytes;
+                            dropped += x.dropped;
+                        }
+                    }
+                }
+                let monos = &self.monos[c.monos.0..c.monos.1];
+                CallSummary {
+                    call_id: self.str(c.id).to_string(),
+                    tags: monos.iter().map(|m| self.str(m.tag).to_string()).collect(),
+                    labels: monos.iter().filter_map(|m| m.label.map(|l| self.str(l).to_string())).collect(),
+                    created_unix: c.created_unix,
+                    age_s: self.now_ms.saturating_sub(c.created_ms) / 1000,
+                    media: c.media,
+                    packets,
+                    bytes,
+                    dropped,
+                    deleting: c.deleting,
+                }
+            })
+            .collect()
+    }
+
+    /// `Engine::flows`, with the data plane's counters.
+    pub fn flows(&self, dp: &dyn DataPlane) -> Vec<FlowView> {
+        let mut out = Vec::with_capacity(self.legs.len() * 2);
+        for c in self.sorted() {
+            for (m, l) in self.legs_of(c) {
+                for (sock, kind, peer) in [(l.rtp, l.rtp_kind, l.peer), (l.rtcp(), FlowKind::Rtcp, l.peer_rtcp)] {
+                    let counters = dp.counters(sock).unwrap_or_default();
+                    let state = if l.rejected {
+                        "rejected"
+                    } else if counters.latched_peer.is_some() {
+                        "latched"
+                    } else if peer.is_some() {
+                        "signalled"
+                    } else {
+                        "waiting"
+                    };
+                    out.push(FlowView {
+                        call_id: self.str(c.id).to_string(),
+                        tag: self.str(m.tag).to_string(),
+                        media: l.media,
+                        kind,
+                        local: sock,
+                        advertised: SocketAddr::new(l.advertised, sock.port()),
+                        signalled_peer: peer,
+                        state,
+                        age_s: self.now_ms.saturating_sub(c.created_ms) / 1000,
+                        idle_ms: if counters.last_packet_ms == 0 {
+                            None
+                        } else {
+                            Some(self.now_ms.saturating_sub(counters.last_packet_ms))
                         },
-                        rejected: l.rejected,
+                        counters,
                     });
                 }
             }
         }
+        out
     }
-    out
 }
 
-/// `Engine::flows` from a copy: counters, state and idle time from the data plane.
-fn fill_flows(dp: &dyn DataPlane, copies: Vec<FlowCopy>, now_ms: u64) -> Vec<FlowView> {
-    copies
-        .into_iter()
-        .map(|FlowCopy { mut view, rejected }| {
-            let c = dp.counters(view.local).unwrap_or_default();
-            view.state = if rejected {
-                "rejected"
-            } else if c.latched_peer.is_some() {
-                "latched"
-            } else if view.signalled_peer.is_some() {
-                "signalled"
-            } else {
-                "waiting"
-            };
-            view.idle_ms = if c.last_packet_ms == 0 { None } else { Some(now_ms.saturating_sub(c.last_packet_ms)) };
-            view.counters = c;
-            view
-        })
-        .collect()
-}
-
-/// The engine's own numbers, and (for /metrics) the relay sockets of calls in progress.
+/// The engine's own numbers.
 struct EngineCopy {
     calls: usize,
     ports_in_use: usize,
     ports_total: usize,
     stats: EngineStats,
-    sockets: Vec<SocketAddr>,
 }
 
 impl EngineCopy {
-    fn of(e: &Engine, with_sockets: bool) -> EngineCopy {
-        let mut sockets = Vec::new();
-        if with_sockets {
-            for l in e.calls.values().flat_map(|c| c.monologues.iter()).flat_map(|m| m.legs.iter()) {
-                if l.relayed() {
-                    sockets.extend([l.rtp(), l.rtcp()]);
-                }
-            }
-        }
+    fn of(e: &Engine) -> EngineCopy {
         EngineCopy {
             calls: e.calls.len(),
             ports_in_use: e.ports_in_use(),
             ports_total: e.ports_total(),
             stats: e.stats.clone(),
-            sockets,
         }
     }
 }
 
-fn metrics_text(e: &EngineCopy, dp: &dyn DataPlane, http: &HttpStats) -> String {
+fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &HttpStats) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
         out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
@@ -564,7 +632,7 @@ fn metrics_text(e: &EngineCopy, dp: &dyn DataPlane, http: &HttpStats) -> String 
         vec![(String::new(), e.stats.errors)],
     );
     // per-flow totals of the calls in progress
-    let counters: Vec<FlowCounters> = e.sockets.iter().map(|s| dp.counters(*s).unwrap_or_default()).collect();
+    let counters: Vec<FlowCounters> = snap.sockets().map(|s| dp.counters(s).unwrap_or_default()).collect();
     let sum = |f: fn(&FlowCounters) -> u64| counters.iter().map(f).sum::<u64>();
     family(
         "relay_active_flow_drops",
