@@ -94,7 +94,7 @@ pub struct HttpStats {
     pub refused_host: AtomicU64,
     /// Connections turned away at the connection limit.
     pub refused_busy: AtomicU64,
-    /// Connections closed at their deadline.
+    /// Connections closed at a deadline (request head or whole connection).
     pub timeouts: AtomicU64,
 }
 
@@ -769,7 +769,12 @@ pub fn serve(listener: std::net::TcpListener, api: Arc<Api>) -> std::io::Result<
                 let _slot = slot;
                 match tokio::time::timeout(api.opts.connection_timeout, conn).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => log::debug!("http: {e}"),
+                    Ok(Err(e)) => {
+                        if e.is_timeout() {
+                            api.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        log::debug!("http: {e}");
+                    }
                     Err(_) => {
                         api.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                         log::debug!("http: connection closed at its deadline");

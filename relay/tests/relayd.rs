@@ -536,6 +536,17 @@ fn http_slow_and_huge_requests_do_not_block_or_bloat_the_api() {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    // connections are capped: past the cap a client is told 503 at once (not queued)
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(r.http).unwrap();
+        let _ = s.write_all(b"GET /stats HTTP/1.1\r\nHost: 12");
+        stalled.push(s);
+    }
+    let mut s = TcpStream::connect(r.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 503 "), "{}", String::from_utf8_lossy(&out));
     // the ones that never finish are cut off at the head deadline
     for mut s in stalled {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -545,6 +556,10 @@ fn http_slow_and_huge_requests_do_not_block_or_bloat_the_api() {
             Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
         }
     }
+    assert_eq!(http(&r, "GET", "/stats").0, 200);
+    let (_, m) = http(&r, "GET", "/metrics");
+    assert!(!m.contains("relay_http_refused_total{reason=\"busy\"} 0"), "{m}");
+    assert!(!m.contains("relay_http_refused_total{reason=\"timeout\"} 0"), "{m}");
 
     // a header line meant to be 300 MB: refused after a few KB, nothing buffered
     let pid = r.child.id();
