@@ -6,8 +6,10 @@ bin=./target/release
 # match on captured output: `cmd | grep -q` under pipefail fails when grep exits first
 has() { local out; out=$("${@:2}") && grep -q -- "$1" <<<"$out"; }
 
+token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+printf '%s\n' "$token" >"$work/http-token"
 $bin/relayd --interface=127.0.0.1 --listen-ng=127.0.0.1:2253 --listen-http=127.0.0.1:9953 --port-min=36000 --port-max=36999 \
-  --log-level=warn >"$work/relayd.log" 2>&1 &
+  --http-token-file="$work/http-token" --log-level=warn >"$work/relayd.log" 2>&1 &
 pids+=($!)
 python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2253 10 >/dev/null || fail "relayd not up"
 rtpengine --config-file=none --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:2254 --foreground --log-stderr \
@@ -43,9 +45,12 @@ $bin/relayctl --json flows --call "$id" | python3 -c 'import json,sys; assert le
 ok "relayctl flows"
 has "relay_rx_packets_total" $bin/relayctl stats || fail "relayctl stats"
 ok "relayctl stats"
-has terminated $bin/relayctl terminate "$id" || fail "relayctl terminate"
+if $bin/relayctl terminate "$id" 2>"$work/err"; then fail "relayctl terminate without the token succeeded"; fi
+grep -q "http-token" "$work/err" || fail "relayctl's message without the token: $(cat "$work/err")"
+has "50 call(s)" $bin/relayctl calls || fail "terminate without the token ended the call"
+has terminated env RELAYCTL_TOKEN="$token" $bin/relayctl terminate "$id" || fail "relayctl terminate"
 has "49 call(s)" $bin/relayctl calls || fail "terminate did not end the call"
-ok "relayctl terminate"
+ok "relayctl terminate (refused without the token, done with RELAYCTL_TOKEN)"
 if $bin/relayctl --http 127.0.0.1:1 calls 2>"$work/err"; then fail "relayctl against nothing succeeded"; fi
 grep -q "relayd is not running" "$work/err" || fail "relayctl's message without relayd: $(cat "$work/err")"
 ok "relayctl without relayd: $(cat "$work/err")"

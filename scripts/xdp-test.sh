@@ -31,7 +31,7 @@ start_relayd() { # start_relayd LOG ARGS...
   local log=$1
   shift
   $R ./target/release/relayd --listen-ng=$NG --listen-http=$HTTP --port-min=31000 --port-max=32999 \
-    --delete-delay=0 --log-level=info "$@" >"$work/$log" 2>&1 &
+    --delete-delay=0 --log-level=info --http-token=xdp-test-token "$@" >"$work/$log" 2>&1 &
   relayd_pid=$!
   $C python3 ../shared/conformance/ngclient.py --wait-ping $NG 10 >/dev/null || fail "relayd not answering ng ($log)"
 }
@@ -193,7 +193,7 @@ print(n)'
 all=$(in_kernel)
 [[ $all -eq $(metric 'relay_xdp_steered_flows') ]] || fail "relayd reports $(metric 'relay_xdp_steered_flows') steered flows, the kernel has $all"
 one=$($C ./target/release/relayctl --http $HTTP --json calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["call_id"])')
-$C ./target/release/relayctl --http $HTTP terminate "$one" >/dev/null || fail "terminate $one"
+$C env RELAYCTL_TOKEN=xdp-test-token ./target/release/relayctl --http $HTTP terminate "$one" >/dev/null || fail "terminate $one"
 sleep 0.2
 after_one=$(in_kernel)
 for id in $($C ./target/release/relayctl --http $HTTP --json calls | python3 -c 'import json,sys; print(" ".join(c["call_id"] for c in json.load(sys.stdin)))'); do

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use control::addrpolicy::{AddressPolicy, IpNet};
 use control::engine::EngineConfig;
+use control::http::HttpOptions;
 use control::interface::Interface;
 
 #[derive(Parser, Debug, Default, Clone)]
@@ -26,6 +27,16 @@ pub struct Cli {
     /// HTTP API and /metrics address (TCP)
     #[arg(long = "listen-http")]
     pub listen_http: Option<String>,
+    /// Bearer token the HTTP API requires for state-changing requests (terminate); without
+    /// one they are refused. A flag shows in `ps`: prefer --http-token-file
+    #[arg(long = "http-token")]
+    pub http_token: Option<String>,
+    /// File holding the HTTP API token (surrounding whitespace ignored)
+    #[arg(long = "http-token-file")]
+    pub http_token_file: Option<PathBuf>,
+    /// Host name the HTTP API answers to besides IP addresses and localhost (repeatable)
+    #[arg(long = "http-host")]
+    pub http_host: Vec<String>,
     #[arg(long = "port-min", short = 'm')]
     pub port_min: Option<u16>,
     #[arg(long = "port-max", short = 'M')]
@@ -92,6 +103,8 @@ pub struct FileConfig {
     pub interface: Option<Vec<String>>,
     pub listen_ng: Option<String>,
     pub listen_http: Option<String>,
+    pub http_token_file: Option<PathBuf>,
+    pub http_host: Option<Vec<String>>,
     pub port_min: Option<u16>,
     pub port_max: Option<u16>,
     pub timeout: Option<u64>,
@@ -126,6 +139,8 @@ pub struct Config {
     pub xdp_interfaces: Vec<String>,
     pub listen_ng: SocketAddr,
     pub listen_http: Option<SocketAddr>,
+    /// HTTP API token, Host names and limits (Debug does not print the token).
+    pub http: HttpOptions,
     pub tos: u8,
     pub workers: usize,
     pub cpus: Vec<usize>,
@@ -173,6 +188,25 @@ impl Config {
             deny: self.media_deny.clone(),
         })
     }
+}
+
+/// The HTTP API token: from the flag, else from the file the flag or the config names.
+fn http_token(flag: Option<&str>, file: Option<&PathBuf>) -> Result<Option<String>, String> {
+    let (token, what) = match (flag, file) {
+        (Some(t), _) => (t.trim().to_string(), "http-token".to_string()),
+        (None, Some(p)) => (
+            std::fs::read_to_string(p).map_err(|e| format!("http-token-file {}: {e}", p.display()))?.trim().to_string(),
+            format!("http-token-file {}", p.display()),
+        ),
+        (None, None) => return Ok(None),
+    };
+    if token.is_empty() {
+        return Err(format!("{what}: the token is empty"));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("{what}: the token must be printable ASCII without spaces"));
+    }
+    Ok(Some(token))
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, String> {
@@ -247,6 +281,18 @@ impl Config {
             Some(s) => Some(parse_addr("listen-http", &s)?),
             None => Some("127.0.0.1:9900".parse().unwrap()),
         };
+        let http = HttpOptions {
+            token: http_token(
+                cli.http_token.as_deref(),
+                cli.http_token_file.as_ref().or(file.http_token_file.as_ref()),
+            )?,
+            hosts: if cli.http_host.is_empty() {
+                file.http_host.clone().unwrap_or_default()
+            } else {
+                cli.http_host.clone()
+            },
+            ..HttpOptions::default()
+        };
         let worker_priority = cli.worker_priority.or(file.worker_priority).unwrap_or(0);
         if worker_priority > 99 {
             return Err(format!("worker-priority {worker_priority} is outside 0-99"));
@@ -283,6 +329,7 @@ impl Config {
                 &cli.listen_ng.clone().or(file.listen_ng.clone()).unwrap_or_else(|| "127.0.0.1:2223".into()),
             )?,
             listen_http,
+            http,
             tos: cli.tos.or(file.tos).unwrap_or(184),
             workers,
             cpus,
@@ -336,6 +383,30 @@ mod tests {
         assert_eq!(Config::load(&cli).unwrap().srtp_replay_window, 512);
         let cli = Cli { media_deny: vec!["10.0.0.0/33".into()], ..Default::default() };
         assert!(Config::load(&cli).unwrap_err().contains("media-deny"));
+    }
+
+    #[test]
+    fn the_http_token_comes_from_a_flag_or_a_file() {
+        assert!(Config::load(&Cli::default()).unwrap().http.token.is_none());
+        let cli = Cli { http_token: Some("abc".into()), http_host: vec!["relay.example".into()], ..Default::default() };
+        let c = Config::load(&cli).unwrap();
+        assert_eq!((c.http.token.as_deref(), c.http.hosts.clone()), (Some("abc"), vec!["relay.example".to_string()]));
+        assert!(!format!("{c:?}").contains("abc"), "Debug prints the token");
+        let dir = std::env::temp_dir().join(format!("relayd-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "s3cret\n").unwrap();
+        let conf = dir.join("relayd.toml");
+        std::fs::write(&conf, format!("http-token-file = {:?}\nhttp-host = [\"a.example\"]\n", dir.join("token")))
+            .unwrap();
+        let c = Config::load(&Cli { config: Some(conf.clone()), ..Default::default() }).unwrap();
+        assert_eq!((c.http.token.as_deref(), c.http.hosts.clone()), (Some("s3cret"), vec!["a.example".to_string()]));
+        std::fs::write(dir.join("token"), "\n").unwrap();
+        assert!(Config::load(&Cli { config: Some(conf.clone()), ..Default::default() }).unwrap_err().contains("empty"));
+        let cli = Cli { http_token_file: Some(dir.join("nope")), ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("http-token-file"));
+        let cli = Cli { http_token: Some("a b".into()), ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("printable"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

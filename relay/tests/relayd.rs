@@ -27,6 +27,10 @@ impl Drop for Relayd {
 
 /// Start relayd on its own ng/http ports and a private 200-port media range.
 fn relayd(extra: &[&str]) -> Relayd {
+    relayd_bin(env!("CARGO_BIN_EXE_relayd"), extra)
+}
+
+fn relayd_bin(bin: &str, extra: &[&str]) -> Relayd {
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
     let pid_spread = (std::process::id() % 50) as u16 * 400;
     let ng_port = 22000 + pid_spread + n;
@@ -45,12 +49,7 @@ fn relayd(extra: &[&str]) -> Relayd {
         args.push("--interface=::1".into());
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(env!("CARGO_BIN_EXE_relayd"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let child = Command::new(bin).args(&args).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
     let mut ngc = NgClient::connect(ng, Duration::from_millis(200)).unwrap();
     ngc.retries = 0;
     let t0 = Instant::now();
@@ -146,8 +145,14 @@ fn relay(port: u16) -> SocketAddr {
 }
 
 fn http(r: &Relayd, method: &str, path: &str) -> (u16, String) {
+    http_with(r, method, path, "")
+}
+
+/// One request (`headers`: extra header lines, each ending in CRLF); (status, body).
+fn http_with(r: &Relayd, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect(r.http).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n", r.http).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let code = out.split(' ').nth(1).unwrap().parse().unwrap();
@@ -457,7 +462,7 @@ fn media_timeout_tears_the_call_down() {
 
 #[test]
 fn http_api_lists_inspects_and_terminates() {
-    let mut r = relayd(&[]);
+    let mut r = relayd(&["--http-token=t0ken-for-tests"]);
     let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
     let (to_a, _) = call(&mut r, "api/1 x", &a, &b, &[], "");
     a.rtp.send_to(&rtp(1), relay(to_a)).unwrap();
@@ -473,10 +478,199 @@ fn http_api_lists_inspects_and_terminates() {
     assert_eq!(one["flows"].as_array().unwrap().len(), 4);
     assert!(one["flows"].as_array().unwrap().iter().any(|f| f["state"] == "latched"));
     assert_eq!(http(&r, "GET", "/calls/nope").0, 404);
-    assert_eq!(http(&r, "DELETE", "/calls/api%2F1%20x").0, 200);
+    // state changes need the token
+    assert_eq!(http(&r, "DELETE", "/calls/api%2F1%20x").0, 401);
+    assert_eq!(http_with(&r, "DELETE", "/calls/api%2F1%20x", "Authorization: Bearer wrong\r\n").0, 401);
+    assert_eq!(http_with(&r, "POST", "/calls/api%2F1%20x/terminate", "Authorization: Bearer t0ken\r\n").0, 401);
+    assert_eq!(http(&r, "GET", "/calls").1.matches("call_id").count(), 1);
+    // a browser on a rebound name sends that name as Host
+    let mut s = TcpStream::connect(r.http).unwrap();
+    write!(s, "GET /calls HTTP/1.1\r\nHost: attacker.example:{}\r\nConnection: close\r\n\r\n", r.http.port()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 421 "), "{out}");
+    let (code, body) = http_with(&r, "DELETE", "/calls/api%2F1%20x", "Authorization: Bearer t0ken-for-tests\r\n");
+    assert_eq!(code, 200, "{body}");
     assert_eq!(http(&r, "GET", "/calls").1.trim(), "[]");
     let (_, m) = http(&r, "GET", "/metrics");
     assert!(m.contains("relay_calls_ended_total{reason=\"terminated\"} 1"));
+    assert!(m.contains("relay_http_refused_total{reason=\"token\"} 3"), "{m}");
+    assert!(m.contains("relay_http_refused_total{reason=\"host\"} 1"), "{m}");
+    assert!(m.contains("relay_http_panics_total 0"), "{m}");
+
+    // without a configured token, nothing that changes state is allowed
+    let mut r = relayd(&[]);
+    call(&mut r, "api-2", &a, &b, &[], "");
+    let (code, body) = http_with(&r, "DELETE", "/calls/api-2", "Authorization: Bearer t0ken-for-tests\r\n");
+    assert_eq!(code, 403);
+    assert!(body.contains("no http-token configured"), "{body}");
+    assert_eq!(http(&r, "GET", "/calls").1.matches("call_id").count(), 1);
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let l = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    l.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn http_slow_and_huge_requests_do_not_block_or_bloat_the_api() {
+    let mut r = relayd(&[]);
+    let (a, b) = (Party::new("127.0.0.1"), Party::new("127.0.0.1"));
+    call(&mut r, "slow-1", &a, &b, &[], "");
+    // slow loris: half a request head, then nothing
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(r.http).unwrap();
+        s.write_all(b"GET /stats HTTP/1.1\r\nHost: 12").unwrap();
+        stalled.push(s);
+    }
+    // another client is served meanwhile
+    let (code, body) = http(&r, "GET", "/stats");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"calls\": 1"), "{body}");
+    // one of the slow ones finishes its request: it was being served concurrently, not queued
+    let mut s = stalled.pop().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"7.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    // connections are capped: past the cap a client is told 503 at once (not queued)
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(r.http).unwrap();
+        let _ = s.write_all(b"GET /stats HTTP/1.1\r\nHost: 12");
+        stalled.push(s);
+    }
+    let mut s = TcpStream::connect(r.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 503 "), "{}", String::from_utf8_lossy(&out));
+    // the ones that never finish are cut off at the head deadline
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = Vec::new();
+        match s.read_to_end(&mut buf) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
+    assert_eq!(http(&r, "GET", "/stats").0, 200);
+    let (_, m) = http(&r, "GET", "/metrics");
+    assert!(!m.contains("relay_http_refused_total{reason=\"busy\"} 0"), "{m}");
+    assert!(!m.contains("relay_http_refused_total{reason=\"timeout\"} 0"), "{m}");
+
+    // a header line meant to be 300 MB: refused after a few KB, nothing buffered
+    let pid = r.child.id();
+    let before = rss_kb(pid);
+    let mut s = TcpStream::connect(r.http).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(format!("GET /stats HTTP/1.1\r\nHost: {}\r\nX-Big: ", r.http).as_bytes()).unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 300 << 20 {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    assert!(sent < 32 << 20, "relayd kept reading a huge header: {sent} bytes taken");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.is_empty() || out.starts_with("HTTP/1.1 431 "), "{out}");
+    let after = rss_kb(pid);
+    assert!(after < before + 16 * 1024, "relayd grew from {before} kB to {after} kB");
+
+    // a request line the old percent-decoder panicked on (under the engine lock)
+    let mut s = TcpStream::connect(r.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(format!("GET /calls/%a\u{e9} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", r.http).as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 400 ") || out.starts_with("HTTP/1.1 404 "), "{out}");
+    assert_eq!(http(&r, "GET", "/calls/%a%C3%A9").0, 404);
+    // the API, ng and the call are still there
+    assert_eq!(http(&r, "GET", "/calls").1.matches("call_id").count(), 1);
+    let pong = r.ng.request(&NgClient::req(&[("command", "ping".into())])).unwrap();
+    assert_eq!(pong.get("result").unwrap().as_str(), Some("pong"));
+    let (_, m) = http(&r, "GET", "/metrics");
+    assert!(m.contains("relay_http_panics_total 0"), "{m}");
+}
+
+/// ng latency while /flows is polled on ~2000 calls (a measurement, not an assertion):
+/// `cargo test --release -p relay --test relayd -- --ignored --nocapture ng_latency_while`
+/// (RELAYD_BIN=path measures another relayd build).
+#[test]
+#[ignore]
+fn ng_latency_while_flows_is_polled() {
+    let bin = std::env::var("RELAYD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_relayd").to_string());
+    let calls: usize = std::env::var("CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let mut r = relayd_bin(&bin, &["--port-min=44000", "--port-max=53999"]);
+    for i in 0..calls {
+        let id = format!("lat-{i}");
+        let (pa, pb) = (20000 + 2 * (i as u16 % 4000), 30000 + 2 * (i as u16 % 4000));
+        for (cmd, tag, port) in [("offer", None, pa), ("answer", Some("B"), pb)] {
+            let mut q = vec![
+                ("command", cmd.into()),
+                ("call-id", id.as_str().into()),
+                ("from-tag", "A".into()),
+                ("sdp", sdp("127.0.0.1", port, "").into()),
+            ];
+            if let Some(t) = tag {
+                q.push(("to-tag", t.into()));
+            }
+            ok(&r.ng.request(&NgClient::req(&q)).unwrap());
+        }
+    }
+    let (code, flows) = http(&r, "GET", "/flows");
+    assert_eq!(code, 200);
+    let nflows = flows.matches("\"call_id\"").count();
+    let ping = |r: &mut Relayd, n: usize| {
+        let mut v: Vec<f64> = (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                r.ng.request(&NgClient::req(&[("command", "ping".into())])).unwrap();
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                std::thread::sleep(Duration::from_millis(1));
+                ms
+            })
+            .collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let q = |p: f64| v[((v.len() - 1) as f64 * p) as usize];
+        format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", q(0.5), q(0.99), q(1.0))
+    };
+    let idle = ping(&mut r, 2000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let polls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let addr = r.http;
+    let pollers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, polls) = (stop.clone(), polls.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    write!(s, "GET /flows HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+                    let mut out = Vec::new();
+                    s.read_to_end(&mut out).unwrap();
+                    polls.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let busy = ping(&mut r, 2000);
+    stop.store(true, Ordering::Relaxed);
+    for p in pollers {
+        p.join().unwrap();
+    }
+    let polls = polls.load(Ordering::Relaxed);
+    println!("{bin}: {calls} calls, {nflows} flows");
+    println!("ng ping, idle API:          {idle}");
+    println!("ng ping, /flows polled:     {busy}  ({polls} polls, {:.1}/s)", polls as f64 / t.elapsed().as_secs_f64());
 }
 
 #[test]

@@ -14,6 +14,9 @@ struct Cli {
     /// relayd's --listen-http address
     #[arg(long, global = true, default_value = "127.0.0.1:9900", env = "RELAYCTL_HTTP")]
     http: String,
+    /// relayd's --http-token, needed by `terminate` (better from the environment: a flag shows in `ps`)
+    #[arg(long, global = true, env = "RELAYCTL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print the API's JSON instead of a table
     #[arg(long, global = true)]
     json: bool,
@@ -51,7 +54,7 @@ fn encode(id: &str) -> String {
         .collect()
 }
 
-fn request(addr: &str, method: &str, path: &str) -> Result<(u16, String), String> {
+fn request(addr: &str, token: Option<&str>, method: &str, path: &str) -> Result<(u16, String), String> {
     let sa: SocketAddr = addr
         .to_socket_addrs()
         .map_err(|e| format!("bad --http address {addr:?}: {e}"))?
@@ -65,7 +68,9 @@ fn request(addr: &str, method: &str, path: &str) -> Result<(u16, String), String
         }
     })?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
     let mut out = String::new();
     s.read_to_string(&mut out).map_err(|e| format!("reading relayd's answer: {e}"))?;
     let (head, body) = out.split_once("\r\n\r\n").ok_or("malformed HTTP answer from relayd")?;
@@ -140,12 +145,19 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Stats => ("GET", "/stats".to_string()),
         Cmd::Terminate { id } => ("DELETE", format!("/calls/{}", encode(id))),
     };
-    let (code, body) = request(&cli.http, method, &path)?;
-    let v: Value =
-        serde_json::from_str(&body).map_err(|e| format!("relayd answered something that is not JSON: {e}"))?;
+    let (code, body) = request(&cli.http, cli.token.as_deref(), method, &path)?;
+    let v: Result<Value, _> = serde_json::from_str(&body);
     if code != 200 {
-        return Err(v["error"].as_str().map(str::to_string).unwrap_or(body));
+        let why = match &v {
+            Ok(v) => v["error"].as_str().map(str::to_string).unwrap_or(body),
+            Err(_) => format!("HTTP {code} {}", body.trim()),
+        };
+        return Err(match code {
+            401 | 403 => format!("{why} (relayd's --http-token, given as RELAYCTL_TOKEN or --token)"),
+            _ => why,
+        });
     }
+    let v = v.map_err(|e| format!("relayd answered something that is not JSON: {e}"))?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap());
         return Ok(());

@@ -77,10 +77,17 @@ fn run(cfg: Config) -> Result<(), String> {
         relay::srtp::implementation()
     );
     if let Some(l) = http {
-        let e = engine.clone();
+        if cfg.http.token.is_none() {
+            log::info!("http: no http-token configured: the API refuses to terminate calls");
+        }
+        let api = Arc::new(control::http::Api::new(engine.clone(), cfg.http.clone()));
         std::thread::Builder::new()
             .name("http".into())
-            .spawn(move || control::http::serve(l, e))
+            .spawn(move || {
+                if let Err(e) = control::http::serve(l, api) {
+                    log::error!("http: the API server stopped: {e}");
+                }
+            })
             .map_err(|e| e.to_string())?;
     }
     {
