@@ -13,3 +13,31 @@ pub mod ng;
 pub mod rewrite;
 pub mod sdes;
 pub mod sdp;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Lock a mutex, recovering it if a thread panicked while holding it. The engine keeps
+/// its state consistent across a caught panic (requests work on copies and commit at the
+/// end), so a poisoned lock must not take every other thread down with it.
+pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn lock_recovers_a_poisoned_mutex() {
+        let m = Arc::new(Mutex::new(1));
+        let m2 = m.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = m2.lock().unwrap();
+            panic!("poison it");
+        })
+        .join();
+        assert!(m.is_poisoned());
+        *super::lock(&m) += 1;
+        assert_eq!(*super::lock(&m), 2);
+    }
+}

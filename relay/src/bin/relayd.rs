@@ -89,7 +89,7 @@ fn run(cfg: Config) -> Result<(), String> {
             .name("timers".into())
             .spawn(move || loop {
                 std::thread::sleep(Duration::from_millis(500));
-                let mut e = e.lock().unwrap();
+                let mut e = control::lock(&e);
                 let now = e.dataplane().now_ms();
                 e.tick(now);
             })
@@ -111,7 +111,7 @@ fn run(cfg: Config) -> Result<(), String> {
             Err(e) => return Err(format!("ng socket: {e}")),
         };
         let reply = {
-            let mut e = engine.lock().unwrap();
+            let mut e = control::lock(&engine);
             let now = e.dataplane().now_ms();
             server.handle(&mut e, &buf[..n], now, unix_now())
         };
