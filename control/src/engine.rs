@@ -669,7 +669,7 @@ impl Engine {
                 )?;
             xl.srtp_in = Some(c.key.clone());
             xl.srtp_out = Some(ours.key);
-            Some(c.key.suite)
+            Some(c.key.suite.clone())
         } else {
             let xl = &mut call.monologues[x].legs[i];
             xl.srtp_in = None;
