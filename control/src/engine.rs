@@ -93,6 +93,9 @@ pub struct EngineStats {
     pub errors: u64,
     /// Requests whose handling panicked (contained: they got an error reply).
     pub panics: u64,
+    /// ng datagrams ignored (no cookie, cookie too long, source not allowed or one of
+    /// the relay's own media sockets).
+    pub ng_ignored: u64,
     pub calls_created: u64,
     pub ended: HashMap<String, u64>,
 }

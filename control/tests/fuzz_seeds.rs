@@ -49,7 +49,7 @@ fn sdp_offer_seeds_reach_the_rewrite() {
                 None => failed.push(format!("{name}: no {step}")),
             }
         }
-        if !by("offer").is_some_and(|v| v.get("sdp").is_some()) {
+        if by("offer").is_none_or(|v| v.get("sdp").is_none()) {
             failed.push(format!("{name}: no rewritten SDP"));
         }
         n += 1;

@@ -1,3 +1,7 @@
+# Writes fuzz/seeds/sdp_offer/ (run from the repository root): hand-made SDPs of desk
+# phones, softphones and browsers, and every offer of /work/shared/conformance/cases.json
+# whose case expects ok. Format: one option byte (see control/src/fuzzing.rs) + the SDP.
+# Seeds relayd answers with an error (DTLS, MKI) are named *.expect-error.
 import re
 import json, os, base64
 D='fuzz/seeds/sdp_offer'

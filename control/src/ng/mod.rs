@@ -258,7 +258,8 @@ impl NgServer {
         self.allowed(src) && !policy.is_own_socket(src)
     }
 
-    fn ignore(&mut self, why: Ignored) -> Option<Vec<u8>> {
+    fn ignore(&mut self, engine: &mut Engine, why: Ignored) -> Option<Vec<u8>> {
+        engine.stats.ng_ignored += 1;
         match why {
             Ignored::NoCookie => self.counters.ignored_no_cookie += 1,
             Ignored::CookieTooLong => self.counters.ignored_cookie_too_long += 1,
@@ -281,21 +282,21 @@ impl NgServer {
     ) -> Option<Vec<u8>> {
         self.last_ignored = None;
         if !self.allowed(src) {
-            return self.ignore(Ignored::NotAllowed);
+            return self.ignore(engine, Ignored::NotAllowed);
         }
         if engine.cfg.media_policy.is_own_socket(src) && engine.owns_socket(src) {
-            return self.ignore(Ignored::RelaySocket);
+            return self.ignore(engine, Ignored::RelaySocket);
         }
         let Some(sp) = datagram.iter().position(|&b| b == b' ') else {
-            return self.ignore(Ignored::NoCookie);
+            return self.ignore(engine, Ignored::NoCookie);
         };
         let (cookie, body) = datagram.split_at(sp);
         let body = body.get(1..).unwrap_or_default();
         if cookie.is_empty() {
-            return self.ignore(Ignored::NoCookie);
+            return self.ignore(engine, Ignored::NoCookie);
         }
         if cookie.len() > engine.cfg.max_id_length {
-            return self.ignore(Ignored::CookieTooLong);
+            return self.ignore(engine, Ignored::CookieTooLong);
         }
         if let Some(r) = self.cookies.get(src, cookie, now_ms) {
             self.counters.cached += 1;
@@ -445,9 +446,40 @@ mod tests {
         assert!(ng.handle(&mut e, a("[::1]:5060"), b"c d7:command4:pinge", 1, 0).is_some());
         assert!(ng.handle(&mut e, a("198.51.100.1:5060"), b"c d7:command4:pinge", 1, 0).is_none());
         assert_eq!(ng.last_ignored, Some(Ignored::NotAllowed));
-        assert_eq!(ng.counters.ignored_not_allowed, 1);
+        assert_eq!((ng.counters.ignored_not_allowed, e.stats.ng_ignored), (1, 1));
         assert!(!ng.accepts(a("198.51.100.1:5060"), &e.cfg.media_policy));
         assert!(ng.accepts(a("192.0.2.9:5060"), &e.cfg.media_policy));
+    }
+
+    #[test]
+    fn datagrams_from_the_relays_own_media_sockets_are_ignored() {
+        let policy = AddressPolicy {
+            own: vec!["127.0.0.1".parse().unwrap()],
+            own_ports: vec![(30000, 40000), (2223, 2223)],
+            lab_loopback: true,
+            ..Default::default()
+        };
+        let cfg = EngineConfig { media_policy: policy, port_min: 30000, port_max: 40000, ..Default::default() };
+        let mut e = Engine::new(cfg, Arc::new(MemoryDataPlane::default()));
+        let mut ng = NgServer::new();
+        let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let mut req = b"o d7:command5:offer7:call-id1:c8:from-tag1:a3:sdp".to_vec();
+        req.extend_from_slice(format!("{}:{sdp}e", sdp.len()).as_bytes());
+        let r = ng.handle(&mut e, a("127.0.0.1:45000"), &req, 1, 0).unwrap();
+        assert!(String::from_utf8_lossy(&r).contains("6:result2:ok"));
+        let ports: Vec<u16> = e.calls["c"].sockets().iter().map(|s| s.port()).collect();
+        assert!(!ports.is_empty());
+        for p in ports {
+            let src = SocketAddr::new("127.0.0.1".parse().unwrap(), p);
+            assert!(!ng.accepts(src, &e.cfg.media_policy));
+            assert!(ng.handle(&mut e, src, b"x d7:command4:liste", 2, 0).is_none(), "{src}");
+            assert_eq!(ng.last_ignored, Some(Ignored::RelaySocket));
+        }
+        // a client whose ephemeral port lies in the media range but is not ours is served
+        let free = (30000..40000).find(|p| !e.owns_socket(SocketAddr::new([127, 0, 0, 1].into(), *p))).unwrap();
+        assert!(ng
+            .handle(&mut e, SocketAddr::new([127, 0, 0, 1].into(), free), b"y d7:command4:pinge", 3, 0)
+            .is_some());
     }
 
     #[test]
