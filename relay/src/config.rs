@@ -389,6 +389,30 @@ mod tests {
     }
 
     #[test]
+    fn control_plane_limits_and_ng_allow() {
+        let c = Config::load(&Cli::default()).unwrap();
+        assert_eq!(
+            (c.engine.max_media_per_sdp, c.engine.max_monologues_per_call, c.engine.max_calls, c.engine.max_id_length),
+            (32, 16, 20000, 256)
+        );
+        assert_eq!((c.engine.final_timeout, c.ng_cache_bytes, c.ng_allow.len()), (14400, 32 << 20, 0));
+        let cli = Cli {
+            ng_allow: vec!["10.0.0.0/8".into(), "192.0.2.7".into()],
+            max_media_per_sdp: Some(8),
+            max_id_length: Some(64),
+            ng_cache_mb: Some(4),
+            ..Default::default()
+        };
+        let c = Config::load(&cli).unwrap();
+        assert_eq!((c.engine.max_media_per_sdp, c.engine.max_id_length, c.ng_cache_bytes), (8, 64, 4 << 20));
+        assert_eq!(c.ng_allow, vec!["10.0.0.0/8".parse::<IpNet>().unwrap(), "192.0.2.7/32".parse().unwrap()]);
+        let cli = Cli { ng_allow: vec!["nope".into()], ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("ng-allow"));
+        let cli = Cli { max_calls: Some(0), ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("max-calls"));
+    }
+
+    #[test]
     fn the_address_policy_knows_the_relays_own_sockets() {
         let cli = Cli {
             interface: vec!["pub/192.0.2.1!203.0.113.1".into(), "priv/10.0.0.1".into()],
