@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target in fuzz/, bounded. In the test suite the run is
 # deterministic: a fixed seed, a fixed number of inputs (FUZZ_RUNS, default 200000) and a
-# fresh corpus, so a pass here is a pass in CI. For real hunting:
+# fresh corpus (seeded from fuzz/seeds/<target>/ where that exists), so a pass here is a
+# pass in CI. For real hunting:
 #   FUZZ_SEED=random FUZZ_RUNS=0 FUZZ_SECONDS=600 scripts/fuzz.sh   (keeps fuzz/corpus/)
 # Needs a nightly toolchain and cargo-fuzz; where they are missing it says so and
 # exits 0 (the deterministic mutation tests in the unit suites still run everywhere).
@@ -28,6 +29,11 @@ for t in $(cargo +nightly fuzz list); do
     opts=(-seed="$seed" -runs="$runs" -max_total_time="$secs")
   fi
   mkdir -p "$corpus"
+  # real inputs to start from (fuzz/seeds/<target>/: SDPs of phones, softphones,
+  # browsers and rtpengine's tests, ng datagrams), copied so the seeds stay as they are
+  if [[ -d "seeds/$t" ]]; then
+    find "seeds/$t" -maxdepth 1 -type f -exec cp -n {} "$corpus/" \;
+  fi
   if cargo +nightly fuzz run "$t" "$corpus" -- "${opts[@]}" -rss_limit_mb=2048 >"/tmp/fuzz-$t.log" 2>&1; then
     echo "fuzz $t: ok ($(grep -o 'Done [0-9]* runs' "/tmp/fuzz-$t.log" | tail -1))"
   else

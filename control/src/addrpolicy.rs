@@ -140,6 +140,13 @@ impl AddressPolicy {
         own_ip && self.own_ports.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.port()))
     }
 
+    /// Is `a` (by address and port range) one of the relay's own sockets? Unlike
+    /// [`check`](Self::check) this ignores the address class (the ng server asks it about
+    /// a datagram's source, which may be loopback).
+    pub fn is_own_socket(&self, a: SocketAddr) -> bool {
+        self.own_socket(a)
+    }
+
     /// May media come from, or go to, `a`?
     pub fn check(&self, a: SocketAddr) -> Result<(), Denied> {
         if a.port() == 0 {

@@ -280,6 +280,13 @@ mod tests {
         }
         let deep = "l".repeat(100) + &"e".repeat(100);
         assert!(Value::decode(deep.as_bytes()).is_err());
+        // as deep as a 64 KiB datagram can nest: an error, not a stack overflow
+        for (open, close) in [("l", "e"), ("d1:k", "e")] {
+            let deep = open.repeat(65536 / open.len()) + &close.repeat(65536);
+            assert_eq!(Value::decode(deep.as_bytes()).unwrap_err().what, "nesting too deep");
+        }
+        let ok = "l".repeat(MAX_DEPTH) + &"e".repeat(MAX_DEPTH);
+        assert!(Value::decode(ok.as_bytes()).is_ok());
     }
 
     #[test]

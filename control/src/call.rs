@@ -44,7 +44,7 @@ impl Leg {
         SocketAddr::new(self.local, self.port)
     }
     pub fn rtcp(&self) -> SocketAddr {
-        SocketAddr::new(self.local, self.port + 1)
+        SocketAddr::new(self.local, self.port.wrapping_add(1))
     }
     pub fn relayed(&self) -> bool {
         self.port != 0

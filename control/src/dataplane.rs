@@ -43,6 +43,14 @@ pub struct SrtpKey {
     pub salt: Vec<u8>,
 }
 
+/// Key material is wiped when a key goes away (every clone wipes its own copy).
+impl Drop for SrtpKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+        zeroize::Zeroize::zeroize(&mut self.salt);
+    }
+}
+
 impl std::fmt::Debug for SrtpKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // never log key material

@@ -32,6 +32,16 @@ pub struct EngineConfig {
     /// Which signalled media addresses are acceptable (the data plane applies the same
     /// policy to packets).
     pub media_policy: crate::addrpolicy::AddressPolicy,
+    /// Media sections (m= lines) one SDP may have.
+    pub max_media_per_sdp: usize,
+    /// Monologues (tags) one call may have.
+    pub max_monologues_per_call: usize,
+    /// Calls the relay keeps at once.
+    pub max_calls: usize,
+    /// Longest call-id, from-tag, to-tag, via-branch, label and ng cookie (bytes).
+    pub max_id_length: usize,
+    /// Error log lines a second (then one "suppressed" line).
+    pub error_logs_per_second: u32,
 }
 
 impl Default for EngineConfig {
@@ -42,9 +52,14 @@ impl Default for EngineConfig {
             port_max: 40000,
             timeout: 60,
             silent_timeout: 3600,
-            final_timeout: 0,
+            final_timeout: 14400,
             delete_delay: 30,
             media_policy: crate::addrpolicy::AddressPolicy::permissive(),
+            max_media_per_sdp: 32,
+            max_monologues_per_call: 16,
+            max_calls: 20000,
+            max_id_length: 256,
+            error_logs_per_second: 20,
         }
     }
 }
@@ -76,6 +91,11 @@ impl EndReason {
 pub struct EngineStats {
     pub commands: HashMap<String, u64>,
     pub errors: u64,
+    /// Requests whose handling panicked (contained: they got an error reply).
+    pub panics: u64,
+    /// ng datagrams ignored (no cookie, cookie too long, source not allowed or one of
+    /// the relay's own media sockets).
+    pub ng_ignored: u64,
     pub calls_created: u64,
     pub ended: HashMap<String, u64>,
 }
@@ -87,7 +107,13 @@ pub struct Engine {
     pub calls: HashMap<String, Call>,
     pub stats: EngineStats,
     next_affinity: u64,
+    error_log: crate::ng::LogLimiter,
 }
+
+/// Most call-ids one `list` reply carries.
+pub const LIST_MAX: usize = 1000;
+/// Largest `list` reply (bytes, roughly): it must fit a UDP datagram and amplify little.
+pub const LIST_MAX_BYTES: usize = 60_000;
 
 /// An ng error reply's reason.
 pub type NgResult = Result<Value, String>;
@@ -106,7 +132,8 @@ impl Engine {
                 pools.push(PortPool::new(i.local, cfg.port_min, cfg.port_max));
             }
         }
-        Engine { cfg, dp, pools, calls: HashMap::new(), stats: EngineStats::default(), next_affinity: 0 }
+        let error_log = crate::ng::LogLimiter::new(cfg.error_logs_per_second);
+        Engine { cfg, dp, pools, calls: HashMap::new(), stats: EngineStats::default(), next_affinity: 0, error_log }
     }
 
     pub fn dataplane(&self) -> &Arc<dyn DataPlane> {
@@ -124,27 +151,42 @@ impl Engine {
     /// Handle one decoded ng request. `now_ms` is the data plane's clock, `unix` wall seconds.
     pub fn command(&mut self, req: &Value, now_ms: u64, unix: u64) -> Value {
         let cmd = req.get("command").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
-        *self.stats.commands.entry(if cmd.is_empty() { "invalid".into() } else { cmd.clone() }).or_default() += 1;
-        let r = match cmd.as_str() {
-            "ping" => {
-                let mut v = Value::dict();
-                v.insert("result", "pong".into());
-                Ok(v)
-            }
-            "offer" => self.offer_answer(req, false, now_ms, unix),
-            "answer" => self.offer_answer(req, true, now_ms, unix),
-            "delete" => self.delete(req, now_ms),
-            "query" => self.query(req, now_ms),
-            "list" => Ok(self.list(req)),
-            "statistics" => Ok(self.statistics()),
-            "" => Err("no 'command' key in request".to_string()),
-            other => Err(format!("unknown command {other:?}")),
+        // counted by name for the commands we know only: a peer must not grow this map
+        const KNOWN: [&str; 8] = ["ping", "offer", "answer", "delete", "query", "list", "statistics", "test-panic"];
+        let counted =
+            if cmd.is_empty() { "invalid" } else { KNOWN.iter().copied().find(|k| *k == cmd).unwrap_or("unknown") };
+        *self.stats.commands.entry(counted.to_string()).or_default() += 1;
+        let r = match self.check_ids(req) {
+            Err(e) => Err(e),
+            Ok(()) => match cmd.as_str() {
+                "ping" => {
+                    let mut v = Value::dict();
+                    v.insert("result", "pong".into());
+                    Ok(v)
+                }
+                "offer" => self.offer_answer(req, false, now_ms, unix),
+                "answer" => self.offer_answer(req, true, now_ms, unix),
+                "delete" => self.delete(req, now_ms),
+                "query" => self.query(req, now_ms),
+                "list" => Ok(self.list(req)),
+                "statistics" => Ok(self.statistics()),
+                #[cfg(test)]
+                "test-panic" => panic!("test-panic requested"),
+                "" => Err("no 'command' key in request".to_string()),
+                other => Err(format!("unknown command {:?}", crate::ng::log_text(other.as_bytes(), 40))),
+            },
         };
         match r {
             Ok(v) => v,
             Err(reason) => {
                 self.stats.errors += 1;
-                log::info!("ng {cmd}: error: {reason}");
+                if self.error_log.allow(now_ms) {
+                    log::info!(
+                        "ng {}: error: {}",
+                        crate::ng::log_text(cmd.as_bytes(), 40),
+                        crate::ng::log_text(reason.as_bytes(), 200)
+                    );
+                }
                 let mut v = Value::dict();
                 v.insert("result", "error".into());
                 v.insert("error-reason", reason.into());
@@ -153,8 +195,40 @@ impl Engine {
         }
     }
 
+    /// Identifiers a peer makes us store are bounded (`max-id-length`).
+    fn check_ids(&self, req: &Value) -> Result<(), String> {
+        for k in ["call-id", "from-tag", "to-tag", "via-branch", "label"] {
+            if let Some(Value::Bytes(b)) = req.get(k) {
+                if b.len() > self.cfg.max_id_length {
+                    return Err(format!(
+                        "{k} is {} bytes long, more than max-id-length ({})",
+                        b.len(),
+                        self.cfg.max_id_length
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Is `a` one of the media sockets the relay has open now (by its local or its
+    /// advertised address)? The ng server ignores datagrams from them.
+    pub fn owns_socket(&self, a: SocketAddr) -> bool {
+        let unmap = |ip: IpAddr| match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            ip => ip,
+        };
+        let ip = unmap(a.ip());
+        self.calls.values().flat_map(|c| c.monologues.iter()).flat_map(|m| m.legs.iter()).any(|l| {
+            l.relayed()
+                && (l.port == a.port() || l.port.wrapping_add(1) == a.port())
+                && (unmap(l.local) == ip || unmap(l.advertised) == ip || (l.local.is_unspecified() && ip.is_loopback()))
+        })
+    }
+
     fn interface(&self, name: Option<&str>, family: Option<&str>) -> Result<&Interface, String> {
-        let name = name.unwrap_or_else(|| self.cfg.interfaces[0].name.as_str());
+        let first = self.cfg.interfaces.first().ok_or("no interface configured")?;
+        let name = name.unwrap_or(first.name.as_str());
         let named: Vec<&Interface> = self.cfg.interfaces.iter().filter(|i| i.name == name).collect();
         if named.is_empty() {
             return Err(format!("unknown interface {name:?}"));
@@ -184,8 +258,36 @@ impl Engine {
         let call_id = req.get("call-id").and_then(Value::as_str).ok_or("no call-id in request")?.to_string();
         let from_tag = req.get("from-tag").and_then(Value::as_str).ok_or("no from-tag in request")?.to_string();
         let to_tag = req.get("to-tag").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string);
+        if to_tag.as_deref() == Some(from_tag.as_str()) {
+            return Err(format!("to-tag equals from-tag ({:?})", crate::ng::log_text(from_tag.as_bytes(), 64)));
+        }
+        if self.cfg.interfaces.is_empty() {
+            return Err("no interface configured".into());
+        }
         let sdp_text = req.get("sdp").and_then(Value::as_str).ok_or("no SDP in request")?;
         let sdp = Sdp::parse(sdp_text).map_err(|e| format!("failed to parse SDP: {e}"))?;
+        // bounds before anything is allocated
+        if sdp.media.len() > self.cfg.max_media_per_sdp {
+            return Err(format!(
+                "SDP has {} media sections, more than max-media-per-sdp ({})",
+                sdp.media.len(),
+                self.cfg.max_media_per_sdp
+            ));
+        }
+        if !self.calls.contains_key(&call_id) && self.calls.len() >= self.cfg.max_calls {
+            return Err(format!("too many calls ({}, max-calls)", self.cfg.max_calls));
+        }
+        if let Some(c) = self.calls.get(&call_id) {
+            // a new from-tag adds a monologue for sure (the check after the offer counts
+            // the recipient's too)
+            let n = c.monologues.len() + c.find(&from_tag).is_none() as usize;
+            if n > self.cfg.max_monologues_per_call {
+                return Err(format!(
+                    "call would have {n} monologues, more than max-monologues-per-call ({})",
+                    self.cfg.max_monologues_per_call
+                ));
+            }
+        }
         let flags = Flags::from_request(req)?;
         if !flags.ignored.is_empty() {
             log::debug!("call {call_id}: ignoring flags {:?}", flags.ignored);
@@ -207,7 +309,25 @@ impl Engine {
         }
         // work on a copy so that a failing request leaves the call as it was
         let mut call = self.calls.get(&call_id).unwrap().clone();
-        let res = self.offer_answer_on(&mut call, &sdp, &flags, &from_tag, to_tag.as_deref(), is_answer, unix);
+        // a panic in here (a bug) must not leak the ports this request allocated: it
+        // becomes an error, and the release below runs
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.offer_answer_on(&mut call, &sdp, &flags, &from_tag, to_tag.as_deref(), is_answer, unix)
+        }))
+        .unwrap_or_else(|_| {
+            self.stats.panics += 1;
+            Err(format!("internal error handling {}", if is_answer { "answer" } else { "offer" }))
+        })
+        .and_then(|r| {
+            if call.monologues.len() > self.cfg.max_monologues_per_call {
+                return Err(format!(
+                    "call would have {} monologues, more than max-monologues-per-call ({})",
+                    call.monologues.len(),
+                    self.cfg.max_monologues_per_call
+                ));
+            }
+            Ok(r)
+        });
         match res {
             Ok((sdp_out, x)) => {
                 call.last_signal_ms = now_ms;
@@ -600,7 +720,7 @@ impl Engine {
                 )?;
             xl.srtp_in = Some(c.key.clone());
             xl.srtp_out = Some(ours.key);
-            Some(c.key.suite)
+            Some(c.key.suite.clone())
         } else {
             let xl = &mut call.monologues[x].legs[i];
             xl.srtp_in = None;
@@ -638,7 +758,7 @@ impl Engine {
             ..Default::default()
         };
         let o_line = sdp.session.iter().find(|l| l.starts_with("o=")).cloned().unwrap_or_default();
-        let parts: Vec<&str> = o_line[2..].split(' ').collect();
+        let parts: Vec<&str> = o_line.strip_prefix("o=").unwrap_or_default().split(' ').collect();
         let any_replace =
             flags.replace_origin || flags.replace_username || flags.replace_sdp_version || flags.replace_session_name;
         let body = sdp.body_without_origin();
@@ -656,7 +776,7 @@ impl Engine {
             return out;
         };
         if flags.replace_sdp_version && st.last_body != body {
-            st.version += 1;
+            st.version = st.version.wrapping_add(1);
         }
         st.last_body = body;
         if !any_replace || parts.len() < 6 {
@@ -690,7 +810,7 @@ impl Engine {
         if delay == 0 {
             self.destroy(&call_id, EndReason::Deleted);
         } else if let Some(call) = self.calls.get_mut(&call_id) {
-            call.delete_at_ms = Some(now_ms + delay * 1000);
+            call.delete_at_ms = Some(now_ms.saturating_add(delay.saturating_mul(1000)));
         }
         let mut v = ok();
         v.insert("totals", totals);
@@ -722,7 +842,9 @@ impl Engine {
                 ended.push((id.clone(), EndReason::Deleted));
                 continue;
             }
-            if self.cfg.final_timeout > 0 && now_ms.saturating_sub(call.created_ms) >= self.cfg.final_timeout * 1000 {
+            if self.cfg.final_timeout > 0
+                && now_ms.saturating_sub(call.created_ms) >= self.cfg.final_timeout.saturating_mul(1000)
+            {
                 ended.push((id.clone(), EndReason::FinalTimeout));
                 continue;
             }
@@ -743,7 +865,7 @@ impl Engine {
             } else {
                 (self.cfg.timeout, EndReason::Timeout)
             };
-            if limit > 0 && now_ms.saturating_sub(last) >= limit * 1000 {
+            if limit > 0 && now_ms.saturating_sub(last) >= limit.saturating_mul(1000) {
                 ended.push((id.clone(), reason));
             }
         }
@@ -847,12 +969,27 @@ impl Engine {
         Ok(v)
     }
 
+    /// Call-ids, sorted: at most `limit` (default 32, at most [`LIST_MAX`]) and never a
+    /// reply larger than [`LIST_MAX_BYTES`] (a `warning` says it was cut).
     fn list(&self, req: &Value) -> Value {
-        let limit = req.get("limit").and_then(Value::as_int).unwrap_or(32).max(0) as usize;
+        let asked = req.get("limit").and_then(Value::as_int).unwrap_or(32).clamp(0, LIST_MAX as i64) as usize;
         let mut ids: Vec<&String> = self.calls.keys().collect();
         ids.sort();
+        let mut out = Vec::new();
+        let mut bytes = 64;
+        for id in ids.iter().take(asked) {
+            let cost = id.len() + 8;
+            if bytes + cost > LIST_MAX_BYTES {
+                break;
+            }
+            bytes += cost;
+            out.push(id.as_str().into());
+        }
         let mut v = ok();
-        v.insert("calls", Value::List(ids.into_iter().take(limit).map(|s| s.as_str().into()).collect()));
+        if out.len() < ids.len().min(asked) || (asked == LIST_MAX && ids.len() > LIST_MAX) {
+            v.insert("warning", format!("list truncated to {} of {} calls", out.len(), ids.len()).into());
+        }
+        v.insert("calls", Value::List(out));
         v
     }
 

@@ -7,6 +7,8 @@ pub mod bencode;
 pub mod call;
 pub mod dataplane;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod interface;
 pub mod ng;

@@ -55,7 +55,8 @@ fn pt_attr(line: &str) -> Option<&str> {
     if !matches!(name, "rtpmap" | "fmtp" | "rtcp-fb") {
         return None;
     }
-    let rest = &line[2 + name.len() + 1..];
+    // `a=rtpmap` without a colon (Kamailio passes it through) names no payload type
+    let rest = line.strip_prefix("a=")?.strip_prefix(name)?.strip_prefix(':')?;
     rest.split(' ').next()
 }
 
@@ -63,7 +64,7 @@ fn pt_attr(line: &str) -> Option<&str> {
 /// 0.0.0.0 only means "candidates follow").
 pub fn is_zero_hold(sdp: &Sdp, i: usize) -> bool {
     let zero = sdp.effective_connection(i).is_some_and(|c| c.is_zero());
-    zero && !has_ice(&sdp.media[i].lines) && !has_ice(&sdp.session)
+    zero && !sdp.media.get(i).is_some_and(|m| has_ice(&m.lines)) && !has_ice(&sdp.session)
 }
 
 pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
@@ -76,7 +77,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
     let first_relayed =
         media.iter().enumerate().find(|(_, m)| m.leg.as_ref().is_some_and(|l| l.relayed() && !l.rejected));
     let new_session_c = match first_relayed {
-        Some((i, m)) if !keep_zero[i] => Some(Connection::line_for(addr_of(m.leg.as_ref().unwrap()))),
+        Some((i, m)) if !keep_zero.get(i).copied().unwrap_or(false) => {
+            m.leg.as_ref().map(|l| Connection::line_for(addr_of(l)))
+        }
         _ => orig_session_c.clone(),
     };
     let mut out: Vec<String> = Vec::with_capacity(sdp.session.len() + 16 * sdp.media.len());
@@ -95,7 +98,12 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
     }
     let session_dir = find_direction(&sdp.session);
     for (i, m) in sdp.media.iter().enumerate() {
-        let mo = &media[i];
+        // one MediaOut per media section; a section without one is copied as it came
+        let Some(mo) = media.get(i) else {
+            out.push(m.raw_m.clone());
+            out.extend(m.lines.iter().cloned());
+            continue;
+        };
         let leg = mo.leg.as_ref().filter(|l| l.media_type == m.m.media);
         let relayed = leg.is_some_and(|l| l.relayed() && !l.rejected) && m.m.port != 0;
         let has_media_c = m.lines.iter().any(|l| l.starts_with("c="));
@@ -144,7 +152,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             }
             continue;
         }
-        let leg = leg.unwrap();
+        let Some(leg) = leg else { continue };
         let hold = holds[i];
         let c_line = Connection::line_for(addr_of(leg));
         let c_line = if keep_zero[i] {
@@ -213,7 +221,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             out.push(format!("a={d}"));
         }
         if is_rtp {
-            let rtcp_port = if mo.mux { leg.port } else { leg.port + 1 };
+            let rtcp_port = if mo.mux { leg.port } else { leg.port.wrapping_add(1) };
             out.push(format!("a=rtcp:{rtcp_port}"));
             if mo.mux {
                 out.push("a=rtcp-mux".into());

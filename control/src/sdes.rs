@@ -1,5 +1,7 @@
 //! SDES (RFC 4568): a=crypto lines, their inline keys, and fresh keys for the relay's legs.
 
+use zeroize::Zeroizing;
+
 use crate::dataplane::SrtpKey;
 
 /// Suites relayd implements, in the order it offers them (rtpengine's order, minus the
@@ -35,10 +37,18 @@ pub fn suite_lengths(name: &str) -> Option<(&'static str, usize, usize)> {
     SUITES.iter().copied().find(|(n, _, _)| n.eq_ignore_ascii_case(name))
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One a=crypto line's tag and key. Its key material is wiped on drop (by [`SrtpKey`])
+/// and never printed: `Debug` shows the tag and suite only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Crypto {
     pub tag: u32,
     pub key: SrtpKey,
+}
+
+impl std::fmt::Debug for Crypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Crypto({} {})", self.tag, self.key.suite)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,23 +89,25 @@ pub fn parse(line: &str) -> Result<Crypto, CryptoError> {
             return Err(CryptoError::Mki);
         }
     }
-    let raw = base64_decode(b64).ok_or_else(bad)?;
+    let raw = Zeroizing::new(base64_decode(b64).ok_or_else(bad)?);
     if raw.len() != kl + sl {
         return Err(CryptoError::KeyLength(name.to_string()));
     }
-    Ok(Crypto { tag, key: SrtpKey { suite: name.to_string(), key: raw[..kl].to_vec(), salt: raw[kl..].to_vec() } })
+    let (key, salt) = raw.split_at(kl);
+    Ok(Crypto { tag, key: SrtpKey { suite: name.to_string(), key: key.to_vec(), salt: salt.to_vec() } })
 }
 
 pub fn format(c: &Crypto, pad: bool, lifetime: bool) -> String {
-    let mut raw = c.key.key.clone();
+    let mut raw = Zeroizing::new(Vec::with_capacity(c.key.key.len() + c.key.salt.len()));
+    raw.extend_from_slice(&c.key.key);
     raw.extend_from_slice(&c.key.salt);
-    let mut b64 = base64_encode(&raw);
+    let mut b64 = Zeroizing::new(base64_encode(&raw));
     if !pad {
         while b64.ends_with('=') {
             b64.pop();
         }
     }
-    format!("a=crypto:{} {} inline:{}{}", c.tag, c.key.suite, b64, if lifetime { "|2^31" } else { "" })
+    format!("a=crypto:{} {} inline:{}{}", c.tag, c.key.suite, *b64, if lifetime { "|2^31" } else { "" })
 }
 
 /// A fresh random key for a suite.
@@ -182,5 +194,9 @@ mod tests {
         assert!(matches!(parse("a=crypto:x"), Err(CryptoError::Malformed(_))));
         let g = generate("AEAD_AES_128_GCM").unwrap();
         assert_eq!((g.key.len(), g.salt.len()), (16, 12));
+        // Debug never shows key material
+        let c = parse("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv").unwrap();
+        let d = format!("{c:?} {:?} {:?}", c.key, Some(vec![c.clone()]));
+        assert!(!d.contains("cJOJ") && !d.contains("112") && d.contains("AES_CM_128_HMAC_SHA1_80"), "{d}");
     }
 }

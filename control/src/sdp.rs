@@ -212,7 +212,7 @@ impl Sdp {
 
     /// The c= in force for a media section: its own, else the session's.
     pub fn effective_connection(&self, idx: usize) -> Option<Connection> {
-        self.media[idx].connection().or_else(|| self.session_connection())
+        self.media.get(idx).and_then(Media::connection).or_else(|| self.session_connection())
     }
 
     pub fn session_attr(&self, name: &str) -> Option<&str> {
@@ -221,7 +221,11 @@ impl Sdp {
 
     /// Direction in force for a media section (media-level, else session-level, else sendrecv).
     pub fn direction(&self, idx: usize) -> &'static str {
-        find_direction(&self.media[idx].lines).or_else(|| find_direction(&self.session)).unwrap_or("sendrecv")
+        self.media
+            .get(idx)
+            .and_then(|m| find_direction(&m.lines))
+            .or_else(|| find_direction(&self.session))
+            .unwrap_or("sendrecv")
     }
 
     pub fn to_text(&self) -> String {

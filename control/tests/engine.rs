@@ -263,8 +263,10 @@ fn mutated_requests_never_panic() {
         }
         let mut d = format!("k{i} ").into_bytes();
         d.extend(m);
-        assert!(ng.handle(&mut e, &d, i as u64, 0).is_some());
+        assert!(ng.handle(&mut e, "192.0.2.9:5060".parse().unwrap(), &d, i as u64, 0).is_some());
     }
+    // contained panics count as failures here
+    assert_eq!(e.stats.panics, 0);
     e.tick(u64::MAX / 2);
 }
 

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     *n += 1;
     let mut d = format!("f{n} ").into_bytes();
     d.extend_from_slice(data);
-    let _ = ng.handle(e, &d, *n, 0);
+    let _ = ng.handle(e, std::net::SocketAddr::from(([192, 0, 2, 9], 5060)), &d, *n, 0);
     if *n % 64 == 0 {
         e.tick(*n * 1_000_000);
     }

@@ -89,6 +89,24 @@ pub struct Cli {
     /// error, warn, info, debug, trace, or a syslog number 0-7
     #[arg(long = "log-level", short = 'L')]
     pub log_level: Option<String>,
+    /// Sources allowed to send ng commands (address or CIDR, repeatable; default: all)
+    #[arg(long = "ng-allow")]
+    pub ng_allow: Vec<String>,
+    /// Bytes the ng reply cache (retransmissions) may hold, in MiB (default 32)
+    #[arg(long = "ng-cache-mb")]
+    pub ng_cache_mb: Option<usize>,
+    /// Media sections (m= lines) one SDP may have (default 32)
+    #[arg(long = "max-media-per-sdp")]
+    pub max_media_per_sdp: Option<usize>,
+    /// Monologues (tags) one call may have (default 16)
+    #[arg(long = "max-monologues-per-call")]
+    pub max_monologues_per_call: Option<usize>,
+    /// Calls the relay keeps at once (default 20000)
+    #[arg(long = "max-calls")]
+    pub max_calls: Option<usize>,
+    /// Longest call-id, tag, label and ng cookie in bytes (default 256)
+    #[arg(long = "max-id-length")]
+    pub max_id_length: Option<usize>,
     /// Accepted for rtpengine compatibility; relayd always runs in the foreground
     #[arg(long, short = 'f')]
     pub foreground: bool,
@@ -121,6 +139,12 @@ pub struct FileConfig {
     pub srtp_replay_window: Option<u32>,
     pub media_allow: Option<Vec<String>>,
     pub media_deny: Option<Vec<String>>,
+    pub ng_allow: Option<Vec<String>>,
+    pub ng_cache_mb: Option<usize>,
+    pub max_media_per_sdp: Option<usize>,
+    pub max_monologues_per_call: Option<usize>,
+    pub max_calls: Option<usize>,
+    pub max_id_length: Option<usize>,
     pub log_level: Option<String>,
 }
 
@@ -149,6 +173,10 @@ pub struct Config {
     pub srtp_replay_window: u32,
     pub media_allow: Vec<IpNet>,
     pub media_deny: Vec<IpNet>,
+    /// Sources allowed to send ng commands (empty: all).
+    pub ng_allow: Vec<IpNet>,
+    /// Bound on the ng reply cache (bytes).
+    pub ng_cache_bytes: usize,
     pub log_level: log::LevelFilter,
 }
 
@@ -311,6 +339,22 @@ impl Config {
         };
         let media_allow = parse_nets("media-allow", &pick(&cli.media_allow, &file.media_allow))?;
         let media_deny = parse_nets("media-deny", &pick(&cli.media_deny, &file.media_deny))?;
+        let ng_allow = parse_nets("ng-allow", &pick(&cli.ng_allow, &file.ng_allow))?;
+        let limit = |what: &str, c: Option<usize>, f: Option<usize>, d: usize| match c.or(f).unwrap_or(d) {
+            0 => Err(format!("{what} must be at least 1")),
+            n => Ok(n),
+        };
+        let ng_cache_mb = limit("ng-cache-mb", cli.ng_cache_mb, file.ng_cache_mb, 32)?;
+        let max_media_per_sdp =
+            limit("max-media-per-sdp", cli.max_media_per_sdp, file.max_media_per_sdp, d.max_media_per_sdp)?;
+        let max_monologues_per_call = limit(
+            "max-monologues-per-call",
+            cli.max_monologues_per_call,
+            file.max_monologues_per_call,
+            d.max_monologues_per_call,
+        )?;
+        let max_calls = limit("max-calls", cli.max_calls, file.max_calls, d.max_calls)?;
+        let max_id_length = limit("max-id-length", cli.max_id_length, file.max_id_length, d.max_id_length)?;
         let mut c = Config {
             engine: EngineConfig {
                 interfaces,
@@ -321,6 +365,11 @@ impl Config {
                 final_timeout: cli.final_timeout.or(file.final_timeout).unwrap_or(d.final_timeout),
                 delete_delay: cli.delete_delay.or(file.delete_delay).unwrap_or(d.delete_delay),
                 media_policy: AddressPolicy::default(),
+                max_media_per_sdp,
+                max_monologues_per_call,
+                max_calls,
+                max_id_length,
+                ..d
             },
             backend,
             xdp_interfaces,
@@ -338,6 +387,8 @@ impl Config {
             srtp_replay_window,
             media_allow,
             media_deny,
+            ng_allow,
+            ng_cache_bytes: ng_cache_mb.saturating_mul(1 << 20),
             log_level: parse_log_level(
                 &cli.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into()),
             )?,
@@ -407,6 +458,30 @@ mod tests {
         let cli = Cli { http_token: Some("a b".into()), ..Default::default() };
         assert!(Config::load(&cli).unwrap_err().contains("printable"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn control_plane_limits_and_ng_allow() {
+        let c = Config::load(&Cli::default()).unwrap();
+        assert_eq!(
+            (c.engine.max_media_per_sdp, c.engine.max_monologues_per_call, c.engine.max_calls, c.engine.max_id_length),
+            (32, 16, 20000, 256)
+        );
+        assert_eq!((c.engine.final_timeout, c.ng_cache_bytes, c.ng_allow.len()), (14400, 32 << 20, 0));
+        let cli = Cli {
+            ng_allow: vec!["10.0.0.0/8".into(), "192.0.2.7".into()],
+            max_media_per_sdp: Some(8),
+            max_id_length: Some(64),
+            ng_cache_mb: Some(4),
+            ..Default::default()
+        };
+        let c = Config::load(&cli).unwrap();
+        assert_eq!((c.engine.max_media_per_sdp, c.engine.max_id_length, c.ng_cache_bytes), (8, 64, 4 << 20));
+        assert_eq!(c.ng_allow, vec!["10.0.0.0/8".parse::<IpNet>().unwrap(), "192.0.2.7/32".parse().unwrap()]);
+        let cli = Cli { ng_allow: vec!["nope".into()], ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("ng-allow"));
+        let cli = Cli { max_calls: Some(0), ..Default::default() };
+        assert!(Config::load(&cli).unwrap_err().contains("max-calls"));
     }
 
     #[test]

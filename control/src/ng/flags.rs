@@ -48,6 +48,9 @@ pub struct Flags {
     pub ignored: Vec<String>,
 }
 
+/// Longest `delete-delay` a request may ask for (seconds).
+pub const MAX_DELETE_DELAY: u64 = 86_400;
+
 /// rtpengine matches flags case-insensitively and treats `_` and ` ` like `-`.
 pub fn normalize(flag: &str) -> String {
     flag.trim().to_ascii_lowercase().replace(['_', ' '], "-")
@@ -110,6 +113,9 @@ impl Flags {
         f.label = get_str("label");
         if let Some(v) = req.get("delete-delay") {
             let d = v.as_int().ok_or("delete-delay is not a number")?;
+            if d > MAX_DELETE_DELAY as i64 {
+                return Err(format!("delete-delay {d} is more than a day ({MAX_DELETE_DELAY} s)"));
+            }
             f.delete_delay = Some(d.max(0) as u64);
         }
         if let Some(rf) = req.get("received-from") {
@@ -150,13 +156,13 @@ impl Flags {
             "sdes-nonew" => self.sdes_nonew = true,
             "sdes-pad" => self.sdes_pad = true,
             "sdes-lifetime" => self.sdes_lifetime = true,
-            _ if n.starts_with("sdes-no-") => self.sdes_no.push(n["sdes-no-".len()..].to_string()),
-            _ if n.starts_with("sdes-only-") => self.sdes_only.push(n["sdes-only-".len()..].to_string()),
+            _ if n.starts_with("sdes-no-") => self.sdes_no.extend(n.strip_prefix("sdes-no-").map(str::to_string)),
+            _ if n.starts_with("sdes-only-") => self.sdes_only.extend(n.strip_prefix("sdes-only-").map(str::to_string)),
             _ if n.starts_with("codec-strip-") => self.codec_strip.extend(tail("codec-strip-")),
             _ if n.starts_with("codec-mask-") => self.codec_mask.extend(tail("codec-mask-")),
             _ if n.starts_with("codec-except-") => self.codec_except.extend(tail("codec-except-")),
             _ if n.starts_with("replace-") => {
-                let what = &n["replace-".len()..];
+                let what = n.strip_prefix("replace-").unwrap_or_default();
                 match what {
                     "origin" => self.replace_origin = true,
                     "session-connection" => self.replace_session_connection = true,
@@ -209,5 +215,10 @@ mod tests {
         let mut req = Value::dict();
         req.insert("media-address", "nope".into());
         assert!(Flags::from_request(&req).is_err());
+        for (d, ok) in [("86400", true), ("86401", false), ("9223372036854775807", false), ("-5", true)] {
+            let mut req = Value::dict();
+            req.insert("delete-delay", d.into());
+            assert_eq!(Flags::from_request(&req).is_ok(), ok, "{d}");
+        }
     }
 }

@@ -96,13 +96,18 @@ fn run(cfg: Config) -> Result<(), String> {
             .name("timers".into())
             .spawn(move || loop {
                 std::thread::sleep(Duration::from_millis(500));
-                let mut e = e.lock().unwrap();
+                let mut e = control::lock(&e);
                 let now = e.dataplane().now_ms();
-                e.tick(now);
+                // a bug in the timers must not stop them for good
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.tick(now))).is_err() {
+                    e.stats.panics += 1;
+                    log::error!("timers: internal error (panic) in tick; carrying on");
+                }
             })
             .map_err(|e| e.to_string())?;
     }
-    let mut server = NgServer::new();
+    let mut server = NgServer::with_cache_bytes(cfg.ng_cache_bytes).with_allowed_sources(cfg.ng_allow.clone());
+    let mut ignored_log = control::ng::LogLimiter::new(10);
     let mut buf = vec![0u8; 65536];
     while !STOP.load(Ordering::SeqCst) {
         let (n, from) = match ng.recv_from(&mut buf) {
@@ -117,18 +122,25 @@ fn run(cfg: Config) -> Result<(), String> {
             }
             Err(e) => return Err(format!("ng socket: {e}")),
         };
-        let reply = {
-            let mut e = engine.lock().unwrap();
+        let (reply, now) = {
+            let mut e = control::lock(&engine);
             let now = e.dataplane().now_ms();
-            server.handle(&mut e, &buf[..n], now, unix_now())
+            (server.handle(&mut e, from, &buf[..n], now, unix_now()), now)
         };
         match reply {
             Some(r) => {
                 if let Err(e) = ng.send_to(&r, from) {
-                    log::warn!("ng reply to {from}: {e}");
+                    if ignored_log.allow(now) {
+                        log::warn!("ng reply to {from}: {e}");
+                    }
                 }
             }
-            None => log::info!("ng: ignored a datagram without cookie from {from}"),
+            None => {
+                if ignored_log.allow(now) {
+                    let why = server.last_ignored.map(|w| w.as_str()).unwrap_or("no reply");
+                    log::info!("ng: ignored a datagram from {from} ({why})");
+                }
+            }
         }
     }
     log::info!("relayd stopping");
