@@ -413,8 +413,8 @@ static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 /// Bounds: 16 live SSRCs per context (least recently used — on a receiving context,
 /// least recently authenticated — evicted first) and 48 tombstones of evicted streams
 /// (their highest indices, so a stream that comes back neither reuses an index nor
-/// accepts a replay of itself, and keeps its rollover counter). About 4.5 KB per context,
-/// fixed. Tombstones of streams that only received are dropped oldest first when the list
+/// accepts a replay of itself, and keeps its rollover counter): a fixed 4.4 KB table, 6.5 KB
+/// per context with the keyed ciphers (was 8 slots, 4.7 KB). Tombstones of streams that only received are dropped oldest first when the list
 /// is full; those of streams that sent never are: a sending context refuses a 65th SSRC
 /// ([`SrtpError::StreamsExhausted`]) rather than forget which indices an earlier one
 /// used. Only the sender's own (already accepted) media chooses SSRCs on a sending
