@@ -241,6 +241,16 @@ impl Stream {
         }
     }
 
+    /// A received packet's rollover counter and index, if the replay window allows it.
+    fn receive_index(&self, seq: u16) -> Result<(u32, u64), SrtpError> {
+        let v = self.guess_roc(seq);
+        let index = ((v as u64) << 16) | seq as u64;
+        if self.rtp_init {
+            self.rtp_replay.check(index)?;
+        }
+        Ok((v, index))
+    }
+
     /// RFC 3711 §3.3.1: the receiver's guess of a packet's rollover counter from the
     /// highest sequence number authenticated.
     fn guess_roc(&self, seq: u16) -> u32 {
@@ -294,6 +304,7 @@ impl Streams {
         }
     }
 
+    #[inline]
     fn find(&self, ssrc: u32) -> Option<usize> {
         let l = self.last;
         if self.used[l] != 0 && self.ssrc[l] == ssrc {
@@ -524,21 +535,19 @@ impl Context {
             }
         };
         let index = ((roc as u64) << 16) | seq as u64;
-        if s.rtp_init {
-            s.rtp_replay.check(index).map_err(|_| SrtpError::IndexReused)?;
-        }
-        self.rtp.seal_rtp(buf, hl, len, ssrc, roc, index)?;
+        // the index is taken before it is used: sealing cannot fail
         let s = &mut self.streams.slot[i];
-        s.sent = true;
         if !s.rtp_init {
             s.rtp_init = true;
+            s.rtp_replay.reset(index);
             s.roc = roc;
             s.s_l = seq;
-            s.rtp_replay.reset(index);
-        } else if s.rtp_replay.accept(index) {
+        } else if s.rtp_replay.try_accept(index).map_err(|_| SrtpError::IndexReused)? {
             s.roc = roc;
             s.s_l = seq;
         }
+        s.sent = true;
+        self.rtp.seal_rtp(buf, hl, len, ssrc, roc, index)?;
         Ok(len + tag)
     }
 
@@ -556,39 +565,17 @@ impl Context {
         }
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        let restored;
-        let s = match self.streams.find(ssrc) {
-            Some(i) => &self.streams.slot[i],
+        let (v, index) = match self.streams.find(ssrc) {
+            Some(i) => self.streams.slot[i].receive_index(seq)?,
             None => match self.streams.find_tomb(ssrc) {
-                Some(t) => {
-                    restored = Stream::restore(self.window, t);
-                    &restored
-                }
-                None if self.streams.can_claim(ssrc) => return self.open_new_rtp(buf, hl, len, ssrc, seq),
+                Some(t) => Stream::restore(self.window, t).receive_index(seq)?,
+                // an SSRC with no state: rollover counter 0, nothing to replay
+                None if self.streams.can_claim(ssrc) => (0, seq as u64),
                 None => return Err(SrtpError::StreamsExhausted),
             },
         };
-        let v = s.guess_roc(seq);
-        let index = ((v as u64) << 16) | seq as u64;
-        if s.rtp_init {
-            s.rtp_replay.check(index)?;
-        }
         self.rtp.open_rtp(buf, hl, len, ssrc, v, index)?;
         Ok((len - tag, Accepted { ctx: self.id, ssrc, index, rtcp: false }))
-    }
-
-    /// An SSRC with no state: rollover counter 0, nothing to replay.
-    fn open_new_rtp(
-        &self,
-        buf: &mut [u8],
-        hl: usize,
-        len: usize,
-        ssrc: u32,
-        seq: u16,
-    ) -> Result<(usize, Accepted), SrtpError> {
-        let index = seq as u64;
-        self.rtp.open_rtp(buf, hl, len, ssrc, 0, index)?;
-        Ok((len - self.suite.rtp_tag_len(), Accepted { ctx: self.id, ssrc, index, rtcp: false }))
     }
 
     /// Verify the SRTCP packet in `buf[..len]` (and decrypt it in place, when E is set);
@@ -648,25 +635,25 @@ impl Context {
         };
         let s = &mut self.streams.slot[i];
         if a.rtcp {
-            if !s.rtcp_replay.initialized() {
-                s.rtcp_replay.reset(a.index);
-            } else if s.rtcp_replay.check(a.index).is_ok() {
-                s.rtcp_replay.accept(a.index);
-            } else {
+            if s.rtcp_replay.try_accept(a.index).is_err() {
                 return false;
             }
-        } else if !s.rtp_init {
-            s.rtp_init = true;
-            s.roc = (a.index >> 16) as u32;
-            s.s_l = a.index as u16;
-            s.rtp_replay.reset(a.index);
-        } else if s.rtp_replay.check(a.index).is_ok() {
-            if s.rtp_replay.accept(a.index) {
+        } else {
+            // a stream's first packet starts its window (one from SRTCP alone has none yet)
+            let highest = if !s.rtp_init {
+                s.rtp_init = true;
+                s.rtp_replay.reset(a.index);
+                true
+            } else {
+                match s.rtp_replay.try_accept(a.index) {
+                    Ok(highest) => highest,
+                    Err(_) => return false,
+                }
+            };
+            if highest {
                 s.roc = (a.index >> 16) as u32;
                 s.s_l = a.index as u16;
             }
-        } else {
-            return false;
         }
         self.streams.touch(i);
         true

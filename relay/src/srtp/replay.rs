@@ -45,6 +45,7 @@ impl<const W: usize> Window<W> {
     }
 
     /// May a packet with this index be accepted (before authentication)?
+    #[inline]
     pub fn check(&self, index: u64) -> Result<(), SrtpError> {
         if !self.init || index > self.highest {
             return Ok(());
@@ -74,6 +75,19 @@ impl<const W: usize> Window<W> {
         self.init = true;
         self.highest = highest;
         self.bits = [u64::MAX; W];
+    }
+
+    /// Record a packet if its index is new ([`check`](Self::check) and
+    /// [`accept`](Self::accept) in one): true when it is the new highest.
+    #[inline]
+    pub fn try_accept(&mut self, index: u64) -> Result<bool, SrtpError> {
+        if !self.init || index > self.highest {
+            return Ok(self.accept(index));
+        }
+        self.check(index)?;
+        let (w, m) = Self::bit(index);
+        self.bits[w] |= m;
+        Ok(false)
     }
 
     /// Record an authenticated packet; true when it is the new highest.
