@@ -369,6 +369,8 @@ impl Streams {
     /// A slot for an SSRC that has none: a free one, or the least recently used one's,
     /// whose stream becomes a tombstone. The stream is restored from its own tombstone if
     /// it has one. None when that would forget a stream that sent.
+    #[cold]
+    #[inline(never)]
     fn claim(&mut self, ssrc: u32, window: u32) -> Option<usize> {
         let restored = self.tombs[..self.n_tombs].iter().position(|t| t.ssrc == ssrc).map(|j| self.remove_tomb(j));
         let i = match self.free_slot() {
@@ -397,7 +399,8 @@ impl Streams {
 }
 
 /// Proof that a packet authenticated under one [`Context`]; carries what committing it
-/// changes (its SSRC and index). Copy, no allocation.
+/// changes (its SSRC and index, SRTP or SRTCP). Copy, no allocation. It names the context
+/// that opened it: [`Context::commit`] on any other context ignores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
     ctx: u32,
@@ -411,26 +414,31 @@ static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 /// One direction of one SDES key, for every SSRC that uses it.
 ///
 /// Receiving: [`Context::open_rtp`] / [`Context::open_rtcp`] authenticate and decrypt
-/// against the committed state and change nothing; [`Context::commit`] records an
-/// accepted packet (rollover counter, replay window, the stream's slot) once the caller
-/// has also checked its source. Only authenticated packets ever create, touch or evict a
-/// stream, so forged packets — whatever their SSRC — cannot disturb a call.
+/// against the committed state and change nothing (`&self`); [`Context::commit`] records
+/// an accepted packet (rollover counter, replay window, the stream's slot) once the
+/// caller has also accepted its source. Only authenticated packets ever create, touch or
+/// evict a stream, so forged packets, whatever their SSRC, cannot disturb a call. Other
+/// packets may be committed between one packet's open and its commit: commit checks again
+/// that the index is still new and drops it (returns false) if not.
 ///
 /// Sending: `protect_*` never encrypts two packets under one (SSRC, index). Each stream
 /// keeps a window of the indices it used (the replay window's size): a reordered packet
 /// whose index is new is protected, a repeated or too old one is refused
-/// ([`SrtpError::IndexReused`]), as libsrtp's `srtp_protect` does with its rdbx.
+/// ([`SrtpError::IndexReused`]), as libsrtp's `srtp_protect` does with its rdbx. SRTCP
+/// indices are a counter per stream.
 ///
-/// Bounds: 16 live SSRCs per context (least recently used — on a receiving context,
-/// least recently authenticated — evicted first) and 48 tombstones of evicted streams
-/// (their highest indices, so a stream that comes back neither reuses an index nor
-/// accepts a replay of itself, and keeps its rollover counter): a fixed 4.4 KB table, 6.5 KB
-/// per context with the keyed ciphers (was 8 slots, 4.7 KB). Tombstones of streams that only received are dropped oldest first when the list
-/// is full; those of streams that sent never are: a sending context refuses a 65th SSRC
+/// Bounds: 16 live SSRCs per context (least recently used, on a receiving context least
+/// recently *authenticated*, evicted first) and 48 tombstones of evicted streams (their
+/// highest indices: a stream that comes back neither reuses an index nor accepts a replay
+/// of itself, and keeps its rollover counter). A fixed 4.4 KB table, 6.5 KB per context
+/// with the keyed ciphers (8 slots and no tombstones were 4.7 KB). When the tombstones are
+/// full, the oldest of a stream that only received goes (at worst, that stream's old
+/// packets replay if it comes back after 64 other SSRCs authenticated under the key);
+/// those of streams that sent never go: a sending context refuses a 65th SSRC
 /// ([`SrtpError::StreamsExhausted`]) rather than forget which indices an earlier one
-/// used. Only the sender's own (already accepted) media chooses SSRCs on a sending
-/// context, real calls use a handful per key, and losing media of an SSRC-spraying
-/// sender is better than a two-time pad.
+/// used. Only the sender's own, already accepted media chooses the SSRCs a sending
+/// context sees, real calls use a handful per key, and losing the media of a sender that
+/// sprays SSRCs is better than a two-time pad; a new key starts afresh.
 ///
 /// A context is meant for one direction: used both ways, one index window serves both.
 pub struct Context {
@@ -567,15 +575,22 @@ impl Context {
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         let (v, index) = match self.streams.find(ssrc) {
             Some(i) => self.streams.slot[i].receive_index(seq)?,
-            None => match self.streams.find_tomb(ssrc) {
-                Some(t) => Stream::restore(self.window, t).receive_index(seq)?,
-                // an SSRC with no state: rollover counter 0, nothing to replay
-                None if self.streams.can_claim(ssrc) => (0, seq as u64),
-                None => return Err(SrtpError::StreamsExhausted),
-            },
+            None => self.receive_index_without_slot(ssrc, seq)?,
         };
         self.rtp.open_rtp(buf, hl, len, ssrc, v, index)?;
         Ok((len - tag, Accepted { ctx: self.id, ssrc, index, rtcp: false }))
+    }
+
+    /// [`Stream::receive_index`] for an SSRC with no slot: evicted (its tombstone), or
+    /// unknown (rollover counter 0, nothing to replay).
+    #[cold]
+    #[inline(never)]
+    fn receive_index_without_slot(&self, ssrc: u32, seq: u16) -> Result<(u32, u64), SrtpError> {
+        match self.streams.find_tomb(ssrc) {
+            Some(t) => Stream::restore(self.window, t).receive_index(seq),
+            None if self.streams.can_claim(ssrc) => Ok((0, seq as u64)),
+            None => Err(SrtpError::StreamsExhausted),
+        }
     }
 
     /// Verify the SRTCP packet in `buf[..len]` (and decrypt it in place, when E is set);
@@ -615,23 +630,10 @@ impl Context {
         }
         let i = match self.streams.find(a.ssrc) {
             Some(i) => i,
-            None => {
-                // an evicted stream comes back only with an index newer than it had
-                if let Some(t) = self.streams.find_tomb(a.ssrc) {
-                    let old = if a.rtcp {
-                        t.rtcp_recv != NONE32 && a.index <= t.rtcp_recv as u64
-                    } else {
-                        t.rtp_hi != NONE64 && a.index <= t.rtp_hi
-                    };
-                    if old {
-                        return false;
-                    }
-                }
-                match self.streams.claim(a.ssrc, self.window) {
-                    Some(i) => i,
-                    None => return false,
-                }
-            }
+            None => match self.slot_for_accepted(a) {
+                Some(i) => i,
+                None => return false,
+            },
         };
         let s = &mut self.streams.slot[i];
         if a.rtcp {
@@ -657,6 +659,25 @@ impl Context {
         }
         self.streams.touch(i);
         true
+    }
+
+    /// A slot for an accepted packet of an SSRC that has none; None if the packet is not
+    /// newer than its stream's tombstone, or there is no room.
+    #[cold]
+    #[inline(never)]
+    fn slot_for_accepted(&mut self, a: Accepted) -> Option<usize> {
+        // an evicted stream comes back only with an index newer than it had
+        if let Some(t) = self.streams.find_tomb(a.ssrc) {
+            let old = if a.rtcp {
+                t.rtcp_recv != NONE32 && a.index <= t.rtcp_recv as u64
+            } else {
+                t.rtp_hi != NONE64 && a.index <= t.rtp_hi
+            };
+            if old {
+                return None;
+            }
+        }
+        self.streams.claim(a.ssrc, self.window)
     }
 
     /// Verify and decrypt the SRTP packet in `buf[..len]` in place and commit it
