@@ -565,6 +565,7 @@ impl Context {
     /// not committed opens again. On failure the buffer is as it arrived (AES-CM checks
     /// the HMAC before decrypting; GCM on AES-NI verifies before it writes; only the
     /// portable GCM, ring on CPUs without AES-NI, leaves the bytes unspecified).
+    #[inline]
     pub fn open_rtp(&self, buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
         let tag = self.suite.rtp_tag_len();
         let hl = header_len(&buf[..len]).map_err(|_| SrtpError::Malformed)?;
@@ -624,6 +625,7 @@ impl Context {
     /// packet's source. Never fails: a packet whose index is no longer new (another copy
     /// was committed since it was opened), or that is not from this context, is dropped
     /// silently — then it returns false and the caller should not forward it.
+    #[inline]
     pub fn commit(&mut self, a: Accepted) -> bool {
         if a.ctx != self.id {
             return false;

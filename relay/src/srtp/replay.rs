@@ -81,6 +81,13 @@ impl<const W: usize> Window<W> {
     /// [`accept`](Self::accept) in one): true when it is the new highest.
     #[inline]
     pub fn try_accept(&mut self, index: u64) -> Result<bool, SrtpError> {
+        if self.init && index == self.highest.wrapping_add(1) {
+            // the usual case: the next packet
+            self.highest = index;
+            let (w, m) = Self::bit(index);
+            self.bits[w] |= m;
+            return Ok(true);
+        }
         if !self.init || index > self.highest {
             return Ok(self.accept(index));
         }
