@@ -1,33 +1,51 @@
 //! Replay protection (RFC 3711 §3.3.2): a sliding window of packet indices, kept as a
 //! circular bitmap so advancing by one packet touches one bit.
+//!
+//! The same window serves the sending side as a record of the indices already used: an
+//! index the window calls replayed or too old must not be encrypted again.
 
 use super::SrtpError;
 
 pub const MAX_WINDOW: u32 = 1024;
 
-#[derive(Clone, Debug)]
-pub struct ReplayWindow {
+/// A window of up to `64 * W` packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window<const W: usize> {
     size: u32,
     init: bool,
     highest: u64,
-    bits: [u64; (MAX_WINDOW / 64) as usize],
+    bits: [u64; W],
 }
 
-impl ReplayWindow {
-    pub fn new(size: u32) -> ReplayWindow {
-        ReplayWindow { size: size.clamp(1, MAX_WINDOW), init: false, highest: 0, bits: [0; 16] }
+/// SRTP's window: up to [`MAX_WINDOW`] packets.
+pub type ReplayWindow = Window<{ (MAX_WINDOW / 64) as usize }>;
+
+/// SRTCP's window: up to 128 packets (libsrtp's size; RTCP comes a few per second).
+pub type RtcpWindow = Window<2>;
+
+impl<const W: usize> Window<W> {
+    const MAX: u64 = 64 * W as u64;
+
+    pub fn new(size: u32) -> Window<W> {
+        Window { size: size.clamp(1, Self::MAX as u32), init: false, highest: 0, bits: [0; W] }
     }
 
     pub fn initialized(&self) -> bool {
         self.init
     }
 
+    /// The highest index recorded, once there is one.
+    pub fn highest(&self) -> Option<u64> {
+        self.init.then_some(self.highest)
+    }
+
     fn bit(index: u64) -> (usize, u64) {
-        let b = index % MAX_WINDOW as u64;
+        let b = index % Self::MAX;
         ((b / 64) as usize, 1 << (b % 64))
     }
 
     /// May a packet with this index be accepted (before authentication)?
+    #[inline]
     pub fn check(&self, index: u64) -> Result<(), SrtpError> {
         if !self.init || index > self.highest {
             return Ok(());
@@ -46,9 +64,37 @@ impl ReplayWindow {
     pub fn reset(&mut self, index: u64) {
         self.init = true;
         self.highest = index;
-        self.bits = [0; 16];
+        self.bits = [0; W];
         let (w, m) = Self::bit(index);
         self.bits[w] |= m;
+    }
+
+    /// Start the window with every index up to `highest` taken: a stream restored from
+    /// what is remembered of it after eviction (only its highest index).
+    pub fn reset_full(&mut self, highest: u64) {
+        self.init = true;
+        self.highest = highest;
+        self.bits = [u64::MAX; W];
+    }
+
+    /// Record a packet if its index is new ([`check`](Self::check) and
+    /// [`accept`](Self::accept) in one): true when it is the new highest.
+    #[inline]
+    pub fn try_accept(&mut self, index: u64) -> Result<bool, SrtpError> {
+        if self.init && index == self.highest.wrapping_add(1) {
+            // the usual case: the next packet
+            self.highest = index;
+            let (w, m) = Self::bit(index);
+            self.bits[w] |= m;
+            return Ok(true);
+        }
+        if !self.init || index > self.highest {
+            return Ok(self.accept(index));
+        }
+        self.check(index)?;
+        let (w, m) = Self::bit(index);
+        self.bits[w] |= m;
+        Ok(false)
     }
 
     /// Record an authenticated packet; true when it is the new highest.
@@ -59,8 +105,8 @@ impl ReplayWindow {
         }
         if index > self.highest {
             let gap = index - self.highest;
-            if gap >= MAX_WINDOW as u64 {
-                self.bits = [0; 16];
+            if gap >= Self::MAX {
+                self.bits = [0; W];
             } else {
                 for i in self.highest + 1..index {
                     let (w, m) = Self::bit(i);

@@ -266,3 +266,304 @@ fn aes_ni_and_portable_contexts_interoperate() {
         }
     }
 }
+
+/// Protect RTP `seq` of `ssrc` (160-byte payload); the SRTP packet.
+fn sealed(tx: &mut Context, seq: u16, ssrc: u32) -> Result<Vec<u8>, SrtpError> {
+    let mut b = [0u8; 256];
+    let p = rtp(seq, ssrc, 172);
+    b[..p.len()].copy_from_slice(&p);
+    let n = tx.protect_rtp(&mut b, p.len())?;
+    Ok(b[..n].to_vec())
+}
+
+fn open(rx: &Context, pkt: &[u8]) -> Result<(usize, Accepted), SrtpError> {
+    let mut b = [0u8; 256];
+    b[..pkt.len()].copy_from_slice(pkt);
+    rx.open_rtp(&mut b, pkt.len())
+}
+
+fn unprotect(rx: &mut Context, pkt: &[u8]) -> Result<usize, SrtpError> {
+    let mut b = [0u8; 256];
+    b[..pkt.len()].copy_from_slice(pkt);
+    rx.unprotect_rtp(&mut b, pkt.len())
+}
+
+/// SRTCP receiver report of `ssrc`, protected.
+fn sealed_rtcp(tx: &mut Context, ssrc: u32) -> Vec<u8> {
+    let mut b = [0u8; 64];
+    b[..4].copy_from_slice(&[0x80, 201, 0, 1]);
+    b[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    let n = tx.protect_rtcp(&mut b, 8).unwrap();
+    b[..n].to_vec()
+}
+
+/// A datagram that looks like SRTP (or SRTCP) but carries random bytes for everything
+/// after the header, with the given SSRC.
+fn forged(rng: &mut crate::test_support::Rng, ssrc: u32, rtcp: bool) -> Vec<u8> {
+    let mut b: Vec<u8> = (0..192).map(|_| rng.next() as u8).collect();
+    if rtcp {
+        b[..4].copy_from_slice(&[0x80, 200, 0, 6]);
+        b[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    } else {
+        b[0] = 0x80;
+        b[1] &= 0x7f;
+        b[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    }
+    b
+}
+
+/// issue 9 §3: forged datagrams with new SSRCs (more than there are slots), forged ones
+/// with the stream's own SSRC and forged SRTCP change nothing at all: an established
+/// stream past its first rollover keeps decrypting (the next 1000 packets), its captured
+/// packets still replay as replays, and the context compares equal to before.
+#[test]
+fn a_failure_leaves_the_context_untouched_even_for_new_ssrcs() {
+    let mut rng = crate::test_support::Rng(0x5eed_f00d_1234_5678);
+    for suite in Suite::ALL {
+        let (mut tx, mut rx) = pair(suite);
+        let ssrc = 0x1111_2222;
+        let mut captured = Vec::new();
+        for i in 0..1000u16 {
+            let p = sealed(&mut tx, 65_000u16.wrapping_add(i), ssrc).unwrap();
+            unprotect(&mut rx, &p).unwrap();
+            captured.push(p);
+        }
+        assert_eq!(rx.streams.slot[rx.streams.find(ssrc).unwrap()].roc, 1, "{suite}");
+        let before = rx.streams.clone();
+        for k in 0..(2 * SLOTS + 1) {
+            let random_ssrc = rng.next() as u32;
+            let fake = forged(&mut rng, random_ssrc, false);
+            assert_eq!(unprotect(&mut rx, &fake), Err(SrtpError::AuthFailed), "{suite} forged {k}");
+            let mut b = fake.clone();
+            assert!(rx.unprotect_rtcp(&mut b, fake.len()).is_err(), "{suite} forged rtcp {k}");
+            // and with the stream's own SSRC, some of them far ahead
+            let mut own = forged(&mut rng, ssrc, false);
+            own[2..4].copy_from_slice(&(0x3000u16.wrapping_add(k as u16 * 1000)).to_be_bytes());
+            assert!(unprotect(&mut rx, &own).is_err(), "{suite} forged own {k}");
+            let own = forged(&mut rng, ssrc, true);
+            let mut b = own.clone();
+            assert!(rx.unprotect_rtcp(&mut b, own.len()).is_err(), "{suite} forged own rtcp {k}");
+        }
+        assert!(rx.streams == before, "{suite}: a forged packet changed the context");
+        // captured packets are still refused: the last 128 (the window) as replays, older
+        // ones as too old (150 of 150 replayed before issue 9)
+        for (i, p) in captured.iter().enumerate().skip(850) {
+            let want = if i >= 1000 - 128 { SrtpError::Replayed } else { SrtpError::TooOld };
+            assert_eq!(unprotect(&mut rx, p), Err(want), "{suite} captured {i}");
+        }
+        assert!(rx.streams == before, "{suite}: a replay changed the context");
+        for i in 1000..2000u16 {
+            let p = sealed(&mut tx, 65_000u16.wrapping_add(i), ssrc).unwrap();
+            assert_eq!(unprotect(&mut rx, &p), Ok(172), "{suite} packet {i} after the forgeries");
+        }
+    }
+}
+
+/// Opening is not committing: a packet opened and not committed opens again, the replay
+/// state is as before; commit re-checks, so of two copies opened before either was
+/// committed only one is accepted; a proof from another context is ignored.
+#[test]
+fn open_changes_nothing_and_commit_rechecks() {
+    for suite in Suite::ALL {
+        let (mut tx, mut rx) = pair(suite);
+        let (_, mut other) = pair(suite);
+        for seq in 0..10 {
+            unprotect(&mut rx, &sealed(&mut tx, seq, 9).unwrap()).unwrap();
+        }
+        let p = sealed(&mut tx, 10, 9).unwrap();
+        let before = rx.streams.clone();
+        let (n, a1) = open(&rx, &p).unwrap();
+        assert_eq!(n, 172);
+        assert!(rx.streams == before);
+        let (_, a2) = open(&rx, &p).unwrap();
+        assert_eq!(a1, a2);
+        assert!(!other.commit(a1), "{suite}: a proof from another context");
+        assert!(rx.streams == before);
+        assert!(rx.commit(a1));
+        assert!(!rx.commit(a2), "{suite}: the same index committed twice");
+        assert_eq!(open(&rx, &p).err(), Some(SrtpError::Replayed));
+        // a packet opened, then the window moves far past it before it is committed
+        let late = sealed(&mut tx, 11, 9).unwrap();
+        let (_, a_late) = open(&rx, &late).unwrap();
+        let far = sealed(&mut tx, 500, 9).unwrap();
+        unprotect(&mut rx, &far).unwrap();
+        let before = rx.streams.clone();
+        assert!(!rx.commit(a_late), "{suite}: too old by commit time");
+        assert!(rx.streams == before);
+        // a new SSRC opened and not committed has no slot
+        let q = sealed(&mut tx, 1, 0x77).unwrap();
+        let (_, aq) = open(&rx, &q).unwrap();
+        assert!(rx.streams.find(0x77).is_none());
+        assert!(rx.commit(aq));
+        assert!(rx.streams.find(0x77).is_some());
+        // SRTCP the same way
+        let c = sealed_rtcp(&mut tx, 9);
+        let mut b = c.clone();
+        let (_, r1) = rx.open_rtcp(&mut b, c.len()).unwrap();
+        let mut b = c.clone();
+        let (_, r2) = rx.open_rtcp(&mut b, c.len()).unwrap();
+        assert!(rx.commit(r1));
+        assert!(!rx.commit(r2));
+        let mut b = c.clone();
+        assert_eq!(rx.open_rtcp(&mut b, c.len()).err(), Some(SrtpError::Replayed));
+    }
+}
+
+/// A packet that fails leaves the buffer as it arrived: AES-CM checks the HMAC before it
+/// decrypts, GCM on AES-NI verifies before it writes (ring's portable GCM does not say).
+#[test]
+fn a_failed_open_leaves_the_buffer_as_it_arrived() {
+    for suite in Suite::ALL {
+        if suite.is_gcm() && implementation() != "aes-ni" {
+            continue;
+        }
+        let (mut tx, rx) = pair(suite);
+        let mut p = sealed(&mut tx, 1, 5).unwrap();
+        p[40] ^= 1;
+        let mut b = [0u8; 256];
+        b[..p.len()].copy_from_slice(&p);
+        assert_eq!(rx.open_rtp(&mut b, p.len()).err(), Some(SrtpError::AuthFailed));
+        assert_eq!(&b[..p.len()], &p[..], "{suite}");
+    }
+}
+
+/// With all slots taken, a new authenticated SSRC evicts the least recently
+/// *authenticated* stream; an evicted stream that comes back keeps its rollover counter
+/// and its replay protection (restored from its tombstone).
+#[test]
+fn eviction_takes_the_least_recently_authenticated_and_remembers_it() {
+    for suite in [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm] {
+        let (mut tx, mut rx) = pair(suite);
+        // stream 1 and stream 2 both past a rollover
+        let mut old = Vec::new();
+        for ssrc in [1u32, 2] {
+            for i in 0..20u16 {
+                let p = sealed(&mut tx, 65_530u16.wrapping_add(i), ssrc).unwrap();
+                unprotect(&mut rx, &p).unwrap();
+                old.push((ssrc, p));
+            }
+        }
+        for ssrc in 3..=SLOTS as u32 {
+            unprotect(&mut rx, &sealed(&mut tx, 0, ssrc).unwrap()).unwrap();
+        }
+        // 1 is heard again; forged packets "from" 2 do not count
+        unprotect(&mut rx, &sealed(&mut tx, 14, 1).unwrap()).unwrap();
+        let mut rng = crate::test_support::Rng(7);
+        assert!(unprotect(&mut rx, &forged(&mut rng, 2, false)).is_err());
+        // a 17th SSRC: 2 goes, 1 stays
+        unprotect(&mut rx, &sealed(&mut tx, 0, 100).unwrap()).unwrap();
+        assert!(rx.streams.find(1).is_some(), "{suite}");
+        assert!(rx.streams.find(2).is_none() && rx.streams.find_tomb(2).is_some(), "{suite}");
+        // 2's captured packets are still replays, and 2 goes on at ROC 1
+        for (_, p) in old.iter().filter(|(s, _)| *s == 2) {
+            assert!(matches!(open(&rx, p), Err(SrtpError::Replayed | SrtpError::TooOld)), "{suite}");
+        }
+        for seq in 14..100u16 {
+            assert_eq!(unprotect(&mut rx, &sealed(&mut tx, seq, 2).unwrap()), Ok(172), "{suite} seq {seq}");
+        }
+        assert_eq!(rx.streams.slot[rx.streams.find(2).unwrap()].roc, 1);
+        for seq in 15..100u16 {
+            assert_eq!(unprotect(&mut rx, &sealed(&mut tx, seq, 1).unwrap()), Ok(172), "{suite} seq {seq}");
+        }
+        // a receiving context takes any number of SSRCs: the oldest tombstones go (the
+        // senders are fresh contexts: one sending context refuses a 65th SSRC)
+        for ssrc in 1000..1200u32 {
+            let (mut tx, _) = pair(suite);
+            assert_eq!(unprotect(&mut rx, &sealed(&mut tx, 0, ssrc).unwrap()), Ok(172));
+        }
+        assert_eq!(rx.streams.n_tombs, TOMBS);
+    }
+}
+
+/// Sending: a repeated sequence number, a late duplicate and a too old packet are refused;
+/// reordered packets with new indices (also across a wrap) are protected, and the receiver
+/// decrypts every one of them.
+#[test]
+fn protect_refuses_used_indices_and_protects_reordered_new_ones() {
+    for suite in Suite::ALL {
+        let (mut tx, mut rx) = pair(suite);
+        let mut sent = Vec::new();
+        for seq in [100u16, 101, 103, 102, 104] {
+            sent.push(sealed(&mut tx, seq, 3).unwrap());
+        }
+        for seq in [100u16, 102, 103, 104] {
+            assert_eq!(sealed(&mut tx, seq, 3).err(), Some(SrtpError::IndexReused), "{suite} seq {seq}");
+        }
+        // far ahead, then back: inside the window and new is fine, outside is refused
+        sent.push(sealed(&mut tx, 400, 3).unwrap());
+        sent.push(sealed(&mut tx, 300, 3).unwrap());
+        assert_eq!(sealed(&mut tx, 105, 3).err(), Some(SrtpError::IndexReused), "{suite}: too old");
+        // across the wrap: 0 after 65535 has ROC 1; a late 65535 is ROC 0's, used
+        let (mut tx2, mut rx2) = pair(suite);
+        let mut sent2 = Vec::new();
+        for seq in [65_534u16, 65_535, 1, 0, 2] {
+            sent2.push(sealed(&mut tx2, seq, 4).unwrap());
+        }
+        assert_eq!(sealed(&mut tx2, 65_535, 4).err(), Some(SrtpError::IndexReused));
+        assert_eq!(sealed(&mut tx2, 0, 4).err(), Some(SrtpError::IndexReused));
+        sent2.push(sealed(&mut tx2, 65_533, 4).unwrap());
+        // before the first packet of a stream there is nothing
+        let (mut tx3, _) = pair(suite);
+        sealed(&mut tx3, 100, 5).unwrap();
+        assert_eq!(sealed(&mut tx3, 65_000, 5).err(), Some(SrtpError::IndexReused));
+        for p in &sent {
+            assert_eq!(unprotect(&mut rx, p), Ok(172), "{suite}");
+        }
+        for p in &sent2 {
+            assert_eq!(unprotect(&mut rx2, p), Ok(172), "{suite}");
+        }
+    }
+}
+
+/// Sending: a stream evicted by 16 others and back again goes on from its highest index
+/// (ROC 1 here) and its SRTCP index; none of its used indices is protected again.
+#[test]
+fn protect_refuses_an_index_reused_after_eviction() {
+    for suite in Suite::ALL {
+        let (mut tx, mut rx) = pair(suite);
+        let a = 0xaaaa;
+        for i in 0..12u16 {
+            unprotect(&mut rx, &sealed(&mut tx, 65_530u16.wrapping_add(i), a).unwrap()).unwrap();
+        }
+        for _ in 0..3 {
+            let c = sealed_rtcp(&mut tx, a);
+            let mut b = c.clone();
+            rx.unprotect_rtcp(&mut b, c.len()).unwrap();
+        }
+        for ssrc in 1..=SLOTS as u32 {
+            sealed(&mut tx, 0, ssrc).unwrap();
+        }
+        assert!(tx.streams.find(a).is_none(), "{suite}: evicted");
+        for seq in [5u16, 3, 65_535] {
+            assert_eq!(sealed(&mut tx, seq, a).err(), Some(SrtpError::IndexReused), "{suite} seq {seq}");
+        }
+        let p = sealed(&mut tx, 6, a).unwrap();
+        assert_eq!(unprotect(&mut rx, &p), Ok(172), "{suite}: ROC 1 kept");
+        let c = sealed_rtcp(&mut tx, a);
+        let at = c.len() - if suite.is_gcm() { 4 } else { suite.rtcp_tag_len() + 4 };
+        assert_eq!(&c[at..at + 4], &[0x80, 0, 0, 3], "{suite}: SRTCP index kept");
+        let mut b = c.clone();
+        assert_eq!(rx.unprotect_rtcp(&mut b, c.len()), Ok(8));
+    }
+}
+
+/// A sending context remembers every stream it evicted (48 tombstones); past 16 + 48
+/// SSRCs it refuses new ones rather than forget an SSRC's used indices. Known streams,
+/// evicted or not, keep going.
+#[test]
+fn a_sending_context_refuses_new_ssrcs_rather_than_forget_used_indices() {
+    let (mut tx, mut rx) = pair(Suite::AeadAes128Gcm);
+    let total = (SLOTS + TOMBS) as u32;
+    for ssrc in 1..=total {
+        unprotect(&mut rx, &sealed(&mut tx, 0, ssrc).unwrap()).unwrap();
+    }
+    assert_eq!(sealed(&mut tx, 0, total + 1).err(), Some(SrtpError::StreamsExhausted));
+    let mut b = [0u8; 64];
+    b[..8].copy_from_slice(&[0x80, 201, 0, 1, 0, 0, 0, 0xff]);
+    assert_eq!(tx.protect_rtcp(&mut b, 8).err(), Some(SrtpError::StreamsExhausted));
+    for ssrc in 1..=total {
+        assert_eq!(sealed(&mut tx, 0, ssrc).err(), Some(SrtpError::IndexReused), "ssrc {ssrc}");
+        assert_eq!(unprotect(&mut rx, &sealed(&mut tx, 1, ssrc).unwrap()), Ok(172), "ssrc {ssrc}");
+    }
+    assert_eq!(sealed(&mut tx, 0, total + 1).err(), Some(SrtpError::StreamsExhausted));
+}
