@@ -2,30 +2,38 @@
 //! datagram that arrives on one. Pure logic over byte slices and explicit time; both
 //! backends call [`FlowTable::process`].
 //!
-//! Latching rules (docs/latching.md):
-//! 1. Only a packet that passes validation may latch.
-//! 2. Symmetric mode (default): the first valid packet latches its source as the peer.
-//!    With `trust-address` and a usable SDP address, the SDP address is the peer and
-//!    nothing is learnt.
-//! 3. Once latched, packets from any other source are dropped (`strict-source`:
-//!    counted as strict-source; otherwise as foreign-source). They never move the latch,
-//!    so spoofed or garbage traffic cannot take an established call over (RTP Bleed).
-//! 4. The latch moves only when signalling changes the endpoint's address (re-offer /
-//!    answer resets it), or, without strict-source, when the latched peer has been
-//!    silent for `relatch_after_ms` and a valid packet arrives from a new source (NAT
-//!    rebinding).
-//! 5. With SRTP on a leg, a packet is authenticated and decrypted before anything else:
-//!    one that fails authentication is dropped (`drop_srtp_auth`) and never latches.
-//! 6. Asymmetric mode: never latch; send to the SDP address; accept any source
+//! Latching rules (docs/latching.md states them for operators, with the remaining risk):
+//! 1. The media address policy ([`AddressPolicy`]) comes first: a packet whose source it
+//!    denies is dropped (`drop_denied_source`) before any crypto and never latches; a
+//!    signalled peer it denies is no peer, so nothing is ever sent to a denied address.
+//! 2. Only a packet that passes validation (SRTP: authentication) may latch.
+//! 3. Before the first latch, a packet from an *expected* address (the signalled peer,
+//!    exactly; or the SIP source IP the proxy passed as `received-from`) latches at
+//!    once, and so does an authenticated SRTP packet. Any other source latches only
+//!    when it has been the one unexpected source for a grace period
+//!    (`latch_grace_ms`); meanwhile its packets are dropped as foreign-source. Such a
+//!    *weak* latch yields to a later packet from an expected address (or an
+//!    authenticated one).
+//! 4. Once the source is decided (latched, or pinned by trust-address / asymmetric +
+//!    strict-source), a packet from any other source is dropped before any crypto, so a
+//!    foreign packet costs no HMAC/GCM and cannot touch SRTP state. SRTP state is
+//!    committed only after the source decision passed.
+//! 5. The latch moves when signalling changes the endpoint's address (re-offer / answer
+//!    with a new address, or reset_latch), or, without strict-source, when the latched
+//!    peer has been silent for `relatch_after_ms` and a valid packet arrives from a new
+//!    source that is expected, authenticated (SRTP), or continues the stream the flow
+//!    was receiving (same SSRC, sequence number a little ahead; RTCP: same sender SSRC).
+//! 6. Asymmetric mode: never latch; send to the SDP address; accept any allowed source
 //!    (strict-source: only the SDP address).
 
 pub mod counters;
 pub mod stats;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use control::addrpolicy::{AddressPolicy, Denied};
 use control::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
 
 use crate::packet::{is_rtcp, Malformed, RtcpCompound, RtpPacket};
@@ -35,12 +43,20 @@ use stats::RtpStats;
 
 pub type FlowId = usize;
 
+/// A relatch after silence by stream continuity accepts a sequence number at most this
+/// far ahead of the highest one seen (RFC 3550 A.1's MAX_DROPOUT).
+pub const RELATCH_MAX_SEQ_JUMP: u16 = 3000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
     Malformed(Malformed),
     StrictSource,
     ForeignSource,
+    /// The source is an address the media address policy denies.
+    DeniedSource,
     NoDestination,
+    /// The only destination known is an address the media address policy denies.
+    DeniedDestination,
     UnknownFlow,
     Srtp(SrtpError),
 }
@@ -57,12 +73,27 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
+/// Before the first latch: the unexpected sources seen lately.
+#[derive(Debug, Clone, Copy)]
+struct Grace {
+    /// When the first of them was seen (the grace period runs from here).
+    start_ms: u64,
+    /// The last packet from any of them (a window silent for a grace period is stale).
+    last_ms: u64,
+    first: SocketAddr,
+    /// More than one source sent in this window: none of them latches.
+    several: bool,
+}
+
 #[derive(Debug)]
 pub struct Flow {
     pub local: SocketAddr,
     pub kind: FlowKind,
+    /// The signalled peer, if the address policy allows it.
     pub signalled: Option<SocketAddr>,
     pub latched: Option<SocketAddr>,
+    /// The SIP source IP of the endpoint (ng received-from), if the policy allows it.
+    pub sip_source: Option<IpAddr>,
     last_from_peer_ms: u64,
     pub egress_rtp: Option<FlowId>,
     pub egress_rtcp: Option<FlowId>,
@@ -70,6 +101,15 @@ pub struct Flow {
     pub clock_rate: u32,
     pub stats: RtpStats,
     pub counters: Arc<SharedCounters>,
+    /// The rule named a signalled peer that the address policy denies.
+    signalled_denied: bool,
+    /// The latch was made by the grace rule (an unexpected, unauthenticated source).
+    weak_latch: bool,
+    grace: Option<Grace>,
+    /// Asymmetric flows (any source): the last source the address policy allowed.
+    allowed_src: Option<SocketAddr>,
+    /// Sender SSRC of the last RTCP packet accepted from the peer.
+    rtcp_ssrc: Option<u32>,
     /// SRTP from the party on this socket (authenticated and decrypted on arrival).
     srtp_in: Option<(SrtpKey, Box<srtp::Context>)>,
     /// SRTP towards the party on this socket (applied to packets leaving through it).
@@ -85,8 +125,56 @@ impl Flow {
         self.latched.or(self.signalled)
     }
 
+    /// The latch was learnt from an unexpected source after the set-up grace period.
+    pub fn weakly_latched(&self) -> bool {
+        self.weak_latch
+    }
+
     fn trusts_signalled(&self) -> bool {
         self.policy.trust_address && self.signalled.is_some_and(|s| !s.ip().is_unspecified())
+    }
+
+    /// Signalling names `src` as this endpoint: the signalled peer, or the SIP source IP.
+    fn expects(&self, src: SocketAddr) -> bool {
+        self.signalled == Some(src) || self.sip_source.is_some_and(|ip| ip == src.ip().to_canonical())
+    }
+
+    /// The packet continues the stream this flow was receiving: RTP with the same SSRC
+    /// and a sequence number a little ahead of the highest seen; RTCP from the same
+    /// sender SSRC (the last RTCP sender's, or the RTP stream's).
+    fn continues_stream(&self, rtp: Option<(u32, u16, u32)>, rtcp_ssrc: Option<u32>) -> bool {
+        let stream = self.stats.highest();
+        if let Some((ssrc, seq, _)) = rtp {
+            return stream
+                .is_some_and(|(s, max)| s == ssrc && (1..=RELATCH_MAX_SEQ_JUMP).contains(&seq.wrapping_sub(max)));
+        }
+        rtcp_ssrc.is_some_and(|s| self.rtcp_ssrc == Some(s) || stream.is_some_and(|(x, _)| x == s))
+    }
+}
+
+/// The set-up grace rule for an unexpected source before the first latch: true when
+/// `src` has been the only unexpected source for `grace_ms`.
+fn grace_passes(g: &mut Option<Grace>, src: SocketAddr, now_ms: u64, grace_ms: u64) -> bool {
+    match g {
+        Some(w) if now_ms.saturating_sub(w.last_ms) < grace_ms => {
+            w.last_ms = now_ms;
+            w.several |= w.first != src;
+            if now_ms.saturating_sub(w.start_ms) < grace_ms {
+                return false;
+            }
+            if w.several {
+                // several sources wanted this socket: none of them gets it; start over
+                *w = Grace { start_ms: now_ms, last_ms: now_ms, first: src, several: false };
+                return false;
+            }
+            true
+        }
+        _ => {
+            // the first unexpected source, or the old window went silent for a grace
+            // period (a stray packet long ago does not count)
+            *g = Some(Grace { start_ms: now_ms, last_ms: now_ms, first: src, several: false });
+            grace_ms == 0
+        }
     }
 }
 
@@ -95,8 +183,13 @@ pub struct FlowTable {
     free: Vec<FlowId>,
     by_addr: HashMap<SocketAddr, FlowId>,
     pub relatch_after_ms: u64,
+    /// Before the first latch, how long an unexpected source must be the only one
+    /// sending before it latches (docs/latching.md).
+    pub latch_grace_ms: u64,
     /// SRTP replay window of the contexts this table creates.
     pub replay_window: u32,
+    /// Which remote addresses media may come from or go to.
+    policy: Arc<AddressPolicy>,
     /// (flow, peer) of every latch `process` makes, when a backend asked for them
     /// (`with_latch_log`): several tables serving one flow tell each other.
     latch_log: Option<Vec<(SocketAddr, SocketAddr)>>,
@@ -109,13 +202,20 @@ impl Default for FlowTable {
 }
 
 impl FlowTable {
+    /// Default set-up grace period (`--latch-grace`).
+    pub const DEFAULT_LATCH_GRACE_MS: u64 = 1000;
+
+    /// A table with the permissive address policy (see [`with_policy`](Self::with_policy))
+    /// and the default set-up grace period.
     pub fn new(relatch_after_ms: u64) -> FlowTable {
         FlowTable {
             slots: Vec::new(),
             free: Vec::new(),
             by_addr: HashMap::new(),
             relatch_after_ms,
+            latch_grace_ms: Self::DEFAULT_LATCH_GRACE_MS,
             replay_window: 128,
+            policy: Arc::new(AddressPolicy::permissive()),
             latch_log: None,
         }
     }
@@ -123,6 +223,24 @@ impl FlowTable {
     pub fn with_replay_window(mut self, packets: u32) -> FlowTable {
         self.replay_window = packets;
         self
+    }
+
+    /// The media address policy: packets from denied sources are dropped, denied
+    /// addresses are never latched and never sent to. Set it before applying rules.
+    pub fn with_policy(mut self, policy: Arc<AddressPolicy>) -> FlowTable {
+        self.policy = policy;
+        self
+    }
+
+    /// The set-up grace period for unexpected sources (0: the first valid packet
+    /// latches, as before).
+    pub fn with_latch_grace(mut self, ms: u64) -> FlowTable {
+        self.latch_grace_ms = ms;
+        self
+    }
+
+    pub fn address_policy(&self) -> &AddressPolicy {
+        &self.policy
     }
 
     pub fn len(&self) -> usize {
@@ -151,6 +269,7 @@ impl FlowTable {
             kind: FlowKind::Rtp,
             signalled: None,
             latched: None,
+            sip_source: None,
             last_from_peer_ms: 0,
             egress_rtp: None,
             egress_rtcp: None,
@@ -158,6 +277,11 @@ impl FlowTable {
             clock_rate: 8000,
             stats: RtpStats::default(),
             counters,
+            signalled_denied: false,
+            weak_latch: false,
+            grace: None,
+            allowed_src: None,
+            rtcp_ssrc: None,
             srtp_in: None,
             srtp_out: None,
         };
@@ -210,10 +334,14 @@ impl FlowTable {
 
     /// Another worker serving the same flow (another receive queue) latched `peer`: adopt
     /// it, as if this table had seen the packet at `now_ms`. Ignored for flows that never
-    /// learn (asymmetric, trusted signalled address) and for unknown flows.
+    /// learn (asymmetric, trusted signalled address), for unknown flows and for peers the
+    /// address policy denies.
     pub fn adopt_latch(&mut self, local: SocketAddr, peer: SocketAddr, now_ms: u64) -> bool {
         let Some(id) = self.lookup(local) else { return false };
-        let f = self.slots[id].as_mut().unwrap();
+        if !self.policy.allows(peer) {
+            return false;
+        }
+        let Some(f) = self.slots[id].as_mut() else { return false };
         if f.policy.asymmetric || f.trusts_signalled() || f.latched == Some(peer) {
             return false;
         }
@@ -222,7 +350,8 @@ impl FlowTable {
         true
     }
 
-    /// Install or replace a rule. Egress sockets must already be in the table.
+    /// Install or replace a rule. Egress sockets must already be in the table. A
+    /// signalled peer (or SIP source) the address policy denies is treated as none.
     pub fn apply(&mut self, rule: &FlowRule) -> bool {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));
         let egress_rtcp = rule.egress_rtcp.and_then(|a| self.lookup(a));
@@ -230,13 +359,25 @@ impl FlowTable {
         let Some(id) = self.lookup(rule.local) else {
             return false;
         };
-        let f = self.slots[id].as_mut().unwrap();
+        let checked = rule.signalled_peer.map(|p| (p, self.policy.check(p)));
+        let signalled = checked.and_then(|(p, r)| r.is_ok().then_some(p));
+        // on hold (c=0.0.0.0) or disabled (port 0) there is simply no peer
+        let signalled_denied =
+            matches!(checked, Some((_, Err(d))) if !matches!(d, Denied::Unspecified | Denied::PortZero));
+        let sip_source = rule.sip_source.filter(|ip| self.policy.check_ip(*ip).is_ok()).map(|ip| ip.to_canonical());
+        let Some(f) = self.slots[id].as_mut() else { return false };
         f.kind = rule.kind;
-        if f.signalled != rule.signalled_peer || rule.reset_latch {
+        if f.signalled != signalled || rule.reset_latch {
             f.latched = None;
-            *f.counters.latched.lock().unwrap() = None;
+            f.weak_latch = false;
+            f.grace = None;
+            *f.counters.latched.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
-        f.signalled = rule.signalled_peer;
+        // an unchanged signalled peer (an answer or re-INVITE confirming the address)
+        // keeps the latch
+        f.signalled = signalled;
+        f.signalled_denied = signalled_denied;
+        f.sip_source = sip_source;
         f.egress_rtp = egress_rtp;
         f.egress_rtcp = egress_rtcp;
         f.policy = rule.latch;
@@ -260,6 +401,8 @@ impl FlowTable {
     /// [`Suite::MAX_OVERHEAD`] bytes of room after `len`. `now_us` is the relay's clock.
     pub fn process(&mut self, id: FlowId, src: SocketAddr, buf: &mut [u8], len: usize, now_us: u64) -> Verdict {
         let relatch_after_ms = self.relatch_after_ms;
+        let grace_ms = self.latch_grace_ms;
+        let policy = &*self.policy;
         let Some(Some(f)) = self.slots.get_mut(id) else {
             return Verdict::Drop(DropReason::UnknownFlow);
         };
@@ -269,18 +412,71 @@ impl FlowTable {
         bump(&c.packets, 1);
         bump(&c.bytes, len as u64);
 
-        // 1. validate (SRTP: authenticate and decrypt first)
+        // 1. the source, before any crypto. The owner (latched or pinned peer) passed the
+        // address policy when it became the owner: its packets pay one comparison.
+        // `learn`: another source that may become the owner, decided after validation
+        // (Some(idle): the owner has been silent for relatch_after_ms).
+        let mut learn: Option<bool> = None;
+        if f.policy.asymmetric {
+            match f.signalled {
+                Some(s) if f.policy.strict_source => {
+                    if s != src {
+                        bump(&c.drop_strict_source, 1);
+                        return Verdict::Drop(DropReason::StrictSource);
+                    }
+                }
+                _ => {
+                    if f.allowed_src != Some(src) {
+                        if policy.check(src).is_err() {
+                            bump(&c.drop_denied_source, 1);
+                            return Verdict::Drop(DropReason::DeniedSource);
+                        }
+                        f.allowed_src = Some(src);
+                    }
+                }
+            }
+        } else {
+            let trusted = f.trusts_signalled();
+            let owner = if trusted { f.signalled } else { f.latched };
+            if owner != Some(src) {
+                if policy.check(src).is_err() {
+                    bump(&c.drop_denied_source, 1);
+                    return Verdict::Drop(DropReason::DeniedSource);
+                }
+                let idle = now_ms.saturating_sub(f.last_from_peer_ms) >= relatch_after_ms;
+                if owner.is_some() {
+                    if f.policy.strict_source {
+                        bump(&c.drop_strict_source, 1);
+                        return Verdict::Drop(DropReason::StrictSource);
+                    }
+                    // a strong latch is owned until silence; a weak one yields to an
+                    // expected or authenticated source (checked below)
+                    if trusted || !(idle || f.weak_latch) {
+                        bump(&c.drop_foreign_source, 1);
+                        return Verdict::Drop(DropReason::ForeignSource);
+                    }
+                }
+                learn = Some(idle);
+            }
+        }
+
+        // 2. validate (SRTP: authenticate and decrypt first, committing nothing yet)
         let rtcp = match f.kind {
             FlowKind::Rtcp => true,
             FlowKind::RtpMux => is_rtcp(&buf[..len]),
             FlowKind::Rtp | FlowKind::Udp => false,
         };
         let mut rtp_fields = None;
+        let mut rtcp_ssrc = None;
+        let mut accepted = None;
         if f.kind != FlowKind::Udp {
             if let Some((_, ctx)) = f.srtp_in.as_mut() {
-                let r = if rtcp { ctx.unprotect_rtcp(buf, len) } else { ctx.unprotect_rtp(buf, len) };
+                let r = if rtcp { ctx.open_rtcp(buf, len) } else { ctx.open_rtp(buf, len) };
                 match r {
-                    Ok(n) => len = n,
+                    Ok((n, a)) => {
+                        len = n;
+                        accepted = Some(a);
+                    }
                     Err(e) => {
                         let counter = match e {
                             SrtpError::Replayed | SrtpError::TooOld => &c.drop_srtp_replay,
@@ -294,7 +490,7 @@ impl FlowTable {
             }
             let data = &buf[..len];
             let checked = if rtcp {
-                RtcpCompound::new_checked(data).map(|_| ())
+                RtcpCompound::new_checked(data).map(|p| rtcp_ssrc = p.sender_ssrc())
             } else {
                 RtpPacket::new_checked(data).map(|p| rtp_fields = Some((p.ssrc(), p.sequence(), p.timestamp())))
             };
@@ -304,49 +500,47 @@ impl FlowTable {
             }
         }
 
-        // 2. source
-        if f.policy.asymmetric {
-            if f.policy.strict_source && f.signalled.is_some_and(|s| s != src) {
-                bump(&c.drop_strict_source, 1);
-                return Verdict::Drop(DropReason::StrictSource);
+        // 3. latch: may this source become the owner?
+        if let Some(idle) = learn {
+            let expected = f.expects(src);
+            let authenticated = accepted.is_some();
+            let first = f.latched.is_none();
+            let ok = expected
+                || authenticated
+                || if first {
+                    grace_passes(&mut f.grace, src, now_ms, grace_ms)
+                } else {
+                    idle && f.continues_stream(rtp_fields, rtcp_ssrc)
+                };
+            if !ok {
+                // nothing committed: an SRTP context is as it was
+                bump(&c.drop_foreign_source, 1);
+                return Verdict::Drop(DropReason::ForeignSource);
             }
-        } else {
-            let expected = if f.trusts_signalled() { f.signalled } else { f.latched };
-            match expected {
-                Some(p) if p == src => {}
-                Some(_) => {
-                    let idle = now_ms.saturating_sub(f.last_from_peer_ms) >= relatch_after_ms;
-                    if f.policy.strict_source {
-                        bump(&c.drop_strict_source, 1);
-                        return Verdict::Drop(DropReason::StrictSource);
-                    }
-                    if !idle || f.trusts_signalled() {
-                        bump(&c.drop_foreign_source, 1);
-                        return Verdict::Drop(DropReason::ForeignSource);
-                    }
-                    f.latched = Some(src);
-                    bump(&c.relatched, 1);
-                    *c.latched.lock().unwrap() = Some(src);
-                    if let Some(log) = self.latch_log.as_mut() {
-                        log.push((f.local, src));
-                    }
-                }
-                None => {
-                    f.latched = Some(src);
-                    *c.latched.lock().unwrap() = Some(src);
-                    if let Some(log) = self.latch_log.as_mut() {
-                        log.push((f.local, src));
-                    }
-                }
+            f.weak_latch = !(expected || authenticated) && (first || f.weak_latch);
+            if !first {
+                bump(&c.relatched, 1);
             }
+            f.latched = Some(src);
+            f.grace = None;
+            *c.latched.lock().unwrap_or_else(|e| e.into_inner()) = Some(src);
+            if let Some(log) = self.latch_log.as_mut() {
+                log.push((f.local, src));
+            }
+        }
+        if let (Some(a), Some((_, ctx))) = (accepted, f.srtp_in.as_mut()) {
+            ctx.commit(a);
         }
         f.last_from_peer_ms = now_ms;
         c.last_packet_ms.store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
 
-        // 3. account
+        // 4. account
         if rtcp {
             bump(&c.rtcp_packets, 1);
             bump(&c.rtcp_bytes, len as u64);
+            if rtcp_ssrc.is_some() {
+                f.rtcp_ssrc = rtcp_ssrc;
+            }
         } else if let Some((ssrc, seq, ts)) = rtp_fields {
             let arrival = now_us * f.clock_rate as u64 / 1_000_000;
             f.stats.update(ssrc, seq, ts, arrival);
@@ -356,7 +550,8 @@ impl FlowTable {
             c.jitter_us.store(f.stats.jitter() * 1_000_000 / f.clock_rate as u64, Relaxed);
         }
 
-        // 4. destination: the egress socket's peer, with its SRTP applied
+        // 5. destination: the egress socket's peer (latched or signalled, so it passed
+        // the address policy), with its SRTP applied
         let via = if rtcp { f.egress_rtcp } else { f.egress_rtp };
         let Some(via) = via else {
             bump(&c.drop_no_destination, 1);
@@ -365,6 +560,7 @@ impl FlowTable {
         let outcome = match self.slots.get_mut(via).and_then(|e| e.as_mut()) {
             None => Err(DropReason::NoDestination),
             Some(egress) => match (egress.peer(), egress.srtp_out.as_mut()) {
+                (None, _) if egress.signalled_denied => Err(DropReason::DeniedDestination),
                 (None, _) => Err(DropReason::NoDestination),
                 (Some(to), None) => Ok(to),
                 (Some(to), Some((_, ctx))) => {
@@ -379,14 +575,28 @@ impl FlowTable {
             },
         };
         // the ingress flow's counters, looked up again rather than holding a clone of its Arc
-        let c = &self.slots[id].as_ref().expect("ingress flow checked above").counters;
+        let Some(Some(f)) = self.slots.get(id) else {
+            return Verdict::Drop(DropReason::UnknownFlow);
+        };
+        let c = &f.counters;
         match outcome {
             Ok(to) => {
                 bump(&c.forwarded, 1);
                 Verdict::Forward { via, to, len }
             }
             Err(r) => {
-                bump(if matches!(r, DropReason::Srtp(_)) { &c.drop_send_error } else { &c.drop_no_destination }, 1);
+                let counter = match r {
+                    // a bug of ours, not the packet's
+                    DropReason::Srtp(SrtpError::BufferTooSmall | SrtpError::Malformed | SrtpError::BadKey) => {
+                        &c.drop_send_error
+                    }
+                    // the index was used already (IndexReused) or is used up: never
+                    // encrypt twice under one keystream / nonce
+                    DropReason::Srtp(_) => &c.drop_srtp_index,
+                    DropReason::DeniedDestination => &c.drop_denied_destination,
+                    _ => &c.drop_no_destination,
+                };
+                bump(counter, 1);
                 Verdict::Drop(r)
             }
         }
@@ -443,7 +653,7 @@ mod tests {
         // latches and tells worker 1: A's packets must then go to B's real address
         let (mut w1, fa, fb) = table(LatchPolicy::default());
         let (w2, _, fb2) = table(LatchPolicy::default());
-        let mut w2 = w2.with_latch_log();
+        let mut w2 = w2.with_latch_log().with_latch_grace(0);
         assert!(matches!(run(&mut w2, fb2, a("203.0.113.7:6000"), &rtp(1), 1_000), Verdict::Forward { .. }));
         assert!(matches!(run(&mut w2, fb2, a("203.0.113.7:6000"), &rtp(2), 1_020), Verdict::Forward { .. }));
         let log: Vec<_> = w2.drain_latches().collect();
@@ -469,13 +679,21 @@ mod tests {
             run(&mut t, fa, a("192.0.2.10:4000"), &rtp(1), 1_000),
             Verdict::Forward { via: fb, to: a("198.51.100.20:5000"), len: 172 }
         );
-        // B is behind NAT: its packets come from another address, which latches
-        assert_eq!(
-            run(&mut t, fb, a("203.0.113.7:6000"), &rtp(1), 2_000),
-            Verdict::Forward { via: fa, to: a("192.0.2.10:4000"), len: 172 }
-        );
+        // B is behind NAT: its packets come from another address, which latches once it
+        // has been the only unexpected source for the grace period (1 s)
+        assert_eq!(run(&mut t, fb, a("203.0.113.7:6000"), &rtp(1), 2_000), Verdict::Drop(DropReason::ForeignSource));
         assert_eq!(
             run(&mut t, fa, a("192.0.2.10:4000"), &rtp(2), 3_000),
+            Verdict::Forward { via: fb, to: a("198.51.100.20:5000"), len: 172 }
+        );
+        assert_eq!(run(&mut t, fb, a("203.0.113.7:6000"), &rtp(2), 500_000), Verdict::Drop(DropReason::ForeignSource));
+        assert_eq!(
+            run(&mut t, fb, a("203.0.113.7:6000"), &rtp(3), 1_002_000),
+            Verdict::Forward { via: fa, to: a("192.0.2.10:4000"), len: 172 }
+        );
+        assert!(t.get(fb).unwrap().weakly_latched());
+        assert_eq!(
+            run(&mut t, fa, a("192.0.2.10:4000"), &rtp(3), 1_003_000),
             Verdict::Forward { via: fb, to: a("203.0.113.7:6000"), len: 172 }
         );
         assert_eq!(t.get(fb).unwrap().counters.snapshot().latched_peer, Some(a("203.0.113.7:6000")));
@@ -487,8 +705,13 @@ mod tests {
         assert!(matches!(run(&mut t, fa, a("192.0.2.10:4000"), &rtp(1), 1_000), Verdict::Forward { .. }));
         for i in 0..1000u64 {
             let now = 1_000 + i * 100; // the real peer keeps talking every 100 µs of test time
+                                       // once latched, the source is checked first: foreign garbage costs no parsing
             assert_eq!(
                 run(&mut t, fa, a("6.6.6.6:666"), b"garbage!!!!!!!!", now),
+                Verdict::Drop(DropReason::ForeignSource)
+            );
+            assert_eq!(
+                run(&mut t, fa, a("192.0.2.10:4000"), b"garbage!!!!!!!!", now),
                 Verdict::Drop(DropReason::Malformed(Malformed::BadVersion))
             );
             assert_eq!(run(&mut t, fa, a("6.6.6.6:666"), &rtp(5), now), Verdict::Drop(DropReason::ForeignSource));
@@ -497,7 +720,7 @@ mod tests {
             );
         }
         let c = t.get(fa).unwrap().counters.snapshot();
-        assert_eq!((c.drop_malformed, c.drop_foreign_source, c.forwarded), (1000, 1000, 1001));
+        assert_eq!((c.drop_malformed, c.drop_foreign_source, c.forwarded), (1000, 2000, 1001));
         assert_eq!(c.latched_peer, Some(a("192.0.2.10:4000")));
         // garbage before any latch does not latch either
         assert_eq!(
@@ -668,10 +891,12 @@ mod tests {
         assert!(matches!(t.process(fa, a("192.0.2.10:4000"), &mut b, n, 30), Verdict::Forward { len: 172, .. }));
         assert_eq!(t.get(fa).unwrap().latched, Some(a("192.0.2.10:4000")));
         assert!(matches!(
-            run(&mut t, fa, a("6.6.6.6:666"), &good, 40),
+            run(&mut t, fa, a("192.0.2.10:4000"), &good, 40),
             Verdict::Drop(DropReason::Srtp(SrtpError::Replayed))
         ));
+        // from another source it is not even looked at: the source is checked first
+        assert_eq!(run(&mut t, fa, a("6.6.6.6:666"), &good, 50), Verdict::Drop(DropReason::ForeignSource));
         let c = t.get(fa).unwrap().counters.snapshot();
-        assert_eq!((c.drop_srtp_auth, c.drop_srtp_replay, c.forwarded), (2, 1, 1));
+        assert_eq!((c.drop_srtp_auth, c.drop_srtp_replay, c.drop_foreign_source, c.forwarded), (2, 1, 1, 1));
     }
 }
