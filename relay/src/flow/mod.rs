@@ -899,4 +899,490 @@ mod tests {
         let c = t.get(fa).unwrap().counters.snapshot();
         assert_eq!((c.drop_srtp_auth, c.drop_srtp_replay, c.drop_foreign_source, c.forwarded), (2, 1, 1, 1));
     }
+
+    fn rtp_s(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 172];
+        emit_header(&mut b, 0, false, seq, seq as u32 * 160, ssrc);
+        b
+    }
+
+    /// A relay on 10.0.0.1 with its media range 30000-40000, ng on 2223, HTTP on 9900.
+    fn prod_policy() -> Arc<AddressPolicy> {
+        Arc::new(AddressPolicy {
+            own: vec!["10.0.0.1".parse().unwrap(), "203.0.113.1".parse().unwrap()],
+            own_ports: vec![(30000, 40000), (2223, 2223), (9900, 9900)],
+            lab_loopback: false,
+            allow: Vec::new(),
+            deny: vec!["198.18.0.0/15".parse().unwrap()],
+        })
+    }
+
+    const LA: &str = "10.0.0.1:30000";
+    const LB: &str = "10.0.0.1:30002";
+
+    /// Caller A on LA (signalled 192.0.2.10:4000), callee B on LB with `b_rule`'s peer and
+    /// SIP source, production address policy.
+    fn call(b_peer: Option<&str>, b_sip: Option<&str>) -> (FlowTable, FlowId, FlowId) {
+        let mut t = FlowTable::new(2000).with_policy(prod_policy());
+        let fa = t.insert(a(LA), Default::default());
+        let fb = t.insert(a(LB), Default::default());
+        assert!(t.apply(&FlowRule::rtp(a(LA), Some(a("192.0.2.10:4000")), Some(a(LB)))));
+        assert!(t.apply(&FlowRule {
+            sip_source: b_sip.map(|s| s.parse().unwrap()),
+            ..FlowRule::rtp(a(LB), b_peer.map(a), Some(a(LA)))
+        }));
+        (t, fa, fb)
+    }
+
+    #[test]
+    fn denied_sources_are_dropped_first_and_never_latch() {
+        let (mut t, fa, fb) = call(Some("198.51.100.20:5000"), Some("127.0.0.1"));
+        for (i, src) in [
+            "127.0.0.1:5000",
+            "10.0.0.1:2223",
+            "10.0.0.1:30002",
+            "203.0.113.1:7000",
+            "169.254.0.9:5000",
+            "198.19.0.1:5000",
+            "0.0.0.0:5000",
+            "[::1]:5000",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(
+                run(&mut t, fb, a(src), &rtp(i as u16), 1_000),
+                Verdict::Drop(DropReason::DeniedSource),
+                "{src}"
+            );
+            // and after any grace period: never latched
+            assert_eq!(
+                run(&mut t, fb, a(src), &rtp(i as u16), 5_000_000),
+                Verdict::Drop(DropReason::DeniedSource),
+                "{src}"
+            );
+        }
+        let f = t.get(fb).unwrap();
+        assert_eq!(f.latched, None);
+        assert_eq!(f.sip_source, None, "a denied SIP source is no expected address");
+        assert_eq!(f.counters.snapshot().drop_denied_source, 16);
+        assert_eq!(f.counters.snapshot().dropped, 16);
+        // a latched flow: a spoofed loopback source is still counted as denied
+        assert!(matches!(run(&mut t, fa, a("192.0.2.10:4000"), &rtp(1), 6_000_000), Verdict::Forward { .. }));
+        assert_eq!(run(&mut t, fa, a("127.0.0.1:4000"), &rtp(2), 6_001_000), Verdict::Drop(DropReason::DeniedSource));
+        // the policy is checked before any crypto: garbage SRTP from a denied source
+        // costs no HMAC (it would count as srtp-auth otherwise)
+        let k = key("AES_CM_128_HMAC_SHA1_80", 5);
+        t.apply(&FlowRule { srtp_in: Some(k), ..FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA))) });
+        assert_eq!(run(&mut t, fb, a("127.0.0.1:5000"), &rtp(1), 6_002_000), Verdict::Drop(DropReason::DeniedSource));
+        assert_eq!(t.get(fb).unwrap().counters.snapshot().drop_srtp_auth, 0);
+        // another worker's latch to a denied address is not adopted
+        assert!(!t.adopt_latch(a(LB), a("127.0.0.1:5000"), 6_003));
+        assert!(t.adopt_latch(a(LB), a("198.51.100.21:5000"), 6_003));
+    }
+
+    #[test]
+    fn denied_destinations_are_never_sent_to() {
+        // SDP pointing the callee's leg at the relay's ng port, at its own media port (a
+        // loop), at loopback: no destination, counted as denied
+        for peer in ["10.0.0.1:2223", "10.0.0.1:30000", "127.0.0.53:53", "224.0.0.1:5000", "198.18.5.5:5000"] {
+            let (mut t, fa, fb) = call(Some(peer), None);
+            assert_eq!(t.get(fb).unwrap().signalled, None, "{peer}");
+            assert_eq!(
+                run(&mut t, fa, a("192.0.2.10:4000"), &rtp(1), 1_000),
+                Verdict::Drop(DropReason::DeniedDestination),
+                "{peer}"
+            );
+            let c = t.get(fa).unwrap().counters.snapshot();
+            assert_eq!((c.drop_denied_destination, c.dropped, c.forwarded), (1, 1, 0));
+            // the same denied address again: the latch state is not reset by it
+            assert!(t.apply(&FlowRule::rtp(a(LB), Some(a(peer)), Some(a(LA)))));
+        }
+        // hold (c=0.0.0.0) is simply no destination
+        let (mut t, fa, _) = call(Some("0.0.0.0:5000"), None);
+        assert_eq!(run(&mut t, fa, a("192.0.2.10:4000"), &rtp(1), 1_000), Verdict::Drop(DropReason::NoDestination));
+        // asymmetric: any source the policy allows, never a denied one (the cache of the
+        // last allowed source does not let a denied one through)
+        let mut t = FlowTable::new(2000).with_policy(prod_policy());
+        let fa = t.insert(a(LA), Default::default());
+        t.insert(a(LB), Default::default());
+        let asym = LatchPolicy { asymmetric: true, ..Default::default() };
+        t.apply(&FlowRule { latch: asym, ..FlowRule::rtp(a(LA), Some(a("192.0.2.10:4000")), Some(a(LB))) });
+        t.apply(&FlowRule { latch: asym, ..FlowRule::rtp(a(LB), Some(a("127.0.0.1:2223")), Some(a(LA))) });
+        for src in ["192.0.2.77:1", "192.0.2.77:1", "127.0.0.1:1", "192.0.2.77:1", "10.0.0.1:30002"] {
+            let v = run(&mut t, fa, a(src), &rtp(1), 1_000);
+            let want = if src.starts_with("192.") { DropReason::DeniedDestination } else { DropReason::DeniedSource };
+            assert_eq!(v, Verdict::Drop(want), "{src}");
+        }
+    }
+
+    #[test]
+    fn srtp_source_is_checked_before_crypto_and_state_commits_after() {
+        let ka = key("AES_CM_128_HMAC_SHA1_80", 1);
+        let (mut t, fa, fb) = srtp_table(Some(ka.clone()), None, None, None);
+        let mut a_tx = ctx(&ka);
+        let mut protect = |seq: u16| {
+            let mut b = [0u8; 256];
+            b[..172].copy_from_slice(&rtp(seq));
+            let n = a_tx.protect_rtp(&mut b, 172).unwrap();
+            b[..n].to_vec()
+        };
+        let real = a("192.0.2.10:4000");
+        assert!(matches!(run(&mut t, fa, real, &protect(1), 1_000), Verdict::Forward { via, .. } if via == fb));
+        // an on-path observer copies each packet and sends the copy first from its own
+        // address: dropped before crypto, so the real packet is not a "replay"
+        for seq in 2..50u16 {
+            let p = protect(seq);
+            let now = 1_000 + seq as u64 * 20_000;
+            assert_eq!(run(&mut t, fa, a("6.6.6.6:666"), &p, now), Verdict::Drop(DropReason::ForeignSource));
+            assert!(matches!(run(&mut t, fa, real, &p, now + 1), Verdict::Forward { len: 172, .. }), "{seq}");
+        }
+        // forged packets with fresh SSRCs from foreign sources touch nothing either
+        for i in 0..100u32 {
+            assert_eq!(
+                run(&mut t, fa, a("6.6.6.6:666"), &rtp_s(i, 9), 2_000_000),
+                Verdict::Drop(DropReason::ForeignSource)
+            );
+        }
+        assert!(matches!(run(&mut t, fa, real, &protect(50), 2_000_001), Verdict::Forward { .. }));
+        let c = t.get(fa).unwrap().counters.snapshot();
+        assert_eq!((c.forwarded, c.drop_foreign_source, c.drop_srtp_auth, c.drop_srtp_replay), (50, 148, 0, 0));
+
+        // before the first latch an authenticated packet is proof of the key: it latches
+        // at once, from any (allowed) source, and the latch is not weak
+        let (mut t, fa, _) = srtp_table(Some(ka.clone()), None, None, None);
+        let mut a_tx = ctx(&ka);
+        let mut b = [0u8; 256];
+        b[..172].copy_from_slice(&rtp(1));
+        let n = a_tx.protect_rtp(&mut b, 172).unwrap();
+        assert_eq!(
+            run(&mut t, fa, a("6.6.6.6:666"), &rtp(1), 1_000),
+            Verdict::Drop(DropReason::Srtp(SrtpError::AuthFailed))
+        );
+        assert!(matches!(run(&mut t, fa, a("203.0.113.50:6000"), &b[..n], 2_000), Verdict::Forward { .. }));
+        let f = t.get(fa).unwrap();
+        assert_eq!((f.latched, f.weakly_latched()), (Some(a("203.0.113.50:6000")), false));
+        // after silence, only an authenticated packet moves it: plain RTP carrying the
+        // stream's SSRC and next sequence number fails authentication
+        assert_eq!(
+            run(&mut t, fa, a("6.6.6.6:666"), &rtp(2), 5_000_000),
+            Verdict::Drop(DropReason::Srtp(SrtpError::AuthFailed))
+        );
+        b[..172].copy_from_slice(&rtp(2));
+        let n = a_tx.protect_rtp(&mut b, 172).unwrap();
+        assert!(matches!(run(&mut t, fa, a("203.0.113.50:6001"), &b[..n], 5_000_001), Verdict::Forward { .. }));
+        assert_eq!(t.get(fa).unwrap().counters.snapshot().relatched, 1);
+    }
+
+    #[test]
+    fn protect_refusals_are_counted() {
+        // SRTP towards A: a buffer without tail room is our bug (send-error)
+        let kr = key("AES_CM_128_HMAC_SHA1_80", 2);
+        let (mut t, _, fb) = srtp_table(None, Some(kr.clone()), None, None);
+        let p = rtp(1);
+        let mut b = p.clone();
+        assert_eq!(
+            t.process(fb, a("198.51.100.20:5000"), &mut b, 172, 1_000),
+            Verdict::Drop(DropReason::Srtp(SrtpError::BufferTooSmall))
+        );
+        assert_eq!(t.get(fb).unwrap().counters.snapshot().drop_send_error, 1);
+        // a plain-RTP sender repeating a sequence number: once the SRTP context refuses
+        // a reused index (h-srtp), the repeat is dropped and counted as srtp-index,
+        // never encrypted twice under one keystream
+        let mut probe = ctx(&kr);
+        let mut pb = [0u8; 256];
+        pb[..172].copy_from_slice(&p);
+        probe.protect_rtp(&mut pb, 172).unwrap();
+        pb[..172].copy_from_slice(&p);
+        let refuses_reuse = probe.protect_rtp(&mut pb, 172).is_err();
+        let (mut t, _, fb) = srtp_table(None, Some(kr), None, None);
+        assert!(matches!(run(&mut t, fb, a("198.51.100.20:5000"), &p, 1_000), Verdict::Forward { .. }));
+        let v = run(&mut t, fb, a("198.51.100.20:5000"), &p, 2_000);
+        if refuses_reuse {
+            assert!(matches!(v, Verdict::Drop(DropReason::Srtp(_))), "{v:?}");
+            let c = t.get(fb).unwrap().counters.snapshot();
+            assert_eq!((c.drop_srtp_index, c.drop_send_error, c.forwarded), (1, 0, 1));
+        }
+    }
+
+    /// One sender in the simulation: valid RTP every `every_us` from `start_us`.
+    struct Sender {
+        flow: FlowId,
+        src: SocketAddr,
+        ssrc: u32,
+        start_us: u64,
+        every_us: u64,
+        /// A new source port for every packet.
+        rotate: bool,
+    }
+
+    /// Runs every sender for 10 s of simulated time, in time order. Returns, per sender,
+    /// the verdicts of its packets.
+    fn simulate(t: &mut FlowTable, senders: &[Sender]) -> Vec<Vec<Verdict>> {
+        const END_US: u64 = 10_000_000;
+        let mut events: Vec<(u64, usize, u16)> = Vec::new();
+        for (i, s) in senders.iter().enumerate() {
+            let mut at = s.start_us;
+            let mut seq = 0u16;
+            while at < END_US {
+                events.push((at, i, seq));
+                at += s.every_us;
+                seq = seq.wrapping_add(1);
+            }
+        }
+        events.sort();
+        let mut out = vec![Vec::new(); senders.len()];
+        for (at, i, seq) in events {
+            let s = &senders[i];
+            let mut src = s.src;
+            if s.rotate {
+                src.set_port(1024 + seq % 60000);
+            }
+            out[i].push(run(t, s.flow, src, &rtp_s(s.ssrc, seq), at));
+        }
+        out
+    }
+
+    fn share_to(verdicts: &[Verdict], to: SocketAddr) -> (usize, usize) {
+        let n = verdicts.iter().filter(|v| matches!(v, Verdict::Forward { to: x, .. } if *x == to)).count();
+        (n, verdicts.len())
+    }
+
+    const SPRAYER: &str = "203.0.113.66:7777";
+
+    fn race(
+        t: &mut FlowTable,
+        fa: FlowId,
+        fb: FlowId,
+        callee_src: &str,
+        sprayer: bool,
+        rotate: bool,
+    ) -> Vec<Vec<Verdict>> {
+        let mut s = vec![
+            // the caller, from its signalled address, every 20 ms from t=0
+            Sender { flow: fa, src: a("192.0.2.10:4000"), ssrc: 0x1234, start_us: 0, every_us: 20_000, rotate: false },
+            // the real callee from t=200 ms
+            Sender { flow: fb, src: a(callee_src), ssrc: 0xca11ee, start_us: 200_000, every_us: 20_000, rotate: false },
+        ];
+        if sprayer {
+            // an off-path host spraying valid RTP at the callee's relay port every 1 ms
+            s.push(Sender { flow: fb, src: a(SPRAYER), ssrc: 0xbad, start_us: 0, every_us: 1_000, rotate });
+        }
+        simulate(t, &s)
+    }
+
+    #[test]
+    fn setup_race_the_real_callee_gets_the_media() {
+        let callee = "198.51.100.20:5000";
+        let (mut t, fa, fb) = call(Some(callee), None);
+        let v = race(&mut t, fa, fb, callee, true, false);
+        let (got, sent) = share_to(&v[0], a(callee));
+        println!("set-up race: callee received {got} of the caller's {sent} packets");
+        assert!(got * 100 >= sent * 99, "{got}/{sent}");
+        assert_eq!(share_to(&v[0], a(SPRAYER)).0, 0);
+        assert_eq!(t.get(fb).unwrap().latched, Some(a(callee)));
+        // the callee's own media reaches the caller; the sprayer's never does
+        assert!(v[1].iter().all(|v| matches!(v, Verdict::Forward { .. })));
+        assert!(v[2].iter().all(|v| *v == Verdict::Drop(DropReason::ForeignSource)));
+        let c = t.get(fb).unwrap().counters.snapshot();
+        assert_eq!((c.relatched, c.drop_foreign_source), (0, v[2].len() as u64));
+
+        // the sprayer rotating its source port every packet changes nothing
+        let (mut t, fa, fb) = call(Some(callee), None);
+        let v = race(&mut t, fa, fb, callee, true, true);
+        let (got, sent) = share_to(&v[0], a(callee));
+        assert!(got * 100 >= sent * 99, "{got}/{sent}");
+        assert_eq!(t.get(fb).unwrap().latched, Some(a(callee)));
+    }
+
+    #[test]
+    fn setup_race_nated_callee() {
+        // the SDP names a private address; the packets come from the NAT's public one
+        let (sdp, public) = ("192.168.1.20:4000", "198.51.100.20:61000");
+        let after = |v: &[Verdict], skip: usize| share_to(&v[skip..], a(public));
+        // with received-from (the proxy saw the SIP from 198.51.100.20): latched on the
+        // callee's first packet, whatever the sprayer does
+        for rotate in [false, true] {
+            let (mut t, fa, fb) = call(Some(sdp), Some("198.51.100.20"));
+            let v = race(&mut t, fa, fb, public, true, rotate);
+            // the caller's first 11 packets (up to t=200 ms, before the callee sent
+            // anything) go to the SDP address; from then on every one reaches the callee
+            let (got, sent) = after(&v[0], 11);
+            assert_eq!(got, sent, "rotate {rotate}");
+            assert_eq!(share_to(&v[0], a(SPRAYER)).0, 0);
+            assert!(v[1].iter().all(|v| matches!(v, Verdict::Forward { .. })));
+            assert!(!t.get(fb).unwrap().weakly_latched());
+        }
+        // without received-from and nobody else sending: latched after the grace
+        // period (1 s from the callee's first packet); the caller's packets from then on
+        // all reach the callee
+        let (mut t, fa, fb) = call(Some(sdp), None);
+        let v = race(&mut t, fa, fb, public, false, false);
+        let (got, sent) = after(&v[0], 61);
+        assert_eq!(got, sent);
+        assert_eq!(share_to(&v[0], a(public)).0, 500 - 61);
+        assert_eq!(v[1].iter().filter(|v| matches!(v, Verdict::Forward { .. })).count(), 490 - 50);
+        assert!(t.get(fb).unwrap().weakly_latched());
+        // ... and an unexpected source arriving later does not take it over
+        assert_eq!(run(&mut t, fb, a(SPRAYER), &rtp_s(0xbad, 1), 10_000_000), Verdict::Drop(DropReason::ForeignSource));
+        // no received-from and a sprayer: the relay cannot tell them apart. Nobody
+        // latches (no media for the callee: the remaining risk in docs/latching.md),
+        // but not one of the caller's packets goes to the sprayer.
+        let (mut t, fa, fb) = call(Some(sdp), None);
+        let v = race(&mut t, fa, fb, public, true, false);
+        assert_eq!(share_to(&v[0], a(SPRAYER)).0, 0);
+        assert_eq!(t.get(fb).unwrap().latched, None);
+    }
+
+    #[test]
+    fn grace_period_details() {
+        // callee before the answer: no signalled peer, no SIP source. A lone source
+        // latches after the grace; a stray packet long before does not count
+        let (mut t, _, fb) = call(None, None);
+        assert_eq!(run(&mut t, fb, a(SPRAYER), &rtp_s(9, 1), 1_000), Verdict::Drop(DropReason::ForeignSource));
+        let nat = a("198.51.100.20:61000");
+        let mut now = 5_000_000;
+        while t.get(fb).unwrap().latched.is_none() {
+            assert!(now < 7_000_000);
+            run(&mut t, fb, nat, &rtp_s(7, (now / 20_000) as u16), now);
+            now += 20_000;
+        }
+        assert_eq!(now, 6_020_000, "latched 1 s after its first packet");
+        assert_eq!(t.get(fb).unwrap().latched, Some(nat));
+        // the answer arrives with the callee's address: it differs from None, so the
+        // latch resets; the expected address latches at once
+        t.apply(&FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA))));
+        assert_eq!(t.get(fb).unwrap().latched, None);
+        assert!(matches!(run(&mut t, fb, a("198.51.100.20:5000"), &rtp_s(7, 1), 7_000_000), Verdict::Forward { .. }));
+
+        // a weak latch yields to the expected address at once (no silence needed), and
+        // that latch is no longer weak
+        let (mut t, _, fb) = call(Some("198.51.100.20:5000"), None);
+        for i in 0..60u64 {
+            run(&mut t, fb, a(SPRAYER), &rtp_s(9, i as u16), i * 20_000);
+        }
+        assert_eq!(t.get(fb).unwrap().latched, Some(a(SPRAYER)));
+        assert!(t.get(fb).unwrap().weakly_latched());
+        assert!(matches!(run(&mut t, fb, a("198.51.100.20:5000"), &rtp_s(7, 1), 1_210_000), Verdict::Forward { .. }));
+        let f = t.get(fb).unwrap();
+        assert_eq!(
+            (f.latched, f.weakly_latched(), f.counters.snapshot().relatched),
+            (Some(a("198.51.100.20:5000")), false, 1)
+        );
+        assert_eq!(run(&mut t, fb, a(SPRAYER), &rtp_s(9, 61), 1_220_000), Verdict::Drop(DropReason::ForeignSource));
+
+        // grace 0: the first valid packet latches (the old behaviour)
+        let (t, _, _) = call(None, None);
+        let mut t = t.with_latch_grace(0);
+        let fb = t.lookup(a(LB)).unwrap();
+        assert!(matches!(run(&mut t, fb, a(SPRAYER), &rtp(1), 1_000), Verdict::Forward { .. }));
+
+        // T.38 (UDP, no RTP checks): the same grace; after silence only an expected
+        // address moves the latch (there is no stream to recognise)
+        let (mut t, _, fb) = call(Some("198.51.100.20:5000"), Some("198.51.100.20"));
+        t.apply(&FlowRule {
+            kind: FlowKind::Udp,
+            sip_source: Some("198.51.100.20".parse().unwrap()),
+            ..FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA)))
+        });
+        assert_eq!(run(&mut t, fb, a(SPRAYER), b"udptl", 1_000), Verdict::Drop(DropReason::ForeignSource));
+        assert!(matches!(run(&mut t, fb, a("198.51.100.20:5000"), b"udptl", 2_000), Verdict::Forward { .. }));
+        assert_eq!(run(&mut t, fb, a(SPRAYER), b"udptl", 9_000_000), Verdict::Drop(DropReason::ForeignSource));
+        assert!(matches!(run(&mut t, fb, a("198.51.100.20:5002"), b"udptl", 9_000_001), Verdict::Forward { .. }));
+    }
+
+    #[test]
+    fn answer_confirming_the_address_keeps_the_latch() {
+        let (mut t, fa, _) = call(Some("198.51.100.20:5000"), None);
+        let nat = a("192.0.2.10:40000");
+        // A behind NAT latched after the grace
+        for i in 0..60u64 {
+            run(&mut t, fa, nat, &rtp(i as u16), i * 20_000);
+        }
+        assert_eq!(t.get(fa).unwrap().latched, Some(nat));
+        // answer, then re-INVITE, confirming A's signalled address: the latch stays
+        let same = FlowRule::rtp(a(LA), Some(a("192.0.2.10:4000")), Some(a(LB)));
+        t.apply(&same);
+        t.apply(&FlowRule { sip_source: Some("192.0.2.10".parse().unwrap()), ..same.clone() });
+        assert_eq!(t.get(fa).unwrap().latched, Some(nat));
+        assert!(t.get(fa).unwrap().counters.snapshot().latched_peer.is_some());
+        // a new address, or reset_latch, resets it
+        t.apply(&FlowRule { reset_latch: true, ..same.clone() });
+        assert_eq!(t.get(fa).unwrap().latched, None);
+        assert_eq!(t.get(fa).unwrap().counters.snapshot().latched_peer, None);
+    }
+
+    #[test]
+    fn silence_is_not_enough_to_relatch() {
+        let real = a("198.51.100.20:5000");
+        let (mut t, _, fb) = call(Some("198.51.100.20:5000"), None);
+        for seq in 0..100u16 {
+            assert!(matches!(
+                run(&mut t, fb, real, &rtp_s(0xca11ee, seq), seq as u64 * 20_000),
+                Verdict::Forward { .. }
+            ));
+        }
+        // hold or silence suppression: 5 s without a packet. An off-path host cannot
+        // take the call over, whatever it sends and for however long
+        let quiet = 99 * 20_000 + 5_000_000;
+        for i in 0..1000u64 {
+            let attacker = SocketAddr::from(([203, 0, 113, 66], 1000 + i as u16));
+            let v = run(&mut t, fb, attacker, &rtp_s(0xbad0 + i as u32, i as u16), quiet + i * 1000);
+            assert_eq!(v, Verdict::Drop(DropReason::ForeignSource));
+        }
+        // the stream's SSRC with a sequence number far off, or repeated, is not enough
+        assert_eq!(
+            run(&mut t, fb, a(SPRAYER), &rtp_s(0xca11ee, 99 + 20_000), quiet + 2_000_000),
+            Verdict::Drop(DropReason::ForeignSource)
+        );
+        assert_eq!(
+            run(&mut t, fb, a(SPRAYER), &rtp_s(0xca11ee, 99), quiet + 2_000_001),
+            Verdict::Drop(DropReason::ForeignSource)
+        );
+        assert_eq!(t.get(fb).unwrap().latched, Some(real));
+        assert_eq!(t.get(fb).unwrap().counters.snapshot().relatched, 0);
+        // the real peer after NAT rebinding: same SSRC, continuing sequence numbers
+        let rebound = a("198.51.100.20:5123");
+        assert!(matches!(run(&mut t, fb, rebound, &rtp_s(0xca11ee, 100), quiet + 3_000_000), Verdict::Forward { .. }));
+        assert_eq!(t.get(fb).unwrap().latched, Some(rebound));
+        // a strong latch again: the old address is foreign now
+        assert_eq!(
+            run(&mut t, fb, real, &rtp_s(0xca11ee, 101), quiet + 3_000_001),
+            Verdict::Drop(DropReason::ForeignSource)
+        );
+        assert_eq!(t.get(fb).unwrap().counters.snapshot().relatched, 1);
+
+        // an expected address (the SIP source's IP, a new port, a new SSRC) relatches
+        // after silence, but not before
+        let (mut t, _, fb) = call(Some("198.51.100.20:5000"), Some("198.51.100.20"));
+        run(&mut t, fb, real, &rtp_s(1, 1), 1_000);
+        let moved = a("198.51.100.20:7000");
+        assert_eq!(run(&mut t, fb, moved, &rtp_s(2, 500), 1_000_000), Verdict::Drop(DropReason::ForeignSource));
+        assert!(matches!(run(&mut t, fb, moved, &rtp_s(2, 500), 3_100_000), Verdict::Forward { .. }));
+        assert_eq!(t.get(fb).unwrap().latched, Some(moved));
+    }
+
+    #[test]
+    fn rtcp_relatches_only_for_the_same_sender() {
+        let mut t = FlowTable::new(2000).with_policy(prod_policy());
+        let fr = t.insert(a("10.0.0.1:30001"), Default::default());
+        t.insert(a("10.0.0.1:30003"), Default::default());
+        t.apply(&FlowRule {
+            kind: FlowKind::Rtcp,
+            egress_rtcp: Some(a("10.0.0.1:30003")),
+            ..FlowRule::rtp(a("10.0.0.1:30001"), Some(a("192.0.2.10:4001")), None)
+        });
+        t.apply(&FlowRule::rtp(a("10.0.0.1:30003"), Some(a("198.51.100.20:5001")), None));
+        let rr = |ssrc: u32| {
+            let mut p = vec![0x80u8, 201, 0, 1];
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p
+        };
+        assert!(matches!(run(&mut t, fr, a("192.0.2.10:4001"), &rr(0x1234), 1_000), Verdict::Forward { .. }));
+        // 5 s of silence; another sender's report from elsewhere is foreign
+        assert_eq!(run(&mut t, fr, a(SPRAYER), &rr(0xbad), 6_000_000), Verdict::Drop(DropReason::ForeignSource));
+        // the same sender SSRC from a new address (NAT rebinding) relatches
+        assert!(matches!(run(&mut t, fr, a("192.0.2.10:4555"), &rr(0x1234), 6_000_001), Verdict::Forward { .. }));
+        assert_eq!(t.get(fr).unwrap().latched, Some(a("192.0.2.10:4555")));
+    }
 }
