@@ -501,6 +501,7 @@ impl FlowTable {
         }
 
         // 3. latch: may this source become the owner?
+        let mut latch = None;
         if let Some(idle) = learn {
             let expected = f.expects(src);
             let authenticated = accepted.is_some();
@@ -517,7 +518,18 @@ impl FlowTable {
                 bump(&c.drop_foreign_source, 1);
                 return Verdict::Drop(DropReason::ForeignSource);
             }
-            f.weak_latch = !(expected || authenticated) && (first || f.weak_latch);
+            latch = Some((first, !(expected || authenticated) && (first || f.weak_latch)));
+        }
+        // 4. the packet is accepted: SRTP state changes now, and only now
+        if let (Some(a), Some((_, ctx))) = (accepted, f.srtp_in.as_mut()) {
+            if !ctx.commit(a) {
+                // another copy was committed since it was opened
+                bump(&c.drop_srtp_replay, 1);
+                return Verdict::Drop(DropReason::Srtp(SrtpError::Replayed));
+            }
+        }
+        if let Some((first, weak)) = latch {
+            f.weak_latch = weak;
             if !first {
                 bump(&c.relatched, 1);
             }
@@ -528,13 +540,10 @@ impl FlowTable {
                 log.push((f.local, src));
             }
         }
-        if let (Some(a), Some((_, ctx))) = (accepted, f.srtp_in.as_mut()) {
-            ctx.commit(a);
-        }
         f.last_from_peer_ms = now_ms;
         c.last_packet_ms.store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
 
-        // 4. account
+        // 5. account
         if rtcp {
             bump(&c.rtcp_packets, 1);
             bump(&c.rtcp_bytes, len as u64);
@@ -550,7 +559,7 @@ impl FlowTable {
             c.jitter_us.store(f.stats.jitter() * 1_000_000 / f.clock_rate as u64, Relaxed);
         }
 
-        // 5. destination: the egress socket's peer (latched or signalled, so it passed
+        // 6. destination: the egress socket's peer (latched or signalled, so it passed
         // the address policy), with its SRTP applied
         let via = if rtcp { f.egress_rtcp } else { f.egress_rtp };
         let Some(via) = via else {

@@ -403,6 +403,7 @@ mod tests;
 // SHIM until h-srtp lands: delete on merge
 /// Proof that a packet authenticated, to be committed with [`Context::commit`]
 /// (stand-in for h-srtp's token: here `open_*` still commits at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted;
 
 impl Context {
@@ -414,6 +415,8 @@ impl Context {
         self.unprotect_rtcp(buf, len).map(|n| (n, Accepted))
     }
 
-    pub fn commit(&mut self, _: Accepted) {}
+    pub fn commit(&mut self, _: Accepted) -> bool {
+        true
+    }
 }
 // end of SHIM until h-srtp lands
