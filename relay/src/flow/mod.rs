@@ -421,6 +421,10 @@ impl FlowTable {
             match f.signalled {
                 Some(s) if f.policy.strict_source => {
                     if s != src {
+                        if policy.check(src).is_err() {
+                            bump(&c.drop_denied_source, 1);
+                            return Verdict::Drop(DropReason::DeniedSource);
+                        }
                         bump(&c.drop_strict_source, 1);
                         return Verdict::Drop(DropReason::StrictSource);
                     }
