@@ -139,6 +139,88 @@ impl Flow {
         self.signalled == Some(src) || self.sip_source.is_some_and(|ip| ip == src.ip().to_canonical())
     }
 
+    /// A packet from a source other than the owner (or on an asymmetric flow): the
+    /// checks that come before any parsing or crypto. Ok(None): accept (asymmetric);
+    /// Ok(Some(idle)): a candidate for the latch, decided after validation; Err: drop
+    /// (counted here). Off the owner's path, so kept out of line.
+    #[cold]
+    #[inline(never)]
+    fn screen_source(
+        &mut self,
+        policy: &AddressPolicy,
+        src: SocketAddr,
+        now_ms: u64,
+        relatch_after_ms: u64,
+    ) -> Result<Option<bool>, DropReason> {
+        let c = &*self.counters;
+        if self.policy.asymmetric {
+            if let Some(s) = self.signalled.filter(|_| self.policy.strict_source) {
+                if s == src {
+                    return Ok(None);
+                }
+                if policy.check(src).is_err() {
+                    bump(&c.drop_denied_source, 1);
+                    return Err(DropReason::DeniedSource);
+                }
+                bump(&c.drop_strict_source, 1);
+                return Err(DropReason::StrictSource);
+            }
+            if self.allowed_src != Some(src) {
+                if policy.check(src).is_err() {
+                    bump(&c.drop_denied_source, 1);
+                    return Err(DropReason::DeniedSource);
+                }
+                self.allowed_src = Some(src);
+            }
+            return Ok(None);
+        }
+        if policy.check(src).is_err() {
+            bump(&c.drop_denied_source, 1);
+            return Err(DropReason::DeniedSource);
+        }
+        let trusted = self.trusts_signalled();
+        let idle = now_ms.saturating_sub(self.last_from_peer_ms) >= relatch_after_ms;
+        if trusted || self.latched.is_some() {
+            if self.policy.strict_source {
+                bump(&c.drop_strict_source, 1);
+                return Err(DropReason::StrictSource);
+            }
+            // a strong latch is owned until silence; a weak one yields to an expected or
+            // authenticated source (decided in may_latch)
+            if trusted || !(idle || self.weak_latch) {
+                bump(&c.drop_foreign_source, 1);
+                return Err(DropReason::ForeignSource);
+            }
+        }
+        Ok(Some(idle))
+    }
+
+    /// May `src`, which passed validation (and authentication when `authenticated`),
+    /// become the owner? Some((first latch, weak latch)) if so.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn may_latch(
+        &mut self,
+        src: SocketAddr,
+        idle: bool,
+        authenticated: bool,
+        rtp: Option<(u32, u16, u32)>,
+        rtcp_ssrc: Option<u32>,
+        now_ms: u64,
+        grace_ms: u64,
+    ) -> Option<(bool, bool)> {
+        let expected = self.expects(src);
+        let first = self.latched.is_none();
+        let ok = expected
+            || authenticated
+            || if first {
+                grace_passes(&mut self.grace, src, now_ms, grace_ms)
+            } else {
+                idle && self.continues_stream(rtp, rtcp_ssrc)
+            };
+        ok.then_some((first, !(expected || authenticated) && (first || self.weak_latch)))
+    }
+
     /// The packet continues the stream this flow was receiving: RTP with the same SSRC
     /// and a sequence number a little ahead of the highest seen; RTCP from the same
     /// sender SSRC (the last RTCP sender's, or the RTP stream's).
@@ -406,63 +488,24 @@ impl FlowTable {
         let Some(Some(f)) = self.slots.get_mut(id) else {
             return Verdict::Drop(DropReason::UnknownFlow);
         };
-        let c = &*f.counters;
         let now_ms = now_us / 1000;
         let mut len = len.min(buf.len());
-        bump(&c.packets, 1);
-        bump(&c.bytes, len as u64);
+        bump(&f.counters.packets, 1);
+        bump(&f.counters.bytes, len as u64);
 
         // 1. the source, before any crypto. The owner (latched or pinned peer) passed the
         // address policy when it became the owner: its packets pay one comparison.
         // `learn`: another source that may become the owner, decided after validation
         // (Some(idle): the owner has been silent for relatch_after_ms).
-        let mut learn: Option<bool> = None;
-        if f.policy.asymmetric {
-            match f.signalled {
-                Some(s) if f.policy.strict_source => {
-                    if s != src {
-                        if policy.check(src).is_err() {
-                            bump(&c.drop_denied_source, 1);
-                            return Verdict::Drop(DropReason::DeniedSource);
-                        }
-                        bump(&c.drop_strict_source, 1);
-                        return Verdict::Drop(DropReason::StrictSource);
-                    }
-                }
-                _ => {
-                    if f.allowed_src != Some(src) {
-                        if policy.check(src).is_err() {
-                            bump(&c.drop_denied_source, 1);
-                            return Verdict::Drop(DropReason::DeniedSource);
-                        }
-                        f.allowed_src = Some(src);
-                    }
-                }
-            }
+        let owner = if f.trusts_signalled() { f.signalled } else { f.latched };
+        let learn = if !f.policy.asymmetric && owner == Some(src) {
+            None
         } else {
-            let trusted = f.trusts_signalled();
-            let owner = if trusted { f.signalled } else { f.latched };
-            if owner != Some(src) {
-                if policy.check(src).is_err() {
-                    bump(&c.drop_denied_source, 1);
-                    return Verdict::Drop(DropReason::DeniedSource);
-                }
-                let idle = now_ms.saturating_sub(f.last_from_peer_ms) >= relatch_after_ms;
-                if owner.is_some() {
-                    if f.policy.strict_source {
-                        bump(&c.drop_strict_source, 1);
-                        return Verdict::Drop(DropReason::StrictSource);
-                    }
-                    // a strong latch is owned until silence; a weak one yields to an
-                    // expected or authenticated source (checked below)
-                    if trusted || !(idle || f.weak_latch) {
-                        bump(&c.drop_foreign_source, 1);
-                        return Verdict::Drop(DropReason::ForeignSource);
-                    }
-                }
-                learn = Some(idle);
+            match f.screen_source(policy, src, now_ms, relatch_after_ms) {
+                Ok(learn) => learn,
+                Err(r) => return Verdict::Drop(r),
             }
-        }
+        };
 
         // 2. validate (SRTP: authenticate and decrypt first, committing nothing yet)
         let rtcp = match f.kind {
@@ -474,6 +517,7 @@ impl FlowTable {
         let mut rtcp_ssrc = None;
         let mut accepted = None;
         if f.kind != FlowKind::Udp {
+            let c = &*f.counters;
             if let Some((_, ctx)) = f.srtp_in.as_mut() {
                 let r = if rtcp { ctx.open_rtcp(buf, len) } else { ctx.open_rtp(buf, len) };
                 match r {
@@ -505,25 +549,18 @@ impl FlowTable {
         }
 
         // 3. latch: may this source become the owner?
-        let mut latch = None;
-        if let Some(idle) = learn {
-            let expected = f.expects(src);
-            let authenticated = accepted.is_some();
-            let first = f.latched.is_none();
-            let ok = expected
-                || authenticated
-                || if first {
-                    grace_passes(&mut f.grace, src, now_ms, grace_ms)
-                } else {
-                    idle && f.continues_stream(rtp_fields, rtcp_ssrc)
-                };
-            if !ok {
-                // nothing committed: an SRTP context is as it was
-                bump(&c.drop_foreign_source, 1);
-                return Verdict::Drop(DropReason::ForeignSource);
-            }
-            latch = Some((first, !(expected || authenticated) && (first || f.weak_latch)));
-        }
+        let latch = match learn {
+            None => None,
+            Some(idle) => match f.may_latch(src, idle, accepted.is_some(), rtp_fields, rtcp_ssrc, now_ms, grace_ms) {
+                Some(l) => Some(l),
+                None => {
+                    // nothing committed: an SRTP context is as it was
+                    bump(&f.counters.drop_foreign_source, 1);
+                    return Verdict::Drop(DropReason::ForeignSource);
+                }
+            },
+        };
+        let c = &*f.counters;
         // 4. the packet is accepted: SRTP state changes now, and only now
         if let (Some(a), Some((_, ctx))) = (accepted, f.srtp_in.as_mut()) {
             if !ctx.commit(a) {
