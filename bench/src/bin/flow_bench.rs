@@ -5,9 +5,10 @@
 //! Uses only the API the flow table has had since before the set-up rules, so the same
 //! file measures old and new code in one session.
 //!
-//!     cargo run --release -p bench --bin flow_bench [-- PACKETS [plain]]
+//!     cargo run --release -p bench --bin flow_bench [-- PACKETS [plain|latched]]
 //!
-//! `plain`: only the plain-RTP cases (for `perf stat`).
+//! `plain`: only the plain-RTP cases, `latched`: only the first (for instruction counts
+//! under `valgrind --tool=callgrind`, which a loaded machine does not disturb).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -67,6 +68,10 @@ fn main() {
         buf[..172].copy_from_slice(&pkts[i & 4095]);
         t.process(fa, peer, &mut buf, 172, 1 + i as u64 * 20)
     });
+    if std::env::args().nth(2).as_deref() == Some("latched") {
+        println!("  latched peer, plain RTP, forwarded     {latched:7.1}");
+        return;
+    }
     let foreign_plain = measure(n, |i| {
         buf[..172].copy_from_slice(&pkts[i & 4095]);
         t.process(fa, foreign, &mut buf, 172, 1 + i as u64 * 20)
