@@ -123,6 +123,17 @@ pub struct FlowCounters {
     pub drop_srtp_auth: u64,
     /// SRTP/SRTCP replayed or older than the replay window.
     pub drop_srtp_replay: u64,
+    /// Packets the egress SRTP context refused to protect because their packet index
+    /// (sequence number with rollover, or SRTCP index) was already used under that key
+    /// (a repeated or restarted sequence from the sending party: never encrypted twice
+    /// under one keystream or nonce), or the key's index space is used up.
+    pub drop_srtp_index: u64,
+    /// Packets whose source the media address policy denies (loopback, the relay's own
+    /// addresses, ...): dropped before any crypto, never latched.
+    pub drop_denied_source: u64,
+    /// Packets not sent because the only destination known was an address the media
+    /// address policy denies (a signalled peer it refused).
+    pub drop_denied_destination: u64,
     pub rtcp_packets: u64,
     pub rtcp_bytes: u64,
     /// Milliseconds on the relay's monotonic clock; 0 = never.
@@ -154,6 +165,9 @@ impl FlowCounters {
         self.drop_send_error += o.drop_send_error;
         self.drop_srtp_auth += o.drop_srtp_auth;
         self.drop_srtp_replay += o.drop_srtp_replay;
+        self.drop_srtp_index += o.drop_srtp_index;
+        self.drop_denied_source += o.drop_denied_source;
+        self.drop_denied_destination += o.drop_denied_destination;
         self.rtcp_packets += o.rtcp_packets;
         self.rtcp_bytes += o.rtcp_bytes;
         self.relatched += o.relatched;
@@ -210,12 +224,16 @@ mod tests {
             latched_peer: peer,
             ssrc: 2,
             lost: 3,
+            drop_denied_source: 3,
+            drop_srtp_index: 4,
+            drop_denied_destination: 5,
             ..Default::default()
         };
         let mut m = a.clone();
         m.merge(&b);
         assert_eq!((m.packets, m.forwarded, m.dropped, m.drop_malformed), (15, 14, 1, 1));
         assert_eq!((m.last_packet_ms, m.latched_peer, m.ssrc, m.lost), (200, peer, 2, 3));
+        assert_eq!((m.drop_denied_source, m.drop_srtp_index, m.drop_denied_destination), (3, 4, 5));
         let mut m2 = b.clone();
         m2.merge(&a);
         assert_eq!((m2.packets, m2.last_packet_ms, m2.latched_peer, m2.ssrc), (15, 200, peer, 2));

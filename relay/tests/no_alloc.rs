@@ -35,6 +35,10 @@ fn rule(local: SocketAddr, peer: SocketAddr, egress: SocketAddr) -> FlowRule {
     FlowRule::rtp(local, Some(peer), Some(egress))
 }
 
+fn lb_addr() -> SocketAddr {
+    "10.0.0.1:30002".parse().unwrap()
+}
+
 fn rtp(seq: u16) -> [u8; 172] {
     let mut b = [0u8; 172];
     emit_header(&mut b, 0, false, seq, seq as u32 * 160, 7);
@@ -63,6 +67,36 @@ fn packet_path_does_not_allocate() {
         assert!(matches!(t.process(fa, src, &mut b, 172, 1 + i as u64 * 20_000), Verdict::Forward { .. }));
     }
     let flow_table_allocs = ALLOCS.load(Relaxed) - before;
+
+    // 1a. with a production address policy, foreign and denied sources interleaved (the
+    // policy check, the grace bookkeeping and the drops allocate nothing either)
+    let policy = control::addrpolicy::AddressPolicy {
+        own: vec!["10.0.0.1".parse().unwrap()],
+        own_ports: vec![(30000, 40000), (2223, 2223)],
+        deny: vec!["198.18.0.0/15".parse().unwrap()],
+        ..Default::default()
+    };
+    let mut t = FlowTable::new(2000).with_policy(std::sync::Arc::new(policy));
+    let fa = t.insert(a, Default::default());
+    let fb = t.insert(lb_addr(), Default::default());
+    t.apply(&rule(a, "192.0.2.1:4000".parse().unwrap(), lb_addr()));
+    t.apply(&rule(lb_addr(), "192.0.2.2:4000".parse().unwrap(), a));
+    b[..172].copy_from_slice(&rtp(0));
+    t.process(fa, src, &mut b, 172, 1);
+    let foreign: [SocketAddr; 3] =
+        ["203.0.113.9:5000".parse().unwrap(), "127.0.0.1:2223".parse().unwrap(), "198.18.0.1:9".parse().unwrap()];
+    let before = ALLOCS.load(Relaxed);
+    for (i, p) in pkts.iter().enumerate() {
+        let now = 1 + i as u64 * 20_000;
+        b[..172].copy_from_slice(p);
+        assert!(matches!(t.process(fa, src, &mut b, 172, now), Verdict::Forward { .. }));
+        let f = foreign[i % 3];
+        b[..172].copy_from_slice(p);
+        assert!(matches!(t.process(fa, f, &mut b, 172, now), Verdict::Drop(_)));
+        b[..172].copy_from_slice(p);
+        t.process(fb, f, &mut b, 172, now); // before B's first latch: grace bookkeeping
+    }
+    let policy_allocs = ALLOCS.load(Relaxed) - before;
 
     // 1b. the same with SRTP on both legs (decrypt with A's key, re-encrypt with B's)
     let key = |suite: &str, seed: u8| {
@@ -137,9 +171,10 @@ fn packet_path_does_not_allocate() {
     let worker_allocs = ALLOCS.load(Relaxed) - before;
     dp.stop();
     println!(
-        "allocations: flow table {flow_table_allocs} for 10000 packets, with SRTP re-keying {srtp_allocs} for 9999, io_uring workers {worker_allocs} for 19000 packets"
+        "allocations: flow table {flow_table_allocs} for 10000 packets, with policy and foreign sources {policy_allocs} for 30000, with SRTP re-keying {srtp_allocs} for 9999, io_uring workers {worker_allocs} for 19000 packets"
     );
     assert_eq!(flow_table_allocs, 0);
+    assert_eq!(policy_allocs, 0);
     assert_eq!(srtp_allocs, 0);
     assert_eq!(worker_allocs, 0);
 }

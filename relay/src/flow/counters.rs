@@ -21,6 +21,9 @@ pub struct SharedCounters {
     pub drop_send_error: AtomicU64,
     pub drop_srtp_auth: AtomicU64,
     pub drop_srtp_replay: AtomicU64,
+    pub drop_srtp_index: AtomicU64,
+    pub drop_denied_source: AtomicU64,
+    pub drop_denied_destination: AtomicU64,
     pub rtcp_packets: AtomicU64,
     pub rtcp_bytes: AtomicU64,
     pub last_packet_ms: AtomicU64,
@@ -54,11 +57,14 @@ impl SharedCounters {
         let de = g(&self.drop_send_error);
         let da = g(&self.drop_srtp_auth);
         let dr = g(&self.drop_srtp_replay);
+        let di = g(&self.drop_srtp_index);
+        let dds = g(&self.drop_denied_source);
+        let ddd = g(&self.drop_denied_destination);
         FlowCounters {
             packets: g(&self.packets),
             bytes: g(&self.bytes),
             forwarded: g(&self.forwarded),
-            dropped: dm + ds + df + dn + de + da + dr,
+            dropped: dm + ds + df + dn + de + da + dr + di + dds + ddd,
             drop_malformed: dm,
             drop_strict_source: ds,
             drop_foreign_source: df,
@@ -66,10 +72,13 @@ impl SharedCounters {
             drop_send_error: de,
             drop_srtp_auth: da,
             drop_srtp_replay: dr,
+            drop_srtp_index: di,
+            drop_denied_source: dds,
+            drop_denied_destination: ddd,
             rtcp_packets: g(&self.rtcp_packets),
             rtcp_bytes: g(&self.rtcp_bytes),
             last_packet_ms: g(&self.last_packet_ms),
-            latched_peer: *self.latched.lock().unwrap(),
+            latched_peer: *self.latched.lock().unwrap_or_else(|e| e.into_inner()),
             relatched: g(&self.relatched),
             ssrc: g(&self.ssrc) as u32,
             lost: g(&self.lost) as i64,

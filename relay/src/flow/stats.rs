@@ -66,6 +66,12 @@ impl RtpStats {
     pub fn received(&self) -> u64 {
         self.received
     }
+
+    /// The stream being followed: its SSRC and highest sequence number, once a packet
+    /// was seen.
+    pub fn highest(&self) -> Option<(u32, u16)> {
+        self.init.then_some((self.ssrc, self.max_seq))
+    }
 }
 
 #[cfg(test)]

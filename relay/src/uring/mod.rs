@@ -486,8 +486,8 @@ impl Worker {
                         bump(&self.stats.malformed_by[m.index()], 1);
                         &self.stats.drop_malformed
                     }
-                    StrictSource | ForeignSource => &self.stats.drop_source,
-                    NoDestination => &self.stats.drop_no_destination,
+                    StrictSource | ForeignSource | DeniedSource => &self.stats.drop_source,
+                    NoDestination | DeniedDestination => &self.stats.drop_no_destination,
                     UnknownFlow => &self.stats.drop_unknown_flow,
                     Srtp(_) => &self.stats.drop_srtp,
                 };
