@@ -13,6 +13,7 @@ use std::time::Instant;
 use control::dataplane::{DataPlane, FlowCounters, FlowRule};
 
 use crate::flow::counters::SharedCounters;
+use crate::flow::FlowTable;
 use crate::packet::Malformed;
 use crate::uring::{self, Command, WorkerConfig, WorkerHandle};
 
@@ -22,10 +23,13 @@ pub struct UringDataPlane {
     tos: u8,
     epoch: Instant,
     pub running: Arc<AtomicBool>,
+    /// The one flow table every worker shares (`start_shared`), if so.
+    shared: Option<Arc<Mutex<FlowTable>>>,
 }
 
 impl UringDataPlane {
-    /// Start `n` workers, pinned to `cpus` (round-robin) when given.
+    /// Start `n` workers, pinned to `cpus` (round-robin) when given, each with a flow
+    /// table of its own.
     pub fn start(
         n: usize,
         cpus: &[usize],
@@ -33,6 +37,21 @@ impl UringDataPlane {
         relatch_after_ms: u64,
         replay_window: u32,
     ) -> io::Result<UringDataPlane> {
+        Self::start_with(n, cpus, tos, relatch_after_ms, replay_window, false)
+    }
+
+    /// Like `start`; with `shared`, every worker uses one flow table (`shared_table`),
+    /// which the XDP backend's AF_XDP workers use too.
+    pub fn start_with(
+        n: usize,
+        cpus: &[usize],
+        tos: u8,
+        relatch_after_ms: u64,
+        replay_window: u32,
+        shared: bool,
+    ) -> io::Result<UringDataPlane> {
+        let shared =
+            shared.then(|| Arc::new(Mutex::new(FlowTable::new(relatch_after_ms).with_replay_window(replay_window))));
         let epoch = Instant::now();
         let running = Arc::new(AtomicBool::new(true));
         let mut workers = Vec::new();
@@ -43,13 +62,14 @@ impl UringDataPlane {
                 relatch_after_ms,
                 replay_window,
                 epoch,
+                table: shared.clone(),
                 ..Default::default()
             };
             workers.push(uring::spawn(cfg, running.clone()).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot start io_uring worker {i}: {e} (is io_uring disabled? see /proc/sys/kernel/io_uring_disabled)"))
             })?);
         }
-        Ok(UringDataPlane { workers, sockets: Mutex::new(HashMap::new()), tos, epoch, running })
+        Ok(UringDataPlane { workers, sockets: Mutex::new(HashMap::new()), tos, epoch, running, shared })
     }
 
     pub fn stop(&mut self) {
@@ -67,6 +87,16 @@ impl UringDataPlane {
 
     pub fn workers(&self) -> &[WorkerHandle] {
         &self.workers
+    }
+
+    /// The flow table all workers share (started with `start_with(.., true)`).
+    pub fn shared_table(&self) -> Option<Arc<Mutex<FlowTable>>> {
+        self.shared.clone()
+    }
+
+    /// The epoch of the workers' clock (`now_us` of the flow table).
+    pub fn epoch(&self) -> Instant {
+        self.epoch
     }
 }
 

@@ -38,9 +38,18 @@ fn run(cfg: Config) -> Result<(), String> {
         None => None,
     };
     relay::uring::set_worker_priority(cfg.worker_priority);
-    let uring = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms, cfg.srtp_replay_window)
-        .map_err(|e| e.to_string())?;
-    let (dp, xdp, backend): (Arc<dyn DataPlane>, Option<Arc<XdpDataPlane>>, String) = match start_xdp(&cfg) {
+    let xdp_opts = start_xdp(&cfg);
+    // under XDP the io_uring workers (the kernel path) share the AF_XDP workers' flow table
+    let uring = UringDataPlane::start_with(
+        cfg.workers,
+        &cfg.cpus,
+        cfg.tos,
+        cfg.relatch_after_ms,
+        cfg.srtp_replay_window,
+        matches!(xdp_opts, Ok(Some(_))),
+    )
+    .map_err(|e| e.to_string())?;
+    let (dp, xdp, backend): (Arc<dyn DataPlane>, Option<Arc<XdpDataPlane>>, String) = match xdp_opts {
         Ok(None) => (Arc::new(uring), None, format!("io_uring ({} worker(s))", cfg.workers)),
         Ok(Some(opts)) => match XdpDataPlane::start(&opts, uring) {
             Ok(x) => {
@@ -156,9 +165,8 @@ fn start_xdp(cfg: &Config) -> Result<Option<XdpOptions>, String> {
         require_native: cfg.backend == Backend::Auto,
         cpus: cfg.cpus.clone(),
         tos: cfg.tos,
-        relatch_after_ms: cfg.relatch_after_ms,
-        replay_window: cfg.srtp_replay_window,
         frames: 32768,
+        own_addrs: cfg.engine.media_policy.own.clone(),
     }))
 }
 
