@@ -86,12 +86,18 @@ impl PortPool {
             self.next = if p as u32 + 3 > self.max as u32 { self.min } else { p + 2 };
             let rtp = SocketAddr::new(self.addr, p);
             let rtcp = SocketAddr::new(self.addr, p + 1);
-            if dp.open(rtp, affinity).is_err() {
-                continue;
+            if let Err(e) = dp.open(rtp, affinity) {
+                match fd_limit(&e) {
+                    Some(m) => return Err(format!("cannot bind a port pair on {}: {m}", self.addr)),
+                    None => continue,
+                }
             }
-            if dp.open(rtcp, affinity).is_err() {
+            if let Err(e) = dp.open(rtcp, affinity) {
                 dp.close(rtp);
-                continue;
+                match fd_limit(&e) {
+                    Some(m) => return Err(format!("cannot bind a port pair on {}: {m}", self.addr)),
+                    None => continue,
+                }
             }
             self.in_use += 1;
             return Ok(p);
@@ -103,6 +109,20 @@ impl PortPool {
         dp.close(SocketAddr::new(self.addr, port));
         dp.close(SocketAddr::new(self.addr, port + 1));
         self.in_use = self.in_use.saturating_sub(1);
+    }
+}
+
+/// The real cause when a bind failed for want of descriptors (EMFILE, ENFILE): no other
+/// port would do better, and "ports exhausted" would send the operator the wrong way.
+fn fd_limit(e: &std::io::Error) -> Option<String> {
+    match e.raw_os_error()? {
+        libc::EMFILE => {
+            let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+            Some(format!("too many open files (RLIMIT_NOFILE {})", r.rlim_cur))
+        }
+        libc::ENFILE => Some("too many open files in the system (fs.file-max)".into()),
+        _ => None,
     }
 }
 

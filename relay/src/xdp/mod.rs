@@ -457,13 +457,15 @@ impl XdpDataPlane {
 
 impl DataPlane for XdpDataPlane {
     fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
-        let (fd, counters) = self.uring.open_shared(local, affinity)?;
+        let (kernel, counters) = self.uring.open_shared(local, affinity)?;
         // in the shared table now, so that the rule finds it (its io_uring worker's own
         // insert, when it takes the socket, finds it there)
         lock_table(&self.table).insert(local, counters);
+        // one duplicate of the socket for all AF_XDP workers: 2 descriptors per relay
+        // socket, whatever the number of queues
+        let kernel = Arc::new(kernel);
         for w in &self.workers {
-            let kernel = fd.try_clone()?;
-            w.send(XdpCommand::Open { local, kernel });
+            w.send(XdpCommand::Open { local, kernel: kernel.clone() });
         }
         Ok(())
     }

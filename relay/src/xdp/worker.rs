@@ -41,11 +41,11 @@ const RING: u32 = 4096;
 /// Messages to an AF_XDP worker. Flows and rules are not among them: they are in the
 /// shared flow table, changed once by the control plane.
 pub enum XdpCommand {
-    /// A relay socket: `kernel` is a duplicate of its descriptor, used to send through
-    /// the kernel when the next hop is not (yet) known.
+    /// A relay socket: `kernel` is a duplicate of its descriptor (one for all AF_XDP
+    /// workers), used to send through the kernel when the next hop is not (yet) known.
     Open {
         local: SocketAddr,
-        kernel: OwnedFd,
+        kernel: Arc<OwnedFd>,
     },
     Close(SocketAddr),
     NextHop(IpAddr, NextHop),
@@ -140,7 +140,7 @@ struct Worker {
     ports: Vec<Port>,
     table: Arc<Mutex<FlowTable>>,
     /// Each relay socket's descriptor (a duplicate), by its address.
-    kernel_fds: HashMap<SocketAddr, OwnedFd>,
+    kernel_fds: HashMap<SocketAddr, Arc<OwnedFd>>,
     /// Sends through the kernel waiting for the lock to be released (at most a batch).
     kernel_tx: Vec<KernelSend>,
     /// The next-hop thread has requests waiting: wake it once the lock is released.
