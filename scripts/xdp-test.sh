@@ -278,6 +278,8 @@ gen=$!
 sleep 1.5
 $E ip link set epriv address 02:00:00:00:be:ef
 $R ip neigh replace 10.203.2.2 lladdr 02:00:00:00:be:ef dev rpriv nud reachable
+# (and for IPv6, so that later IPv6 calls do not wait for the stale entry to be probed)
+$R ip -6 neigh replace fd03:2::2 lladdr 02:00:00:00:be:ef dev rpriv nud reachable
 wait $gen || fail "traffic did not follow the callee's new MAC"
 rtpgen mac2.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 20 --duration 1
 ok "neighbour change followed: mid-call $(field mac.json received)/$(field mac.json sent), after $(field mac2.json received)/$(field mac2.json sent)"
@@ -315,7 +317,7 @@ done
 sleep 0.2
 none=$(in_kernel)
 [[ $((all - after_one)) -eq 4 && $none -eq 0 ]] || fail "steering entries: $all with 30 calls, $after_one after one delete, $none after all"
-ok "per-flow counters (merged from the AF_XDP workers and the socket path) and latches visible; steering entries in the kernel's maps (bpftool): $all for 30 calls kept, $after_one after deleting one (4 sockets), $none after deleting all"
+ok "per-flow counters (one set per flow, whichever worker or path counted) and latches visible; steering entries in the kernel's maps (bpftool): $all for 30 calls kept, $after_one after deleting one (4 sockets), $none after deleting all"
 
 # 7. one truth per socket: foreign RTP through the kernel path (frames the program passes)
 #    to the caller's port of a latched call, from the caller's host but another port
@@ -373,7 +375,7 @@ rp=$(($(flow caller rtp drop_srtp_replay) - rp0))
 auth=$(flow caller rtp drop_srtp_auth)
 [[ $rp -ge 40 && $auth -eq 0 && $(field replay.json srtp_auth_failures) -eq 0 ]] \
   || fail "SRTP replays through the kernel path: $rp of 40 rejected as replays, $auth auth failures"
-ok "SRTP replayed through the kernel path ($sent frames: 20 with IPv4 options, 20 as fragments): $rp rejected as replays by the one SRTP context; the call lost nothing ($(field replay.json received)/$(field replay.json sent))"
+ok "SRTP replayed through the kernel path ($sent frames: 20 datagrams with IPv4 options, 20 as two fragments each): $rp rejected as replays by the one SRTP context; the call lost nothing ($(field replay.json received)/$(field replay.json sent))"
 delete_all
 
 # 9. spoofed sources the kernel would call martian: 127.0.0.1 and the relay's own
