@@ -302,7 +302,9 @@ impl Worker {
             timer: Box::new(types::Timespec::new().nsec(100_000_000)),
             stats,
             epoch: cfg.epoch,
-            backlog: VecDeque::new(),
+            // room for a full batch of sends beyond the SQ (they wait here while the table is
+            // locked), so that the packet path does not allocate
+            backlog: VecDeque::with_capacity(2 * cfg.ring_entries as usize),
             next_gen: 1,
         }
     }
