@@ -5,7 +5,11 @@
 // For every frame on the interface:
 //   Ethernet [802.1Q] -> IPv4 (no options, not a fragment) | IPv6 (UDP as next header)
 //   -> UDP -> look up (destination address, destination port) in `flows`.
-// A hit is redirected to the AF_XDP socket bound to the receiving queue (`xsks`);
+// A hit whose source could never be a media peer on the wire -- loopback, unspecified,
+// multicast, broadcast/240/4, link-local, or one of the relay's own addresses
+// (`own_addrs`) -- is dropped: steered frames bypass the kernel's martian and rp_filter
+// checks, which would have dropped them on the socket path.
+// Any other hit is redirected to the AF_XDP socket bound to the receiving queue (`xsks`);
 // everything else -- SSH, SIP, ng, ARP, ICMP, DNS, fragments, anything we do not
 // understand -- returns XDP_PASS and the kernel handles it as if we were not here.
 // If no socket is bound to the queue, bpf_redirect_map falls back to XDP_PASS and the
@@ -54,6 +58,31 @@ struct {
 	__type(value, struct flow_val);
 } flows SEC(".maps");
 
+// The relay's own addresses (key of `own_addrs`; value unused), filled by relayd at start.
+struct own_key {
+	__u8 family; // 4 or 6
+	__u8 pad[3];
+	__u8 addr[16]; // IPv4 in the first 4 bytes, rest zero
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct own_key);
+	__type(value, __u8);
+} own_addrs SEC(".maps");
+
+// settings[0]: SETTING_LOCAL_SOURCES when the interface is loopback itself (a lab relay):
+// loopback and own sources are normal there.
+#define SETTING_LOCAL_SOURCES 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} settings SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
 	__uint(max_entries, 256);
@@ -69,6 +98,7 @@ enum {
 	STAT_PASS_NO_SOCKET,  // a media flow, but no AF_XDP socket on this queue
 	STAT_PASS_UNPARSED,   // truncated headers, IPv4 options or fragments, IPv6 extension headers
 	STAT_DROP_SOURCE,     // strict source: not from the flow's peer
+	STAT_DROP_MARTIAN,    // from loopback, unspecified, multicast, broadcast, link-local, or us
 	STAT_MAX,
 };
 
@@ -93,6 +123,46 @@ static __always_inline int bytes_eq(const __u8 *a, const __u8 *b, int n)
 		if (i < n && a[i] != b[i])
 			return 0;
 	return 1;
+}
+
+// Whether `a` (IPv4) can never be a media peer's source: 0/8, 127/8, 169.254/16,
+// 224/4 (multicast), 240/4 and 255.255.255.255.
+static __always_inline int martian4(const __u8 *a, int local_ok)
+{
+	if (a[0] == 127)
+		return !local_ok;
+	return a[0] == 0 || a[0] >= 224 || (a[0] == 169 && a[1] == 254);
+}
+
+// The same for IPv6: ::, ::1, ff00::/8, fe80::/10, and IPv4-mapped forms of the above.
+static __always_inline int martian6(const __u8 *a, int local_ok)
+{
+	int zero = 1;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		if (a[i])
+			zero = 0;
+	if (zero && a[10] == 0xff && a[11] == 0xff)
+		return martian4(a + 12, local_ok);
+	if (zero && !a[10] && !a[11] && !a[12] && !a[13] && !a[14] && a[15] <= 1)
+		return a[15] == 0 || !local_ok;
+	return a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
+}
+
+static __always_inline int martian(__u8 family, const __u8 *saddr)
+{
+	__u32 zero = 0;
+	__u32 *set = bpf_map_lookup_elem(&settings, &zero);
+	int local_ok = set && (*set & SETTING_LOCAL_SOURCES);
+	struct own_key k = {};
+
+	if (family == 4 ? martian4(saddr, local_ok) : martian6(saddr, local_ok))
+		return 1;
+	if (local_ok)
+		return 0;
+	k.family = family;
+	__builtin_memcpy(k.addr, saddr, 16);
+	return bpf_map_lookup_elem(&own_addrs, &k) != 0;
 }
 
 struct vlan_hdr {
@@ -179,6 +249,10 @@ int relay_xdp(struct xdp_md *ctx)
 	if (!fv) {
 		count(STAT_PASS_NO_FLOW);
 		return XDP_PASS;
+	}
+	if (martian(key.family, saddr)) {
+		count(STAT_DROP_MARTIAN);
+		return XDP_DROP;
 	}
 	if ((fv->flags & FLOW_STRICT_SOURCE) && fv->peer_port) {
 		if (fv->peer_port != sport || !bytes_eq(fv->peer_addr, saddr, key.family == 4 ? 4 : 16)) {

@@ -93,20 +93,23 @@ impl PortPool {
         self.min + 2 * k as u16
     }
 
-    fn try_pair(&mut self, dp: &dyn DataPlane, k: usize, affinity: u64) -> bool {
+    /// Bind pair `k`: Ok(false) when something else holds one of its ports; an error
+    /// when no port can be bound at all (the descriptor limit).
+    fn try_pair(&mut self, dp: &dyn DataPlane, k: usize, affinity: u64) -> Result<bool, String> {
         let p = self.port_of(k);
         let rtp = SocketAddr::new(self.addr, p);
         let rtcp = SocketAddr::new(self.addr, p + 1);
-        if dp.open(rtp, affinity).is_err() {
-            return false;
+        let limit = |e: &std::io::Error| fd_limit(e).map(|m| format!("cannot bind a port pair on {}: {m}", self.addr));
+        if let Err(e) = dp.open(rtp, affinity) {
+            return limit(&e).map_or(Ok(false), Err);
         }
-        if dp.open(rtcp, affinity).is_err() {
+        if let Err(e) = dp.open(rtcp, affinity) {
             dp.close(rtp);
-            return false;
+            return limit(&e).map_or(Ok(false), Err);
         }
         self.held[k] = true;
         self.in_use += 1;
-        true
+        Ok(true)
     }
 
     /// Reserve an RTP/RTCP pair at random by binding both sockets in the data plane.
@@ -118,14 +121,14 @@ impl PortPool {
             let mut rng = rand::thread_rng();
             for _ in 0..RANDOM_PICKS {
                 let k = rng.gen_range(0..cap);
-                if !self.held[k] && self.try_pair(dp, k, affinity) {
+                if !self.held[k] && self.try_pair(dp, k, affinity)? {
                     return Ok(self.port_of(k));
                 }
             }
             let start = rng.gen_range(0..cap);
             for i in 0..cap {
                 let k = (start + i) % cap;
-                if !self.held[k] && self.try_pair(dp, k, affinity) {
+                if !self.held[k] && self.try_pair(dp, k, affinity)? {
                     return Ok(self.port_of(k));
                 }
             }
@@ -143,6 +146,20 @@ impl PortPool {
                 }
             }
         }
+    }
+}
+
+/// The real cause when a bind failed for want of descriptors (EMFILE, ENFILE): no other
+/// port would do better, and "ports exhausted" would send the operator the wrong way.
+fn fd_limit(e: &std::io::Error) -> Option<String> {
+    match e.raw_os_error()? {
+        libc::EMFILE => {
+            let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+            Some(format!("too many open files (RLIMIT_NOFILE {})", r.rlim_cur))
+        }
+        libc::ENFILE => Some("too many open files in the system (fs.file-max)".into()),
+        _ => None,
     }
 }
 

@@ -56,10 +56,12 @@ pub struct Cli {
     /// TOS/traffic class of relayed media (184 = DSCP EF)
     #[arg(long)]
     pub tos: Option<u8>,
-    /// Worker threads (default: one per core)
+    /// Worker threads (default: one per CPU the process may run on)
     #[arg(long)]
     pub workers: Option<usize>,
-    /// CPUs to pin workers to, comma-separated (default: worker i on cpu i)
+    /// CPUs to pin workers to, comma-separated, ranges allowed: 0-3,6 (default: the CPUs
+    /// the process was started with -- taskset, systemd CPUAffinity=, cgroup cpuset --
+    /// worker i on the i-th of them)
     #[arg(long)]
     pub cpus: Option<String>,
     /// Data path backend: xdp (XDP steering + AF_XDP workers), uring (io_uring sockets), or
@@ -237,6 +239,43 @@ fn http_token(flag: Option<&str>, file: Option<&PathBuf>) -> Result<Option<Strin
     Ok(Some(token))
 }
 
+/// A CPU list as taskset and /proc's Cpus_allowed_list write it: `0-3,6`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let bad = |c: &str| format!("cpus: {c:?} is not a cpu number or range");
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let (a, b) = (a.parse::<usize>().map_err(|_| bad(part))?, b.parse::<usize>().map_err(|_| bad(part))?);
+        if a > b || b >= libc::CPU_SETSIZE as usize {
+            return Err(bad(part));
+        }
+        out.extend(a..=b);
+    }
+    Ok(out)
+}
+
+/// The CPUs this process may run on (sched_getaffinity: taskset, systemd CPUAffinity=,
+/// a cgroup cpuset); empty if it cannot be read.
+pub fn allowed_cpus() -> Vec<usize> {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+}
+
+/// Default worker placement: the allowed CPUs, or 0..cores when they are unknown.
+pub fn default_cpus(allowed: &[usize], cores: usize) -> Vec<usize> {
+    if allowed.is_empty() {
+        (0..cores.max(1)).collect()
+    } else {
+        allowed.to_vec()
+    }
+}
+
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, String> {
     let s = s.strip_prefix("udp:").unwrap_or(s);
     // rtpengine accepts a bare port for --listen-ng
@@ -293,16 +332,14 @@ impl Config {
             cli.xdp_interface.clone()
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let workers = cli.workers.or(file.workers).unwrap_or(cores);
+        let allowed = default_cpus(&allowed_cpus(), cores);
+        let workers = cli.workers.or(file.workers).unwrap_or(allowed.len());
         if workers == 0 {
             return Err("workers must be at least 1".into());
         }
         let cpus = match &cli.cpus {
-            Some(s) => s
-                .split(',')
-                .map(|c| c.trim().parse::<usize>().map_err(|_| format!("cpus: {c:?} is not a cpu number")))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => file.cpus.clone().unwrap_or_else(|| (0..cores).collect()),
+            Some(s) => parse_cpu_list(s)?,
+            None => file.cpus.clone().unwrap_or(allowed),
         };
         let listen_http = match cli.listen_http.clone().or(file.listen_http.clone()) {
             Some(s) if s == "none" || s.is_empty() => None,
@@ -482,6 +519,27 @@ mod tests {
         assert!(Config::load(&cli).unwrap_err().contains("ng-allow"));
         let cli = Cli { max_calls: Some(0), ..Default::default() };
         assert!(Config::load(&cli).unwrap_err().contains("max-calls"));
+    }
+
+    #[test]
+    fn cpu_lists_and_the_default_placement() {
+        assert_eq!(parse_cpu_list("1").unwrap(), vec![1]);
+        assert_eq!(parse_cpu_list("0-3, 6,8-9").unwrap(), vec![0, 1, 2, 3, 6, 8, 9]);
+        for bad in ["", "x", "3-1", "1-", "-1", "1,,2", "100000"] {
+            assert!(parse_cpu_list(bad).unwrap_err().contains("cpus"), "{bad:?}");
+        }
+        // started with `taskset -c 1`: worker 0 on CPU 1, one worker by default
+        assert_eq!(default_cpus(&[1], 2), vec![1]);
+        assert_eq!(default_cpus(&[2, 5], 8), vec![2, 5]);
+        assert_eq!(default_cpus(&[], 3), vec![0, 1, 2]);
+        assert_eq!(default_cpus(&[], 0), vec![0]);
+        // this process's own set, as Config::load uses it
+        let own = allowed_cpus();
+        assert!(!own.is_empty());
+        let c = Config::load(&Cli::default()).unwrap();
+        assert_eq!((c.cpus.clone(), c.workers), (own.clone(), own.len()));
+        let cli = Cli { cpus: Some("0-1".into()), workers: Some(3), ..Default::default() };
+        assert_eq!(Config::load(&cli).map(|c| (c.cpus, c.workers)).unwrap(), (vec![0, 1], 3));
     }
 
     #[test]

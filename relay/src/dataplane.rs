@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use control::dataplane::{DataPlane, FlowCounters, FlowRule};
 
 use crate::flow::counters::SharedCounters;
+use crate::flow::FlowTable;
 use crate::packet::Malformed;
 use crate::uring::{self, Command, WorkerConfig, WorkerHandle};
 
@@ -80,10 +81,13 @@ pub struct UringDataPlane {
     tos: u8,
     epoch: Instant,
     pub running: Arc<AtomicBool>,
+    /// The one flow table every worker shares (`start_shared`), if so.
+    shared: Option<Arc<Mutex<FlowTable>>>,
 }
 
 impl UringDataPlane {
-    /// Start `n` workers, pinned to `cpus` (round-robin) when given.
+    /// Start `n` workers, pinned to `cpus` (round-robin) when given, each with a flow
+    /// table of its own.
     pub fn start(
         n: usize,
         cpus: &[usize],
@@ -91,6 +95,21 @@ impl UringDataPlane {
         relatch_after_ms: u64,
         replay_window: u32,
     ) -> io::Result<UringDataPlane> {
+        Self::start_with(n, cpus, tos, relatch_after_ms, replay_window, false)
+    }
+
+    /// Like `start`; with `shared`, every worker uses one flow table (`shared_table`),
+    /// which the XDP backend's AF_XDP workers use too.
+    pub fn start_with(
+        n: usize,
+        cpus: &[usize],
+        tos: u8,
+        relatch_after_ms: u64,
+        replay_window: u32,
+        shared: bool,
+    ) -> io::Result<UringDataPlane> {
+        let shared =
+            shared.then(|| Arc::new(Mutex::new(FlowTable::new(relatch_after_ms).with_replay_window(replay_window))));
         let epoch = Instant::now();
         let running = Arc::new(AtomicBool::new(true));
         let mut workers = Vec::new();
@@ -101,6 +120,7 @@ impl UringDataPlane {
                 relatch_after_ms,
                 replay_window,
                 epoch,
+                table: shared.clone(),
                 ..Default::default()
             };
             workers.push(uring::spawn(cfg, running.clone()).map_err(|e| {
@@ -114,6 +134,7 @@ impl UringDataPlane {
             tos,
             epoch,
             running,
+            shared,
         })
     }
 
@@ -132,6 +153,16 @@ impl UringDataPlane {
 
     pub fn workers(&self) -> &[WorkerHandle] {
         &self.workers
+    }
+
+    /// The flow table all workers share (started with `start_with(.., true)`).
+    pub fn shared_table(&self) -> Option<Arc<Mutex<FlowTable>>> {
+        self.shared.clone()
+    }
+
+    /// The epoch of the workers' clock (`now_us` of the flow table).
+    pub fn epoch(&self) -> Instant {
+        self.epoch
     }
 }
 

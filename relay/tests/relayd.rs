@@ -27,10 +27,19 @@ impl Drop for Relayd {
 
 /// Start relayd on its own ng/http ports and a private 200-port media range.
 fn relayd(extra: &[&str]) -> Relayd {
-    relayd_bin(env!("CARGO_BIN_EXE_relayd"), extra)
+    relayd_via(&[], extra)
 }
 
 fn relayd_bin(bin: &str, extra: &[&str]) -> Relayd {
+    relayd_full(bin, &[], extra)
+}
+
+/// The same, started through `wrapper` (a command that execs relayd: taskset, prlimit).
+fn relayd_via(wrapper: &[&str], extra: &[&str]) -> Relayd {
+    relayd_full(env!("CARGO_BIN_EXE_relayd"), wrapper, extra)
+}
+
+fn relayd_full(bin: &str, wrapper: &[&str], extra: &[&str]) -> Relayd {
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
     let pid_spread = (std::process::id() % 50) as u16 * 400;
     let ng_port = 22000 + pid_spread + n;
@@ -38,7 +47,10 @@ fn relayd_bin(bin: &str, extra: &[&str]) -> Relayd {
     let pmin = 41000 + (n % 40) * 500;
     let ng: SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
-    let mut args = vec![format!("--listen-ng={ng}"), format!("--listen-http={http}"), "--workers=2".into()];
+    let mut args = vec![format!("--listen-ng={ng}"), format!("--listen-http={http}")];
+    if !extra.iter().any(|a| a.starts_with("--workers")) {
+        args.push("--workers=2".into());
+    }
     if !extra.iter().any(|a| a.starts_with("--port-min")) {
         args.push(format!("--port-min={pmin}"));
         args.push(format!("--port-max={}", pmin + 199));
@@ -49,7 +61,11 @@ fn relayd_bin(bin: &str, extra: &[&str]) -> Relayd {
         args.push("--interface=::1".into());
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(bin).args(&args).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
+    let (cmd, pre): (&str, Vec<&str>) = match wrapper.split_first() {
+        Some((w, rest)) => (w, rest.iter().copied().chain([bin]).collect()),
+        None => (bin, vec![]),
+    };
+    let child = Command::new(cmd).args(pre).args(&args).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
     let mut ngc = NgClient::connect(ng, Duration::from_millis(200)).unwrap();
     ngc.retries = 0;
     let t0 = Instant::now();
@@ -978,4 +994,70 @@ fn sdes_srtp_to_rtp_and_rekeying_through_relayd() {
         let reason = e.get("error-reason").unwrap().as_str().unwrap().to_string();
         assert!(reason.contains(why), "{reason}");
     }
+}
+
+/// `field` of /proc/PID/task/TID/status of relayd's thread named `thread`.
+fn thread_status(pid: u32, thread: &str, field: &str) -> Option<String> {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == thread {
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let line = status.lines().find(|l| l.starts_with(field))?;
+            return Some(line[field.len()..].trim_start_matches(':').trim().to_string());
+        }
+    }
+    None
+}
+
+#[test]
+fn host_limits_cpu_set_and_descriptors() {
+    if std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) < 2 {
+        eprintln!("skipped: needs 2 CPUs");
+        return;
+    }
+    // started on CPU 1 only: the worker is placed there, not on CPU 0
+    let r = relayd_via(&["taskset", "-c", "1"], &["--workers=1"]);
+    // (a thread names itself once it first runs: give it the time to)
+    let t0 = Instant::now();
+    let mut cpus = None;
+    while cpus.is_none() && t0.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+        cpus = thread_status(r.child.id(), "relay-worker-0", "Cpus_allowed_list");
+    }
+    let comms: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", r.child.id()))
+        .unwrap()
+        .flatten()
+        .map(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default())
+        .collect();
+    assert_eq!(cpus.as_deref(), Some("1"), "worker of `taskset -c 1 relayd --workers 1`; threads {comms:?}");
+    drop(r);
+
+    // a soft descriptor limit below the hard one is raised to it
+    let r = relayd_via(&["prlimit", "--nofile=64:4096"], &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", r.child.id())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_string();
+    let soft_hard: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(soft_hard, ["4096", "4096"], "{line}");
+    drop(r);
+
+    // a hard limit below what the range needs: offers fail naming the limit, not "ports
+    // exhausted" (200 ports, 64 descriptors)
+    let mut r = relayd_via(&["prlimit", "--nofile=64:64"], &["--workers=1"]);
+    let mut reason = None;
+    for i in 0..200 {
+        let o =
+            r.ng.request(&NgClient::req(&[
+                ("command", "offer".into()),
+                ("call-id", format!("fd-{i}").as_str().into()),
+                ("from-tag", "x".into()),
+                ("sdp", sdp("127.0.0.1", 7000, "").into()),
+            ]))
+            .unwrap();
+        if o.get("result").and_then(Value::as_str) == Some("error") {
+            reason = o.get("error-reason").and_then(Value::as_str).map(str::to_string);
+            break;
+        }
+    }
+    let reason = reason.expect("64 descriptors were enough for 200 ports");
+    assert!(reason.contains("too many open files (RLIMIT_NOFILE 64)"), "{reason}");
 }

@@ -94,6 +94,10 @@ struct Args {
     /// latching finds where they really are)
     #[arg(long)]
     sdp_ip: Option<IpAddr>,
+    /// Sequence number of every stream's first packet (default: random), e.g. 65000 to
+    /// cross a wrap (SRTP rollover) early in a test
+    #[arg(long = "first-seq")]
+    first_seq: Option<u16>,
 }
 
 /// Bind a UDP socket inside network namespace `ns` (this thread enters it for the bind and
@@ -537,12 +541,12 @@ fn run(args: Args) -> Result<Summary, String> {
                 // stream 2i: caller -> callee; 2i+1: callee -> caller
                 streams.push(Stream {
                     to: SocketAddr::new(ip_a, to_a),
-                    seq: rand::random(),
+                    seq: args.first_seq.map(|s| s.wrapping_sub(1)).unwrap_or_else(rand::random),
                     tx: caller_key.as_ref().map(ctx_of),
                 });
                 streams.push(Stream {
                     to: SocketAddr::new(ip_b, to_b),
-                    seq: rand::random(),
+                    seq: args.first_seq.map(|s| s.wrapping_sub(1)).unwrap_or_else(rand::random),
                     tx: callee_keys.as_ref().map(|(own, _)| ctx_of(own)),
                 });
                 rx_crypto.push(callee_keys.as_ref().map(|(_, relay)| ctx_of(relay)));

@@ -26,7 +26,55 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Raise the soft RLIMIT_NOFILE to the hard limit (every relay socket is a descriptor);
+/// returns the soft limit in force.
+fn raise_nofile_limit() -> u64 {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        log::warn!("cannot read RLIMIT_NOFILE: {}", std::io::Error::last_os_error());
+        return 1024;
+    }
+    let mut want = r.rlim_max;
+    if want == libc::RLIM_INFINITY {
+        // the kernel refuses more than fs.nr_open
+        want =
+            std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20);
+    }
+    if r.rlim_cur >= want {
+        log::info!("RLIMIT_NOFILE {} (the hard limit)", r.rlim_cur);
+        return r.rlim_cur;
+    }
+    let old = r.rlim_cur;
+    r.rlim_cur = want;
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) } != 0 {
+        log::warn!("cannot raise RLIMIT_NOFILE from {old} to {want}: {}", std::io::Error::last_os_error());
+        return old;
+    }
+    log::info!("RLIMIT_NOFILE raised from {old} to {want} (the hard limit)");
+    want
+}
+
+/// Warn when the port range needs more descriptors than the process may open: one per
+/// relay socket (every port of the range, on every interface), `per_socket` with the
+/// XDP backend's duplicate, plus what the daemon itself holds.
+fn check_nofile(cfg: &Config, limit: u64, per_socket: u64) {
+    let ports = (cfg.engine.port_max as u64 - cfg.engine.port_min as u64 + 1) * cfg.engine.interfaces.len() as u64;
+    let need = ports * per_socket + 64;
+    if need > limit {
+        log::warn!(
+            "the port range {}-{} on {} interface(s) needs up to {need} descriptors ({per_socket} per relay socket), \
+             RLIMIT_NOFILE is {limit}: offers past about {} port pairs will fail with \"too many open files\"; \
+             raise the hard limit (systemd LimitNOFILE=, ulimit -Hn) or narrow the range",
+            cfg.engine.port_min,
+            cfg.engine.port_max,
+            cfg.engine.interfaces.len(),
+            limit.saturating_sub(64) / per_socket / 2
+        );
+    }
+}
+
 fn run(cfg: Config) -> Result<(), String> {
+    let nofile = raise_nofile_limit();
     // fail early, naming the cause, on addresses that cannot be bound
     for i in &cfg.engine.interfaces {
         UdpSocket::bind((i.local, 0)).map_err(|e| format!("interface {i}: cannot bind {}: {e}", i.local))?;
@@ -38,9 +86,18 @@ fn run(cfg: Config) -> Result<(), String> {
         None => None,
     };
     relay::uring::set_worker_priority(cfg.worker_priority);
-    let uring = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.relatch_after_ms, cfg.srtp_replay_window)
-        .map_err(|e| e.to_string())?;
-    let (dp, xdp, backend): (Arc<dyn DataPlane>, Option<Arc<XdpDataPlane>>, String) = match start_xdp(&cfg) {
+    let xdp_opts = start_xdp(&cfg);
+    // under XDP the io_uring workers (the kernel path) share the AF_XDP workers' flow table
+    let uring = UringDataPlane::start_with(
+        cfg.workers,
+        &cfg.cpus,
+        cfg.tos,
+        cfg.relatch_after_ms,
+        cfg.srtp_replay_window,
+        matches!(xdp_opts, Ok(Some(_))),
+    )
+    .map_err(|e| e.to_string())?;
+    let (dp, xdp, backend): (Arc<dyn DataPlane>, Option<Arc<XdpDataPlane>>, String) = match xdp_opts {
         Ok(None) => (Arc::new(uring), None, format!("io_uring ({} worker(s))", cfg.workers)),
         Ok(Some(opts)) => match XdpDataPlane::start(&opts, uring) {
             Ok(x) => {
@@ -64,15 +121,17 @@ fn run(cfg: Config) -> Result<(), String> {
         },
         Err(e) => return Err(e),
     };
+    check_nofile(&cfg, nofile, if xdp.is_some() { 2 } else { 1 });
     let engine = Arc::new(Mutex::new(Engine::new(cfg.engine.clone(), dp.clone())));
     log::info!(
-        "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, backend {}, tos {}, srtp crypto {}",
+        "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, backend {}, cpus {:?}, tos {}, srtp crypto {}",
         cfg.listen_ng,
         cfg.listen_http.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
         cfg.engine.interfaces.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "),
         cfg.engine.port_min,
         cfg.engine.port_max,
         backend,
+        cfg.cpus,
         cfg.tos,
         relay::srtp::implementation()
     );
@@ -175,9 +234,8 @@ fn start_xdp(cfg: &Config) -> Result<Option<XdpOptions>, String> {
         require_native: cfg.backend == Backend::Auto,
         cpus: cfg.cpus.clone(),
         tos: cfg.tos,
-        relatch_after_ms: cfg.relatch_after_ms,
-        replay_window: cfg.srtp_replay_window,
         frames: 32768,
+        own_addrs: cfg.engine.media_policy.own.clone(),
     }))
 }
 

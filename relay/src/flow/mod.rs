@@ -284,9 +284,6 @@ pub struct FlowTable {
     pub replay_window: u32,
     /// Which remote addresses media may come from or go to.
     policy: Arc<AddressPolicy>,
-    /// (flow, peer) of every latch `process` makes, when a backend asked for them
-    /// (`with_latch_log`): several tables serving one flow tell each other.
-    latch_log: Option<Vec<(SocketAddr, SocketAddr)>>,
 }
 
 impl Default for FlowTable {
@@ -310,7 +307,6 @@ impl FlowTable {
             latch_grace_ms: Self::DEFAULT_LATCH_GRACE_MS,
             replay_window: 128,
             policy: Arc::new(AddressPolicy::permissive()),
-            latch_log: None,
         }
     }
 
@@ -415,37 +411,6 @@ impl FlowTable {
         matches!((self.get(from), self.get(via)), (Some(f), Some(v)) if f.srtp_in.is_none() && v.srtp_out.is_none())
     }
 
-    /// Record every latch `process` makes, for `drain_latches`.
-    pub fn with_latch_log(mut self) -> FlowTable {
-        self.latch_log = Some(Vec::with_capacity(1024));
-        self
-    }
-
-    /// The latches made since the last call, as (flow's local address, peer).
-    pub fn drain_latches(&mut self) -> impl Iterator<Item = (SocketAddr, SocketAddr)> + '_ {
-        self.latch_log.iter_mut().flat_map(|l| l.drain(..))
-    }
-
-    /// Another worker serving the same flow (another receive queue) latched `peer`: adopt
-    /// it, as if this table had seen the packet at `now_ms`. Ignored for flows that never
-    /// learn (asymmetric, trusted signalled address), for unknown flows and for peers the
-    /// address policy denies.
-    pub fn adopt_latch(&mut self, local: SocketAddr, peer: SocketAddr, now_ms: u64) -> bool {
-        let Some(id) = self.lookup(local) else { return false };
-        if !self.policy.allows(peer) {
-            return false;
-        }
-        let Some(f) = self.slots[id].as_mut() else { return false };
-        if f.policy.asymmetric || f.trusts_signalled() || f.latched == Some(peer) {
-            return false;
-        }
-        f.latched = Some(peer);
-        f.last_from_peer_ms = now_ms;
-        true
-    }
-
-    /// Install or replace a rule. Egress sockets must already be in the table. A
-    /// signalled peer (or SIP source) the address policy denies is treated as none.
     pub fn apply(&mut self, rule: &FlowRule) -> bool {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));
         let egress_rtcp = rule.egress_rtcp.and_then(|a| self.lookup(a));
@@ -589,9 +554,6 @@ impl FlowTable {
             f.latched = Some(src);
             f.grace = None;
             *c.latched.lock().unwrap_or_else(|e| e.into_inner()) = Some(src);
-            if let Some(log) = self.latch_log.as_mut() {
-                log.push((f.local, src));
-            }
         }
         f.last_from_peer_ms = now_ms;
         c.last_packet_ms.store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
@@ -707,31 +669,6 @@ mod tests {
         assert!(t.apply(&rule("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002")));
         assert!(t.apply(&rule("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000")));
         (t, fa, fb)
-    }
-
-    #[test]
-    fn a_latch_seen_by_another_worker_is_adopted() {
-        // worker 1 only sees A's packets; B's (behind NAT) arrive at worker 2, which
-        // latches and tells worker 1: A's packets must then go to B's real address
-        let (mut w1, fa, fb) = table(LatchPolicy::default());
-        let (w2, _, fb2) = table(LatchPolicy::default());
-        let mut w2 = w2.with_latch_log().with_latch_grace(0);
-        assert!(matches!(run(&mut w2, fb2, a("203.0.113.7:6000"), &rtp(1), 1_000), Verdict::Forward { .. }));
-        assert!(matches!(run(&mut w2, fb2, a("203.0.113.7:6000"), &rtp(2), 1_020), Verdict::Forward { .. }));
-        let log: Vec<_> = w2.drain_latches().collect();
-        assert_eq!(log, vec![(a("10.0.0.1:30002"), a("203.0.113.7:6000"))], "one latch, logged once");
-        assert_eq!(w2.drain_latches().count(), 0);
-        let latched = log[0].1;
-        assert!(w1.adopt_latch(a("10.0.0.1:30002"), latched, 1));
-        assert!(!w1.adopt_latch(a("10.0.0.1:30002"), latched, 1), "no change, nothing to do");
-        assert!(!w1.adopt_latch(a("10.0.0.1:39999"), latched, 1), "unknown flow");
-        assert_eq!(
-            run(&mut w1, fa, a("192.0.2.10:4000"), &rtp(1), 2_000),
-            Verdict::Forward { via: fb, to: a("203.0.113.7:6000"), len: 172 }
-        );
-        // pinned peers are never overridden
-        let (mut w3, _, _) = table(LatchPolicy { asymmetric: true, ..Default::default() });
-        assert!(!w3.adopt_latch(a("10.0.0.1:30002"), latched, 1));
     }
 
     #[test]
@@ -1038,9 +975,6 @@ mod tests {
         t.apply(&FlowRule { srtp_in: Some(k), ..FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA))) });
         assert_eq!(run(&mut t, fb, a("127.0.0.1:5000"), &rtp(1), 6_002_000), Verdict::Drop(DropReason::DeniedSource));
         assert_eq!(t.get(fb).unwrap().counters.snapshot().drop_srtp_auth, 0);
-        // another worker's latch to a denied address is not adopted
-        assert!(!t.adopt_latch(a(LB), a("127.0.0.1:5000"), 6_003));
-        assert!(t.adopt_latch(a(LB), a("198.51.100.21:5000"), 6_003));
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! io_uring backend: one worker thread per core, each with its own ring, provided-buffer
-//! ring, sockets and flow table. Per datagram: one multishot-receive completion, the
-//! flow table's decision, one sendmsg submission from the very same buffer. Submissions
-//! are batched: one `io_uring_enter` per loop iteration, whatever the number of packets.
-//! Rule updates arrive over a lock-free queue and are applied between batches.
+//! ring and sockets. Per datagram: one multishot-receive completion, the flow table's
+//! decision, one sendmsg submission from the very same buffer. Submissions are batched:
+//! one `io_uring_enter` per loop iteration, whatever the number of packets. Rule updates
+//! arrive over a lock-free queue and are applied between batches.
+//!
+//! The flow table sits behind a mutex that the worker takes once per batch of
+//! completions and never holds across `io_uring_enter`. On its own (backend uring) each
+//! worker has a table of its own and the lock is uncontended. Under the XDP backend the
+//! workers serve the kernel path of the very flows the AF_XDP workers serve, and all of
+//! them share one table: one latch and one SRTP state per relay socket, whichever path a
+//! packet takes (xdp/mod.rs).
 
 pub mod bufring;
 
@@ -12,7 +19,7 @@ use std::mem;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -81,6 +88,15 @@ pub struct WorkerConfig {
     pub relatch_after_ms: u64,
     pub replay_window: u32,
     pub epoch: Instant,
+    /// The flow table shared with other workers serving the same sockets (XDP backend);
+    /// None: the worker makes its own.
+    pub table: Option<Arc<Mutex<FlowTable>>>,
+}
+
+/// The flow table behind its lock. A panic while it was held ends the process (both
+/// workers exit on one), so a poisoned lock is taken over rather than propagated.
+pub fn lock_table(t: &Mutex<FlowTable>) -> MutexGuard<'_, FlowTable> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Default for WorkerConfig {
@@ -94,6 +110,7 @@ impl Default for WorkerConfig {
             relatch_after_ms: 2000,
             replay_window: 128,
             epoch: Instant::now(),
+            table: None,
         }
     }
 }
@@ -191,7 +208,7 @@ struct Worker {
     cpu: Option<usize>,
     ring: IoUring,
     bufs: BufRing,
-    table: FlowTable,
+    table: Arc<Mutex<FlowTable>>,
     socks: Vec<Option<Sock>>,
     free_socks: Vec<usize>,
     /// flow id -> socket slot (for egress)
@@ -271,7 +288,9 @@ impl Worker {
             cpu: cfg.cpu,
             ring,
             bufs,
-            table: FlowTable::new(cfg.relatch_after_ms).with_replay_window(cfg.replay_window),
+            table: cfg.table.unwrap_or_else(|| {
+                Arc::new(Mutex::new(FlowTable::new(cfg.relatch_after_ms).with_replay_window(cfg.replay_window)))
+            }),
             socks: Vec::new(),
             free_socks: Vec::new(),
             flow_sock: Vec::new(),
@@ -283,7 +302,9 @@ impl Worker {
             timer: Box::new(types::Timespec::new().nsec(100_000_000)),
             stats,
             epoch: cfg.epoch,
-            backlog: VecDeque::new(),
+            // room for a full batch of sends beyond the SQ (they wait here while the table is
+            // locked), so that the packet path does not allocate
+            backlog: VecDeque::with_capacity(2 * cfg.ring_entries as usize),
             next_gen: 1,
         }
     }
@@ -293,13 +314,10 @@ impl Worker {
             self.backlog.push_back(e);
             return;
         }
-        let r = unsafe { self.ring.submission().push(&e) };
-        if r.is_err() {
-            // SQ full: flush it and retry once, else keep for later
-            let _ = self.ring.submit();
-            if unsafe { self.ring.submission().push(&e) }.is_err() {
-                self.backlog.push_back(e);
-            }
+        // SQ full: keep it for after the next submission (which happens without the flow
+        // table's lock held)
+        if unsafe { self.ring.submission().push(&e) }.is_err() {
+            self.backlog.push_back(e);
         }
     }
 
@@ -356,12 +374,15 @@ impl Worker {
             cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
             bump(&self.stats.batches, 1);
             let now_us = self.now_us();
+            // the table's lock, once for the whole batch (never across io_uring_enter)
+            let table = self.table.clone();
+            let mut t = lock_table(&table);
             for &(u, res, flags) in &cqes {
                 match ud_op(u) {
-                    OP_RECV => self.on_recv(u, res, flags, now_us),
-                    OP_SEND => self.on_send(ud_slot(u), res),
+                    OP_RECV => self.on_recv(&mut t, u, res, flags, now_us),
+                    OP_SEND => self.on_send(&t, ud_slot(u), res),
                     OP_WAKE => {
-                        self.apply_commands();
+                        self.apply_commands(&mut t);
                         self.arm_wake();
                     }
                     OP_TIMER => {
@@ -371,13 +392,14 @@ impl Worker {
                     _ => {}
                 }
             }
+            drop(t);
             self.bufs.publish();
             self.flush_backlog();
         }
         Ok(())
     }
 
-    fn on_recv(&mut self, u: u64, res: i32, flags: u32, now_us: u64) {
+    fn on_recv(&mut self, t: &mut FlowTable, u: u64, res: i32, flags: u32, now_us: u64) {
         let slot = ud_slot(u);
         let bid = cqueue::buffer_select(flags);
         if bid.is_some() {
@@ -417,13 +439,13 @@ impl Worker {
             self.arm_recv(slot);
             return;
         };
-        self.handle_datagram(slot, bid, res as usize, now_us);
+        self.handle_datagram(t, slot, bid, res as usize, now_us);
         if !cqueue::more(flags) {
             self.arm_recv(slot);
         }
     }
 
-    fn handle_datagram(&mut self, slot: usize, bid: u16, len: usize, now_us: u64) {
+    fn handle_datagram(&mut self, t: &mut FlowTable, slot: usize, bid: u16, len: usize, now_us: u64) {
         bump(&self.stats.rx_packets, 1);
         let buf = &self.bufs.buf(bid)[..len.min(self.bufs.buf_size())];
         let Ok(out) = types::RecvMsgOut::parse(buf, &self.recv_msg) else {
@@ -446,19 +468,19 @@ impl Worker {
         let flow = self.socks[slot].as_ref().unwrap().flow;
         // the packet is processed in place; what follows it in the buffer is tail room
         // for SRTP tags
-        let verdict = self.table.process(flow, src, &mut self.bufs.buf_mut(bid)[off..], plen, now_us);
+        let verdict = t.process(flow, src, &mut self.bufs.buf_mut(bid)[off..], plen, now_us);
         match verdict {
             Verdict::Forward { via, to, len: plen } => {
                 let Some(sidx) = self.free_sends.pop() else {
                     bump(&self.stats.drop_tx_full, 1);
-                    self.table.send_failed(flow);
+                    t.send_failed(flow);
                     self.bufs.push(bid);
                     return;
                 };
                 let fd = match self.flow_sock.get(via).and_then(|s| self.socks.get(*s)).and_then(|s| s.as_ref()) {
                     Some(s) => s.fd.as_raw_fd(),
                     None => {
-                        self.table.send_failed(flow);
+                        t.send_failed(flow);
                         self.free_sends.push(sidx);
                         self.bufs.push(bid);
                         return;
@@ -497,11 +519,11 @@ impl Worker {
         }
     }
 
-    fn on_send(&mut self, sidx: usize, res: i32) {
+    fn on_send(&mut self, t: &FlowTable, sidx: usize, res: i32) {
         let (bid, flow) = (self.sends[sidx].bid, self.sends[sidx].flow);
         if res < 0 {
             bump(&self.stats.tx_errors, 1);
-            self.table.send_failed(flow);
+            t.send_failed(flow);
         } else {
             bump(&self.stats.tx_packets, 1);
         }
@@ -509,58 +531,67 @@ impl Worker {
         self.free_sends.push(sidx);
     }
 
-    fn apply_commands(&mut self) {
+    fn apply_commands(&mut self, t: &mut FlowTable) {
         while let Some(cmd) = self.inbox.pop() {
+            self.apply_command(t, cmd);
+            // counted once applied: the control plane may wait on it
             bump(&self.stats.commands, 1);
-            match cmd {
-                Command::Open { local, socket, counters } => {
-                    let flow = self.table.insert(local, counters);
-                    let gen = self.next_gen;
-                    self.next_gen = self.next_gen.wrapping_add(1).max(1) & 0xff_ffff;
-                    let s = Sock { fd: socket, flow, gen, closing: false, armed: false };
-                    let slot = match self.free_socks.pop() {
-                        Some(i) => {
-                            self.socks[i] = Some(s);
-                            i
-                        }
-                        None => {
-                            self.socks.push(Some(s));
-                            self.socks.len() - 1
-                        }
-                    };
-                    if self.flow_sock.len() <= flow {
-                        self.flow_sock.resize(flow + 1, usize::MAX);
+        }
+    }
+
+    fn apply_command(&mut self, t: &mut FlowTable, cmd: Command) {
+        match cmd {
+            Command::Open { local, socket, counters } => {
+                // a shared table may have the flow already (the XDP backend inserts
+                // it first): insert returns its id then
+                let flow = t.insert(local, counters);
+                let gen = self.next_gen;
+                self.next_gen = self.next_gen.wrapping_add(1).max(1) & 0xff_ffff;
+                let s = Sock { fd: socket, flow, gen, closing: false, armed: false };
+                let slot = match self.free_socks.pop() {
+                    Some(i) => {
+                        self.socks[i] = Some(s);
+                        i
                     }
-                    self.flow_sock[flow] = slot;
-                    self.arm_recv(slot);
-                    bump(&self.stats.sockets, 1);
-                }
-                Command::Rule(rule) => {
-                    if !self.table.apply(&rule) {
-                        log::warn!("worker {}: rule for unknown socket {}", self.index, rule.local);
+                    None => {
+                        self.socks.push(Some(s));
+                        self.socks.len() - 1
                     }
+                };
+                if self.flow_sock.len() <= flow {
+                    self.flow_sock.resize(flow + 1, usize::MAX);
                 }
-                Command::Close(local) => {
-                    let Some(flow) = self.table.remove(local) else {
-                        continue;
-                    };
-                    let slot = std::mem::replace(&mut self.flow_sock[flow], usize::MAX);
-                    if let Some(Some(s)) = self.socks.get_mut(slot) {
-                        s.closing = true;
-                        if s.armed {
-                            let e = opcode::AsyncCancel::new(ud(OP_RECV, slot, s.gen))
-                                .build()
-                                .user_data(ud(OP_CANCEL, slot, 0));
-                            self.push(e);
-                        } else {
-                            self.socks[slot] = None;
-                            self.free_socks.push(slot);
-                        }
-                    }
-                    self.stats.sockets.fetch_sub(1, Ordering::Relaxed);
-                }
-                Command::Wake => {}
+                self.flow_sock[flow] = slot;
+                self.arm_recv(slot);
+                bump(&self.stats.sockets, 1);
             }
+            Command::Rule(rule) => {
+                if !t.apply(&rule) {
+                    log::warn!("worker {}: rule for unknown socket {}", self.index, rule.local);
+                }
+            }
+            Command::Close(local) => {
+                let Some(flow) = t.remove(local) else {
+                    return;
+                };
+                let Some(slot) = self.flow_sock.get_mut(flow).map(|s| std::mem::replace(s, usize::MAX)) else {
+                    return;
+                };
+                if let Some(Some(s)) = self.socks.get_mut(slot) {
+                    s.closing = true;
+                    if s.armed {
+                        let e = opcode::AsyncCancel::new(ud(OP_RECV, slot, s.gen))
+                            .build()
+                            .user_data(ud(OP_CANCEL, slot, 0));
+                        self.push(e);
+                    } else {
+                        self.socks[slot] = None;
+                        self.free_socks.push(slot);
+                    }
+                }
+                self.stats.sockets.fetch_sub(1, Ordering::Relaxed);
+            }
+            Command::Wake => {}
         }
     }
 }

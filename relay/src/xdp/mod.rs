@@ -2,12 +2,19 @@
 //! packets of known media flows into AF_XDP sockets; per-queue workers rewrite and
 //! transmit them from shared memory. Everything else -- and the first packets of a flow
 //! whose steering entry is not there yet -- takes the kernel path to the relay's bound
-//! UDP sockets, which the io_uring backend serves as before. Both backends run the same
-//! sans-IO flow table.
+//! UDP sockets, which the io_uring backend serves as before.
 //!
-//! Control-plane order for a flow: socket bound (port reserved) and opened in every
-//! worker -> rule applied by every worker (acknowledged) -> steering entry in the BPF map.
-//! Removal goes the other way round, so a steered packet always finds its flow.
+//! One truth per relay socket: the AF_XDP workers (every queue) and the io_uring workers
+//! (the kernel path: IPv4 options, fragments, IPv6 extension headers, anything before the
+//! steering entry) share ONE flow table, so one latch and one SRTP state (rollover
+//! counter, replay window) decide whichever queue or path a packet takes. Each worker
+//! locks it once per received batch and never across a syscall that may block.
+//!
+//! Control-plane order for a flow: socket bound (port reserved), its flow in the shared
+//! table and its descriptor with every worker -> rule applied to the table (once, by the
+//! control plane; the workers have taken their descriptors, acknowledged) -> steering
+//! entry in the BPF map. Removal goes the other way round, so a steered packet always
+//! finds its flow.
 
 pub mod frame;
 pub mod netlink;
@@ -21,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use crossbeam_queue::ArrayQueue;
@@ -29,7 +36,8 @@ use crossbeam_queue::ArrayQueue;
 use control::dataplane::{DataPlane, FlowCounters, FlowRule};
 
 use crate::dataplane::UringDataPlane;
-use crate::flow::counters::SharedCounters;
+use crate::flow::FlowTable;
+use crate::uring::lock_table;
 use frame::FrameError;
 use worker::{XdpCommand, XdpWorkerConfig, XdpWorkerHandle};
 
@@ -59,9 +67,32 @@ pub struct FlowVal {
     pub peer_addr: [u8; 16],
 }
 
+/// Key of the program's `own_addrs` map (struct own_key): one of the relay's addresses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnKey {
+    pub family: u8,
+    pub pad: [u8; 3],
+    pub addr: [u8; 16],
+}
+
+impl OwnKey {
+    pub fn new(ip: IpAddr) -> OwnKey {
+        let k = FlowKey::new(SocketAddr::new(ip, 0));
+        OwnKey { family: k.family, pad: [0; 3], addr: k.addr }
+    }
+}
+
 // SAFETY: plain C structs without padding holes that matter (explicit pad fields)
 unsafe impl aya::Pod for FlowKey {}
 unsafe impl aya::Pod for FlowVal {}
+unsafe impl aya::Pod for OwnKey {}
+
+/// `settings[0]` of the program: the interface is loopback, where loopback and own
+/// sources are normal (SETTING_LOCAL_SOURCES).
+const SETTING_LOCAL_SOURCES: u32 = 1;
+/// Entries of the program's `own_addrs` map.
+const OWN_ADDRS_MAX: usize = 1024;
 
 pub const FLOW_STRICT_SOURCE: u32 = 1;
 
@@ -102,8 +133,8 @@ impl FlowVal {
 }
 
 /// Counter names of the program's per-CPU `stats` array, in its order.
-pub const PROGRAM_STATS: [&str; 6] =
-    ["steered", "pass-other", "pass-no-flow", "pass-no-socket", "pass-unparsed", "drop-source"];
+pub const PROGRAM_STATS: [&str; 7] =
+    ["steered", "pass-other", "pass-no-flow", "pass-no-socket", "pass-unparsed", "drop-source", "drop-martian"];
 
 /// The steering program attached to one interface, with its maps.
 pub struct Attached {
@@ -116,6 +147,8 @@ pub struct Attached {
     flows: BpfHashMap<MapData, FlowKey, FlowVal>,
     stats: PerCpuArray<MapData, u64>,
     xsks: XskMap<MapData>,
+    own_addrs: BpfHashMap<MapData, OwnKey, u8>,
+    settings: Array<MapData, u32>,
 }
 
 pub struct XdpOptions {
@@ -124,10 +157,11 @@ pub struct XdpOptions {
     pub require_native: bool,
     pub cpus: Vec<usize>,
     pub tos: u8,
-    pub relatch_after_ms: u64,
-    pub replay_window: u32,
     /// UMEM frames per worker (2 KiB each).
     pub frames: u32,
+    /// The relay's own addresses beyond those of the attached interfaces (advertised,
+    /// listen): steered frames from any of them are dropped (`drop-martian`).
+    pub own_addrs: Vec<IpAddr>,
 }
 
 pub struct XdpDataPlane {
@@ -135,9 +169,8 @@ pub struct XdpDataPlane {
     ifaces: Mutex<Vec<Attached>>,
     workers: Vec<Arc<XdpWorkerHandle>>,
     steered: Mutex<HashMap<SocketAddr, usize>>,
-    /// Each AF_XDP worker's own counters of each flow (single writer each; the io_uring
-    /// worker keeps its own too): `counters()` merges them.
-    xsk_counters: Mutex<HashMap<SocketAddr, Vec<Arc<SharedCounters>>>>,
+    /// The one flow table of every relay socket, shared by the AF_XDP and io_uring workers.
+    table: Arc<Mutex<FlowTable>>,
     running: Arc<AtomicBool>,
     _threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -187,6 +220,14 @@ fn all_addresses() -> Vec<(String, IpAddr)> {
         out.push((name.to_string(), ip));
     });
     out
+}
+
+/// Whether interface `name` is a loopback device.
+fn is_loopback(name: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/flags"))
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|f| f & libc::IFF_LOOPBACK as u32 != 0)
 }
 
 /// The MAC address of interface `name`.
@@ -242,6 +283,8 @@ pub fn attach(name: &str, require_native: bool) -> io::Result<Attached> {
     let flows = BpfHashMap::try_from(take(&mut bpf, "flows")?).map_err(io::Error::other)?;
     let stats = PerCpuArray::try_from(take(&mut bpf, "stats")?).map_err(io::Error::other)?;
     let xsks = XskMap::try_from(take(&mut bpf, "xsks")?).map_err(io::Error::other)?;
+    let own_addrs = BpfHashMap::try_from(take(&mut bpf, "own_addrs")?).map_err(io::Error::other)?;
+    let settings = Array::try_from(take(&mut bpf, "settings")?).map_err(io::Error::other)?;
     Ok(Attached {
         name: name.to_string(),
         ifindex,
@@ -251,6 +294,8 @@ pub fn attach(name: &str, require_native: bool) -> io::Result<Attached> {
         flows,
         stats,
         xsks,
+        own_addrs,
+        settings,
     })
 }
 
@@ -258,6 +303,21 @@ impl Attached {
     /// Steer datagrams to `local` into the AF_XDP socket of their receive queue.
     pub fn steer(&mut self, local: SocketAddr, val: FlowVal) -> io::Result<()> {
         self.flows.insert(FlowKey::new(local), val, 0).map_err(io::Error::other)
+    }
+
+    /// Tell the program which sources are the relay's own (`own`) and whether this is a
+    /// loopback interface (where local sources are normal); steered frames from other
+    /// local sources are dropped as martians.
+    pub fn set_own_addresses(&mut self, own: &[IpAddr]) -> io::Result<()> {
+        let lo = is_loopback(&self.name);
+        self.settings.set(0, if lo { SETTING_LOCAL_SOURCES } else { 0 }, 0).map_err(io::Error::other)?;
+        for ip in own.iter().take(OWN_ADDRS_MAX) {
+            self.own_addrs.insert(OwnKey::new(*ip), 1, 0).map_err(io::Error::other)?;
+        }
+        if own.len() > OWN_ADDRS_MAX {
+            log::warn!("{}: more than {OWN_ADDRS_MAX} own addresses; the rest are not checked by XDP", self.name);
+        }
+        Ok(())
     }
 
     /// The AF_XDP socket for receive queue `queue`.
@@ -269,16 +329,22 @@ impl Attached {
 impl XdpDataPlane {
     /// Attach the program to every interface, bind the AF_XDP sockets, start the workers
     /// and the next-hop thread. `uring` keeps serving the relay's sockets (first packets,
-    /// unresolved neighbours, anything the program passes).
+    /// unresolved neighbours, anything the program passes); it must have been started with
+    /// one shared flow table (`UringDataPlane::start_with(.., true)`), which the AF_XDP
+    /// workers use too.
     pub fn start(opts: &XdpOptions, mut uring: UringDataPlane) -> io::Result<XdpDataPlane> {
         let running = Arc::new(AtomicBool::new(true));
-        match Self::start_parts(opts, running.clone()) {
+        let Some(table) = uring.shared_table() else {
+            uring.stop();
+            return Err(io::Error::other("the io_uring workers of the xdp backend need a shared flow table"));
+        };
+        match Self::start_parts(opts, table.clone(), uring.epoch(), running.clone()) {
             Ok((ifaces, workers, t)) => Ok(XdpDataPlane {
                 uring,
                 ifaces: Mutex::new(ifaces),
                 workers,
                 steered: Mutex::new(HashMap::new()),
-                xsk_counters: Mutex::new(HashMap::new()),
+                table,
                 running,
                 _threads: vec![t],
             }),
@@ -294,6 +360,8 @@ impl XdpDataPlane {
     #[allow(clippy::type_complexity)]
     fn start_parts(
         opts: &XdpOptions,
+        table: Arc<Mutex<FlowTable>>,
+        epoch: Instant,
         running: Arc<AtomicBool>,
     ) -> io::Result<(Vec<Attached>, Vec<Arc<XdpWorkerHandle>>, std::thread::JoinHandle<()>)> {
         if opts.interfaces.is_empty() {
@@ -303,6 +371,16 @@ impl XdpDataPlane {
         for name in &opts.interfaces {
             ifaces.push(attach(name, opts.require_native)?);
         }
+        // every address of this host's namespace and the configured ones (advertised,
+        // listen): a frame from one of them never comes from a media peer
+        let mut own: Vec<IpAddr> = all_addresses().into_iter().map(|(_, a)| a).collect();
+        own.extend(&opts.own_addrs);
+        own.retain(|ip| !ip.is_unspecified());
+        own.sort();
+        own.dedup();
+        for a in &mut ifaces {
+            a.set_own_addresses(&own)?;
+        }
         let queues = opts.interfaces.iter().map(|n| rx_queues(n)).max().unwrap_or(1);
         let resolve = Arc::new(ArrayQueue::new(65536));
         let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -310,8 +388,6 @@ impl XdpDataPlane {
             return Err(io::Error::last_os_error());
         }
         let resolve_wake = Arc::new(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(wake) });
-        let epoch = Instant::now();
-        let latches = (queues > 1).then(|| Arc::new(ArrayQueue::new(65536)));
         let mut workers = Vec::new();
         for q in 0..queues {
             let on: Vec<usize> = (0..ifaces.len()).filter(|&i| rx_queues(&ifaces[i].name) > q).collect();
@@ -321,12 +397,10 @@ impl XdpDataPlane {
                 cpu: (!opts.cpus.is_empty()).then(|| opts.cpus[q % opts.cpus.len()]),
                 frames: opts.frames,
                 tos: opts.tos,
-                relatch_after_ms: opts.relatch_after_ms,
-                replay_window: opts.replay_window,
+                table: table.clone(),
                 epoch,
                 resolve: resolve.clone(),
                 resolve_wake: resolve_wake.clone(),
-                latches: latches.clone(),
             };
             let w = worker::spawn(cfg, running.clone())?;
             for (k, &i) in on.iter().enumerate() {
@@ -349,7 +423,7 @@ impl XdpDataPlane {
                 a.addrs
             );
         }
-        let t = resolver::spawn(links, resolve, resolve_wake, latches, workers.clone(), running)?;
+        let t = resolver::spawn(links, resolve, resolve_wake, workers.clone(), running)?;
         Ok((ifaces, workers, t))
     }
 
@@ -365,9 +439,11 @@ impl XdpDataPlane {
         }
     }
 
-    fn wait_applied(&self, targets: &[u64]) {
+    /// Wait until every AF_XDP worker has taken the commands sent so far.
+    fn wait_applied(&self) {
+        let targets: Vec<u64> = self.workers.iter().map(|w| w.send(XdpCommand::Wake)).collect();
         let deadline = Instant::now() + Duration::from_secs(1);
-        for (w, &t) in self.workers.iter().zip(targets) {
+        for (w, &t) in self.workers.iter().zip(&targets) {
             while w.stats.applied.load(Relaxed) < t {
                 if Instant::now() > deadline {
                     log::warn!("an AF_XDP worker is slow to apply rules");
@@ -381,38 +457,28 @@ impl XdpDataPlane {
 
 impl DataPlane for XdpDataPlane {
     fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
-        let (fd, _) = self.uring.open_shared(local, affinity)?;
-        // every worker's duplicate first: a failure (EMFILE) must not leave the socket
-        // bound, or opened in some workers, with the port counted free
-        let mut kernels = Vec::with_capacity(self.workers.len());
-        for _ in 1..self.workers.len() {
-            match fd.try_clone() {
-                Ok(k) => kernels.push(k),
-                Err(e) => {
-                    drop(kernels);
-                    drop(fd);
-                    self.uring.close(local);
-                    return Err(e);
-                }
-            }
+        let (kernel, counters) = self.uring.open_shared(local, affinity)?;
+        // in the shared table now, so that the rule finds it (its io_uring worker's own
+        // insert, when it takes the socket, finds it there)
+        lock_table(&self.table).insert(local, counters);
+        // one duplicate of the socket for all AF_XDP workers: 2 descriptors per relay
+        // socket, whatever the number of queues
+        let kernel = Arc::new(kernel);
+        for w in &self.workers {
+            w.send(XdpCommand::Open { local, kernel: kernel.clone() });
         }
-        kernels.push(fd);
-        let mut mine = Vec::new();
-        for (w, kernel) in self.workers.iter().zip(kernels) {
-            let counters = Arc::new(SharedCounters::default());
-            mine.push(counters.clone());
-            w.send(XdpCommand::Open { local, counters, kernel });
-        }
-        self.xsk_counters.lock().unwrap().insert(local, mine);
         Ok(())
     }
 
     fn install(&self, rule: FlowRule) {
-        self.uring.install(rule.clone());
         let val = FlowVal::for_rule(&rule);
         let local = rule.local;
-        let targets: Vec<u64> = self.workers.iter().map(|w| w.send(XdpCommand::Rule(Box::new(rule.clone())))).collect();
-        self.wait_applied(&targets);
+        // once, for every worker and path
+        if !lock_table(&self.table).apply(&rule) {
+            log::warn!("rule for unknown socket {local}");
+            return;
+        }
+        self.wait_applied();
         let mut ifaces = self.ifaces.lock().unwrap();
         let Some(i) = ifaces.iter().position(|a| a.addrs.contains(&local.ip())) else {
             return; // not an address of an XDP interface: the socket path serves it
@@ -432,23 +498,21 @@ impl DataPlane for XdpDataPlane {
                 log::warn!("removing the steering entry of {local}: {e}");
             }
         }
-        let targets: Vec<u64> = self.workers.iter().map(|w| w.send(XdpCommand::Close(local))).collect();
+        for w in &self.workers {
+            w.send(XdpCommand::Close(local));
+        }
         // the workers' duplicates of the descriptor keep the port bound until they have
         // applied the Close: wait for that, so the port can be bound again at once (the
         // socket worker's own descriptor is waited for by the next open of the address)
         if self.running.load(Relaxed) {
-            self.wait_applied(&targets);
+            self.wait_applied();
         }
-        self.xsk_counters.lock().unwrap().remove(&local);
         self.uring.close(local);
     }
 
     fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
-        let mut c = self.uring.counters(local)?;
-        for x in self.xsk_counters.lock().unwrap().get(&local).into_iter().flatten() {
-            c.merge(&x.snapshot());
-        }
-        Some(c)
+        // one table, one set of counters per flow, whichever worker counted
+        self.uring.counters(local)
     }
 
     fn now_ms(&self) -> u64 {
@@ -471,7 +535,6 @@ impl DataPlane for XdpDataPlane {
                 ("relay_xsk_drops_total", Some("no-room"), &s.drop_no_room),
                 ("relay_xsk_batches_total", None, &s.batches),
                 ("relay_xsk_frames_free", None, &s.frames_free),
-                ("relay_xsk_latches_adopted_total", None, &s.latches_adopted),
             ];
             crate::dataplane::metric_rows(&mut v, &q, &rows);
             let by_reason: Vec<_> = FrameError::ALL

@@ -1,12 +1,10 @@
 //! The next-hop thread: keeps the workers' view of "which interface, which MAC" for every
 //! destination they send to, from the kernel's routing, neighbour and link tables over
 //! rtnetlink, and follows changes (a peer's new MAC, a route or link going away) as they
-//! happen. Sans-IO logic lives in `netlink::Resolver`; this is its I/O. It also relays
-//! latches between the workers of a multi-queue interface (a call's two directions may
-//! arrive on different queues).
+//! happen. Sans-IO logic lives in `netlink::Resolver`; this is its I/O.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -117,7 +115,6 @@ pub fn spawn(
     links: Vec<(u32, [u8; 6])>,
     requests: Arc<ArrayQueue<IpAddr>>,
     wake: Arc<OwnedFd>,
-    latches: Option<Arc<ArrayQueue<(usize, SocketAddr, SocketAddr)>>>,
     workers: Vec<Arc<XdpWorkerHandle>>,
     running: Arc<AtomicBool>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
@@ -164,16 +161,6 @@ pub fn spawn(
                 unsafe { libc::read(wake.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
                 while let Some(dst) = requests.pop() {
                     lookup(&mut r, dst, &mut seq, &mut buf);
-                }
-            }
-            // latches learned by one queue's worker, for the others
-            if let Some(q) = &latches {
-                while let Some((from, local, peer)) = q.pop() {
-                    for (i, w) in workers.iter().enumerate() {
-                        if i != from {
-                            w.send(XdpCommand::Latched { local, peer });
-                        }
-                    }
                 }
             }
             loop {

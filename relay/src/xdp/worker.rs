@@ -6,13 +6,18 @@
 //! header rewrite, a TX descriptor. RX, TX, fill and completion rings are worked in
 //! batches; the only syscalls are the TX kick per batch (copy mode needs it) and poll()
 //! when there is nothing to do.
+//!
+//! The flow table is the one the io_uring workers serving the kernel path use too (one
+//! latch, one SRTP state per relay socket, whatever queue or path a packet takes). It is
+//! locked once per received batch; the TX descriptors are built under the lock and
+//! submitted (kicked) after it is released, as are sends through the kernel.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
@@ -22,12 +27,10 @@ use xdp::umem::{FrameSize, UmemCfgBuilder};
 use xdp::{Packet, Umem};
 use xdp::{RingConfigBuilder, WakableRings};
 
-use control::dataplane::FlowRule;
-
 use super::frame::{self, L2};
 use super::netlink::NextHop;
-use crate::flow::counters::{bump, SharedCounters};
-use crate::flow::{FlowId, FlowTable, Verdict};
+use crate::flow::counters::bump;
+use crate::flow::{FlowTable, Verdict};
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 
 /// Bytes the frame may grow at its front: IPv4 -> IPv6 (+20) and a VLAN tag (+4).
@@ -35,22 +38,17 @@ const HEAD_ROOM: usize = 64;
 const BATCH: usize = 64;
 const RING: u32 = 4096;
 
+/// Messages to an AF_XDP worker. Flows and rules are not among them: they are in the
+/// shared flow table, changed once by the control plane.
 pub enum XdpCommand {
-    /// A relay socket: `kernel` is a duplicate of its descriptor, used to send through
-    /// the kernel when the next hop is not (yet) known.
+    /// A relay socket: `kernel` is a duplicate of its descriptor (one for all AF_XDP
+    /// workers), used to send through the kernel when the next hop is not (yet) known.
     Open {
         local: SocketAddr,
-        counters: Arc<SharedCounters>,
-        kernel: OwnedFd,
+        kernel: Arc<OwnedFd>,
     },
-    Rule(Box<FlowRule>),
     Close(SocketAddr),
     NextHop(IpAddr, NextHop),
-    /// Another worker (receive queue) latched `peer` on flow `local`.
-    Latched {
-        local: SocketAddr,
-        peer: SocketAddr,
-    },
     Wake,
 }
 
@@ -72,8 +70,6 @@ pub struct XdpWorkerStats {
     /// Commands applied so far (the control plane waits on this before steering a flow).
     pub applied: AtomicU64,
     pub frames_free: AtomicU64,
-    /// Latches learned from another queue's worker.
-    pub latches_adopted: AtomicU64,
 }
 
 pub struct XdpWorkerHandle {
@@ -101,14 +97,13 @@ pub struct XdpWorkerConfig {
     pub cpu: Option<usize>,
     pub frames: u32,
     pub tos: u8,
-    pub relatch_after_ms: u64,
-    pub replay_window: u32,
+    /// The flow table (shared with every worker serving the same sockets) and the epoch of
+    /// its clock.
+    pub table: Arc<Mutex<FlowTable>>,
     pub epoch: Instant,
     /// Where to ask for next hops, and the eventfd that wakes the next-hop thread.
     pub resolve: Arc<ArrayQueue<IpAddr>>,
     pub resolve_wake: Arc<OwnedFd>,
-    /// Latches this worker learned, for the other workers (only with several queues).
-    pub latches: Option<Arc<ArrayQueue<(usize, SocketAddr, SocketAddr)>>>,
 }
 
 struct Port {
@@ -130,19 +125,35 @@ struct Egress {
     out: Option<(usize, [u8; 6], [u8; 6])>,
 }
 
+/// A datagram for the kernel's path, sent once the table's lock is released: the frame,
+/// the payload's range in it, where to, and through which relay socket.
+struct KernelSend {
+    pkt: Packet,
+    start: usize,
+    end: usize,
+    to: SocketAddr,
+    via: SocketAddr,
+}
+
 struct Worker {
     umem: Umem,
     ports: Vec<Port>,
-    table: FlowTable,
-    kernel_fds: HashMap<FlowId, OwnedFd>,
+    table: Arc<Mutex<FlowTable>>,
+    /// Each relay socket's descriptor (a duplicate), by its address.
+    kernel_fds: HashMap<SocketAddr, Arc<OwnedFd>>,
+    /// Sends through the kernel waiting for the lock to be released (at most a batch).
+    kernel_tx: Vec<KernelSend>,
+    /// The next-hop thread has requests waiting: wake it once the lock is released.
+    wake_resolver: bool,
     hops: HashMap<IpAddr, NextHop>,
     hop_gen: u32,
+    /// Per flow id: the way out last computed. It depends only on the destination and
+    /// the next hops (`gen`), so an entry left by a flow whose id was reused is checked,
+    /// not trusted.
     egress: Vec<Option<Egress>>,
     requested: HashSet<IpAddr>,
     resolve: Arc<ArrayQueue<IpAddr>>,
     resolve_wake: Arc<OwnedFd>,
-    latches: Option<Arc<ArrayQueue<(usize, SocketAddr, SocketAddr)>>>,
-    index: usize,
     inbox: Inbox<XdpCommand>,
     /// The sockets and the inbox, for poll() when idle.
     pollfds: Vec<libc::pollfd>,
@@ -198,26 +209,22 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         ports.push(Port { ifindex, sock, rings, tx: HeapSlab::with_capacity(BATCH), in_flight: 0, in_fill: 0 });
     }
     let socket_fds = ports.iter().map(|p| (p.ifindex, p.sock.as_raw_fd())).collect();
-    let mut table = FlowTable::new(cfg.relatch_after_ms).with_replay_window(cfg.replay_window);
-    if cfg.latches.is_some() {
-        table = table.with_latch_log();
-    }
     let mut pollfds: Vec<libc::pollfd> =
         ports.iter().map(|p| libc::pollfd { fd: p.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     pollfds.push(libc::pollfd { fd: inbox.fd(), events: libc::POLLIN, revents: 0 });
     let mut w = Worker {
         umem,
         ports,
-        table,
+        table: cfg.table,
         kernel_fds: HashMap::new(),
+        kernel_tx: Vec::with_capacity(BATCH),
+        wake_resolver: false,
         hops: HashMap::new(),
         hop_gen: 1,
         egress: Vec::new(),
         requested: HashSet::new(),
         resolve: cfg.resolve,
         resolve_wake: cfg.resolve_wake,
-        latches: cfg.latches,
-        index: cfg.queue_id as usize,
         inbox,
         pollfds,
         stats: stats.clone(),
@@ -257,18 +264,29 @@ impl Worker {
                     Some(r) => unsafe { r.recv(&self.umem, &mut rx) },
                     None => 0,
                 };
+                if n == 0 {
+                    continue;
+                }
                 got += n;
                 self.ports[port].in_fill -= n;
+                // the table's lock, once per received batch (at most BATCH frames, so no
+                // TX slab, empty at this point, can overflow: nothing is kicked under it)
+                let table = self.table.clone();
+                let mut t = crate::uring::lock_table(&table);
                 while let Some(p) = rx.pop_back() {
-                    self.handle(port, p, now_us);
+                    self.handle(&mut t, port, p, now_us);
                 }
+                drop(t);
+                self.transmit();
+                self.kernel_flush();
             }
             if got > 0 {
                 bump(&self.stats.rx_packets, got as u64);
                 bump(&self.stats.batches, 1);
-                self.share_latches();
             }
-            self.transmit();
+            if std::mem::take(&mut self.wake_resolver) {
+                self.wake_resolver();
+            }
             let pending = self.complete();
             self.refill();
             if got == 0 && !pending {
@@ -351,36 +369,16 @@ impl Worker {
     fn apply_commands(&mut self) {
         while let Some(cmd) = self.inbox.pop() {
             match cmd {
-                XdpCommand::Open { local, counters, kernel } => {
-                    let id = self.table.insert(local, counters);
-                    self.kernel_fds.insert(id, kernel);
-                }
-                XdpCommand::Rule(rule) => {
-                    self.table.apply(&rule);
+                XdpCommand::Open { local, kernel } => {
+                    self.kernel_fds.insert(local, kernel);
                 }
                 XdpCommand::Close(local) => {
-                    if let Some(id) = self.table.remove(local) {
-                        self.kernel_fds.remove(&id);
-                        if let Some(e) = self.egress.get_mut(id) {
-                            *e = None;
-                        }
-                    }
+                    self.kernel_fds.remove(&local);
                 }
                 XdpCommand::NextHop(ip, hop) => {
                     self.hops.insert(ip, hop);
                     self.requested.remove(&ip);
                     self.hop_gen = self.hop_gen.wrapping_add(1);
-                }
-                XdpCommand::Latched { local, peer } => {
-                    let now_ms = self.epoch.elapsed().as_millis() as u64;
-                    if self.table.adopt_latch(local, peer, now_ms) {
-                        bump(&self.stats.latches_adopted, 1);
-                        if let Some(id) = self.table.lookup(local) {
-                            if let Some(e) = self.egress.get_mut(id) {
-                                *e = None;
-                            }
-                        }
-                    }
                 }
                 XdpCommand::Wake => {}
             }
@@ -390,7 +388,7 @@ impl Worker {
 
     /// Where a packet to `to` leaving through flow `via` goes: (port, source MAC,
     /// destination MAC), or None for the kernel's path. Cached per egress flow.
-    fn next_hop(&mut self, via: FlowId, to: SocketAddr) -> Option<(usize, [u8; 6], [u8; 6])> {
+    fn next_hop(&mut self, via: usize, to: SocketAddr) -> Option<(usize, [u8; 6], [u8; 6])> {
         if let Some(Some(e)) = self.egress.get(via) {
             if e.to == to && e.gen == self.hop_gen {
                 return e.out;
@@ -399,7 +397,7 @@ impl Worker {
         let Some(&hop) = self.hops.get(&to.ip()) else {
             if self.requested.insert(to.ip()) {
                 let _ = self.resolve.push(to.ip());
-                self.wake_resolver();
+                self.wake_resolver = true;
             }
             return None;
         };
@@ -417,19 +415,6 @@ impl Worker {
         out
     }
 
-    /// Hand what this worker latched to the other queues' workers (via the next-hop thread).
-    fn share_latches(&mut self) {
-        let Some(q) = &self.latches else { return };
-        let mut any = false;
-        for (local, peer) in self.table.drain_latches() {
-            let _ = q.push((self.index, local, peer));
-            any = true;
-        }
-        if any {
-            self.wake_resolver();
-        }
-    }
-
     fn wake_resolver(&self) {
         let one: u64 = 1;
         unsafe { libc::write(self.resolve_wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
@@ -439,7 +424,7 @@ impl Worker {
         self.umem.free_packet(p);
     }
 
-    fn handle(&mut self, in_port: usize, mut p: Packet, now_us: u64) {
+    fn handle(&mut self, t: &mut FlowTable, in_port: usize, mut p: Packet, now_us: u64) {
         let len = p.len();
         // widen the packet to its whole buffer: headroom in front, tailroom for the SRTP tag
         if p.adjust_head(-(HEAD_ROOM as i32)).is_err() {
@@ -458,30 +443,35 @@ impl Worker {
                 return self.drop_packet(p);
             }
         };
-        let Some(id) = self.table.lookup(ing.dst) else {
+        let Some(id) = t.lookup(ing.dst) else {
             bump(&self.stats.drop_unknown_flow, 1);
             return self.drop_packet(p);
         };
         let payload = HEAD_ROOM + ing.payload;
-        let (via, to, out_len) = match self.table.process(id, ing.src, &mut buf[payload..], ing.payload_len, now_us) {
+        let (via, to, out_len) = match t.process(id, ing.src, &mut buf[payload..], ing.payload_len, now_us) {
             Verdict::Forward { via, to, len } => (via, to, len),
             Verdict::Drop(_) => {
                 bump(&self.stats.drop_verdict, 1);
                 return self.drop_packet(p);
             }
         };
-        let Some(from) = self.table.get(via).map(|f| f.local) else {
+        let Some(from) = t.get(via).map(|f| f.local) else {
             return self.drop_packet(p);
         };
         let Some((out_port, src_mac, dst_mac)) = self.next_hop(via, to) else {
-            self.kernel_send(via, &p[payload..payload + out_len], to);
-            return self.drop_packet(p);
+            if self.kernel_tx.len() == self.kernel_tx.capacity() {
+                bump(&self.stats.kernel_errors, 1);
+                return self.drop_packet(p);
+            }
+            let (start, end) = (payload, payload + out_len);
+            self.kernel_tx.push(KernelSend { pkt: p, start, end, to, via: from });
+            return;
         };
         // a VLAN tag is kept only when the frame leaves the way it came (same segment)
         let l2 = L2 { dst_mac, src_mac, vlan: if out_port == in_port { ing.vlan } else { None } };
         let buf: &mut [u8] = &mut p;
         let (start, end) = if out_len == ing.payload_len
-            && self.table.passes_payload_through(id, via)
+            && t.passes_payload_through(id, via)
             && frame::can_rewrite_in_place(&ing, from, to, &l2)
         {
             let n = frame::rewrite_in_place(&mut buf[HEAD_ROOM..], &ing, from, to, &l2, self.tos);
@@ -501,14 +491,19 @@ impl Worker {
             bump(&self.stats.drop_tx_full, 1);
             self.umem.free_packet(pkt);
         }
-        if self.ports[out_port].tx.available() == 0 {
-            self.transmit();
+    }
+
+    /// The sends through the kernel that `handle` queued (the table's lock released).
+    fn kernel_flush(&mut self) {
+        while let Some(k) = self.kernel_tx.pop() {
+            self.kernel_send(k.via, &k.pkt[k.start..k.end], k.to);
+            self.umem.free_packet(k.pkt);
         }
     }
 
     /// The kernel's path: send the payload from the relay socket itself. The kernel
     /// resolves the neighbour (and the resolver hears about it over netlink).
-    fn kernel_send(&mut self, via: FlowId, payload: &[u8], to: SocketAddr) {
+    fn kernel_send(&self, via: SocketAddr, payload: &[u8], to: SocketAddr) {
         let Some(fd) = self.kernel_fds.get(&via) else {
             bump(&self.stats.kernel_errors, 1);
             return;
