@@ -21,6 +21,11 @@ pub struct Leg {
     pub peer_rtcp: Option<SocketAddr>,
     /// RTCP multiplexed on the RTP port towards this party.
     pub mux: bool,
+    /// Per offer branch (ng via-branch, "" without one; at most 8, the latest last): the
+    /// offer asked to accept the offerer's rtcp-mux (`rtcp-mux: accept/require`, or
+    /// `demux`: the relay terminates it), so the answer to this party accepts mux whatever
+    /// the answerer chose; otherwise the answer follows the answerer (rtpengine's rule).
+    pub mux_forced: Vec<(String, bool)>,
     /// Forwarded without RTP validation (UDPTL).
     pub plain_udp: bool,
     pub clock_rate: u32,

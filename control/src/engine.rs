@@ -483,6 +483,7 @@ impl Engine {
                         peer: None,
                         peer_rtcp: None,
                         mux: false,
+                        mux_forced: Vec::new(),
                         plain_udp: !m.m.is_rtp(),
                         clock_rate,
                         reset_latch: false,
@@ -519,6 +520,13 @@ impl Engine {
                     leg.mux = sender_mux;
                 } else {
                     leg.mux = sender_mux && !flags.rtcp_mux_has("reject");
+                    let forced = ["accept", "require", "demux"].iter().any(|f| flags.rtcp_mux_has(f));
+                    let branch = flags.via_branch.clone().unwrap_or_default();
+                    leg.mux_forced.retain(|(b, _)| *b != branch);
+                    if leg.mux_forced.len() >= 8 {
+                        leg.mux_forced.remove(0);
+                    }
+                    leg.mux_forced.push((branch, forced));
                 }
             }
             if is_answer {
@@ -546,7 +554,19 @@ impl Engine {
                 }
             }
             let mux_out = if is_answer {
-                call.monologues[y].legs[i].mux
+                // rtpengine: the answer goes with the answerer's choice unless the offer
+                // asked to accept (or require) the offerer's mux
+                let offerer = &mut call.monologues[y].legs[i];
+                let branch = flags.via_branch.as_deref().unwrap_or("");
+                let forced = offerer
+                    .mux_forced
+                    .iter()
+                    .rev()
+                    .find(|(b, _)| b == branch)
+                    .or(offerer.mux_forced.last())
+                    .is_some_and(|(_, f)| *f);
+                offerer.mux = offerer.mux && (forced || sender_mux);
+                offerer.mux
             } else {
                 (sender_mux && !flags.rtcp_mux_has("demux"))
                     || flags.rtcp_mux_has("offer")

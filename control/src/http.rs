@@ -646,6 +646,9 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
             ("reason=\"send-error\"".into(), sum(|c| c.drop_send_error)),
             ("reason=\"srtp-auth\"".into(), sum(|c| c.drop_srtp_auth)),
             ("reason=\"srtp-replay\"".into(), sum(|c| c.drop_srtp_replay)),
+            ("reason=\"srtp-index\"".into(), sum(|c| c.drop_srtp_index)),
+            ("reason=\"denied-source\"".into(), sum(|c| c.drop_denied_source)),
+            ("reason=\"denied-destination\"".into(), sum(|c| c.drop_denied_destination)),
         ],
     );
     let mut by_name: Vec<(String, Vec<(String, u64)>)> = Vec::new();

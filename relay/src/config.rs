@@ -78,6 +78,10 @@ pub struct Cli {
     /// Milliseconds of silence from a latched peer before another source may take over
     #[arg(long = "relatch-after")]
     pub relatch_after: Option<u64>,
+    /// Milliseconds an unexpected source must be the only one sending before it may
+    /// latch a new flow (a packet from the signalled or SIP source address latches at once)
+    #[arg(long = "latch-grace")]
+    pub latch_grace: Option<u64>,
     /// SRTP/SRTCP replay window in packets (1-1024)
     #[arg(long = "srtp-replay-window")]
     pub srtp_replay_window: Option<u32>,
@@ -138,6 +142,7 @@ pub struct FileConfig {
     pub xdp_interface: Option<Vec<String>>,
     pub worker_priority: Option<u8>,
     pub relatch_after: Option<u64>,
+    pub latch_grace: Option<u64>,
     pub srtp_replay_window: Option<u32>,
     pub media_allow: Option<Vec<String>>,
     pub media_deny: Option<Vec<String>>,
@@ -172,6 +177,7 @@ pub struct Config {
     pub cpus: Vec<usize>,
     pub worker_priority: u8,
     pub relatch_after_ms: u64,
+    pub latch_grace_ms: u64,
     pub srtp_replay_window: u32,
     pub media_allow: Vec<IpNet>,
     pub media_deny: Vec<IpNet>,
@@ -193,6 +199,16 @@ fn parse_nets(what: &str, list: &[String]) -> Result<Vec<IpNet>, String> {
 }
 
 impl Config {
+    /// How the data plane's flow tables are made.
+    pub fn flow_settings(&self) -> crate::flow::FlowSettings {
+        crate::flow::FlowSettings {
+            relatch_after_ms: self.relatch_after_ms,
+            latch_grace_ms: self.latch_grace_ms,
+            replay_window: self.srtp_replay_window,
+            policy: std::sync::Arc::new(self.engine.media_policy.clone()),
+        }
+    }
+
     /// The media address policy (control::addrpolicy) this configuration implies: the
     /// relay's own addresses and sockets, lab mode when a media interface is loopback,
     /// and the operator's lists.
@@ -421,6 +437,10 @@ impl Config {
             cpus,
             worker_priority,
             relatch_after_ms: cli.relatch_after.or(file.relatch_after).unwrap_or(2000),
+            latch_grace_ms: cli
+                .latch_grace
+                .or(file.latch_grace)
+                .unwrap_or(crate::flow::FlowTable::DEFAULT_LATCH_GRACE_MS),
             srtp_replay_window,
             media_allow,
             media_deny,

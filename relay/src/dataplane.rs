@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use control::dataplane::{DataPlane, FlowCounters, FlowRule};
 
 use crate::flow::counters::SharedCounters;
+use crate::flow::FlowSettings;
 use crate::flow::FlowTable;
 use crate::packet::Malformed;
 use crate::uring::{self, Command, WorkerConfig, WorkerHandle};
@@ -88,14 +89,8 @@ pub struct UringDataPlane {
 impl UringDataPlane {
     /// Start `n` workers, pinned to `cpus` (round-robin) when given, each with a flow
     /// table of its own.
-    pub fn start(
-        n: usize,
-        cpus: &[usize],
-        tos: u8,
-        relatch_after_ms: u64,
-        replay_window: u32,
-    ) -> io::Result<UringDataPlane> {
-        Self::start_with(n, cpus, tos, relatch_after_ms, replay_window, false)
+    pub fn start(n: usize, cpus: &[usize], tos: u8, flow: FlowSettings) -> io::Result<UringDataPlane> {
+        Self::start_with(n, cpus, tos, flow, false)
     }
 
     /// Like `start`; with `shared`, every worker uses one flow table (`shared_table`),
@@ -104,12 +99,10 @@ impl UringDataPlane {
         n: usize,
         cpus: &[usize],
         tos: u8,
-        relatch_after_ms: u64,
-        replay_window: u32,
+        flow: FlowSettings,
         shared: bool,
     ) -> io::Result<UringDataPlane> {
-        let shared =
-            shared.then(|| Arc::new(Mutex::new(FlowTable::new(relatch_after_ms).with_replay_window(replay_window))));
+        let shared = shared.then(|| Arc::new(Mutex::new(flow.table())));
         let epoch = Instant::now();
         let running = Arc::new(AtomicBool::new(true));
         let mut workers = Vec::new();
@@ -117,8 +110,7 @@ impl UringDataPlane {
             let cfg = WorkerConfig {
                 index: i,
                 cpu: (!cpus.is_empty()).then(|| cpus[i % cpus.len()]),
-                relatch_after_ms,
-                replay_window,
+                flow: flow.clone(),
                 epoch,
                 table: shared.clone(),
                 ..Default::default()
@@ -318,7 +310,7 @@ mod tests {
     /// allocated again without waiting, three times, on real sockets and workers.
     #[test]
     fn released_ports_can_be_allocated_again_at_once() {
-        let mut dp = UringDataPlane::start(2, &[], 0, 2000, 128).unwrap();
+        let mut dp = UringDataPlane::start(2, &[], 0, FlowSettings::default()).unwrap();
         let addr = "127.0.0.1".parse().unwrap();
         // below the ephemeral range, so no other socket on the box takes one meanwhile
         let mut pool = PortPool::new(addr, 24600, 24799);

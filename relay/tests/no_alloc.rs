@@ -141,7 +141,7 @@ fn packet_path_does_not_allocate() {
     let srtp_allocs = ALLOCS.load(Relaxed) - before;
 
     // 2. the io_uring workers forwarding real datagrams
-    let mut dp = UringDataPlane::start(1, &[], 0, 2000, 128).unwrap();
+    let mut dp = UringDataPlane::start(1, &[], 0, relay::flow::FlowSettings::default()).unwrap();
     let base = 47000 + (std::process::id() % 500) as u16 * 4;
     let ra: SocketAddr = format!("127.0.0.1:{base}").parse().unwrap();
     let rb: SocketAddr = format!("127.0.0.1:{}", base + 2).parse().unwrap();

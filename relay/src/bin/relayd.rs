@@ -92,8 +92,7 @@ fn run(cfg: Config) -> Result<(), String> {
         cfg.workers,
         &cfg.cpus,
         cfg.tos,
-        cfg.relatch_after_ms,
-        cfg.srtp_replay_window,
+        cfg.flow_settings(),
         matches!(xdp_opts, Ok(Some(_))),
     )
     .map_err(|e| e.to_string())?;
@@ -107,14 +106,8 @@ fn run(cfg: Config) -> Result<(), String> {
             }
             Err(e) if cfg.backend == Backend::Auto => {
                 log::warn!("backend auto: XDP unavailable ({e}); using io_uring");
-                let uring = UringDataPlane::start(
-                    cfg.workers,
-                    &cfg.cpus,
-                    cfg.tos,
-                    cfg.relatch_after_ms,
-                    cfg.srtp_replay_window,
-                )
-                .map_err(|e| e.to_string())?;
+                let uring = UringDataPlane::start(cfg.workers, &cfg.cpus, cfg.tos, cfg.flow_settings())
+                    .map_err(|e| e.to_string())?;
                 (Arc::new(uring), None, format!("io_uring ({} worker(s))", cfg.workers))
             }
             Err(e) => return Err(format!("backend xdp: {e}")),

@@ -272,6 +272,40 @@ fn grace_passes(g: &mut Option<Grace>, src: SocketAddr, now_ms: u64, grace_ms: u
     }
 }
 
+/// How a backend's flow tables are made: each setting defined once (relayd's
+/// configuration fills it; `Default` is what the tests use).
+#[derive(Debug, Clone)]
+pub struct FlowSettings {
+    /// Silence from a latched peer before a proven new source may take over.
+    pub relatch_after_ms: u64,
+    /// Before the first latch, how long an unexpected source must be the only one.
+    pub latch_grace_ms: u64,
+    /// SRTP/SRTCP replay window in packets.
+    pub replay_window: u32,
+    /// Which remote addresses media may come from or go to.
+    pub policy: Arc<AddressPolicy>,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        FlowSettings {
+            relatch_after_ms: 2000,
+            latch_grace_ms: FlowTable::DEFAULT_LATCH_GRACE_MS,
+            replay_window: 128,
+            policy: Arc::new(AddressPolicy::permissive()),
+        }
+    }
+}
+
+impl FlowSettings {
+    pub fn table(&self) -> FlowTable {
+        FlowTable::new(self.relatch_after_ms)
+            .with_latch_grace(self.latch_grace_ms)
+            .with_replay_window(self.replay_window)
+            .with_policy(self.policy.clone())
+    }
+}
+
 pub struct FlowTable {
     slots: Vec<Option<Flow>>,
     free: Vec<FlowId>,

@@ -27,7 +27,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use control::dataplane::FlowRule;
 
 use crate::flow::counters::{bump, SharedCounters};
-use crate::flow::{FlowTable, Verdict};
+use crate::flow::{FlowSettings, FlowTable, Verdict};
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 use bufring::BufRing;
 
@@ -85,8 +85,7 @@ pub struct WorkerConfig {
     pub ring_entries: u32,
     pub buffers: u16,
     pub buf_size: usize,
-    pub relatch_after_ms: u64,
-    pub replay_window: u32,
+    pub flow: FlowSettings,
     pub epoch: Instant,
     /// The flow table shared with other workers serving the same sockets (XDP backend);
     /// None: the worker makes its own.
@@ -107,8 +106,7 @@ impl Default for WorkerConfig {
             ring_entries: 4096,
             buffers: 4096,
             buf_size: 2048,
-            relatch_after_ms: 2000,
-            replay_window: 128,
+            flow: FlowSettings::default(),
             epoch: Instant::now(),
             table: None,
         }
@@ -288,9 +286,7 @@ impl Worker {
             cpu: cfg.cpu,
             ring,
             bufs,
-            table: cfg.table.unwrap_or_else(|| {
-                Arc::new(Mutex::new(FlowTable::new(cfg.relatch_after_ms).with_replay_window(cfg.replay_window)))
-            }),
+            table: cfg.table.unwrap_or_else(|| Arc::new(Mutex::new(cfg.flow.table()))),
             socks: Vec::new(),
             free_socks: Vec::new(),
             flow_sock: Vec::new(),
