@@ -12,5 +12,6 @@ scripts/tools-smoke.sh
 scripts/netns-bridge.sh
 scripts/xdp-test.sh
 scripts/e2e-kamailio.sh
+scripts/attack-test.sh
 scripts/fuzz.sh
 echo "test suite: unit+integration, conformance, tools, netns bridge (io_uring), xdp/af_xdp, kamailio e2e, fuzz: 7 passed, 0 failed"
