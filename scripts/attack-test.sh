@@ -125,7 +125,7 @@ start_lab() {
   local extra=()
   [[ -n $HTTP_TOKEN ]] && extra+=(--http-token="$TOKEN")
   ip netns exec aR ./target/release/relayd --backend uring --interface=127.0.0.1 --listen-ng=$LAB_NG \
-    --listen-http=$LAB_HTTP --port-min=35000 --port-max=35999 --delete-delay=0 --log-level=info "${extra[@]}" \
+    --listen-http=$LAB_HTTP --port-min=30000 --port-max=30999 --delete-delay=0 --log-level=info "${extra[@]}" \
     >>"$work/lab.log" 2>&1 &
   lab_pid=$!
   pids+=("$lab_pid")

@@ -776,7 +776,7 @@ def check_c():
         def lab_own():
             out = []
             good = True
-            for port in (lab_ng_port, lab_http_port, 35010, 35501):
+            for port in (lab_ng_port, lab_http_port, 30010, 30501):
                 cid = lab.cid("c-lab-%d" % port)
                 r = offer(lng, cid, "127.0.0.1", port, from_tag="atk", direction=None)
                 if r.get("result") == "ok" and port == lab_ng_port:
@@ -1328,8 +1328,8 @@ def check_j():
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         hard = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
         p = start_daemon(["prlimit", "--nofile=256:%d" % hard, A.relayd, "--backend", "uring", "--interface=127.0.0.1",
-                          "--listen-ng=127.0.0.1:2291", "--listen-http=none", "--port-min=36000",
-                          "--port-max=36999"], "127.0.0.1:2291")
+                          "--listen-ng=127.0.0.1:2291", "--listen-http=none", "--port-min=31000",
+                          "--port-max=31999"], "127.0.0.1:2291")
         try:
             lim = open("/proc/%d/limits" % p.pid).read()
             m = re.search(r"^Max open files\s+(\d+)\s+(\d+)", lim, re.M)
@@ -1343,7 +1343,7 @@ def check_j():
     def j_cpus():
         p = start_daemon(["taskset", "-c", "1", A.relayd, "--backend", "uring", "--workers", "1",
                           "--interface=127.0.0.1", "--listen-ng=127.0.0.1:2292", "--listen-http=none",
-                          "--port-min=37000", "--port-max=37099"], "127.0.0.1:2292")
+                          "--port-min=32000", "--port-max=32099"], "127.0.0.1:2292")
         try:
             outside = []
             for tid in os.listdir("/proc/%d/task" % p.pid):
