@@ -29,7 +29,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "shared", "conformance"))
-from ngclient import NgClient, NgTimeout, bencode, bdecode  # noqa: E402
+from ngclient import NgClient, NgTimeout, bencode  # noqa: E402
 
 RELAY_PUB = "10.203.1.1"
 RELAY_PRIV = "10.203.2.1"
@@ -725,7 +725,7 @@ def check_c():
         b = sdp_addr(r["sdp"])
         ap = lab.atk.getsockname()
         answer(ng, cid, ap[0], ap[1], from_tag="atk", to_tag="atk2")
-        passed, msg = inject_ng_list(lab, ng, cid, b, lab.atk, lab.rx_atk, "offer ACCEPTED (must be refused)")
+        _, msg = inject_ng_list(lab, ng, cid, b, lab.atk, lab.rx_atk, "offer ACCEPTED (must be refused)")
         ng.delete(cid)
         return False, msg
     sub("c1 c=127.0.0.1 with the ng port refused, ng unreachable through media", c_ng)
@@ -1011,7 +1011,7 @@ def check_f():
     if got1 < 396:
         note("SRTP before the attack: %d/400 delivered (ROC %d)" % (got1, st.roc))
     # 2. forged SRTP with random SSRCs, from the attacker and spoofed from the caller
-    for k in range(16):
+    for _ in range(16):
         f = rtp(random.randrange(1 << 16), random.randrange(1 << 32), random.randrange(1, 1 << 32),
                 os.urandom(160)) + os.urandom(10)
         lab.atk.sendto(f, a)
@@ -1052,7 +1052,7 @@ def check_f():
 
     # 6. the caller falls silent; the attacker replays and forges; the caller comes back
     time.sleep(2.5)
-    for k in range(8):
+    for _ in range(8):
         lab.atk.sendto(rtp(random.randrange(1 << 16), 0, random.randrange(1, 1 << 32), os.urandom(160))
                        + os.urandom(10), a)
     send_paced(lab.atk, a, p3[-50:], 200)
