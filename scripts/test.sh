@@ -15,4 +15,4 @@ scripts/xdp-ports-test.sh
 scripts/e2e-kamailio.sh
 scripts/attack-test.sh
 scripts/fuzz.sh
-echo "test suite: unit+integration, conformance, tools, netns bridge (io_uring), xdp/af_xdp, xdp port return, kamailio e2e, fuzz: 8 passed, 0 failed"
+echo "test suite: unit+integration, conformance, tools, netns bridge (io_uring), xdp/af_xdp, xdp port return, kamailio e2e, attacks, fuzz: 9 passed, 0 failed"

@@ -110,10 +110,11 @@ pub struct Engine {
     error_log: crate::ng::LogLimiter,
 }
 
-/// Most call-ids one `list` reply carries.
-pub const LIST_MAX: usize = 1000;
-/// Largest `list` reply (bytes, roughly): it must fit a UDP datagram and amplify little.
-pub const LIST_MAX_BYTES: usize = 60_000;
+/// Most call-ids one `list` reply carries (the HTTP API's /calls lists them all).
+pub const LIST_MAX: usize = 100;
+/// Largest `list` reply (bytes, roughly): a `list` from a spoofed source must amplify
+/// little (a ~40-byte request gets at most ~4 KB; --ng-allow stops spoofed sources).
+pub const LIST_MAX_BYTES: usize = 4_000;
 
 /// An ng error reply's reason.
 pub type NgResult = Result<Value, String>;
