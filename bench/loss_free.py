@@ -48,6 +48,14 @@ RELAYS = {
                 "--listen-http=none", "--workers=1", "--cpus=0", "--port-min=20000", "--port-max=29999",
                 "--log-level=warn"],
     },
+    # another relayd build measured in the same run (a before/after comparison):
+    # RELAYD_BEFORE=/path/to/old/relayd bench/loss_free.py --relays relayd-before,relayd,rtpengine
+    "relayd-before": {
+        "ng": "127.0.0.1:2245",
+        "cmd": [os.environ.get("RELAYD_BEFORE", os.path.join(ROOT, "target/release/relayd-before")),
+                "--interface=127.0.0.1", "--listen-ng=127.0.0.1:2245", "--listen-http=none", "--workers=1",
+                "--cpus=0", "--port-min=20000", "--port-max=29999", "--log-level=warn"],
+    },
     "rtpengine": {
         "ng": "127.0.0.1:2244",
         "cmd": ["rtpengine", "--config-file=none", "--table=-1", "--interface=127.0.0.1", "--listen-ng=127.0.0.1:2244",
@@ -120,10 +128,13 @@ def main():
             continue
         print("| %s | %.0f%s | %d | %d | %d |" % (relay, best["rate_pps"], " (rtpgen hit its own limit above)" if bound else "", best["latency_us_p50"],
                                                best["latency_us_p99"], args.calls))
-    if len(relays) == 2 and all(results[r][0] for r in relays):
-        a, b = results[relays[0]][0]["rate_pps"], results[relays[1]][0]["rate_pps"]
+    # every relay against the last one listed (rtpengine by default)
+    base = relays[-1]
+    if len(relays) >= 2 and results[base][0]:
         print()
-        print("ratio %s / %s: %.2f" % (relays[0], relays[1], a / b))
+        for r in relays[:-1]:
+            if results[r][0]:
+                print("ratio %s / %s: %.2f" % (r, base, results[r][0]["rate_pps"] / results[base][0]["rate_pps"]))
     if args.json:
         json.dump(log, open(args.json, "w"), indent=1)
     return 0

@@ -94,6 +94,11 @@ struct Args {
     /// latching finds where they really are)
     #[arg(long)]
     sdp_ip: Option<IpAddr>,
+    /// Do not send ng `received-from` (the SIP source a proxy such as Kamailio passes; it
+    /// lets the relay latch a NATed endpoint's first packet at once instead of after
+    /// --latch-grace)
+    #[arg(long = "no-received-from")]
+    no_received_from: bool,
     /// Sequence number of every stream's first packet (default: random), e.g. 65000 to
     /// cross a wrap (SRTP rollover) early in a test
     #[arg(long = "first-seq")]
@@ -497,6 +502,12 @@ fn run(args: Args) -> Result<Summary, String> {
             ("replace", Value::List(vec!["origin".into()])),
             ("sdp", offer_sdp.into()),
         ];
+        let received_from = |ip: IpAddr| {
+            Value::List(vec![if ip.is_ipv4() { "IP4" } else { "IP6" }.into(), ip.to_string().as_str().into()])
+        };
+        if !args.no_received_from {
+            offer_req.push(("received-from", received_from(args.caller_ip)));
+        }
         if !args.direction.is_empty() {
             offer_req.push(("direction", Value::List(args.direction.iter().map(|d| d.as_str().into()).collect())));
         }
@@ -517,16 +528,18 @@ fn run(args: Args) -> Result<Summary, String> {
                 + "\r\n";
             callee_keys = Some((own, relay_line.key));
         }
-        let answer = ng
-            .request(&NgClient::req(&[
-                ("command", "answer".into()),
-                ("call-id", cid.as_str().into()),
-                ("from-tag", "caller".into()),
-                ("to-tag", "callee".into()),
-                ("flags", flags.clone()),
-                ("sdp", answer_sdp.into()),
-            ]))
-            .map_err(|e| format!("answer {cid}: {e}"))?;
+        let mut answer_req = vec![
+            ("command", "answer".into()),
+            ("call-id", cid.as_str().into()),
+            ("from-tag", "caller".into()),
+            ("to-tag", "callee".into()),
+            ("flags", flags.clone()),
+            ("sdp", answer_sdp.into()),
+        ];
+        if !args.no_received_from {
+            answer_req.push(("received-from", received_from(args.callee_ip)));
+        }
+        let answer = ng.request(&NgClient::req(&answer_req)).map_err(|e| format!("answer {cid}: {e}"))?;
         let answer_text = answer.get("sdp").and_then(Value::as_str).unwrap_or("").to_string();
         match (media_port(&answer), media_port(&offer)) {
             (Some(to_a), Some(to_b)) => {
