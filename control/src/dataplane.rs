@@ -136,7 +136,8 @@ pub struct FlowCounters {
     pub drop_denied_destination: u64,
     pub rtcp_packets: u64,
     pub rtcp_bytes: u64,
-    /// Milliseconds on the relay's monotonic clock; 0 = never.
+    /// When the last accepted packet was forwarded (liveness for --timeout), in
+    /// milliseconds on the relay's monotonic clock; 0 = never.
     pub last_packet_ms: u64,
     pub latched_peer: Option<SocketAddr>,
     /// Times the latch moved to a new source after the old one went silent.

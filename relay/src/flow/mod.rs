@@ -590,7 +590,6 @@ impl FlowTable {
             *c.latched.lock().unwrap_or_else(|e| e.into_inner()) = Some(src);
         }
         f.last_from_peer_ms = now_ms;
-        c.last_packet_ms.store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
 
         // 5. account
         if rtcp {
@@ -640,6 +639,9 @@ impl FlowTable {
         match outcome {
             Ok(to) => {
                 bump(&c.forwarded, 1);
+                // liveness (--timeout) counts only accepted packets that were forwarded: a
+                // peer's packets with nowhere to go, or anything refused, keep no call alive
+                c.last_packet_ms.store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
                 Verdict::Forward { via, to, len }
             }
             Err(r) => {
@@ -703,6 +705,22 @@ mod tests {
         assert!(t.apply(&rule("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002")));
         assert!(t.apply(&rule("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000")));
         (t, fa, fb)
+    }
+
+    #[test]
+    fn only_forwarded_packets_keep_a_call_alive() {
+        let mut t = FlowTable::new(2000);
+        let f = t.insert(a("10.0.0.1:30000"), Default::default());
+        assert!(t.apply(&FlowRule::rtp(a("10.0.0.1:30000"), Some(a("192.0.2.10:4000")), None)));
+        // accepted (latched) but nowhere to go: no liveness
+        assert_eq!(run(&mut t, f, a("192.0.2.10:4000"), &rtp(1), 5_000_000), Verdict::Drop(DropReason::NoDestination));
+        assert_eq!(t.get(f).unwrap().counters.snapshot().last_packet_ms, 0);
+        let (mut t, fa, _) = table(LatchPolicy::default());
+        assert!(matches!(run(&mut t, fa, a("192.0.2.10:4000"), &rtp(1), 7_000_000), Verdict::Forward { .. }));
+        assert_eq!(t.get(fa).unwrap().counters.snapshot().last_packet_ms, 7_000);
+        // a foreign packet does not refresh it
+        run(&mut t, fa, a("203.0.113.66:4000"), &rtp(2), 8_000_000);
+        assert_eq!(t.get(fa).unwrap().counters.snapshot().last_packet_ms, 7_000);
     }
 
     #[test]
