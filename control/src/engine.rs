@@ -1033,95 +1033,13 @@ impl Engine {
         v
     }
 
-    /// Per-flow view for the HTTP API and relayctl.
+    /// Per-flow view for the HTTP API and relayctl (one traversal: `http::Snapshot`).
     pub fn flows(&self, call_filter: Option<&str>, now_ms: u64) -> Vec<FlowView> {
-        let mut out = Vec::new();
-        let mut ids: Vec<&String> = self.calls.keys().filter(|k| call_filter.is_none_or(|f| f == k.as_str())).collect();
-        ids.sort();
-        for id in ids {
-            let call = &self.calls[id];
-            for m in &call.monologues {
-                for (i, l) in m.legs.iter().enumerate().filter(|(_, l)| l.relayed()) {
-                    let (a, b) = self.counters_of(l);
-                    for (sock, c, kind, peer) in [
-                        (
-                            l.rtp(),
-                            a,
-                            if l.plain_udp {
-                                FlowKind::Udp
-                            } else if l.mux {
-                                FlowKind::RtpMux
-                            } else {
-                                FlowKind::Rtp
-                            },
-                            l.peer,
-                        ),
-                        (l.rtcp(), b, FlowKind::Rtcp, l.peer_rtcp),
-                    ] {
-                        let state = if l.rejected {
-                            "rejected"
-                        } else if c.latched_peer.is_some() {
-                            "latched"
-                        } else if peer.is_some() {
-                            "signalled"
-                        } else {
-                            "waiting"
-                        };
-                        out.push(FlowView {
-                            call_id: id.clone(),
-                            tag: m.tag.clone(),
-                            media: i + 1,
-                            kind,
-                            local: sock,
-                            advertised: SocketAddr::new(l.advertised, sock.port()),
-                            signalled_peer: peer,
-                            state,
-                            age_s: now_ms.saturating_sub(call.created_ms) / 1000,
-                            idle_ms: if c.last_packet_ms == 0 {
-                                None
-                            } else {
-                                Some(now_ms.saturating_sub(c.last_packet_ms))
-                            },
-                            counters: c,
-                        });
-                    }
-                }
-            }
-        }
-        out
+        crate::http::Snapshot::take(self, call_filter, now_ms).flows(self.dp.as_ref())
     }
 
     pub fn call_summaries(&self, now_ms: u64) -> Vec<CallSummary> {
-        let mut v: Vec<CallSummary> = self
-            .calls
-            .values()
-            .map(|c| {
-                let mut packets = 0;
-                let mut bytes = 0;
-                let mut dropped = 0;
-                for s in c.sockets() {
-                    if let Some(x) = self.dp.counters(s) {
-                        packets += x.packets;
-                        bytes += x.bytes;
-                        dropped += x.dropped;
-                    }
-                }
-                CallSummary {
-                    call_id: c.id.clone(),
-                    tags: c.monologues.iter().map(|m| m.tag.clone()).collect(),
-                    labels: c.monologues.iter().filter_map(|m| m.label.clone()).collect(),
-                    created_unix: c.created_unix,
-                    age_s: now_ms.saturating_sub(c.created_ms) / 1000,
-                    media: c.monologues.first().map(|m| m.legs.len()).unwrap_or(0),
-                    packets,
-                    bytes,
-                    dropped,
-                    deleting: c.delete_at_ms.is_some(),
-                }
-            })
-            .collect();
-        v.sort_by(|a, b| a.call_id.cmp(&b.call_id));
-        v
+        crate::http::Snapshot::take(self, None, now_ms).calls(self.dp.as_ref())
     }
 }
 
