@@ -2,14 +2,14 @@
 //! relay's own steering program (ebpf/relay_xdp.c, steering the generator's UDP address),
 //! so that the generator's receive side costs an XDP redirect and a copy instead of the
 //! kernel's UDP stack and socket wakeups, and its send side builds whole frames (headers
-//! by relay::xdp::frame) straight into the TX ring. IPv4, plain RTP.
+//! by backend::xdp::frame) straight into the TX ring. IPv4, plain RTP.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use relay::xdp::frame::{self, L2};
-use relay::xdp::{Attached, FlowVal};
+use backend::xdp::frame::{self, L2};
+use backend::xdp::{Attached, FlowVal};
 use xdp::slab::{HeapSlab, Slab};
 use xdp::socket::{XdpSocket, XdpSocketBuilder};
 use xdp::umem::{FrameSize, UmemCfgBuilder};
@@ -75,10 +75,10 @@ impl XskPort {
     /// the port), in network namespace `ns`, sending to the relay at `relay`.
     pub fn open(ns: Option<&str>, local: SocketAddr, relay: IpAddr) -> Result<XskPort, String> {
         in_netns(ns, || {
-            let name = relay::xdp::interface_of(local.ip()).ok_or(format!("no interface holds {}", local.ip()))?;
-            let src_mac = relay::xdp::interface_mac(&name).ok_or(format!("no MAC for {name}"))?;
+            let name = backend::xdp::interface_of(local.ip()).ok_or(format!("no interface holds {}", local.ip()))?;
+            let src_mac = backend::xdp::interface_mac(&name).ok_or(format!("no MAC for {name}"))?;
             let dst_mac = neighbour(relay, local.ip())?;
-            let mut steering = relay::xdp::attach(&name, false).map_err(|e| format!("XDP on {name}: {e}"))?;
+            let mut steering = backend::xdp::attach(&name, false).map_err(|e| format!("XDP on {name}: {e}"))?;
             let umem = Umem::map(
                 UmemCfgBuilder {
                     frame_size: FrameSize::TwoK,

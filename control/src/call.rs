@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
+use rules::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
 
 #[derive(Debug, Clone)]
 pub struct Leg {

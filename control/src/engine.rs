@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::bencode::Value;
 use crate::call::{Call, Leg, Monologue, OriginState};
-use crate::dataplane::{DataPlane, FlowCounters, FlowKind, LatchPolicy};
+use rules::dataplane::{DataPlane, FlowCounters, FlowKind, LatchPolicy};
 use crate::interface::{Interface, PortPool};
 use crate::ng::flags::{self, Flags};
 use crate::rewrite::{is_zero_hold, rewrite, MediaOut, SessionOut};
@@ -31,7 +31,7 @@ pub struct EngineConfig {
     pub delete_delay: u64,
     /// Which signalled media addresses are acceptable (the data plane applies the same
     /// policy to packets).
-    pub media_policy: crate::addrpolicy::AddressPolicy,
+    pub media_policy: rules::addrpolicy::AddressPolicy,
     /// Media sections (m= lines) one SDP may have.
     pub max_media_per_sdp: usize,
     /// Monologues (tags) one call may have.
@@ -54,7 +54,7 @@ impl Default for EngineConfig {
             silent_timeout: 3600,
             final_timeout: 14400,
             delete_delay: 30,
-            media_policy: crate::addrpolicy::AddressPolicy::permissive(),
+            media_policy: rules::addrpolicy::AddressPolicy::permissive(),
             max_media_per_sdp: 32,
             max_monologues_per_call: 16,
             max_calls: 20000,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::bencode::Value;
-use crate::dataplane::MemoryDataPlane;
+use rules::dataplane::MemoryDataPlane;
 use crate::engine::{Engine, EngineConfig};
 use crate::interface::Interface;
 

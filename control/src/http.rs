@@ -37,7 +37,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 
-use crate::dataplane::{DataPlane, FlowCounters, FlowKind};
+use rules::dataplane::{DataPlane, FlowCounters, FlowKind};
 use crate::engine::{CallSummary, Engine, EngineStats, FlowView};
 
 /// Limits and access rules of the HTTP API.
@@ -792,7 +792,7 @@ pub fn serve(listener: std::net::TcpListener, api: Arc<Api>) -> std::io::Result<
 mod tests {
     use super::*;
     use crate::bencode::Value;
-    use crate::dataplane::{FlowRule, MemoryDataPlane};
+    use rules::dataplane::{FlowRule, MemoryDataPlane};
     use crate::engine::EngineConfig;
 
     fn engine_with_calls(ids: &[&str]) -> (Arc<Mutex<Engine>>, Arc<MemoryDataPlane>) {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::dataplane::DataPlane;
+use rules::dataplane::DataPlane;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
@@ -166,7 +166,7 @@ fn fd_limit(e: &std::io::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::MemoryDataPlane;
+    use rules::dataplane::MemoryDataPlane;
 
     #[test]
     fn interface_specs() {

@@ -2,10 +2,8 @@
 //! rewriting, the call model that turns signalling into forwarding rules, and the HTTP
 //! API. Everything here is sans-IO except `http` (a small blocking server).
 
-pub mod addrpolicy;
 pub mod bencode;
 pub mod call;
-pub mod dataplane;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

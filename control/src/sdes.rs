@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::dataplane::SrtpKey;
+use rules::dataplane::SrtpKey;
 
 /// Suites relayd implements, in the order it offers them (rtpengine's order, minus the
 /// suites it does not implement: AES_192_CM, F8, NULL).

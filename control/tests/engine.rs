@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use control::bencode::Value;
-use control::dataplane::{FlowKind, MemoryDataPlane};
+use rules::dataplane::{FlowKind, MemoryDataPlane};
 use control::engine::{EndReason, Engine, EngineConfig};
 use control::interface::Interface;
 use control::ng::NgServer;
@@ -409,7 +409,7 @@ fn sdes_answer_picks_and_rekeys() {
 
 // --- signalled media addresses (docs/ng-protocol.md, docs/security.md) ---
 
-use control::addrpolicy::AddressPolicy;
+use rules::addrpolicy::AddressPolicy;
 
 /// A relay on 192.0.2.1 (advertised 203.0.113.1) and 10.0.0.1, ng on 127.0.0.1:2223, HTTP
 /// on 127.0.0.1:9900: the policy relayd builds from that configuration.

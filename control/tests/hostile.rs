@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use control::bencode::Value;
-use control::dataplane::MemoryDataPlane;
+use rules::dataplane::MemoryDataPlane;
 use control::engine::{Engine, EngineConfig};
 use control::ng::NgServer;
 

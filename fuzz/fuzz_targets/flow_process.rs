@@ -5,10 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use control::addrpolicy::AddressPolicy;
-use control::dataplane::{FlowKind, FlowRule, LatchPolicy};
+use rules::addrpolicy::AddressPolicy;
+use rules::dataplane::{FlowKind, FlowRule, LatchPolicy};
 use libfuzzer_sys::fuzz_target;
-use relay::flow::{DropReason, FlowTable, Verdict};
+use relay_core::flow::{DropReason, FlowTable, Verdict};
 
 /// Sources the fuzzer picks from: the signalled peers, NATed and foreign addresses, the
 /// SIP source's IP, and addresses the policy denies (loopback, the relay's own sockets).

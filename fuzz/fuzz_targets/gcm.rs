@@ -3,7 +3,7 @@
 //! the same ciphertext and tag, each opens the other's output, and a changed tag is
 //! rejected with the buffer left as it was.
 use libfuzzer_sys::fuzz_target;
-use relay::srtp::gcm::AesGcm;
+use relay_core::srtp::gcm::AesGcm;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 + 32 + 12 {

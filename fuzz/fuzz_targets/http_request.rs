@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use control::bencode::Value;
-use control::dataplane::MemoryDataPlane;
+use rules::dataplane::MemoryDataPlane;
 use control::engine::{Engine, EngineConfig};
 use control::http::{route, route_raw, Api, HttpOptions};
 use libfuzzer_sys::fuzz_target;

@@ -2,7 +2,7 @@
 //! parsing never panics, and the resolver accepts whatever the parser returns.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use relay::xdp::netlink::{self, Resolver};
+use backend::xdp::netlink::{self, Resolver};
 
 fuzz_target!(|data: &[u8]| {
     let mut r = Resolver::new([(3, [2, 0, 0, 0, 0, 1])]);

@@ -2,7 +2,7 @@
 //! Whole ng requests (cookie + bencode) through the engine with an in-memory data plane.
 use std::sync::{Arc, Mutex, OnceLock};
 
-use control::dataplane::MemoryDataPlane;
+use rules::dataplane::MemoryDataPlane;
 use control::engine::{Engine, EngineConfig};
 use control::ng::NgServer;
 use libfuzzer_sys::fuzz_target;

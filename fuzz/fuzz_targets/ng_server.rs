@@ -5,7 +5,7 @@
 //! and when the reply cache grows past its byte bound.
 use std::sync::{Arc, Mutex, OnceLock};
 
-use control::dataplane::MemoryDataPlane;
+use rules::dataplane::MemoryDataPlane;
 use control::engine::Engine;
 use control::ng::NgServer;
 use libfuzzer_sys::fuzz_target;

@@ -1,6 +1,6 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use relay::packet::{is_rtcp, RtcpCompound, RtpPacket};
+use relay_core::packet::{is_rtcp, RtcpCompound, RtpPacket};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = RtpPacket::new_checked(data) {

@@ -7,7 +7,7 @@
 //! panic (contained ones included) and on a port or socket left after the delete.
 use std::sync::{Arc, Mutex, OnceLock};
 
-use control::dataplane::MemoryDataPlane;
+use rules::dataplane::MemoryDataPlane;
 use control::engine::Engine;
 use libfuzzer_sys::fuzz_target;
 

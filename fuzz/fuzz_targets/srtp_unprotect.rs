@@ -12,7 +12,7 @@
 //!    opened packet opens again until it is committed, and commits at most once; the
 //!    genuine stream decrypts every packet, to the end.
 use libfuzzer_sys::fuzz_target;
-use relay::srtp::{Accepted, Context, Suite};
+use relay_core::srtp::{Accepted, Context, Suite};
 
 const SSRC: u32 = 0x5eed_0001;
 
@@ -144,7 +144,7 @@ fuzz_target!(|data: &[u8]| {
                     b[bit / 8] ^= 1 << (bit % 8);
                     let copy = b;
                     assert!(rx.open_rtp(&mut b, p.len()).is_err(), "tampered SRTP opened");
-                    if !suite.is_gcm() || relay::srtp::implementation() == "aes-ni" {
+                    if !suite.is_gcm() || relay_core::srtp::implementation() == "aes-ni" {
                         assert_eq!(b[..p.len()], copy[..p.len()], "a failed open changed the buffer");
                     }
                     assert!(rx.unprotect_rtp(&mut b, p.len()).is_err(), "tampered SRTP accepted");

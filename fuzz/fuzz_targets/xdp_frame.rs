@@ -3,7 +3,7 @@
 //! address family without panicking, and re-parses to the addresses it was given.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use relay::xdp::frame::{self, L2};
+use backend::xdp::frame::{self, L2};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(ing) = frame::parse(data) else { return };

@@ -1,6 +1,6 @@
 //! The measurements behind the SRTP crypto choices (docs/dependencies.md), on 172-byte
 //! payloads, same buffer (crypto cost only):
-//! - AES-128-GCM seal: ring vs RustCrypto aes-gcm vs relay's own (`relay::srtp::gcm`,
+//! - AES-128-GCM seal: ring vs RustCrypto aes-gcm vs relay's own (`relay_core::srtp::gcm`,
 //!   AES-NI + PCLMULQDQ where the CPU has them);
 //! - HMAC-SHA1 over a 184-byte packet + ROC: the `hmac` crate (keyed state cloned per
 //!   packet) vs relay's HmacSha1 (pad states hashed once, blocks straight into
@@ -62,7 +62,7 @@ fn main() {
         gv.encrypt(&n, &aad, &mut buf, &mut tag);
         std::hint::black_box(tag);
     });
-    let ni = relay::srtp::gcm::AesGcm::new(&key).unwrap();
+    let ni = relay_core::srtp::gcm::AesGcm::new(&key).unwrap();
     let ni_ns = best_of_3(|| {
         i = i.wrapping_add(1);
         let mut n = [0u8; 12];
@@ -79,7 +79,7 @@ fn main() {
         m.update(&roc);
         std::hint::black_box(m.finalize().into_bytes());
     });
-    let ours = relay::srtp::HmacSha1::new(&auth);
+    let ours = relay_core::srtp::HmacSha1::new(&auth);
     let ours_ns = best_of_3(|| {
         std::hint::black_box(ours.tag(&pkt, &roc));
     });
@@ -92,7 +92,7 @@ fn main() {
     println!("| AES-128-GCM seal, 172 B | ring 0.17 | {ring_ns:.0} |");
     println!("| AES-128-GCM seal, 172 B | aes-gcm 0.10 | {rc_ns:.0} |");
     println!("| AES-128-GCM seal, 172 B | graviola 0.4 | {gv_ns:.0} |");
-    println!("| AES-128-GCM seal, 172 B | relay::srtp::gcm ({}) | {ni_ns:.0} |", ni.implementation());
+    println!("| AES-128-GCM seal, 172 B | relay_core::srtp::gcm ({}) | {ni_ns:.0} |", ni.implementation());
     println!("| HMAC-SHA1, 184 B + ROC | hmac 0.12 (cloned keyed state) | {hmac_ns:.0} |");
-    println!("| HMAC-SHA1, 184 B + ROC | relay::srtp::HmacSha1 (sha1::compress) | {ours_ns:.0} |");
+    println!("| HMAC-SHA1, 184 B + ROC | relay_core::srtp::HmacSha1 (sha1::compress) | {ours_ns:.0} |");
 }

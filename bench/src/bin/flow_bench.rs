@@ -14,10 +14,10 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use control::dataplane::{FlowRule, SrtpKey};
-use relay::flow::{FlowTable, Verdict};
-use relay::packet::rtp::emit_header;
-use relay::srtp::{Context, Suite};
+use rules::dataplane::{FlowRule, SrtpKey};
+use relay_core::flow::{FlowTable, Verdict};
+use relay_core::packet::rtp::emit_header;
+use relay_core::srtp::{Context, Suite};
 
 fn a(s: &str) -> SocketAddr {
     s.parse().unwrap()

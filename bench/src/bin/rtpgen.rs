@@ -20,8 +20,8 @@ use serde::Serialize;
 use bench::xsk::XskPort;
 use control::bencode::Value;
 use control::ng::client::NgClient;
-use relay::packet::rtp::{emit_header, RtpPacket};
-use relay::srtp::{Context, Suite};
+use relay_core::packet::rtp::{emit_header, RtpPacket};
+use relay_core::srtp::{Context, Suite};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "rtpgen", version, about = "RTP load generator for ng-controlled media relays")]
@@ -225,7 +225,7 @@ struct Summary {
 
 fn pin(cpu: Option<usize>) {
     if let Some(c) = cpu {
-        relay::uring::pin_to_cpu(c);
+        backend::uring::pin_to_cpu(c);
     }
 }
 
@@ -239,10 +239,10 @@ fn media_port(r: &Value) -> Option<u16> {
     s.lines().find(|l| l.starts_with("m=audio"))?.split(' ').nth(1)?.parse().ok()
 }
 
-/// The relay's own conversion (relay::uring::sockaddr_to); a sockaddr_in6 holds either family.
+/// The relay's own conversion (backend::uring::sockaddr_to); a sockaddr_in6 holds either family.
 fn sockaddr(a: SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
     let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    let len = relay::uring::sockaddr_to(a, &mut sa);
+    let len = backend::uring::sockaddr_to(a, &mut sa);
     (sa, len)
 }
 
@@ -481,7 +481,7 @@ fn run(args: Args) -> Result<Summary, String> {
     };
     let mut rx_crypto: Vec<Option<Context>> = Vec::new();
     let ctx_of =
-        |k: &control::dataplane::SrtpKey| Context::new(Suite::from_name(&k.suite).unwrap(), &k.key, &k.salt).unwrap();
+        |k: &rules::dataplane::SrtpKey| Context::new(Suite::from_name(&k.suite).unwrap(), &k.key, &k.salt).unwrap();
     let crypto_line = |sdp: &str, suite: Suite| -> Option<control::sdes::Crypto> {
         sdp.lines().filter_map(|l| control::sdes::parse(l).ok()).find(|c| c.key.suite == suite.name())
     };

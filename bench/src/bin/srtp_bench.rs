@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use relay::packet::rtp::emit_header;
-use relay::srtp::{Context, Suite};
+use relay_core::packet::rtp::emit_header;
+use relay_core::srtp::{Context, Suite};
 
 const PAYLOAD: usize = 172;
 const PKT: usize = 12 + PAYLOAD;

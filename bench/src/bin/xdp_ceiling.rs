@@ -123,14 +123,14 @@ fn main() {
         .collect();
     // relay address -> (ifindex, mac)
     let mut local: HashMap<IpAddr, (u32, [u8; 6])> = HashMap::new();
-    let mut bpf = Ebpf::load(relay::xdp::CEILING_XDP).expect("load ceiling object");
+    let mut bpf = Ebpf::load(backend::xdp::CEILING_XDP).expect("load ceiling object");
     for name in ["ceiling", "xdp_pass"] {
         let p: &mut Xdp = bpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().expect("verifier");
     }
     for i in &args.ifaces {
         let ifindex: u32 = sysfs(i, "ifindex").parse().unwrap();
-        for a in relay::xdp::interface_addresses(i) {
+        for a in backend::xdp::interface_addresses(i) {
             local.insert(a, (ifindex, mac(&sysfs(i, "address"))));
         }
         attach_in(&mut bpf, "ceiling", None, i);

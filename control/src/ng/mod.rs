@@ -19,7 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ipnet::IpNet;
 
-use crate::addrpolicy::AddressPolicy;
+use rules::addrpolicy::AddressPolicy;
 use crate::bencode::Value;
 use crate::engine::Engine;
 
@@ -356,7 +356,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::dataplane::MemoryDataPlane;
+    use rules::dataplane::MemoryDataPlane;
     use crate::engine::EngineConfig;
 
     fn engine() -> Engine {

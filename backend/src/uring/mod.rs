@@ -24,10 +24,10 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use control::dataplane::FlowRule;
+use rules::dataplane::FlowRule;
 
-use crate::flow::counters::{bump, SharedCounters};
-use crate::flow::{FlowSettings, FlowTable, Verdict};
+use relay_core::flow::counters::{bump, SharedCounters};
+use relay_core::flow::{FlowSettings, FlowTable, Verdict};
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 use bufring::BufRing;
 
@@ -498,7 +498,7 @@ impl Worker {
                 self.push(e);
             }
             Verdict::Drop(r) => {
-                use crate::flow::DropReason::*;
+                use relay_core::flow::DropReason::*;
                 let c = match r {
                     Malformed(m) => {
                         bump(&self.stats.malformed_by[m.index()], 1);

@@ -29,8 +29,8 @@ use xdp::{RingConfigBuilder, WakableRings};
 
 use super::frame::{self, L2};
 use super::netlink::NextHop;
-use crate::flow::counters::bump;
-use crate::flow::{FlowTable, Verdict};
+use relay_core::flow::counters::bump;
+use relay_core::flow::{FlowTable, Verdict};
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 
 /// Bytes the frame may grow at its front: IPv4 -> IPv6 (+20) and a VLAN tag (+4).

@@ -9,12 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 
-use control::dataplane::DataPlane;
+use rules::dataplane::DataPlane;
 use control::engine::Engine;
 use control::ng::NgServer;
-use relay::config::{Backend, Cli, Config};
-use relay::dataplane::UringDataPlane;
-use relay::xdp::{XdpDataPlane, XdpOptions};
+use relayd::config::{Backend, Cli, Config};
+use backend::dataplane::UringDataPlane;
+use backend::xdp::{XdpDataPlane, XdpOptions};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -85,7 +85,7 @@ fn run(cfg: Config) -> Result<(), String> {
         Some(a) => Some(TcpListener::bind(a).map_err(|e| format!("listen-http {a}: cannot bind: {e}"))?),
         None => None,
     };
-    relay::uring::set_worker_priority(cfg.worker_priority);
+    backend::uring::set_worker_priority(cfg.worker_priority);
     let xdp_opts = start_xdp(&cfg);
     // under XDP the io_uring workers (the kernel path) share the AF_XDP workers' flow table
     let uring = UringDataPlane::start_with(
@@ -126,7 +126,7 @@ fn run(cfg: Config) -> Result<(), String> {
         backend,
         cfg.cpus,
         cfg.tos,
-        relay::srtp::implementation()
+        relay_core::srtp::implementation()
     );
     if let Some(l) = http {
         if cfg.http.token.is_none() {
@@ -212,7 +212,7 @@ fn start_xdp(cfg: &Config) -> Result<Option<XdpOptions>, String> {
     let mut interfaces = cfg.xdp_interfaces.clone();
     if interfaces.is_empty() {
         for i in &cfg.engine.interfaces {
-            match relay::xdp::interface_of(i.local) {
+            match backend::xdp::interface_of(i.local) {
                 Some(n) if !interfaces.contains(&n) => interfaces.push(n),
                 Some(_) => {}
                 None if cfg.backend == Backend::Auto => return Ok(None),

@@ -33,8 +33,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use control::addrpolicy::{AddressPolicy, Denied};
-use control::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
+use rules::addrpolicy::{AddressPolicy, Denied};
+use rules::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
 
 use crate::packet::{is_rtcp, Malformed, RtcpCompound, RtpPacket};
 use crate::srtp::{self, SrtpError, Suite};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use control::bencode::Value;
 use control::ng::client::NgClient;
-use relay::packet::rtp::emit_header;
+use relay_core::packet::rtp::emit_header;
 
 static NEXT: AtomicU16 = AtomicU16::new(0);
 
@@ -849,10 +849,10 @@ fn bad_configuration_is_refused_with_the_cause() {
 }
 
 /// The a=crypto line of an SDP as a context.
-fn srtp_ctx(sdp: &str) -> relay::srtp::Context {
+fn srtp_ctx(sdp: &str) -> relay_core::srtp::Context {
     let line = sdp.lines().find(|l| l.starts_with("a=crypto:")).unwrap_or_else(|| panic!("no a=crypto in\n{sdp}"));
     let c = control::sdes::parse(line).unwrap();
-    relay::srtp::Context::new(relay::srtp::Suite::from_name(&c.key.suite).unwrap(), &c.key.key, &c.key.salt).unwrap()
+    relay_core::srtp::Context::new(relay_core::srtp::Suite::from_name(&c.key.suite).unwrap(), &c.key.key, &c.key.salt).unwrap()
 }
 
 #[test]

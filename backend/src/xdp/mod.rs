@@ -33,10 +33,10 @@ use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use crossbeam_queue::ArrayQueue;
 
-use control::dataplane::{DataPlane, FlowCounters, FlowRule};
+use rules::dataplane::{DataPlane, FlowCounters, FlowRule};
 
 use crate::dataplane::UringDataPlane;
-use crate::flow::FlowTable;
+use relay_core::flow::FlowTable;
 use crate::uring::lock_table;
 use frame::FrameError;
 use worker::{XdpCommand, XdpWorkerConfig, XdpWorkerHandle};

@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Orderi
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use control::dataplane::{DataPlane, FlowCounters, FlowRule};
+use rules::dataplane::{DataPlane, FlowCounters, FlowRule};
 
-use crate::flow::counters::SharedCounters;
-use crate::flow::FlowSettings;
-use crate::flow::FlowTable;
-use crate::packet::Malformed;
+use relay_core::flow::counters::SharedCounters;
+use relay_core::flow::FlowSettings;
+use relay_core::flow::FlowTable;
+use relay_core::packet::Malformed;
 use crate::uring::{self, Command, WorkerConfig, WorkerHandle};
 
 /// A relay socket's descriptor as its worker owns it: dropping it closes the socket and

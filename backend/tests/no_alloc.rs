@@ -6,10 +6,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use control::dataplane::{DataPlane, FlowRule};
-use relay::dataplane::UringDataPlane;
-use relay::flow::{FlowTable, Verdict};
-use relay::packet::rtp::emit_header;
+use rules::dataplane::{DataPlane, FlowRule};
+use backend::dataplane::UringDataPlane;
+use relay_core::flow::{FlowTable, Verdict};
+use relay_core::packet::rtp::emit_header;
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -70,7 +70,7 @@ fn packet_path_does_not_allocate() {
 
     // 1a. with a production address policy, foreign and denied sources interleaved (the
     // policy check, the grace bookkeeping and the drops allocate nothing either)
-    let policy = control::addrpolicy::AddressPolicy {
+    let policy = rules::addrpolicy::AddressPolicy {
         own: vec!["10.0.0.1".parse().unwrap()],
         own_ports: vec![(30000, 40000), (2223, 2223)],
         deny: vec!["198.18.0.0/15".parse().unwrap()],
@@ -100,8 +100,8 @@ fn packet_path_does_not_allocate() {
 
     // 1b. the same with SRTP on both legs (decrypt with A's key, re-encrypt with B's)
     let key = |suite: &str, seed: u8| {
-        let s = relay::srtp::Suite::from_name(suite).unwrap();
-        control::dataplane::SrtpKey {
+        let s = relay_core::srtp::Suite::from_name(suite).unwrap();
+        rules::dataplane::SrtpKey {
             suite: suite.into(),
             key: vec![seed; s.key_len()],
             salt: vec![seed; s.salt_len()],
@@ -118,7 +118,7 @@ fn packet_path_does_not_allocate() {
     rb.srtp_out = Some(kb);
     t.apply(&ra);
     t.apply(&rb);
-    let mut sender = relay::srtp::Context::new(relay::srtp::Suite::AesCm128HmacSha1_80, &ka.key, &ka.salt).unwrap();
+    let mut sender = relay_core::srtp::Context::new(relay_core::srtp::Suite::AesCm128HmacSha1_80, &ka.key, &ka.salt).unwrap();
     let protected: Vec<Vec<u8>> = (0..10_000u16)
         .map(|i| {
             let mut p = [0u8; 256];
@@ -141,7 +141,7 @@ fn packet_path_does_not_allocate() {
     let srtp_allocs = ALLOCS.load(Relaxed) - before;
 
     // 2. the io_uring workers forwarding real datagrams
-    let mut dp = UringDataPlane::start(1, &[], 0, relay::flow::FlowSettings::default()).unwrap();
+    let mut dp = UringDataPlane::start(1, &[], 0, relay_core::flow::FlowSettings::default()).unwrap();
     let base = 47000 + (std::process::id() % 500) as u16 * 4;
     let ra: SocketAddr = format!("127.0.0.1:{base}").parse().unwrap();
     let rb: SocketAddr = format!("127.0.0.1:{}", base + 2).parse().unwrap();

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use relay::packet::rtp::emit_header;
-use relay::srtp::{Context, Suite};
+use relay_core::packet::rtp::emit_header;
+use relay_core::srtp::{Context, Suite};
 
 fn peer() -> PathBuf {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/interop/srtp_peer.c");

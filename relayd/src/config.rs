@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Deserialize;
 
-use control::addrpolicy::{AddressPolicy, IpNet};
+use rules::addrpolicy::{AddressPolicy, IpNet};
 use control::engine::EngineConfig;
 use control::http::HttpOptions;
 use control::interface::Interface;
@@ -200,8 +200,8 @@ fn parse_nets(what: &str, list: &[String]) -> Result<Vec<IpNet>, String> {
 
 impl Config {
     /// How the data plane's flow tables are made.
-    pub fn flow_settings(&self) -> crate::flow::FlowSettings {
-        crate::flow::FlowSettings {
+    pub fn flow_settings(&self) -> relay_core::flow::FlowSettings {
+        relay_core::flow::FlowSettings {
             relatch_after_ms: self.relatch_after_ms,
             latch_grace_ms: self.latch_grace_ms,
             replay_window: self.srtp_replay_window,
@@ -209,7 +209,7 @@ impl Config {
         }
     }
 
-    /// The media address policy (control::addrpolicy) this configuration implies: the
+    /// The media address policy (rules::addrpolicy) this configuration implies: the
     /// relay's own addresses and sockets, lab mode when a media interface is loopback,
     /// and the operator's lists.
     pub fn address_policy(&self) -> Result<AddressPolicy, String> {
@@ -440,7 +440,7 @@ impl Config {
             latch_grace_ms: cli
                 .latch_grace
                 .or(file.latch_grace)
-                .unwrap_or(crate::flow::FlowTable::DEFAULT_LATCH_GRACE_MS),
+                .unwrap_or(relay_core::flow::FlowTable::DEFAULT_LATCH_GRACE_MS),
             srtp_replay_window,
             media_allow,
             media_deny,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use control::dataplane::FlowCounters;
+use rules::dataplane::FlowCounters;
 
 #[derive(Default, Debug)]
 pub struct SharedCounters {
