@@ -45,6 +45,7 @@ BIN = os.path.join(ROOT, "target", "release")
 NG = "10.203.1.1:2299"
 HTTP = "10.203.1.1:9999"
 R = ["ip", "netns", "exec", "xR"]
+BEFORE = os.environ.get("RELAYD_BEFORE", os.path.join(BIN, "relayd-before"))
 RELAYD = [os.path.join(BIN, "relayd"), "--interface=pub/10.203.1.1", "--interface=priv/10.203.2.1",
           "--listen-ng=" + NG, "--listen-http=" + HTTP, "--workers=1", "--cpus=0", "--port-min=20000",
           "--port-max=29999", "--delete-delay=0", "--log-level=warn"]
@@ -52,6 +53,10 @@ CONTENDERS = {
     "relayd-xdp": [RELAYD + ["--backend=xdp"]],
     "relayd-xdp-fifo": [RELAYD + ["--backend=xdp", "--worker-priority=1"]],
     "relayd-uring": [RELAYD + ["--backend=uring"]],
+    # before/after in one run: RELAYD_BEFORE=/path/to/old/relayd bench/xdp_bench.py
+    #   --relays relayd-xdp-before,relayd-xdp,relayd-uring-before,relayd-uring,rtpengine
+    "relayd-xdp-before": [[BEFORE] + RELAYD[1:] + ["--backend=xdp"]],
+    "relayd-uring-before": [[BEFORE] + RELAYD[1:] + ["--backend=uring"]],
     "rtpengine": [["rtpengine", "--config-file=none", "--table=-1", "--interface=pub/10.203.1.1",
                    "--interface=priv/10.203.2.1", "--listen-ng=" + NG, "--foreground", "--log-stderr",
                    "--log-level=3", "--port-min=30000", "--port-max=39999", "--num-threads=1", "--delete-delay=0"]],
@@ -186,6 +191,9 @@ def main():
             what = "of the ceiling" if other == "ceiling" else "x " + other
             v = x / rate[other]
             print("relayd-xdp: %s %s" % ("%.0f %%" % (100 * v) if other == "ceiling" else "%.2f" % v, what))
+    for after in ("relayd-xdp", "relayd-uring"):
+        if rate.get(after) and rate.get(after + "-before"):
+            print("%s after/before: %.2f" % (after, rate[after] / rate[after + "-before"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(log, f, indent=1)
