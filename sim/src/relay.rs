@@ -38,9 +38,11 @@ impl Relay {
     /// The wall clock the engine sees at simulated time 0 (ng `created` values).
     pub const UNIX_START: u64 = 1_700_000_000;
 
-    /// A relay with the default flow settings and a network seeded with `seed`.
+    /// A relay with the default flow settings under the engine's media address policy
+    /// (as the daemon builds its flow tables), on a network seeded with `seed`.
     pub fn new(cfg: EngineConfig, seed: u64) -> Relay {
-        Relay::with_settings(cfg, &FlowSettings::default(), seed)
+        let settings = FlowSettings { policy: Arc::new(cfg.media_policy.clone()), ..FlowSettings::default() };
+        Relay::with_settings(cfg, &settings, seed)
     }
 
     pub fn with_settings(cfg: EngineConfig, settings: &FlowSettings, seed: u64) -> Relay {
