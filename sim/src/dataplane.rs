@@ -18,9 +18,13 @@ use crate::clock::SimClock;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Leaves relay socket `from` towards `to` with this (possibly re-keyed) payload.
-    Forward { from: SocketAddr, to: SocketAddr, payload: Vec<u8> },
+    Forward {
+        from: SocketAddr,
+        to: SocketAddr,
+        payload: Vec<u8>,
+    },
     Drop(DropReason),
-    /// No relay socket is open at that address.
+    /// No relay socket is open at that address (an endpoint's, or a closed one).
     NoSocket,
 }
 
@@ -30,7 +34,6 @@ pub struct PlaneStats {
     pub received: u64,
     pub forwarded: u64,
     pub dropped: u64,
-    pub no_socket: u64,
 }
 
 struct Inner {
@@ -71,7 +74,6 @@ impl MemDataPlane {
         let mut g = self.lock();
         let Inner { table, stats, .. } = &mut *g;
         let Some(id) = table.lookup(local) else {
-            stats.no_socket += 1;
             return Delivery::NoSocket;
         };
         stats.received += 1;
@@ -127,7 +129,7 @@ impl DataPlane for MemDataPlane {
 
     fn metrics(&self) -> Vec<(String, String, u64)> {
         let s = self.stats();
-        [("received", s.received), ("forwarded", s.forwarded), ("dropped", s.dropped), ("no_socket", s.no_socket)]
+        [("received", s.received), ("forwarded", s.forwarded), ("dropped", s.dropped)]
             .into_iter()
             .map(|(n, v)| (format!("sim_packets_{n}_total"), String::new(), v))
             .collect()

@@ -87,7 +87,8 @@ impl Endpoint {
         s
     }
 
-    /// Read the relay's SDP for this endpoint: where to send, and (SRTP) the relay's key,
+    /// Read the relay's SDP for this endpoint: where to send (unchanged by a held c=0.0.0.0),
+    /// and (SRTP) the relay's key,
     /// the first a=crypto line whose suite this endpoint uses. An answerer answers with
     /// the same tag.
     pub fn learn(&mut self, relay_sdp: &str) {
@@ -103,7 +104,8 @@ impl Endpoint {
                 crypto = sdes::parse(l).ok().filter(|c| c.key.suite == SUITE);
             }
         }
-        if let (Some(ip), Some(port)) = (ip, port) {
+        // c=0.0.0.0 (held) asks not to be sent to: the relay's address stays known
+        if let (Some(ip), Some(port)) = (ip.filter(|i: &std::net::IpAddr| !i.is_unspecified()), port) {
             self.relay = Some(SocketAddr::new(ip, port));
         }
         self.rx = crypto.as_ref().map(|c| context(&c.key));

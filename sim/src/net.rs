@@ -33,6 +33,7 @@ pub struct Impairment {
 /// What the network did, for tests to check the impairments really happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetStats {
+    /// Datagrams handed to the network (by endpoints and by the relay).
     pub sent: u64,
     pub lost: u64,
     pub reordered: u64,

@@ -23,7 +23,8 @@ pub struct Relay {
     engine: Engine,
     ng: NgServer,
     pub net: Network,
-    /// Datagrams delivered to addresses that are not relay sockets (the endpoints).
+    /// Datagrams delivered to addresses where no relay socket is open (the endpoints', and
+    /// relay ports already released).
     inboxes: HashMap<SocketAddr, Vec<Datagram>>,
     next_tick_ms: u64,
     next_cookie: u64,

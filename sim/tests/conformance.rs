@@ -344,7 +344,8 @@ fn sdp_checks(names: &[String], act_sdp: &str) -> Vec<String> {
                     errs.push(format!("media#{k}: no a=crypto line"))
                 }
                 "no_ice"
-                    if m.iter().any(|x| ["a=candidate:", "a=ice-ufrag:", "a=ice-pwd:"].iter().any(|p| x.starts_with(p))) =>
+                    if m.iter()
+                        .any(|x| ["a=candidate:", "a=ice-ufrag:", "a=ice-pwd:"].iter().any(|p| x.starts_with(p))) =>
                 {
                     errs.push(format!("media#{k}: ICE attributes present"))
                 }
