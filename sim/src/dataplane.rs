@@ -139,3 +139,40 @@ impl DataPlane for MemDataPlane {
         self.clock.now_ms()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relay_core::packet::rtp::emit_header;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_rule_forwards_through_the_real_flow_table_and_counts() {
+        let clock = SimClock::new();
+        let dp = MemDataPlane::new(&FlowSettings::default(), clock.clone());
+        let (x, y) = (a("203.0.113.1:30000"), a("203.0.113.1:30002"));
+        let (px, py) = (a("198.51.100.1:4000"), a("198.51.100.2:5000"));
+        dp.open(x, 0).unwrap();
+        dp.open(y, 0).unwrap();
+        assert_eq!(dp.open(x, 0).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        dp.install(FlowRule::rtp(x, Some(px), Some(y)));
+        dp.install(FlowRule::rtp(y, Some(py), Some(x)));
+        let mut pkt = [0u8; 16];
+        emit_header(&mut pkt, 0, false, 1, 160, 7);
+        clock.set_ms(5_000);
+        let out = dp.receive(x, px, &pkt);
+        assert_eq!(out, Delivery::Forward { from: y, to: py, payload: pkt.to_vec() });
+        assert!(matches!(dp.receive(x, px, b"not rtp"), Delivery::Drop(DropReason::Malformed(_))));
+        assert_eq!(dp.receive(a("203.0.113.1:39999"), px, &pkt), Delivery::NoSocket);
+        let c = dp.counters(x).unwrap();
+        assert_eq!((c.packets, c.forwarded, c.dropped, c.last_packet_ms), (2, 1, 1, 5_000));
+        assert_eq!(c.latched_peer, Some(px));
+        assert_eq!(dp.stats(), PlaneStats { received: 2, forwarded: 1, dropped: 1 });
+        dp.close(y);
+        assert!(!dp.is_open(y) && dp.counters(y).is_none());
+        assert!(matches!(dp.receive(x, px, &pkt), Delivery::Drop(_)), "nothing forwards into a closed socket");
+    }
+}

@@ -11,8 +11,8 @@ use relay_core::packet::rtp::{emit_header, RtpPacket, FIXED_HEADER};
 use relay_core::srtp::{Context, Suite};
 use rules::dataplane::SrtpKey;
 
-/// The suite test endpoints offer and pick.
-pub const SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
+/// The suite an endpoint offers and picks unless told otherwise.
+pub const DEFAULT_SUITE: Suite = Suite::AesCm128HmacSha1_80;
 
 /// What an endpoint's SDP says about the media direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct Endpoint {
     /// Where the relay wants its media (from the last SDP the relay sent it).
     pub relay: Option<SocketAddr>,
     pub ssrc: u32,
+    /// The SRTP suite it offers, and picks from the relay's offer.
+    pub suite: Suite,
     seq: u16,
     ts: u32,
     /// SDES: its own key (in its SDP; protects what it sends) and the context for it.
@@ -47,12 +49,24 @@ fn context(k: &SrtpKey) -> Context {
 
 impl Endpoint {
     pub fn new(name: &'static str, addr: SocketAddr, ssrc: u32) -> Endpoint {
-        Endpoint { name, addr, relay: None, ssrc, seq: 1000, ts: 0, key: None, tx: None, rx: None, version: 0 }
+        Endpoint {
+            name,
+            addr,
+            relay: None,
+            ssrc,
+            suite: DEFAULT_SUITE,
+            seq: 1000,
+            ts: 0,
+            key: None,
+            tx: None,
+            rx: None,
+            version: 0,
+        }
     }
 
     /// Use SDES-SRTP from the next SDP on, with a fresh key (called again: a re-key).
     pub fn new_srtp_key(&mut self) {
-        let key = sdes::generate(SUITE).expect("a known suite");
+        let key = sdes::generate(self.suite.name()).expect("a suite SDES knows");
         self.tx = Some(context(&key));
         self.key = Some(Crypto { tag: 1, key });
     }
@@ -101,7 +115,7 @@ impl Endpoint {
             } else if let Some(m) = l.strip_prefix("m=audio ") {
                 port = m.split(' ').next().and_then(|p| p.parse().ok());
             } else if l.starts_with("a=crypto:") && crypto.is_none() {
-                crypto = sdes::parse(l).ok().filter(|c| c.key.suite == SUITE);
+                crypto = sdes::parse(l).ok().filter(|c| Suite::from_name(&c.key.suite) == Some(self.suite));
             }
         }
         // c=0.0.0.0 (held) asks not to be sent to: the relay's address stays known

@@ -179,3 +179,71 @@ fn combine(a: Impairment, b: Impairment) -> Impairment {
         duplicate_per_mille: a.duplicate_per_mille.max(b.duplicate_per_mille),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn datagrams_arrive_in_time_order_and_equal_times_in_sending_order() {
+        let mut n = Network::new(1);
+        let (x, y) = (a("192.0.2.1:1000"), a("192.0.2.2:2000"));
+        n.set_link(x, Impairment { latency_ms: 30, ..Default::default() });
+        n.send(x, y, b"late".to_vec(), 0);
+        n.send(y, a("192.0.2.3:3000"), b"first".to_vec(), 0);
+        n.send(y, a("192.0.2.3:3000"), b"second".to_vec(), 0);
+        assert_eq!(n.next_at(), Some(0));
+        let got: Vec<_> = std::iter::from_fn(|| n.pop_due(29)).map(|d| d.payload).collect();
+        assert_eq!(got, [b"first".to_vec(), b"second".to_vec()]);
+        assert_eq!(n.pop_due(30).map(|d| (d.payload, d.at_ms)), Some((b"late".to_vec(), 30)));
+    }
+
+    #[test]
+    fn impairments_are_deterministic_and_near_their_rates() {
+        let run = |seed| {
+            let mut n = Network::new(seed);
+            let x = a("192.0.2.1:1000");
+            let imp = Impairment {
+                loss_per_mille: 100,
+                reorder_per_mille: 50,
+                reorder_delay_ms: 40,
+                duplicate_per_mille: 20,
+                ..Default::default()
+            };
+            n.set_link(x, imp);
+            for i in 0..10_000u64 {
+                n.send(x, a("192.0.2.9:9"), i.to_be_bytes().to_vec(), i);
+            }
+            n.stats
+        };
+        let s = run(42);
+        assert_eq!(s, run(42), "same seed, same run");
+        assert!((900..1100).contains(&s.lost), "{s:?}");
+        assert!((400..600).contains(&s.reordered) && (120..280).contains(&s.duplicated), "{s:?}");
+    }
+
+    #[test]
+    fn a_nat_rebinding_changes_the_source_and_strands_the_old_mapping() {
+        let mut n = Network::new(1);
+        let (inside, relay) = (a("10.0.0.5:4000"), a("203.0.113.1:30000"));
+        let (first, second) = (a("198.51.100.9:50000"), a("198.51.100.9:50001"));
+        n.rebind(inside, first);
+        n.send(inside, relay, vec![1], 0);
+        assert_eq!(n.pop_due(0).map(|d| d.from), Some(first));
+        n.rebind(inside, second);
+        n.send(inside, relay, vec![2], 1);
+        assert_eq!(n.pop_due(1).map(|d| d.from), Some(second));
+        // the relay answers both mappings: only the current one reaches the endpoint
+        n.send(relay, first, vec![3], 2);
+        n.send(relay, second, vec![4], 2);
+        let to: Vec<_> = std::iter::from_fn(|| n.pop_due(2)).map(|d| (d.to, d.payload)).collect();
+        assert_eq!(to, [(first, vec![3]), (inside, vec![4])]);
+        // nor does anything sent to the hidden inside address
+        n.send(relay, inside, vec![5], 3);
+        assert_eq!(n.pop_due(3).map(|d| d.to), Some(unreachable_addr()));
+    }
+}

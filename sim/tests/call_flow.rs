@@ -390,3 +390,20 @@ fn a_spoofed_srtp_packet_cannot_latch_or_touch_the_replay_window() {
     assert_eq!((cn.drop_foreign_source, cn.drop_srtp_replay, cn.drop_srtp_auth), (1, 1, 0), "{cn:?}");
     assert_eq!(cn.latched_peer, Some(c.a.addr));
 }
+
+#[test]
+fn the_relay_re_encrypts_between_legs_of_different_suites() {
+    let mut c = Call::new(11, false);
+    c.a.suite = relay_core::srtp::Suite::AesCm128HmacSha1_80;
+    c.b.suite = relay_core::srtp::Suite::AeadAes256Gcm;
+    c.a.new_srtp_key();
+    c.b.new_srtp_key();
+    let to_b = c.offer(Direction::SendRecv);
+    assert!(to_b.contains("AEAD_AES_256_GCM"), "the relay offers the callee its other suites: {to_b}");
+    let to_a = c.answer();
+    assert!(to_a.contains("AES_CM_128_HMAC_SHA1_80") && !to_a.contains("GCM"), "{to_a}");
+    let h = c.talk(30, true, true);
+    assert_eq!(h.by_b, sent('a', 1..=30));
+    assert_eq!(h.by_a, sent('b', 1..=30));
+    assert_eq!((c.counters_a().dropped, c.counters_b().dropped), (0, 0));
+}
