@@ -7,8 +7,9 @@
 //! options), so the daemon run and this one skip the same cases for the reasons written
 //! there. The comparison is ng_conformance.py's default (semantic) one, ported:
 //! m= sections in order, each section's lines as a multiset of template matches, the
-//! effective c= per section, allocated ports in range and distinct, `sdp_checks`, and the
-//! port and ICE/DTLS-identity bookkeeping across steps.
+//! effective c= per section, allocated ports in range and distinct, `sdp_checks`, the
+//! port and ICE/DTLS-identity bookkeeping across steps, the reply checks (`expect`) and
+//! cookie-cache retransmissions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -421,6 +422,88 @@ fn compare_attrs(
     errs
 }
 
+// ------------------------------------------------------------------ response checks
+
+fn get_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |d, k| d.get(k))
+}
+
+/// ng_conformance.py's `named_check`.
+fn named_check(name: &str, resp: &Value, st: &State) -> Vec<String> {
+    let mut errs = Vec::new();
+    let calls =
+        || resp.get("calls").and_then(Value::as_list).map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>());
+    match name {
+        "query_totals" => {
+            for proto in ["RTP", "RTCP"] {
+                for k in ["packets", "bytes", "errors"] {
+                    let p = format!("totals.{proto}.{k}");
+                    if get_path(resp, &p).and_then(Value::as_int).is_none() {
+                        errs.push(format!("{p} missing or not an integer"));
+                    }
+                }
+            }
+        }
+        "query_tags" => match resp.get("tags") {
+            Some(tags @ Value::Dict(_)) => {
+                for t in [&st.ft, &st.tt] {
+                    if st.answered || *t == st.ft {
+                        match tags.get(t) {
+                            None => errs.push(format!("tag {t:?} not in reply tags")),
+                            Some(x) if x.get("medias").and_then(Value::as_list).is_none() => {
+                                errs.push(format!("tags[{t:?}].medias missing"))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+            }
+            _ => errs.push("no 'tags' dictionary in reply".into()),
+        },
+        "query_created" if resp.get("created").and_then(Value::as_int).is_none() => {
+            errs.push("'created' missing or not integer".into())
+        }
+        "list_contains_call" if !calls().is_some_and(|c| c.contains(&st.cid.as_str())) => {
+            errs.push("call-id not listed in 'calls'".into())
+        }
+        "list_lacks_call" => match calls() {
+            None => errs.push("'calls' list missing".into()),
+            Some(c) if c.contains(&st.cid.as_str()) => errs.push("call-id still listed after delete".into()),
+            Some(_) => {}
+        },
+        "no_sdp" if resp.get("sdp").is_some() => errs.push("unexpected 'sdp' key".into()),
+        "query_created" | "list_contains_call" | "no_sdp" => {}
+        other => errs.push(format!("unknown check {other:?}")),
+    }
+    errs
+}
+
+/// ng_conformance.py's `check_expect`: result, error-reason~, has_keys, checks.
+fn check_expect(exp: &Json, resp: &Value, st: &State) -> Vec<String> {
+    let mut errs = Vec::new();
+    let want = exp.get("result").and_then(Json::as_str).unwrap_or("ok");
+    let result = resp.get("result").and_then(Value::as_str);
+    let reason = resp.get("error-reason").and_then(Value::as_str);
+    if result != Some(want) {
+        errs.push(format!("result {result:?} (expected {want:?}) error-reason={reason:?}"));
+    }
+    if let Some(re) = exp.get("error-reason~").and_then(Json::as_str) {
+        let re = Regex::new(&format!("(?i){re}")).expect("error-reason~ regex");
+        if !re.is_match(reason.unwrap_or("")) {
+            errs.push(format!("error-reason {reason:?} does not match /{re}/"));
+        }
+    }
+    for k in exp.get("has_keys").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
+        if get_path(resp, k).is_none() {
+            errs.push(format!("reply lacks key {k:?}"));
+        }
+    }
+    for c in exp.get("checks").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
+        errs.extend(named_check(c, resp, st));
+    }
+    errs
+}
+
 // ------------------------------------------------------------------ runner
 
 /// A JSON request value as bencode (the runner's `bencode`: ints, strings, lists, dicts).
@@ -449,6 +532,8 @@ struct State {
     base: String,
     ports: HashMap<String, Vec<u16>>,
     attrs: HashMap<String, Vec<BTreeMap<String, String>>>,
+    /// An answer succeeded (the callee's tag then belongs in a query).
+    answered: bool,
 }
 
 impl State {
@@ -466,7 +551,11 @@ impl Runner {
     /// One request as the runner sends it: a fresh cookie, the reply decoded.
     fn request(&mut self, req: &Value) -> Result<Value, String> {
         self.cookie += 1;
-        let cookie = format!("conf{}", self.cookie);
+        self.request_with(req, &format!("conf{}", self.cookie))
+    }
+
+    /// A request under a given cookie (the same one again: a retransmission).
+    fn request_with(&mut self, req: &Value, cookie: &str) -> Result<Value, String> {
         let mut dg = format!("{cookie} ").into_bytes();
         req.encode_into(&mut dg);
         let reply = self.relay.ng_datagram(RUNNER, &dg).ok_or("no ng reply")?;
@@ -489,6 +578,7 @@ fn run_case(r: &mut Runner, ctx: &mut Ctx, case: &Json) -> Vec<String> {
         base,
         ports: HashMap::new(),
         attrs: HashMap::new(),
+        answered: false,
     };
     let mut errors = Vec::new();
     let mut need_cleanup = true;
@@ -543,17 +633,21 @@ fn run_case(r: &mut Runner, ctx: &mut Ctx, case: &Json) -> Vec<String> {
                 break;
             }
         };
-        let result = resp.get("result").and_then(Value::as_str).unwrap_or("");
-        let want = step.get("expect").and_then(|e| e.get("result")).and_then(Json::as_str).unwrap_or("ok");
-        if result != want {
-            let why = resp.get("error-reason").and_then(Value::as_str).unwrap_or("");
-            errors.push(format!("{label}: result {result:?} (expected {want:?}) {why}"));
+        let result = resp.get("result").and_then(Value::as_str).unwrap_or("").to_string();
+        if step.get("retransmit").and_then(Json::as_bool).unwrap_or(false) {
+            // the same cookie again: answered from the cookie cache, not processed twice
+            let cookie = format!("conf{}", r.cookie);
+            match r.request_with(&req, &cookie) {
+                Ok(again) if again == resp => {}
+                Ok(_) => errors.push(format!("{label}: retransmission with same cookie got a different reply")),
+                Err(e) => errors.push(format!("{label}: retransmission: {e}")),
+            }
         }
         if let Some(e) = step.get("expect") {
-            let known = ["result"];
-            for k in e.as_object().unwrap().keys().filter(|k| !known.contains(&k.as_str())) {
-                errors.push(format!("{label}: expectation {k:?} is not implemented here"));
-            }
+            errors.extend(check_expect(e, &resp, &st).iter().map(|e| format!("{label}: {e}")));
+        }
+        if cmd == "answer" && result == "ok" {
+            st.answered = true;
         }
         if cmd == "delete" && result == "ok" && !has(&req, "from-tag") {
             need_cleanup = false;
