@@ -27,7 +27,7 @@ use relay_core::srtp::{Context, Suite};
 #[command(name = "rtpgen", version, about = "RTP load generator for ng-controlled media relays")]
 struct Args {
     /// The relay's ng address
-    #[arg(long, default_value = "127.0.0.1:2223")]
+    #[arg(long, default_value = control::ng::DEFAULT_LISTEN)]
     ng: SocketAddr,
     /// Number of calls
     #[arg(long, short = 'n', default_value_t = 100)]
