@@ -133,3 +133,90 @@ fn prose_quotes_the_defaults() {
     }
     assert!(checked >= 5, "the prose quotes at least the latching and limit defaults ({checked} found)");
 }
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// docs/*.md and README.md whole, and the comment lines of every .rs file of the
+/// workspace's members: (file, text).
+fn docs_and_comments() -> Vec<(std::path::PathBuf, String)> {
+    let root = workspace_root();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            out.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    out.push((root.join("README.md"), std::fs::read_to_string(root.join("README.md")).unwrap()));
+    let mut dirs: Vec<std::path::PathBuf> = members().iter().map(|m| root.join(m)).collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let comments: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("//")).collect();
+                out.push((path, comments.join("\n")));
+            }
+        }
+    }
+    out
+}
+
+fn members() -> Vec<String> {
+    let cargo: toml::Table =
+        toml::from_str(&std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap()).unwrap();
+    cargo["workspace"]["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect()
+}
+
+/// Every path docs and comments name (`core/src/flow/mod.rs`, `backend/tests/no_alloc.rs`,
+/// `ebpf/`) exists: from the workspace root, the naming file's folder, or its crate (a
+/// doc: any crate). And every package `-p` selects is one of the workspace.
+#[test]
+fn docs_and_comments_name_only_what_exists() {
+    let root = workspace_root();
+    let packages: Vec<String> = members()
+        .iter()
+        .map(|m| {
+            let t: toml::Table =
+                toml::from_str(&std::fs::read_to_string(root.join(m).join("Cargo.toml")).unwrap()).unwrap();
+            t["package"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    const EXTS: &[&str] = &[".rs", ".md", ".toml", ".py", ".sh", ".c", ".h"];
+    let mut stale = Vec::new();
+    for (file, text) in docs_and_comments() {
+        let bases: Vec<std::path::PathBuf> = {
+            let mut b = vec![root.clone(), file.parent().unwrap().to_path_buf()];
+            if let Some(src) = file.ancestors().find(|a| a.ends_with("src")) {
+                b.extend([src.to_path_buf(), src.parent().unwrap().to_path_buf()]);
+            }
+            if file.extension().is_some_and(|e| e == "md") {
+                // docs may name a crate's files from the crate (backend's "uring" folder)
+                b.extend(members().iter().flat_map(|m| [root.join(m), root.join(m).join("src")]));
+            }
+            b
+        };
+        for tok in text.split(|c: char| !(c.is_ascii_alphanumeric() || "_./-".contains(c))) {
+            let tok = tok.trim_end_matches('.');
+            let is_path = tok.contains('/')
+                && !tok.starts_with(['/', '.', '-'])
+                && !tok.contains("//")
+                && (EXTS.iter().any(|e| tok.ends_with(e)) || (tok.ends_with('/') && tok.len() > 2));
+            if is_path && !bases.iter().any(|b| b.join(tok).exists()) {
+                stale.push(format!("{}: {tok}", file.strip_prefix(&root).unwrap_or(&file).display()));
+            }
+        }
+        for (i, _) in text.match_indices("-p ") {
+            let name: String =
+                text[i + 3..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+            if name.starts_with(|c: char| c.is_ascii_lowercase()) && !packages.contains(&name) {
+                stale.push(format!("{}: -p {name}", file.strip_prefix(&root).unwrap_or(&file).display()));
+            }
+        }
+    }
+    assert!(stale.is_empty(), "names of files or packages that do not exist:\n{}", stale.join("\n"));
+}
