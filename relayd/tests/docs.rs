@@ -44,8 +44,17 @@ fn mentions(text: &str, flag: &str) -> Vec<usize> {
 #[test]
 fn configuration_md_lists_every_flag() {
     let text = doc("configuration.md");
-    for flag in flags() {
-        assert!(!mentions(&text, &flag).is_empty(), "docs/configuration.md does not mention --{flag}");
+    let flags = flags();
+    for flag in &flags {
+        assert!(!mentions(&text, flag).is_empty(), "docs/configuration.md does not mention --{flag}");
+    }
+    // and the table names no flag relayd does not have
+    for row in text.lines().filter(|l| l.starts_with("| `--")) {
+        let first = row.split(" | ").next().unwrap_or("");
+        for (i, _) in first.match_indices("`--") {
+            let name: String = first[i + 3..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+            assert!(flags.contains(&name), "docs/configuration.md: --{name} is not a flag of relayd");
+        }
     }
 }
 
