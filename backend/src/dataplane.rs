@@ -1,4 +1,4 @@
-//! `control::DataPlane` over the io_uring workers: binds relay sockets (so the kernel
+//! `rules::dataplane::DataPlane` over the io_uring workers: binds relay sockets (so the kernel
 //! keeps the ports reserved), places each call's sockets on one worker, forwards rules
 //! and reads counters. None of this is on the packet path.
 

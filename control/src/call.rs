@@ -29,7 +29,7 @@ pub struct Leg {
     /// Forwarded without RTP validation (UDPTL).
     pub plain_udp: bool,
     pub clock_rate: u32,
-    /// Reset the latch at the next rule installation (address changed by signalling).
+    /// Reset the latch when the rule is next applied (address changed by signalling).
     pub reset_latch: bool,
     pub rejected: bool,
     /// Transport protocol this party speaks (RTP/AVP, RTP/SAVP, ...).

@@ -40,6 +40,9 @@ use serde_json::json;
 use rules::dataplane::{DataPlane, FlowCounters, FlowKind};
 use crate::engine::{CallSummary, Engine, EngineStats, FlowView};
 
+/// Where relayd serves the API by default (`--listen-http`), and where relayctl asks.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9900";
+
 /// Limits and access rules of the HTTP API.
 #[derive(Clone)]
 pub struct HttpOptions {

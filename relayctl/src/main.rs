@@ -12,7 +12,7 @@ use serde_json::Value;
 #[command(name = "relayctl", version, about = "Inspect and control a running relayd")]
 struct Cli {
     /// relayd's --listen-http address
-    #[arg(long, global = true, default_value = "127.0.0.1:9900", env = "RELAYCTL_HTTP")]
+    #[arg(long, global = true, default_value = control::http::DEFAULT_LISTEN, env = "RELAYCTL_HTTP")]
     http: String,
     /// relayd's --http-token, needed by `terminate` (better from the environment: a flag shows in `ps`)
     #[arg(long, global = true, env = "RELAYCTL_TOKEN", hide_env_values = true)]

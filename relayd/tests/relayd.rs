@@ -625,7 +625,7 @@ fn http_slow_and_huge_requests_do_not_block_or_bloat_the_api() {
 }
 
 /// ng latency while /flows is polled on ~2000 calls (a measurement, not an assertion):
-/// `cargo test --release -p relay --test relayd -- --ignored --nocapture ng_latency_while`
+/// `cargo test --release -p relayd --test relayd -- --ignored --nocapture ng_latency_while`
 /// (RELAYD_BIN=path measures another relayd build).
 #[test]
 #[ignore]

@@ -20,14 +20,16 @@ use serde::Serialize;
 use bench::xsk::XskPort;
 use control::bencode::Value;
 use control::ng::client::NgClient;
+use relay_core::flow::stats::RtpStats;
 use relay_core::packet::rtp::{emit_header, RtpPacket};
 use relay_core::srtp::{Context, Suite};
+use rules::dataplane::SrtpKey;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "rtpgen", version, about = "RTP load generator for ng-controlled media relays")]
 struct Args {
     /// The relay's ng address
-    #[arg(long, default_value = "127.0.0.1:2223")]
+    #[arg(long, default_value = control::ng::DEFAULT_LISTEN)]
     ng: SocketAddr,
     /// Number of calls
     #[arg(long, short = 'n', default_value_t = 100)]
@@ -131,60 +133,47 @@ struct Stream {
     tx: Option<Context>,
 }
 
+/// What arrived on one stream. Sequence tracking and RFC 3550 jitter are the core's
+/// (the [`RtpStats`] each relay flow keeps); rtpgen adds what only the sender's own peer
+/// can tell: duplicates and packets that arrived behind a later one.
 #[derive(Default, Clone)]
 struct RxStream {
+    rtp: RtpStats,
+    /// Packets accounted, duplicates not included (the core's count restarts with a
+    /// sequence jump; this one never does).
     received: u64,
-    max_seq: Option<u16>,
-    cycles: u64,
-    seen: Vec<u64>, // bitmap of extended seqs in a sliding window of 1024
+    /// Bitmap of the sequence numbers in a sliding window of 1024: a cycle is 65536
+    /// numbers, so the 16-bit number alone picks the slot.
+    seen: Vec<u64>,
     dup: u64,
     reordered: u64,
-    jitter16: u64,
-    last_transit: Option<i64>,
 }
 
 impl RxStream {
-    fn account(&mut self, seq: u16, ts: u32, arrival_8k: u64) {
+    fn account(&mut self, ssrc: u32, seq: u16, ts: u32, arrival_8k: u64) {
         if self.seen.is_empty() {
             self.seen = vec![0; 16];
         }
-        let ext = match self.max_seq {
-            None => {
-                self.max_seq = Some(seq);
-                seq as u64
-            }
-            Some(m) => {
-                let d = seq.wrapping_sub(m);
-                if d < 0x8000 {
-                    if seq < m {
-                        self.cycles += 1 << 16;
-                    }
-                    self.max_seq = Some(seq);
-                    self.cycles + seq as u64
-                } else {
-                    self.reordered += 1;
-                    let c = if seq > m { self.cycles.saturating_sub(1 << 16) } else { self.cycles };
-                    c + seq as u64
-                }
-            }
-        };
-        let bit = (ext % 1024) as usize;
+        if self.rtp.highest().is_some_and(|(_, max)| seq.wrapping_sub(max) >= 0x8000) {
+            self.reordered += 1;
+        }
+        let bit = seq as usize % 1024;
         let (w, b) = (bit / 64, bit % 64);
         if self.seen[w] & (1 << b) != 0 && self.received > 0 {
             self.dup += 1;
             return;
         }
         // clear the slot that the window moved past
-        let clear = ((ext + 512) % 1024) as usize;
+        let clear = (seq as usize + 512) % 1024;
         self.seen[clear / 64] &= !(1 << (clear % 64));
         self.seen[w] |= 1 << b;
         self.received += 1;
-        let transit = arrival_8k as i64 - ts as i64;
-        if let Some(lt) = self.last_transit {
-            let d = (transit - lt).unsigned_abs();
-            self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
-        }
-        self.last_transit = Some(transit);
+        self.rtp.update(ssrc, seq, ts, arrival_8k);
+    }
+
+    /// RFC 3550 interarrival jitter in ms (the streams' clock is 8 kHz).
+    fn jitter_ms(&self) -> f64 {
+        self.rtp.jitter() as f64 / 8.0
     }
 }
 
@@ -370,7 +359,7 @@ fn account(rx: &mut Rx, crypto: &mut [Option<Context>], buf: &mut [u8], mut len:
         rx.foreign += 1;
         return;
     }
-    rx.streams[idx].account(p.sequence(), p.timestamp(), now_ns / 125_000);
+    rx.streams[idx].account(p.ssrc(), p.sequence(), p.timestamp(), now_ns / 125_000);
     let lat_us = now_ns.saturating_sub(sent_ns) / 1000;
     let _ = rx.latency.record(lat_us.max(1));
     let sec = (now_ns / 1_000_000_000) as usize;
@@ -453,6 +442,33 @@ fn xdp_side(
 }
 
 fn run(args: Args) -> Result<Summary, String> {
+    let (caller, callee) = bind_endpoints(&args)?;
+    let ports = (port_of(&caller)?, port_of(&callee)?);
+    let mut ng = NgClient::connect(args.ng, Duration::from_secs(2)).map_err(|e| format!("ng {}: {e}", args.ng))?;
+    let calls = CallSetup::new(&args, ports)?.set_up_all(&mut ng)?;
+    let rate = args.rate.map(|r| r as f64).unwrap_or(calls.streams.len() as f64 * 1000.0 / args.ptime as f64);
+    if args.settle > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(args.settle));
+    }
+    let (n_calls, failures, srtp) = (calls.ids.len(), calls.failures, calls.srtp);
+    let ids = calls.ids.clone();
+    let traffic = if args.xdp {
+        if srtp {
+            return Err("--xdp sends plain RTP only".into());
+        }
+        send_xdp(&args, calls.streams, &caller, &callee, rate)?
+    } else {
+        send_udp(&args, calls, &caller, &callee, rate)?
+    };
+    if !args.keep {
+        delete_calls(&mut ng, &ids);
+    }
+    Ok(summarize(&args, n_calls, failures, &traffic))
+}
+
+/// The caller side's socket and the callee side's (in `--callee-netns` if given), with
+/// buffers deep enough for a burst of every stream.
+fn bind_endpoints(args: &Args) -> Result<(UdpSocket, UdpSocket), String> {
     let caller = UdpSocket::bind((args.caller_ip, 0)).map_err(|e| format!("bind {}: {e}", args.caller_ip))?;
     let callee = match &args.callee_netns {
         Some(ns) => bind_in_netns(ns, (args.callee_ip, 0))?,
@@ -464,30 +480,142 @@ fn run(args: Args) -> Result<Summary, String> {
             unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, o, &sz as *const _ as *const _, 4) };
         }
     }
-    let (caller_port, callee_port) = (caller.local_addr().unwrap().port(), callee.local_addr().unwrap().port());
-    let mut ng = NgClient::connect(args.ng, Duration::from_secs(2)).map_err(|e| format!("ng {}: {e}", args.ng))?;
-    let run_id = format!("rtpgen-{}-{:x}", std::process::id(), rand::random::<u32>());
-    let flags = Value::List(args.flags.iter().map(|f| f.as_str().into()).collect());
-    let mut streams: Vec<Stream> = Vec::with_capacity(args.calls * 2);
-    let mut failures = 0;
-    let mut ids = Vec::new();
-    let setup_t0 = Instant::now();
-    let caller_suite =
-        args.srtp.as_deref().map(|n| Suite::from_name(n).ok_or(format!("unknown --srtp suite {n}"))).transpose()?;
-    let callee_suite = match args.srtp_callee.as_deref() {
-        None => caller_suite,
-        Some("plain") => None,
-        Some(n) => Some(Suite::from_name(n).ok_or(format!("unknown --srtp-callee suite {n}"))?),
-    };
-    let mut rx_crypto: Vec<Option<Context>> = Vec::new();
-    let ctx_of =
-        |k: &rules::dataplane::SrtpKey| Context::new(Suite::from_name(&k.suite).unwrap(), &k.key, &k.salt).unwrap();
-    let crypto_line = |sdp: &str, suite: Suite| -> Option<control::sdes::Crypto> {
-        sdp.lines().filter_map(|l| control::sdes::parse(l).ok()).find(|c| c.key.suite == suite.name())
-    };
-    for i in 0..args.calls {
-        let cid = format!("{run_id}-{i}");
-        let mut offer_sdp = sdp(args.sdp_ip.unwrap_or(args.caller_ip), caller_port);
+    Ok((caller, callee))
+}
+
+fn port_of(s: &UdpSocket) -> Result<u16, String> {
+    s.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// The calls set up over ng. Stream 2i is call i's caller -> callee, 2i+1 callee -> caller.
+struct Calls {
+    ids: Vec<String>,
+    streams: Vec<Stream>,
+    /// SRTP for what arrives on each stream (None: plain RTP), in stream order.
+    rx_crypto: Vec<Option<Context>>,
+    failures: usize,
+    /// Either leg speaks SRTP.
+    srtp: bool,
+}
+
+/// One call's two streams and how to read what arrives on them.
+struct Call {
+    to_callee: Stream,
+    to_caller: Stream,
+    /// SRTP of what the callee receives, and of what the caller receives.
+    rx_crypto: [Option<Context>; 2],
+}
+
+/// What every call's offer and answer have in common.
+struct CallSetup<'a> {
+    args: &'a Args,
+    run_id: String,
+    flags: Value,
+    /// The ports of the caller's and the callee's socket.
+    ports: (u16, u16),
+    caller_suite: Option<Suite>,
+    callee_suite: Option<Suite>,
+}
+
+impl<'a> CallSetup<'a> {
+    fn new(args: &'a Args, ports: (u16, u16)) -> Result<CallSetup<'a>, String> {
+        let caller_suite =
+            args.srtp.as_deref().map(|n| Suite::from_name(n).ok_or(format!("unknown --srtp suite {n}"))).transpose()?;
+        let callee_suite = match args.srtp_callee.as_deref() {
+            None => caller_suite,
+            Some("plain") => None,
+            Some(n) => Some(Suite::from_name(n).ok_or(format!("unknown --srtp-callee suite {n}"))?),
+        };
+        Ok(CallSetup {
+            args,
+            run_id: format!("rtpgen-{}-{:x}", std::process::id(), rand::random::<u32>()),
+            flags: Value::List(args.flags.iter().map(|f| f.as_str().into()).collect()),
+            ports,
+            caller_suite,
+            callee_suite,
+        })
+    }
+
+    /// Sets up `--calls` calls; a call the relay refuses is counted (the first reason is
+    /// printed), an ng transport error ends the run.
+    fn set_up_all(&self, ng: &mut NgClient) -> Result<Calls, String> {
+        let n = self.args.calls;
+        let setup_t0 = Instant::now();
+        let mut calls = Calls {
+            ids: Vec::new(),
+            streams: Vec::with_capacity(n * 2),
+            rx_crypto: Vec::with_capacity(n * 2),
+            failures: 0,
+            srtp: self.caller_suite.is_some() || self.callee_suite.is_some(),
+        };
+        for i in 0..n {
+            let cid = format!("{}-{i}", self.run_id);
+            match self.set_up(ng, &cid)? {
+                Ok(call) => {
+                    calls.streams.extend([call.to_callee, call.to_caller]);
+                    calls.rx_crypto.extend(call.rx_crypto);
+                    calls.ids.push(cid);
+                }
+                Err(why) => {
+                    calls.failures += 1;
+                    if calls.failures == 1 {
+                        eprintln!("rtpgen: call setup failed: {why}");
+                    }
+                }
+            }
+        }
+        if calls.streams.is_empty() {
+            return Err("no call could be set up".into());
+        }
+        if !self.args.quiet {
+            let t = setup_t0.elapsed().as_secs_f64();
+            eprintln!("rtpgen: {} calls set up in {t:.2}s against {}", calls.ids.len(), self.args.ng);
+        }
+        Ok(calls)
+    }
+
+    /// Offer and answer one call: Err for a failed exchange, Ok(Err(reason)) for a call the
+    /// relay refused.
+    fn set_up(&self, ng: &mut NgClient, cid: &str) -> Result<Result<Call, String>, String> {
+        let args = self.args;
+        let (offer, caller_key) = self.offer(ng, cid)?;
+        let offer_text = offer.get("sdp").and_then(Value::as_str).unwrap_or("");
+        let (answer, callee_keys) = self.answer(ng, cid, offer_text)?;
+        let answer_text = answer.get("sdp").and_then(Value::as_str).unwrap_or("");
+        let (Some(to_a), Some(to_b)) = (media_port(&answer), media_port(&offer)) else {
+            let why = offer.get("error-reason").or(answer.get("error-reason")).and_then(Value::as_str);
+            return Ok(Err(why.unwrap_or("no SDP").to_string()));
+        };
+        let ip_a = relay_ip(&answer).unwrap_or(args.ng.ip());
+        let ip_b = relay_ip(&offer).unwrap_or(args.ng.ip());
+        let caller_rx = match self.caller_suite {
+            Some(s) => {
+                Some(ctx_of(&crypto_line(answer_text, s).ok_or("the answer has no a=crypto for the caller")?.key))
+            }
+            None => None,
+        };
+        let first_seq = || args.first_seq.map(|s| s.wrapping_sub(1)).unwrap_or_else(rand::random);
+        Ok(Ok(Call {
+            to_callee: Stream {
+                to: SocketAddr::new(ip_a, to_a),
+                seq: first_seq(),
+                tx: caller_key.as_ref().map(ctx_of),
+            },
+            to_caller: Stream {
+                to: SocketAddr::new(ip_b, to_b),
+                seq: first_seq(),
+                tx: callee_keys.as_ref().map(|(own, _)| ctx_of(own)),
+            },
+            rx_crypto: [callee_keys.as_ref().map(|(_, relay)| ctx_of(relay)), caller_rx],
+        }))
+    }
+
+    /// The caller's offer (with its own SDES key when it speaks SRTP): the relay's reply
+    /// and that key.
+    fn offer(&self, ng: &mut NgClient, cid: &str) -> Result<(Value, Option<SrtpKey>), String> {
+        let args = self.args;
+        let (caller_suite, callee_suite) = (self.caller_suite, self.callee_suite);
+        let mut offer_sdp = sdp(args.sdp_ip.unwrap_or(args.caller_ip), self.ports.0);
         let caller_key = caller_suite.map(|s| control::sdes::generate(s.name()).unwrap());
         if let Some(k) = &caller_key {
             offer_sdp = offer_sdp.replace("RTP/AVP", "RTP/SAVP")
@@ -496,15 +624,12 @@ fn run(args: Args) -> Result<Summary, String> {
         }
         let mut offer_req = vec![
             ("command", "offer".into()),
-            ("call-id", cid.as_str().into()),
+            ("call-id", cid.into()),
             ("from-tag", "caller".into()),
-            ("flags", flags.clone()),
+            ("flags", self.flags.clone()),
             ("replace", Value::List(vec!["origin".into()])),
             ("sdp", offer_sdp.into()),
         ];
-        let received_from = |ip: IpAddr| {
-            Value::List(vec![if ip.is_ipv4() { "IP4" } else { "IP6" }.into(), ip.to_string().as_str().into()])
-        };
         if !args.no_received_from {
             offer_req.push(("received-from", received_from(args.caller_ip)));
         }
@@ -515,11 +640,22 @@ fn run(args: Args) -> Result<Summary, String> {
             offer_req.push(("transport-protocol", if callee_suite.is_some() { "RTP/SAVP" } else { "RTP/AVP" }.into()));
         }
         let offer = ng.request(&NgClient::req(&offer_req)).map_err(|e| format!("offer {cid}: {e}"))?;
-        let offer_text = offer.get("sdp").and_then(Value::as_str).unwrap_or("").to_string();
-        let mut answer_sdp = sdp(args.sdp_ip.unwrap_or(args.callee_ip), callee_port);
+        Ok((offer, caller_key))
+    }
+
+    /// The callee's answer to the relay's offer `offer_text` (answering its SDES line with
+    /// a key of the callee's own): the relay's reply and the callee's (own, relay's) keys.
+    fn answer(
+        &self,
+        ng: &mut NgClient,
+        cid: &str,
+        offer_text: &str,
+    ) -> Result<(Value, Option<(SrtpKey, SrtpKey)>), String> {
+        let args = self.args;
+        let mut answer_sdp = sdp(args.sdp_ip.unwrap_or(args.callee_ip), self.ports.1);
         let mut callee_keys = None;
-        if let Some(suite) = callee_suite {
-            let Some(relay_line) = crypto_line(&offer_text, suite) else {
+        if let Some(suite) = self.callee_suite {
+            let Some(relay_line) = crypto_line(offer_text, suite) else {
                 return Err(format!("the relay did not offer {suite} to the callee"));
             };
             let own = control::sdes::generate(suite.name()).unwrap();
@@ -530,178 +666,204 @@ fn run(args: Args) -> Result<Summary, String> {
         }
         let mut answer_req = vec![
             ("command", "answer".into()),
-            ("call-id", cid.as_str().into()),
+            ("call-id", cid.into()),
             ("from-tag", "caller".into()),
             ("to-tag", "callee".into()),
-            ("flags", flags.clone()),
+            ("flags", self.flags.clone()),
             ("sdp", answer_sdp.into()),
         ];
         if !args.no_received_from {
             answer_req.push(("received-from", received_from(args.callee_ip)));
         }
         let answer = ng.request(&NgClient::req(&answer_req)).map_err(|e| format!("answer {cid}: {e}"))?;
-        let answer_text = answer.get("sdp").and_then(Value::as_str).unwrap_or("").to_string();
-        match (media_port(&answer), media_port(&offer)) {
-            (Some(to_a), Some(to_b)) => {
-                let ip_a = relay_ip(&answer).unwrap_or(args.ng.ip());
-                let ip_b = relay_ip(&offer).unwrap_or(args.ng.ip());
-                let caller_rx = match caller_suite {
-                    Some(s) => Some(ctx_of(
-                        &crypto_line(&answer_text, s).ok_or("the answer has no a=crypto for the caller")?.key,
-                    )),
-                    None => None,
-                };
-                // stream 2i: caller -> callee; 2i+1: callee -> caller
-                streams.push(Stream {
-                    to: SocketAddr::new(ip_a, to_a),
-                    seq: args.first_seq.map(|s| s.wrapping_sub(1)).unwrap_or_else(rand::random),
-                    tx: caller_key.as_ref().map(ctx_of),
-                });
-                streams.push(Stream {
-                    to: SocketAddr::new(ip_b, to_b),
-                    seq: args.first_seq.map(|s| s.wrapping_sub(1)).unwrap_or_else(rand::random),
-                    tx: callee_keys.as_ref().map(|(own, _)| ctx_of(own)),
-                });
-                rx_crypto.push(callee_keys.as_ref().map(|(_, relay)| ctx_of(relay)));
-                rx_crypto.push(caller_rx);
-                ids.push(cid);
-            }
-            _ => {
-                failures += 1;
-                let why = offer
-                    .get("error-reason")
-                    .or(answer.get("error-reason"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("no SDP");
-                if failures == 1 {
-                    eprintln!("rtpgen: call setup failed: {why}");
-                }
-            }
-        }
+        Ok((answer, callee_keys))
     }
-    if streams.is_empty() {
-        return Err("no call could be set up".into());
-    }
-    if !args.quiet {
-        eprintln!("rtpgen: {} calls set up in {:.2}s against {}", ids.len(), setup_t0.elapsed().as_secs_f64(), args.ng);
-    }
-    let n_streams = streams.len();
-    let rate = args.rate.map(|r| r as f64).unwrap_or(n_streams as f64 * 1000.0 / args.ptime as f64);
-    if args.settle > 0.0 {
-        std::thread::sleep(std::time::Duration::from_secs_f64(args.settle));
-    }
-    let (pss, sent, send_elapsed, ra, rb) = if args.xdp {
-        if caller_suite.is_some() || callee_suite.is_some() {
-            return Err("--xdp sends plain RTP only".into());
-        }
-        let size = args.size.max(12 + PAYLOAD_MIN);
-        let dur = Duration::from_secs_f64(args.duration);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let mut go = Vec::new();
-        let mut threads = Vec::new();
-        let mut by_side: [Vec<(usize, Stream)>; 2] = [Vec::new(), Vec::new()];
-        for (i, st) in streams.into_iter().enumerate() {
-            by_side[i % 2].push((i, st));
-        }
-        let relay_of = |side: usize| by_side[side].first().map(|(_, s)| s.to.ip());
-        let relays = [relay_of(0), relay_of(1)];
-        for (side, mine) in by_side.into_iter().enumerate() {
-            let (go_tx, go_rx) = std::sync::mpsc::channel::<Instant>();
-            go.push(go_tx);
-            let local = if side == 0 { caller.local_addr() } else { callee.local_addr() }.map_err(|e| e.to_string())?;
-            let ns = if side == 0 { None } else { args.callee_netns.clone() };
-            let relay = relays[side].ok_or("no streams")?;
-            let (ready, stop, cpu) = (ready_tx.clone(), stop.clone(), args.cpu);
-            threads.push(std::thread::spawn(move || {
-                pin(cpu);
-                let port = XskPort::open(ns.as_deref(), local, relay);
-                let _ = ready.send(port.as_ref().map(|_| ()).map_err(|e| e.clone()));
-                let start = go_rx.recv().map_err(|e| e.to_string())?;
-                xdp_side(port, mine, n_streams, rate / 2.0, size, start, dur, stop)
-            }));
-        }
-        for _ in 0..2 {
-            ready_rx.recv().map_err(|e| e.to_string())??;
-        }
-        let start = Instant::now();
-        for g in &go {
-            let _ = g.send(start);
-        }
-        std::thread::sleep(dur + Duration::from_millis(500));
-        stop.store(true, Ordering::Relaxed);
-        let mut pss = vec![0u64; n_streams];
-        let mut sent = 0;
-        let mut rxs = Vec::new();
-        for t in threads {
-            let (p, rx, n) = t.join().map_err(|_| "xdp side panicked")??;
-            for (a, b) in pss.iter_mut().zip(p) {
-                *a += b;
-            }
-            sent += n;
-            rxs.push(rx);
-        }
-        let rb = rxs.pop().unwrap();
-        let ra = rxs.pop().unwrap();
-        (pss, sent, dur.as_secs_f64(), ra, rb)
-    } else {
-        let start = Instant::now();
-        let stop = Arc::new(AtomicBool::new(false));
-        // callee receives dir 0 (caller -> callee), caller receives dir 1
-        // the callee receives dir 0 (even streams), the caller dir 1 (odd streams)
-        let (mut for_b, mut for_a): (Vec<Option<Context>>, Vec<Option<Context>>) = (Vec::new(), Vec::new());
-        for (i, c) in rx_crypto.into_iter().enumerate() {
-            if i % 2 == 0 {
-                for_b.push(c);
-                for_a.push(None);
-            } else {
-                for_a.push(c);
-                for_b.push(None);
-            }
-        }
-        let rx_b = {
-            let (s, st) = (callee.try_clone().unwrap(), stop.clone());
-            std::thread::spawn(move || receiver(s, for_b, start, st, args.cpu))
-        };
-        let rx_a = {
-            let (s, st) = (caller.try_clone().unwrap(), stop.clone());
-            std::thread::spawn(move || receiver(s, for_a, start, st, args.cpu))
-        };
-        let sent_total = Arc::new(AtomicU64::new(0));
-        let progress = {
-            let (sent, st) = (sent_total.clone(), stop.clone());
-            let (dur, quiet) = (args.duration, args.quiet);
-            std::thread::spawn(move || {
-                while !st.load(Ordering::Relaxed) && !quiet {
-                    std::thread::sleep(Duration::from_millis(500));
-                    let t = start.elapsed().as_secs_f64().min(dur);
-                    let w = 30;
-                    let done = ((t / dur) * w as f64) as usize;
-                    eprint!(
-                        "\r[{}{}] {:5.1}/{:.0}s  sent {:>10}",
-                        "=".repeat(done),
-                        " ".repeat(w - done),
-                        t,
-                        dur,
-                        sent.load(Ordering::Relaxed)
-                    );
-                }
-                if !quiet {
-                    eprintln!();
-                }
-            })
-        };
+}
 
-        // sender
-        pin(args.cpu);
+/// ng `received-from`: the SIP source a proxy passes.
+fn received_from(ip: IpAddr) -> Value {
+    Value::List(vec![if ip.is_ipv4() { "IP4" } else { "IP6" }.into(), ip.to_string().as_str().into()])
+}
+
+fn ctx_of(k: &SrtpKey) -> Context {
+    Context::new(Suite::from_name(&k.suite).unwrap(), &k.key, &k.salt).unwrap()
+}
+
+/// The `a=crypto` line of `suite` in `sdp`.
+fn crypto_line(sdp: &str, suite: Suite) -> Option<control::sdes::Crypto> {
+    sdp.lines().filter_map(|l| control::sdes::parse(l).ok()).find(|c| c.key.suite == suite.name())
+}
+
+fn delete_calls(ng: &mut NgClient, ids: &[String]) {
+    for cid in ids {
+        let _ = ng.request(&NgClient::req(&[
+            ("command", "delete".into()),
+            ("call-id", cid.as_str().into()),
+            ("delete-delay", Value::Int(0)),
+        ]));
+    }
+}
+
+/// What a run sent, and what each side received.
+struct Traffic {
+    /// Packets sent per stream.
+    pss: Vec<u64>,
+    sent: u64,
+    /// Seconds spent sending.
+    elapsed_s: f64,
+    /// What the caller received (the odd streams) and the callee (the even ones).
+    caller_rx: Rx,
+    callee_rx: Rx,
+}
+
+/// The AF_XDP run: one thread per side sends that side's streams and receives.
+fn send_xdp(
+    args: &Args,
+    streams: Vec<Stream>,
+    caller: &UdpSocket,
+    callee: &UdpSocket,
+    rate: f64,
+) -> Result<Traffic, String> {
+    let n_streams = streams.len();
+    let size = args.size.max(12 + PAYLOAD_MIN);
+    let dur = Duration::from_secs_f64(args.duration);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut go = Vec::new();
+    let mut threads = Vec::new();
+    let mut by_side: [Vec<(usize, Stream)>; 2] = [Vec::new(), Vec::new()];
+    for (i, st) in streams.into_iter().enumerate() {
+        by_side[i % 2].push((i, st));
+    }
+    let relay_of = |side: usize| by_side[side].first().map(|(_, s)| s.to.ip());
+    let relays = [relay_of(0), relay_of(1)];
+    for (side, mine) in by_side.into_iter().enumerate() {
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<Instant>();
+        go.push(go_tx);
+        let local = if side == 0 { caller.local_addr() } else { callee.local_addr() }.map_err(|e| e.to_string())?;
+        let ns = if side == 0 { None } else { args.callee_netns.clone() };
+        let relay = relays[side].ok_or("no streams")?;
+        let (ready, stop, cpu) = (ready_tx.clone(), stop.clone(), args.cpu);
+        threads.push(std::thread::spawn(move || {
+            pin(cpu);
+            let port = XskPort::open(ns.as_deref(), local, relay);
+            let _ = ready.send(port.as_ref().map(|_| ()).map_err(|e| e.clone()));
+            let start = go_rx.recv().map_err(|e| e.to_string())?;
+            xdp_side(port, mine, n_streams, rate / 2.0, size, start, dur, stop)
+        }));
+    }
+    for _ in 0..2 {
+        ready_rx.recv().map_err(|e| e.to_string())??;
+    }
+    let start = Instant::now();
+    for g in &go {
+        let _ = g.send(start);
+    }
+    std::thread::sleep(dur + Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let mut pss = vec![0u64; n_streams];
+    let mut sent = 0;
+    let mut rxs = Vec::new();
+    for t in threads {
+        let (p, rx, n) = t.join().map_err(|_| "xdp side panicked")??;
+        for (a, b) in pss.iter_mut().zip(p) {
+            *a += b;
+        }
+        sent += n;
+        rxs.push(rx);
+    }
+    let (Some(callee_rx), Some(caller_rx)) = (rxs.pop(), rxs.pop()) else {
+        return Err("an xdp side is missing".into());
+    };
+    Ok(Traffic { pss, sent, elapsed_s: dur.as_secs_f64(), caller_rx, callee_rx })
+}
+
+/// The UDP run: a receiver thread per side, this thread sends every stream.
+fn send_udp(args: &Args, calls: Calls, caller: &UdpSocket, callee: &UdpSocket, rate: f64) -> Result<Traffic, String> {
+    let start = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    // the callee receives dir 0 (even streams), the caller dir 1 (odd streams)
+    let (mut for_callee, mut for_caller): (Vec<Option<Context>>, Vec<Option<Context>>) = (Vec::new(), Vec::new());
+    for (i, c) in calls.rx_crypto.into_iter().enumerate() {
+        if i % 2 == 0 {
+            for_callee.push(c);
+            for_caller.push(None);
+        } else {
+            for_caller.push(c);
+            for_callee.push(None);
+        }
+    }
+    let spawn_receiver = |sock: &UdpSocket, crypto: Vec<Option<Context>>| {
+        let (s, st, cpu) = (sock.try_clone().map_err(|e| e.to_string())?, stop.clone(), args.cpu);
+        Ok::<_, String>(std::thread::spawn(move || receiver(s, crypto, start, st, cpu)))
+    };
+    let rx_callee = spawn_receiver(callee, for_callee)?;
+    let rx_caller = spawn_receiver(caller, for_caller)?;
+    let sent_total = Arc::new(AtomicU64::new(0));
+    let progress = (!args.quiet).then(|| spawn_progress(sent_total.clone(), stop.clone(), start, args.duration));
+    pin(args.cpu);
+    let sender = Sender::new(args, calls.streams, [caller.as_raw_fd(), callee.as_raw_fd()]);
+    let (pss, sent) = sender.run(start, Duration::from_secs_f64(args.duration), rate, &sent_total);
+    let elapsed_s = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let caller_rx = rx_caller.join().map_err(|_| "the caller's receiver panicked")?;
+    let callee_rx = rx_callee.join().map_err(|_| "the callee's receiver panicked")?;
+    if let Some(p) = progress {
+        let _ = p.join();
+    }
+    Ok(Traffic { pss, sent, elapsed_s, caller_rx, callee_rx })
+}
+
+/// The progress bar on stderr, until `stop`.
+fn spawn_progress(
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+    dur: f64,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(500));
+            let t = start.elapsed().as_secs_f64().min(dur);
+            let w = 30;
+            let done = ((t / dur) * w as f64) as usize;
+            eprint!(
+                "\r[{}{}] {:5.1}/{:.0}s  sent {:>10}",
+                "=".repeat(done),
+                " ".repeat(w - done),
+                t,
+                dur,
+                sent.load(Ordering::Relaxed)
+            );
+        }
+        eprintln!();
+    })
+}
+
+/// Sends every stream at the total rate, round robin, from two sockets: callers' packets
+/// leave from the caller socket, callees' from the callee's, in sendmmsg batches.
+struct Sender {
+    streams: Vec<Stream>,
+    size: usize,
+    batch: [SideBatch; 2],
+    fds: [libc::c_int; 2],
+    dests: Vec<(libc::sockaddr_in6, libc::socklen_t)>,
+}
+
+impl Sender {
+    fn new(args: &Args, streams: Vec<Stream>, fds: [libc::c_int; 2]) -> Sender {
         let size = args.size.max(12 + PAYLOAD_MIN);
-        // one batch per side: callers' packets leave from the caller socket, callees' from the callee's
-        let mut batch: Vec<SideBatch> = (0..2).map(|_| SideBatch::new(size)).collect();
-        let fds = [caller.as_raw_fd(), callee.as_raw_fd()];
-        let dests: Vec<(libc::sockaddr_in6, libc::socklen_t)> = streams.iter().map(|s| sockaddr(s.to)).collect();
+        let dests = streams.iter().map(|s| sockaddr(s.to)).collect();
+        Sender { streams, size, batch: [SideBatch::new(size), SideBatch::new(size)], fds, dests }
+    }
+
+    /// Sends until `dur` has passed since `start`; returns the packets sent per stream and
+    /// in all.
+    fn run(mut self, start: Instant, dur: Duration, rate: f64, sent_total: &AtomicU64) -> (Vec<u64>, u64) {
+        let n_streams = self.streams.len();
         let mut sent: u64 = 0;
         let mut next = 0usize;
-        let dur = Duration::from_secs_f64(args.duration);
         let mut pss = vec![0u64; n_streams];
         while start.elapsed() < dur {
             let due = (start.elapsed().as_secs_f64() * rate) as u64;
@@ -713,70 +875,64 @@ fn run(args: Args) -> Result<Summary, String> {
             for _ in 0..(due - sent).min(8192) {
                 let idx = next;
                 next = (next + 1) % n_streams;
-                let st = &mut streams[idx];
-                st.seq = st.seq.wrapping_add(1);
                 pss[idx] += 1;
-                let ts = (pss[idx] as u32).wrapping_mul(160);
-                let b = &mut batch[idx % 2];
-                let p = &mut b.pkts[b.n];
-                emit_header(p, 0, false, st.seq, ts, idx as u32);
-                p[12..16].copy_from_slice(&MAGIC.to_be_bytes());
-                p[16..20].copy_from_slice(&((idx / 2) as u32).to_be_bytes());
-                p[20] = (idx % 2) as u8;
-                p[21..29].copy_from_slice(&now_ns.to_be_bytes());
-                b.lens[b.n] = match st.tx.as_mut() {
-                    Some(ctx) => ctx.protect_rtp(p, size).expect("SRTP protect"),
-                    None => size,
-                };
-                b.addrs[b.n] = dests[idx];
-                b.n += 1;
+                self.queue(idx, pss[idx], now_ns);
                 sent += 1;
-                if b.n == BATCH {
-                    b.flush(fds[idx % 2]);
-                }
             }
-            for (side, b) in batch.iter_mut().enumerate() {
-                b.flush(fds[side]);
+            for (side, b) in self.batch.iter_mut().enumerate() {
+                b.flush(self.fds[side]);
             }
             sent_total.store(sent, Ordering::Relaxed);
         }
-        let send_elapsed = start.elapsed().as_secs_f64();
-        std::thread::sleep(Duration::from_millis(500));
-        stop.store(true, Ordering::Relaxed);
-        let (ra, rb) = (rx_a.join().unwrap(), rx_b.join().unwrap());
-        progress.join().unwrap();
-        (pss, sent, send_elapsed, ra, rb)
-    };
-    if !args.keep {
-        for cid in &ids {
-            let _ = ng.request(&NgClient::req(&[
-                ("command", "delete".into()),
-                ("call-id", cid.as_str().into()),
-                ("delete-delay", Value::Int(0)),
-            ]));
-        }
+        (pss, sent)
     }
 
+    /// Writes stream `idx`'s `nth` packet into its side's batch (flushed when full).
+    fn queue(&mut self, idx: usize, nth: u64, now_ns: u64) {
+        let st = &mut self.streams[idx];
+        st.seq = st.seq.wrapping_add(1);
+        let ts = (nth as u32).wrapping_mul(160);
+        let b = &mut self.batch[idx % 2];
+        let p = &mut b.pkts[b.n];
+        emit_header(p, 0, false, st.seq, ts, idx as u32);
+        p[12..16].copy_from_slice(&MAGIC.to_be_bytes());
+        p[16..20].copy_from_slice(&((idx / 2) as u32).to_be_bytes());
+        p[20] = (idx % 2) as u8;
+        p[21..29].copy_from_slice(&now_ns.to_be_bytes());
+        b.lens[b.n] = match st.tx.as_mut() {
+            Some(ctx) => ctx.protect_rtp(p, self.size).expect("SRTP protect"),
+            None => self.size,
+        };
+        b.addrs[b.n] = self.dests[idx];
+        b.n += 1;
+        if b.n == BATCH {
+            b.flush(self.fds[idx % 2]);
+        }
+    }
+}
+
+fn summarize(args: &Args, calls: usize, setup_failures: usize, t: &Traffic) -> Summary {
+    let (ra, rb) = (&t.caller_rx, &t.callee_rx);
     let mut received = 0;
     let mut dup = 0;
     let mut reord = 0;
     let mut jit_sum = 0.0;
     let mut jit_max: f64 = 0.0;
     let mut jit_n = 0;
-    for (i, sent_i) in pss.iter().enumerate() {
+    for (i, sent_i) in t.pss.iter().enumerate() {
         let s = if i % 2 == 0 { &rb.streams[i] } else { &ra.streams[i] };
         received += s.received;
         dup += s.dup;
         reord += s.reordered;
         if *sent_i > 0 {
-            let j = (s.jitter16 >> 4) as f64 / 8.0; // 8 kHz units -> ms
+            let j = s.jitter_ms();
             jit_sum += j;
             jit_max = jit_max.max(j);
             jit_n += 1;
         }
     }
     let mut lat = ra.latency.clone();
-    lat.add(&rb.latency).unwrap();
+    let _ = lat.add(&rb.latency);
     let secs: Vec<(u64, u64)> = (0..ra.per_sec.len().max(rb.per_sec.len()))
         .map(|i| {
             let a = ra.per_sec.get(i).copied().unwrap_or((0, 0));
@@ -787,12 +943,13 @@ fn run(args: Args) -> Result<Summary, String> {
         .collect();
     let mean = |x: (u64, u64)| x.0 as f64 / x.1.max(1) as f64;
     let backlog_ratio = if secs.len() >= 3 { mean(secs[secs.len() - 2]) / mean(secs[0]).max(1.0) } else { 1.0 };
+    let (sent, elapsed) = (t.sent, t.elapsed_s);
     let lost = sent as i64 - received as i64;
-    Ok(Summary {
+    Summary {
         relay: args.ng.to_string(),
-        calls: ids.len(),
-        duration_s: send_elapsed,
-        rate_pps: sent as f64 / send_elapsed,
+        calls,
+        duration_s: elapsed,
+        rate_pps: sent as f64 / elapsed,
         sent,
         received,
         lost,
@@ -807,9 +964,9 @@ fn run(args: Args) -> Result<Summary, String> {
         latency_us_p999: lat.value_at_quantile(0.999),
         latency_us_max: lat.max(),
         backlog_ratio,
-        setup_failures: failures,
+        setup_failures,
         srtp_auth_failures: ra.srtp_auth_failures + rb.srtp_auth_failures,
-    })
+    }
 }
 
 fn relay_ip(r: &Value) -> Option<IpAddr> {
@@ -852,5 +1009,34 @@ fn main() -> ExitCode {
             eprintln!("rtpgen: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_and_late_packets_across_a_wrap() {
+        let mut s = RxStream::default();
+        // 65533 .. 2, with 65535 late (after 0) and 1 twice
+        for seq in [65533u16, 65534, 0, 65535, 1, 1, 2] {
+            let ts = (seq as u32).wrapping_mul(160);
+            s.account(7, seq, ts, ts as u64);
+        }
+        assert_eq!((s.received, s.dup, s.reordered), (6, 1, 1));
+        // the core's view: nothing lost, the highest number is 2
+        assert_eq!((s.rtp.lost(), s.rtp.highest()), (0, Some((7, 2))));
+    }
+
+    #[test]
+    fn jitter_is_the_cores_in_ms() {
+        let mut s = RxStream::default();
+        for i in 0..200u32 {
+            let late = if i % 2 == 0 { 80 } else { 0 };
+            s.account(9, i as u16, i * 160, (i * 160 + late) as u64);
+        }
+        assert_eq!(s.jitter_ms(), s.rtp.jitter() as f64 / 8.0);
+        assert!((8.5..=10.0).contains(&s.jitter_ms()), "{}", s.jitter_ms());
     }
 }

@@ -29,6 +29,8 @@ const COOKIE_TTL_MS: u64 = 30_000;
 const COOKIE_MAX: usize = 20_000;
 /// Default bound on the bytes the reply cache holds (cookies + replies + bookkeeping).
 pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+/// Where relayd listens for ng by default (`--listen-ng`), and where rtpgen sends.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:2223";
 /// What an entry costs besides its cookie and reply (map and queue slots, the address).
 const ENTRY_OVERHEAD: usize = 96;
 

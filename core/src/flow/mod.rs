@@ -29,6 +29,14 @@
 pub mod counters;
 pub mod stats;
 
+/// Default `--relatch-after`: silence from a latched peer before a proven new source may
+/// take its place (rule 5).
+pub const DEFAULT_RELATCH_AFTER_MS: u64 = 2000;
+
+/// Default `--latch-grace`: before the first latch, how long an unexpected source must be
+/// the only one sending before it latches (rule 3).
+pub const DEFAULT_LATCH_GRACE_MS: u64 = 1000;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -289,9 +297,9 @@ pub struct FlowSettings {
 impl Default for FlowSettings {
     fn default() -> Self {
         FlowSettings {
-            relatch_after_ms: 2000,
-            latch_grace_ms: FlowTable::DEFAULT_LATCH_GRACE_MS,
-            replay_window: 128,
+            relatch_after_ms: DEFAULT_RELATCH_AFTER_MS,
+            latch_grace_ms: DEFAULT_LATCH_GRACE_MS,
+            replay_window: srtp::DEFAULT_REPLAY_WINDOW,
             policy: Arc::new(AddressPolicy::permissive()),
         }
     }
@@ -322,14 +330,11 @@ pub struct FlowTable {
 
 impl Default for FlowTable {
     fn default() -> Self {
-        Self::new(2000)
+        Self::new(DEFAULT_RELATCH_AFTER_MS)
     }
 }
 
 impl FlowTable {
-    /// Default set-up grace period (`--latch-grace`).
-    pub const DEFAULT_LATCH_GRACE_MS: u64 = 1000;
-
     /// A table with the permissive address policy (see [`with_policy`](Self::with_policy))
     /// and the default set-up grace period.
     pub fn new(relatch_after_ms: u64) -> FlowTable {
@@ -338,8 +343,8 @@ impl FlowTable {
             free: Vec::new(),
             by_addr: HashMap::new(),
             relatch_after_ms,
-            latch_grace_ms: Self::DEFAULT_LATCH_GRACE_MS,
-            replay_window: 128,
+            latch_grace_ms: DEFAULT_LATCH_GRACE_MS,
+            replay_window: srtp::DEFAULT_REPLAY_WINDOW,
             policy: Arc::new(AddressPolicy::permissive()),
         }
     }

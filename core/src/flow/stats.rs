@@ -1,5 +1,6 @@
 //! RFC 3550 receiver statistics: extended highest sequence number and loss (A.1, A.3),
-//! interarrival jitter (A.8).
+//! interarrival jitter (A.8). One implementation: each flow keeps an [`RtpStats`] for what
+//! it receives, and rtpgen (bench) one per stream for what comes back through the relay.
 
 #[derive(Debug, Clone, Default)]
 pub struct RtpStats {

@@ -18,7 +18,7 @@ use std::fmt;
 
 pub use cipher::{HmacSha1, SessionKeys};
 pub use kdf::derive_session_keys;
-pub use replay::ReplayWindow;
+pub use replay::{ReplayWindow, DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW};
 use replay::RtcpWindow;
 
 /// Which AES the SRTP contexts of this process use: the CPU's AES-NI + PCLMULQDQ, or the
@@ -484,16 +484,17 @@ impl Context {
             suite,
             rtp: Transform::new(suite, rtp, suite.rtp_tag_len(), portable),
             rtcp: Transform::new(suite, rtcp, suite.rtcp_tag_len(), portable),
-            window: 128,
+            window: DEFAULT_REPLAY_WINDOW,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            streams: Streams::new(128),
+            streams: Streams::new(DEFAULT_REPLAY_WINDOW),
         }
     }
 
-    /// Replay window size in packets (default 128, at most 1024; SRTCP's at most 128).
+    /// Replay window size in packets ([`DEFAULT_REPLAY_WINDOW`], at most [`MAX_REPLAY_WINDOW`];
+    /// SRTCP's at most 128).
     /// On a sending context, how far back a reordered packet may still be protected.
     pub fn with_replay_window(mut self, packets: u32) -> Context {
-        self.window = packets.clamp(1, replay::MAX_WINDOW);
+        self.window = packets.clamp(1, MAX_REPLAY_WINDOW);
         self
     }
 

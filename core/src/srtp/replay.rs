@@ -6,7 +6,12 @@
 
 use super::SrtpError;
 
-pub const MAX_WINDOW: u32 = 1024;
+/// The largest SRTP replay window (`--srtp-replay-window`'s upper bound).
+pub const MAX_REPLAY_WINDOW: u32 = 1024;
+
+/// The SRTP replay window a context has unless told otherwise (libsrtp's size; the
+/// default of `--srtp-replay-window`).
+pub const DEFAULT_REPLAY_WINDOW: u32 = 128;
 
 /// A window of up to `64 * W` packets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,8 +22,8 @@ pub struct Window<const W: usize> {
     bits: [u64; W],
 }
 
-/// SRTP's window: up to [`MAX_WINDOW`] packets.
-pub type ReplayWindow = Window<{ (MAX_WINDOW / 64) as usize }>;
+/// SRTP's window: up to [`MAX_REPLAY_WINDOW`] packets.
+pub type ReplayWindow = Window<{ (MAX_REPLAY_WINDOW / 64) as usize }>;
 
 /// SRTCP's window: up to 128 packets (libsrtp's size; RTCP comes a few per second).
 pub type RtcpWindow = Window<2>;

@@ -12,7 +12,7 @@ use clap::Parser;
 use rules::dataplane::DataPlane;
 use control::engine::Engine;
 use control::ng::NgServer;
-use relayd::config::{Backend, Cli, Config};
+use relayd::config::{Backend, Config, Options};
 use backend::dataplane::UringDataPlane;
 use backend::xdp::{XdpDataPlane, XdpOptions};
 
@@ -233,7 +233,19 @@ fn start_xdp(cfg: &Config) -> Result<Option<XdpOptions>, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Options::parse();
+    if cli.print_config_defaults {
+        return match Options::defaults_toml() {
+            Ok(t) => {
+                print!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("relayd: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let cfg = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
