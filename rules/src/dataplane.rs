@@ -279,7 +279,7 @@ pub trait DataPlane: Send + Sync {
     /// Bind (reserve) a relay socket. `affinity` groups the sockets of one call onto one
     /// worker, so a call's flow state is owned by one thread.
     fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()>;
-    /// Apply (install or replace) the rule of an open socket. On an error the socket
+    /// Apply the rule of an open socket, replacing the one it had. On an error the socket
     /// carries no rule at all, never part of this one (see [`ApplyError`]).
     fn apply(&self, rule: FlowRule) -> Result<(), ApplyError>;
     /// Remove the rule and release the socket.

@@ -480,15 +480,14 @@ fn run(args: Args) -> Result<Summary, String> {
         Some(n) => Some(Suite::from_name(n).ok_or(format!("unknown --srtp-callee suite {n}"))?),
     };
     let mut rx_crypto: Vec<Option<Context>> = Vec::new();
-    let ctx_of =
-        |k: &rules::dataplane::SrtpKey| Context::new(Suite::from_name(&k.suite).unwrap(), &k.key, &k.salt).unwrap();
+    let ctx_of = |k: &rules::dataplane::SrtpKey| Context::new(k.suite, &k.key, &k.salt).unwrap();
     let crypto_line = |sdp: &str, suite: Suite| -> Option<control::sdes::Crypto> {
-        sdp.lines().filter_map(|l| control::sdes::parse(l).ok()).find(|c| c.key.suite == suite.name())
+        sdp.lines().filter_map(|l| control::sdes::parse(l).ok()).find(|c| c.key.suite == suite)
     };
     for i in 0..args.calls {
         let cid = format!("{run_id}-{i}");
         let mut offer_sdp = sdp(args.sdp_ip.unwrap_or(args.caller_ip), caller_port);
-        let caller_key = caller_suite.map(|s| control::sdes::generate(s.name()).unwrap());
+        let caller_key = caller_suite.map(|s| control::sdes::generate(s));
         if let Some(k) = &caller_key {
             offer_sdp = offer_sdp.replace("RTP/AVP", "RTP/SAVP")
                 + &control::sdes::format(&control::sdes::Crypto { tag: 1, key: k.clone() }, true, false)
@@ -522,7 +521,7 @@ fn run(args: Args) -> Result<Summary, String> {
             let Some(relay_line) = crypto_line(&offer_text, suite) else {
                 return Err(format!("the relay did not offer {suite} to the callee"));
             };
-            let own = control::sdes::generate(suite.name()).unwrap();
+            let own = control::sdes::generate(suite);
             answer_sdp = answer_sdp.replace("RTP/AVP", "RTP/SAVP")
                 + &control::sdes::format(&control::sdes::Crypto { tag: relay_line.tag, key: own.clone() }, true, false)
                 + "\r\n";
