@@ -1,6 +1,6 @@
-//! `rules::dataplane::DataPlane` over the io_uring workers: binds relay sockets (so the kernel
-//! keeps the ports reserved), places each call's sockets on one worker, forwards rules
-//! and reads counters. None of this is on the packet path.
+//! `rules::dataplane::DataPlane` over the io_uring workers: binds relay sockets (so the
+//! kernel keeps the ports reserved), places each call's sockets on one worker, applies
+//! rules and reads counters. None of this is on the packet path.
 
 use std::collections::HashMap;
 use std::io;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Orderi
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rules::dataplane::{DataPlane, FlowCounters, FlowRule};
+use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
 
 use relay_core::flow::counters::SharedCounters;
 use relay_core::flow::FlowSettings;
@@ -222,11 +222,16 @@ impl DataPlane for UringDataPlane {
         self.open_shared(local, affinity).map(|_| ())
     }
 
-    fn install(&self, rule: FlowRule) {
-        let w = self.sockets.lock().unwrap().get(&rule.local).map(|(w, _, _)| *w);
-        if let Some(w) = w {
-            self.workers[w].send(Command::Rule(Box::new(rule)));
-        }
+    /// The socket's worker applies the rule later; the verdict on the rule itself is the
+    /// flow table's, given now. A refused rule still goes to the worker, whose table then
+    /// drops the socket's old rule too (it must not keep forwarding under it).
+    fn apply(&self, rule: FlowRule) -> Result<(), ApplyError> {
+        let Some(w) = self.sockets.lock().unwrap().get(&rule.local).map(|(w, _, _)| *w) else {
+            return Err(ApplyError::NotOpen(rule.local));
+        };
+        let verdict = FlowTable::check_rule(&rule);
+        self.workers[w].send(Command::Rule(Box::new(rule)));
+        verdict
     }
 
     /// The worker closes the socket after its pending receive is cancelled; an `open` of
@@ -340,6 +345,22 @@ mod tests {
             "slowest round of 100 pair allocations: {slowest:?}; open+close of one address: {:?} each",
             t.elapsed() / 200
         );
+        dp.stop();
+    }
+
+    /// The workers apply rules later, but a rule they will refuse is an error now.
+    #[test]
+    fn a_rule_the_workers_refuse_is_an_error_at_once() {
+        use rules::dataplane::{SrtpKey, Suite};
+        let mut dp = UringDataPlane::start(1, &[], 0, FlowSettings::default()).unwrap();
+        let a: SocketAddr = "127.0.0.1:24802".parse().unwrap();
+        assert_eq!(dp.apply(FlowRule::rtp(a, None, None)), Err(ApplyError::NotOpen(a)));
+        dp.open(a, 0).unwrap();
+        let bad = SrtpKey { suite: Suite::AesCm128HmacSha1_80, key: vec![0; 15], salt: vec![0; 14] };
+        let r = dp.apply(FlowRule { srtp_in: Some(bad), ..FlowRule::rtp(a, None, None) });
+        assert!(matches!(r, Err(ApplyError::UnusableKey { .. })), "{r:?}");
+        assert_eq!(dp.apply(FlowRule::rtp(a, None, None)), Ok(()));
+        dp.close(a);
         dp.stop();
     }
 }

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use rules::dataplane::{DataPlane, FlowRule};
+use rules::dataplane::{DataPlane, FlowRule, SrtpKey, Suite};
 use backend::dataplane::UringDataPlane;
 use relay_core::flow::{FlowTable, Verdict};
 use relay_core::packet::rtp::emit_header;
@@ -54,8 +54,8 @@ fn packet_path_does_not_allocate() {
     let mut t = FlowTable::new(2000);
     let fa = t.insert(a, Default::default());
     t.insert(b, Default::default());
-    t.apply(&rule(a, "192.0.2.1:4000".parse().unwrap(), b));
-    t.apply(&rule(b, "192.0.2.2:4000".parse().unwrap(), a));
+    t.apply(&rule(a, "192.0.2.1:4000".parse().unwrap(), b)).unwrap();
+    t.apply(&rule(b, "192.0.2.2:4000".parse().unwrap(), a)).unwrap();
     let src: SocketAddr = "192.0.2.1:4000".parse().unwrap();
     let mut b = [0u8; 256];
     b[..172].copy_from_slice(&rtp(0));
@@ -79,8 +79,8 @@ fn packet_path_does_not_allocate() {
     let mut t = FlowTable::new(2000).with_policy(std::sync::Arc::new(policy));
     let fa = t.insert(a, Default::default());
     let fb = t.insert(lb_addr(), Default::default());
-    t.apply(&rule(a, "192.0.2.1:4000".parse().unwrap(), lb_addr()));
-    t.apply(&rule(lb_addr(), "192.0.2.2:4000".parse().unwrap(), a));
+    t.apply(&rule(a, "192.0.2.1:4000".parse().unwrap(), lb_addr())).unwrap();
+    t.apply(&rule(lb_addr(), "192.0.2.2:4000".parse().unwrap(), a)).unwrap();
     b[..172].copy_from_slice(&rtp(0));
     t.process(fa, src, &mut b, 172, 1);
     let foreign: [SocketAddr; 3] =
@@ -99,15 +99,8 @@ fn packet_path_does_not_allocate() {
     let policy_allocs = ALLOCS.load(Relaxed) - before;
 
     // 1b. the same with SRTP on both legs (decrypt with A's key, re-encrypt with B's)
-    let key = |suite: &str, seed: u8| {
-        let s = relay_core::srtp::Suite::from_name(suite).unwrap();
-        rules::dataplane::SrtpKey {
-            suite: suite.into(),
-            key: vec![seed; s.key_len()],
-            salt: vec![seed; s.salt_len()],
-        }
-    };
-    let (ka, kb) = (key("AES_CM_128_HMAC_SHA1_80", 1), key("AEAD_AES_128_GCM", 2));
+    let key = |s: Suite, seed: u8| SrtpKey::new(s, &vec![seed; s.key_len()], &vec![seed; s.salt_len()]).unwrap();
+    let (ka, kb) = (key(Suite::AesCm128HmacSha1_80, 1), key(Suite::AeadAes128Gcm, 2));
     let lb: SocketAddr = "10.0.0.1:30002".parse().unwrap();
     let mut t = FlowTable::new(2000);
     let fa = t.insert(a, Default::default());
@@ -116,9 +109,9 @@ fn packet_path_does_not_allocate() {
     ra.srtp_in = Some(ka.clone());
     let mut rb = rule(lb, "192.0.2.2:4000".parse().unwrap(), a);
     rb.srtp_out = Some(kb);
-    t.apply(&ra);
-    t.apply(&rb);
-    let mut sender = relay_core::srtp::Context::new(relay_core::srtp::Suite::AesCm128HmacSha1_80, &ka.key, &ka.salt).unwrap();
+    t.apply(&ra).unwrap();
+    t.apply(&rb).unwrap();
+    let mut sender = relay_core::srtp::Context::new(ka.suite, &ka.key, &ka.salt).unwrap();
     let protected: Vec<Vec<u8>> = (0..10_000u16)
         .map(|i| {
             let mut p = [0u8; 256];
@@ -150,8 +143,8 @@ fn packet_path_does_not_allocate() {
     pb.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     dp.open(ra, 1).unwrap();
     dp.open(rb, 1).unwrap();
-    dp.install(rule(ra, pa.local_addr().unwrap(), rb));
-    dp.install(rule(rb, pb.local_addr().unwrap(), ra));
+    dp.apply(rule(ra, pa.local_addr().unwrap(), rb)).unwrap();
+    dp.apply(rule(rb, pb.local_addr().unwrap(), ra)).unwrap();
     let mut buf = [0u8; 2048];
     let pkts: Vec<[u8; 172]> = (0..20_000u16).map(rtp).collect();
     // warm up: latch, first batches

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::bencode::Value;
 use crate::call::{Call, Leg, Monologue, OriginState};
-use rules::dataplane::{DataPlane, FlowCounters, FlowKind, LatchPolicy};
+use rules::dataplane::{DataPlane, FlowCounters, FlowKind, LatchPolicy, Suite};
 use crate::interface::{Interface, PortPool};
 use crate::ng::flags::{self, Flags};
 use crate::rewrite::{is_zero_hold, rewrite, MediaOut, SessionOut};
@@ -329,17 +329,27 @@ impl Engine {
             }
             Ok(r)
         });
+        // every rule must apply before the call changes: one the data plane refuses (an
+        // SRTP key it cannot use, ...) refuses the request
+        let mut refused = false;
+        let res = res.and_then(|(sdp_out, x)| {
+            let y = call.monologues[x].counterpart.unwrap();
+            let mut rules = call.rules_for(x);
+            rules.extend(call.rules_for(y));
+            for r in rules {
+                let local = r.local;
+                if let Err(e) = self.dp.apply(r) {
+                    refused = true;
+                    return Err(format!("cannot apply forwarding rule for {local}: {e}"));
+                }
+            }
+            Ok((sdp_out, x))
+        });
         match res {
-            Ok((sdp_out, x)) => {
+            Ok((sdp_out, _)) => {
                 call.last_signal_ms = now_ms;
                 call.last_signal_unix = unix;
                 call.delete_at_ms = None;
-                let y = call.monologues[x].counterpart.unwrap();
-                let mut rules = call.rules_for(x);
-                rules.extend(call.rules_for(y));
-                for r in rules {
-                    self.dp.install(r);
-                }
                 self.calls.insert(call_id, call);
                 let mut v = ok();
                 v.insert("sdp", sdp_out.into());
@@ -355,6 +365,17 @@ impl Engine {
                 }
                 if created {
                     self.calls.remove(&call_id);
+                }
+                // rules applied before the refusal: back to the committed call's (they
+                // applied when it was committed)
+                if let Some(mut was) = self.calls.get(&call_id).cloned().filter(|_| refused) {
+                    for x in 0..was.monologues.len() {
+                        for r in was.rules_for(x) {
+                            if let Err(e) = self.dp.apply(r) {
+                                log::warn!("call {call_id}: restoring a forwarding rule: {e}");
+                            }
+                        }
+                    }
                 }
                 Err(e)
             }
@@ -695,21 +716,21 @@ impl Engine {
                 let n = flags::normalize(name);
                 !flags.sdes_no.contains(&n) && (flags.sdes_only.is_empty() || flags.sdes_only.contains(&n))
             };
-            let mut list: Vec<(u32, &str)> = Vec::new();
+            let mut list: Vec<(u32, Suite)> = Vec::new();
             for c in &offered {
-                if allowed(&c.key.suite) && !list.iter().any(|(_, s)| *s == c.key.suite) {
-                    list.push((c.tag, sdes::suite_lengths(&c.key.suite).unwrap().0));
+                if allowed(c.key.suite.name()) && !list.iter().any(|(_, s)| *s == c.key.suite) {
+                    list.push((c.tag, c.key.suite));
                 }
             }
             if !flags.sdes_nonew || offered.is_empty() {
                 let mut tag = offered.iter().map(|c| c.tag).max().unwrap_or(0);
                 for name in sdes::RTPENGINE_ORDER {
-                    if !allowed(name) || offered.iter().any(|c| c.key.suite == name) {
+                    if !allowed(name) || offered.iter().any(|c| c.key.suite.name() == name) {
                         continue;
                     }
                     tag += 1;
-                    if let Some((n, _, _)) = sdes::suite_lengths(name) {
-                        list.push((tag, n));
+                    if let Some(suite) = Suite::from_name(name) {
+                        list.push((tag, suite));
                     }
                 }
             }
@@ -720,12 +741,12 @@ impl Engine {
             let previous = std::mem::take(&mut yl.sdes_relay_offer);
             yl.sdes_relay_offer = list
                 .into_iter()
-                .map(|(tag, name)| {
+                .map(|(tag, suite)| {
                     previous
                         .iter()
-                        .find(|c| c.tag == tag && c.key.suite == name)
+                        .find(|c| c.tag == tag && c.key.suite == suite)
                         .cloned()
-                        .unwrap_or_else(|| Crypto { tag, key: sdes::generate(name).unwrap() })
+                        .unwrap_or_else(|| Crypto { tag, key: sdes::generate(suite) })
                 })
                 .collect();
             let lines = yl.sdes_relay_offer.iter().map(fmt).collect();
@@ -741,7 +762,7 @@ impl Engine {
                 )?;
             xl.srtp_in = Some(c.key.clone());
             xl.srtp_out = Some(ours.key);
-            Some(c.key.suite.clone())
+            Some(c.key.suite)
         } else {
             let xl = &mut call.monologues[x].legs[i];
             xl.srtp_in = None;
@@ -765,7 +786,7 @@ impl Engine {
             .ok_or("the offer had no usable a=crypto line")?;
         let out_key = match &yl.srtp_out {
             Some(k) if k.suite == pick.key.suite => k.clone(),
-            _ => sdes::generate(&pick.key.suite).ok_or("unsupported suite")?,
+            _ => sdes::generate(pick.key.suite),
         };
         yl.srtp_in = Some(pick.key.clone());
         yl.srtp_out = Some(out_key.clone());

@@ -981,8 +981,8 @@ mod tests {
         fn open(&self, local: SocketAddr, affinity: u64) -> std::io::Result<()> {
             self.0.open(local, affinity)
         }
-        fn install(&self, rule: FlowRule) {
-            self.0.install(rule)
+        fn apply(&self, rule: FlowRule) -> Result<(), rules::dataplane::ApplyError> {
+            self.0.apply(rule)
         }
         fn close(&self, local: SocketAddr) {
             self.0.close(local)

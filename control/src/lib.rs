@@ -5,6 +5,7 @@
 pub mod bencode;
 pub mod call;
 pub mod engine;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

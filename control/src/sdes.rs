@@ -2,22 +2,12 @@
 
 use zeroize::Zeroizing;
 
-use rules::dataplane::SrtpKey;
+use rules::dataplane::{SrtpKey, Suite};
 
-/// Suites relayd implements, in the order it offers them (rtpengine's order, minus the
-/// suites it does not implement: AES_192_CM, F8, NULL).
-pub const SUITES: [(&str, usize, usize); 6] = [
-    ("AEAD_AES_256_GCM", 32, 12),
-    ("AEAD_AES_128_GCM", 16, 12),
-    ("AES_256_CM_HMAC_SHA1_80", 32, 14),
-    ("AES_256_CM_HMAC_SHA1_32", 32, 14),
-    ("AES_CM_128_HMAC_SHA1_80", 16, 14),
-    ("AES_CM_128_HMAC_SHA1_32", 16, 14),
-];
-
-/// Every suite rtpengine offers, in its order. relayd numbers the suites it offers by
-/// this list, so that tags agree with rtpengine's (an answer picking "7" means
-/// AES_CM_128_HMAC_SHA1_80 from either relay); the ones it does not implement are gaps.
+/// Every suite rtpengine offers, in its order. relayd offers the ones it implements
+/// ([`Suite::ALL`], in the same order) and numbers them by this list, so that tags agree
+/// with rtpengine's (an answer picking "7" means AES_CM_128_HMAC_SHA1_80 from either
+/// relay); the ones it does not implement are gaps.
 pub const RTPENGINE_ORDER: [&str; 12] = [
     "AEAD_AES_256_GCM",
     "AEAD_AES_128_GCM",
@@ -32,10 +22,6 @@ pub const RTPENGINE_ORDER: [&str; 12] = [
     "NULL_HMAC_SHA1_80",
     "NULL_HMAC_SHA1_32",
 ];
-
-pub fn suite_lengths(name: &str) -> Option<(&'static str, usize, usize)> {
-    SUITES.iter().copied().find(|(n, _, _)| n.eq_ignore_ascii_case(name))
-}
 
 /// One a=crypto line's tag and key. Its key material is wiped on drop (by [`SrtpKey`])
 /// and never printed: `Debug` shows the tag and suite only.
@@ -56,7 +42,7 @@ pub enum CryptoError {
     Malformed(String),
     UnknownSuite(String),
     Mki,
-    KeyLength(String),
+    KeyLength(Suite),
 }
 
 impl std::fmt::Display for CryptoError {
@@ -78,7 +64,7 @@ pub fn parse(line: &str) -> Result<Crypto, CryptoError> {
     let tag: u32 = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
     let suite = it.next().ok_or_else(bad)?;
     let params = it.next().ok_or_else(bad)?;
-    let (name, kl, sl) = suite_lengths(suite).ok_or_else(|| CryptoError::UnknownSuite(suite.to_string()))?;
+    let suite = Suite::from_name(suite).ok_or_else(|| CryptoError::UnknownSuite(suite.to_string()))?;
     // several keys may be given separated by ';': the first one is used
     let first = params.split(';').next().unwrap_or("");
     let inline = first.strip_prefix("inline:").ok_or_else(bad)?;
@@ -90,11 +76,12 @@ pub fn parse(line: &str) -> Result<Crypto, CryptoError> {
         }
     }
     let raw = Zeroizing::new(base64_decode(b64).ok_or_else(bad)?);
-    if raw.len() != kl + sl {
-        return Err(CryptoError::KeyLength(name.to_string()));
+    if raw.len() != suite.key_len() + suite.salt_len() {
+        return Err(CryptoError::KeyLength(suite));
     }
-    let (key, salt) = raw.split_at(kl);
-    Ok(Crypto { tag, key: SrtpKey { suite: name.to_string(), key: key.to_vec(), salt: salt.to_vec() } })
+    let (key, salt) = raw.split_at(suite.key_len());
+    let key = SrtpKey::new(suite, key, salt).map_err(|_| CryptoError::KeyLength(suite))?;
+    Ok(Crypto { tag, key })
 }
 
 pub fn format(c: &Crypto, pad: bool, lifetime: bool) -> String {
@@ -111,13 +98,11 @@ pub fn format(c: &Crypto, pad: bool, lifetime: bool) -> String {
 }
 
 /// A fresh random key for a suite.
-pub fn generate(suite: &str) -> Option<SrtpKey> {
-    let (name, kl, sl) = suite_lengths(suite)?;
-    let mut key = vec![0u8; kl];
-    let mut salt = vec![0u8; sl];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
-    Some(SrtpKey { suite: name.to_string(), key, salt })
+pub fn generate(suite: Suite) -> SrtpKey {
+    let mut k = SrtpKey { suite, key: vec![0u8; suite.key_len()], salt: vec![0u8; suite.salt_len()] };
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k.key);
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k.salt);
+    k
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -173,13 +158,16 @@ mod tests {
     }
 
     #[test]
+    fn implemented_suites_keep_rtpengines_order() {
+        let ours: Vec<Suite> = RTPENGINE_ORDER.iter().filter_map(|n| Suite::from_name(n)).collect();
+        assert_eq!(ours, Suite::ALL);
+    }
+
+    #[test]
     fn parse_and_format() {
         let l = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv";
         let c = parse(l).unwrap();
-        assert_eq!(
-            (c.tag, c.key.suite.as_str(), c.key.key.len(), c.key.salt.len()),
-            (1, "AES_CM_128_HMAC_SHA1_80", 16, 14)
-        );
+        assert_eq!((c.tag, c.key.suite, c.key.key.len(), c.key.salt.len()), (1, Suite::AesCm128HmacSha1_80, 16, 14));
         assert_eq!(format(&c, false, false), l);
         let l = "a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:8AbZePWwsKhLGX3GlXA+yHYPQ3cgraer/9DkFJYCOPZZy3o9wC0NIbIFYZfyHw==|2^31";
         let c = parse(l).unwrap();
@@ -192,8 +180,11 @@ mod tests {
         assert!(matches!(parse("a=crypto:1 F8_128_HMAC_SHA1_80 inline:AAAA"), Err(CryptoError::UnknownSuite(_))));
         assert!(matches!(parse("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"), Err(CryptoError::KeyLength(_))));
         assert!(matches!(parse("a=crypto:x"), Err(CryptoError::Malformed(_))));
-        let g = generate("AEAD_AES_128_GCM").unwrap();
+        let g = generate(Suite::AeadAes128Gcm);
         assert_eq!((g.key.len(), g.salt.len()), (16, 12));
+        // suite names in any case, written back in canonical form
+        let c = parse("a=crypto:2 aes_cm_128_hmac_sha1_32 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv").unwrap();
+        assert_eq!(format(&c, false, false).split(' ').nth(1), Some("AES_CM_128_HMAC_SHA1_32"));
         // Debug never shows key material
         let c = parse("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv").unwrap();
         let d = format!("{c:?} {:?} {:?}", c.key, Some(vec![c.clone()]));

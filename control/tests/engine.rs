@@ -538,6 +538,46 @@ fn refused_answers_and_reoffers_leave_the_call_as_it_was() {
     assert_eq!(mport(&o), c.monologues[1].legs[0].port);
 }
 
+/// A rule the data plane refuses refuses the request: an error naming the socket and the
+/// reason, no ports or sockets left behind, the call as it was, its rules back in place.
+#[test]
+fn a_rule_the_data_plane_refuses_refuses_the_request() {
+    let mut c = cfg();
+    c.port_max = 30007;
+    let (mut e, dp) = engine(c);
+    let every_socket: Vec<SocketAddr> = ["192.0.2.1", "10.0.0.1"]
+        .iter()
+        .flat_map(|ip| (30000..=30007).map(move |p| SocketAddr::new(ip.parse().unwrap(), p)))
+        .collect();
+    dp.state.lock().unwrap().refuse_rules = every_socket;
+    refused(&mut e, &dp, sdp("198.51.100.7", 4000, ""), "cannot apply forwarding rule for 192.0.2.1:300");
+    refused(&mut e, &dp, sdp("198.51.100.7", 4000, ""), ": the test refuses rules for 192.0.2.1:300");
+    assert_eq!((e.ports_in_use(), dp.state.lock().unwrap().open.len()), (0, 0));
+
+    // a call in progress, then a re-offer one of whose rules is refused
+    dp.state.lock().unwrap().refuse_rules.clear();
+    out_sdp(&offer(&mut e, "c", "a", sdp("198.51.100.7", 4000, ""), &[], 0));
+    out_sdp(&answer(&mut e, "c", "a", "b", sdp("198.51.100.8", 5000, ""), 10));
+    let (ports, rules) = (e.ports_in_use(), dp.state.lock().unwrap().open.clone());
+    let side = |m: usize| e.calls["c"].monologues[m].legs[0].rtp();
+    let (caller_side, callee_side) = (side(0), side(1));
+    dp.state.lock().unwrap().refuse_rules = vec![callee_side];
+    let why = error_reason(&offer(&mut e, "c", "a", sdp("198.51.100.9", 4002, ""), &[], 20));
+    assert!(why.starts_with(&format!("cannot apply forwarding rule for {callee_side}: ")), "{why}");
+    assert_eq!(e.ports_in_use(), ports);
+    assert_eq!(e.calls["c"].monologues[0].legs[0].peer, Some("198.51.100.7:4000".parse().unwrap()));
+    let s = dp.state.lock().unwrap();
+    assert_eq!(s.open.len(), rules.len());
+    // the caller's side, applied before the refusal, is back to the committed address;
+    // the refused socket carries no rule at all (never half of one)
+    let peer = |rules: &std::collections::HashMap<SocketAddr, Option<rules::dataplane::FlowRule>>, a| {
+        rules[&a].as_ref().map(|r| r.signalled_peer)
+    };
+    assert_eq!(peer(&s.open, caller_side), peer(&rules, caller_side));
+    assert_eq!(peer(&s.open, caller_side), Some(Some("198.51.100.7:4000".parse().unwrap())));
+    assert_eq!(peer(&s.open, callee_side), None);
+}
+
 #[test]
 fn the_allow_list_lifts_loopback_but_never_the_relays_sockets() {
     let mut c = prod_cfg();

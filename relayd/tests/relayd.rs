@@ -852,7 +852,7 @@ fn bad_configuration_is_refused_with_the_cause() {
 fn srtp_ctx(sdp: &str) -> relay_core::srtp::Context {
     let line = sdp.lines().find(|l| l.starts_with("a=crypto:")).unwrap_or_else(|| panic!("no a=crypto in\n{sdp}"));
     let c = control::sdes::parse(line).unwrap();
-    relay_core::srtp::Context::new(relay_core::srtp::Suite::from_name(&c.key.suite).unwrap(), &c.key.key, &c.key.salt).unwrap()
+    relay_core::srtp::Context::new(c.key.suite, &c.key.key, &c.key.salt).unwrap()
 }
 
 #[test]

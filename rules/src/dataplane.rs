@@ -1,15 +1,19 @@
 //! What the control plane asks of the data plane, and what it reads back.
 //!
-//! The control plane never touches packets. It reserves relay sockets, installs one
-//! forwarding rule per relay socket and reads counters. `relayd` implements this over
-//! its io_uring workers; tests use [`MemoryDataPlane`].
+//! The control plane never touches packets. It reserves relay sockets, applies one
+//! forwarding rule per relay socket and reads counters. The backends implement this over
+//! their workers; control-plane tests use `MemoryDataPlane` (feature `testing`).
 
-use std::collections::HashMap;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 
 use serde::Serialize;
+
+pub use crate::suite::Suite;
+
+#[cfg(feature = "testing")]
+pub use crate::memory::{MemoryDataPlane, MemoryState};
 
 /// What a relay socket carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -34,13 +38,33 @@ pub struct LatchPolicy {
     pub strict_source: bool,
 }
 
-/// An SDES master key for one direction of one leg.
+/// An SDES master key for one direction of one leg. Build it with [`SrtpKey::new`], which
+/// checks the lengths against the suite; a data plane still refuses a key it cannot use
+/// ([`ApplyError::UnusableKey`]) rather than forward without it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SrtpKey {
-    /// SDES suite name, e.g. AES_CM_128_HMAC_SHA1_80.
-    pub suite: String,
+    pub suite: Suite,
     pub key: Vec<u8>,
     pub salt: Vec<u8>,
+}
+
+impl SrtpKey {
+    /// A key whose master key and salt have the lengths `suite` takes.
+    pub fn new(suite: Suite, key: &[u8], salt: &[u8]) -> Result<SrtpKey, KeyLengthError> {
+        let k = SrtpKey { suite, key: key.to_vec(), salt: salt.to_vec() };
+        k.check()?;
+        Ok(k)
+    }
+
+    /// The lengths still fit the suite (the fields are public).
+    pub fn check(&self) -> Result<(), KeyLengthError> {
+        let e = KeyLengthError { suite: self.suite, key_len: self.key.len(), salt_len: self.salt.len() };
+        if e.key_len == self.suite.key_len() && e.salt_len == self.suite.salt_len() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
 }
 
 /// Key material is wiped when a key goes away (every clone wipes its own copy).
@@ -51,12 +75,79 @@ impl Drop for SrtpKey {
     }
 }
 
-impl std::fmt::Debug for SrtpKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for SrtpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // never log key material
         write!(f, "SrtpKey({})", self.suite)
     }
 }
+
+/// A master key or salt whose length does not fit its suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLengthError {
+    pub suite: Suite,
+    pub key_len: usize,
+    pub salt_len: usize,
+}
+
+impl fmt::Display for KeyLengthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} takes a {}-byte master key and a {}-byte salt, not {} and {}",
+            self.suite,
+            self.suite.key_len(),
+            self.suite.salt_len(),
+            self.key_len,
+            self.salt_len
+        )
+    }
+}
+
+impl std::error::Error for KeyLengthError {}
+
+/// Which of a rule's two SRTP keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDirection {
+    /// `srtp_in`: what the party on the socket sends.
+    In,
+    /// `srtp_out`: what leaves through the socket towards that party.
+    Out,
+}
+
+impl fmt::Display for KeyDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyDirection::In => "incoming",
+            KeyDirection::Out => "outgoing",
+        })
+    }
+}
+
+/// Why a data plane refused a rule. A refused rule is never applied in part: the socket
+/// forwards nothing (and nothing is forwarded into it) until a rule is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyError {
+    /// No relay socket is open at this address.
+    NotOpen(SocketAddr),
+    /// An SRTP key of the rule cannot build a context: forwarding without it would send or
+    /// accept media in plain.
+    UnusableKey { direction: KeyDirection, why: KeyLengthError },
+    /// The backend could not carry the rule out (what went wrong, for the operator).
+    Backend(String),
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApplyError::NotOpen(a) => write!(f, "no relay socket is open at {a}"),
+            ApplyError::UnusableKey { direction, why } => write!(f, "unusable {direction} SRTP key: {why}"),
+            ApplyError::Backend(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {}
 
 /// Forwarding rule for one relay socket: packets that arrive on `local` leave through
 /// `egress_rtp` / `egress_rtcp` (other relay sockets) towards that socket's peer.
@@ -188,8 +279,9 @@ pub trait DataPlane: Send + Sync {
     /// Bind (reserve) a relay socket. `affinity` groups the sockets of one call onto one
     /// worker, so a call's flow state is owned by one thread.
     fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()>;
-    /// Install or replace the rule of an open socket.
-    fn install(&self, rule: FlowRule);
+    /// Apply the rule of an open socket, replacing the one it had. On an error the socket
+    /// carries no rule at all, never part of this one (see [`ApplyError`]).
+    fn apply(&self, rule: FlowRule) -> Result<(), ApplyError>;
     /// Remove the rule and release the socket.
     fn close(&self, local: SocketAddr);
     fn counters(&self, local: SocketAddr) -> Option<FlowCounters>;
@@ -201,7 +293,6 @@ pub trait DataPlane: Send + Sync {
     fn now_ms(&self) -> u64;
 }
 
-/// A data plane that only remembers what it was told: for control-plane unit tests.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,44 +330,19 @@ mod tests {
         m2.merge(&a);
         assert_eq!((m2.packets, m2.last_packet_ms, m2.latched_peer, m2.ssrc), (15, 200, peer, 2));
     }
-}
 
-#[derive(Default)]
-pub struct MemoryDataPlane {
-    pub state: Mutex<MemoryState>,
-}
-
-#[derive(Default)]
-pub struct MemoryState {
-    pub open: HashMap<SocketAddr, Option<FlowRule>>,
-    pub refuse: Vec<SocketAddr>,
-    pub counters: HashMap<SocketAddr, FlowCounters>,
-    pub now_ms: u64,
-}
-
-impl DataPlane for MemoryDataPlane {
-    fn open(&self, local: SocketAddr, _affinity: u64) -> io::Result<()> {
-        let mut s = self.state.lock().unwrap();
-        if s.refuse.contains(&local) || s.open.contains_key(&local) {
-            return Err(io::Error::from(io::ErrorKind::AddrInUse));
-        }
-        s.open.insert(local, None);
-        Ok(())
-    }
-    fn install(&self, rule: FlowRule) {
-        let mut s = self.state.lock().unwrap();
-        if let Some(slot) = s.open.get_mut(&rule.local) {
-            *slot = Some(rule);
-        }
-    }
-    fn close(&self, local: SocketAddr) {
-        self.state.lock().unwrap().open.remove(&local);
-    }
-    fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
-        let s = self.state.lock().unwrap();
-        s.open.contains_key(&local).then(|| s.counters.get(&local).cloned().unwrap_or_default())
-    }
-    fn now_ms(&self) -> u64 {
-        self.state.lock().unwrap().now_ms
+    #[test]
+    fn a_key_must_fit_its_suite() {
+        let s = Suite::AesCm128HmacSha1_80;
+        let k = SrtpKey::new(s, &[1; 16], &[2; 14]).unwrap();
+        assert_eq!(format!("{k:?}"), "SrtpKey(AES_CM_128_HMAC_SHA1_80)");
+        let e = SrtpKey::new(s, &[1; 15], &[2; 14]).unwrap_err();
+        assert_eq!(e, KeyLengthError { suite: s, key_len: 15, salt_len: 14 });
+        assert!(SrtpKey::new(Suite::AeadAes128Gcm, &[1; 16], &[2; 14]).is_err());
+        let why = ApplyError::UnusableKey { direction: KeyDirection::Out, why: e };
+        assert_eq!(
+            why.to_string(),
+            "unusable outgoing SRTP key: AES_CM_128_HMAC_SHA1_80 takes a 16-byte master key and a 14-byte salt, not 15 and 14"
+        );
     }
 }

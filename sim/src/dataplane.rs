@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use relay_core::flow::counters::SharedCounters;
 use relay_core::flow::{DropReason, FlowSettings, FlowTable, Verdict};
 use relay_core::srtp::Suite;
-use rules::dataplane::{DataPlane, FlowCounters, FlowRule};
+use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
 
 use crate::clock::SimClock;
 
@@ -113,8 +113,8 @@ impl DataPlane for MemDataPlane {
         Ok(())
     }
 
-    fn install(&self, rule: FlowRule) {
-        self.lock().table.apply(&rule);
+    fn apply(&self, rule: FlowRule) -> Result<(), ApplyError> {
+        self.lock().table.apply(&rule)
     }
 
     fn close(&self, local: SocketAddr) {
@@ -158,8 +158,8 @@ mod tests {
         dp.open(x, 0).unwrap();
         dp.open(y, 0).unwrap();
         assert_eq!(dp.open(x, 0).unwrap_err().kind(), io::ErrorKind::AddrInUse);
-        dp.install(FlowRule::rtp(x, Some(px), Some(y)));
-        dp.install(FlowRule::rtp(y, Some(py), Some(x)));
+        dp.apply(FlowRule::rtp(x, Some(px), Some(y))).unwrap();
+        dp.apply(FlowRule::rtp(y, Some(py), Some(x))).unwrap();
         let mut pkt = [0u8; 16];
         emit_header(&mut pkt, 0, false, 1, 160, 7);
         clock.set_ms(5_000);

@@ -43,8 +43,7 @@ pub struct Endpoint {
 }
 
 fn context(k: &SrtpKey) -> Context {
-    let suite = Suite::from_name(&k.suite).expect("a suite the core implements");
-    Context::new(suite, &k.key, &k.salt).expect("key and salt of the suite's lengths")
+    Context::new(k.suite, &k.key, &k.salt).expect("key and salt of the suite's lengths")
 }
 
 impl Endpoint {
@@ -66,7 +65,7 @@ impl Endpoint {
 
     /// Use SDES-SRTP from the next SDP on, with a fresh key (called again: a re-key).
     pub fn new_srtp_key(&mut self) {
-        let key = sdes::generate(self.suite.name()).expect("a suite SDES knows");
+        let key = sdes::generate(self.suite);
         self.tx = Some(context(&key));
         self.key = Some(Crypto { tag: 1, key });
     }
@@ -115,7 +114,7 @@ impl Endpoint {
             } else if let Some(m) = l.strip_prefix("m=audio ") {
                 port = m.split(' ').next().and_then(|p| p.parse().ok());
             } else if l.starts_with("a=crypto:") && crypto.is_none() {
-                crypto = sdes::parse(l).ok().filter(|c| Suite::from_name(&c.key.suite) == Some(self.suite));
+                crypto = sdes::parse(l).ok().filter(|c| c.key.suite == self.suite);
             }
         }
         // c=0.0.0.0 (held) asks not to be sent to: the relay's address stays known

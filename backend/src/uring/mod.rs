@@ -562,8 +562,8 @@ impl Worker {
                 bump(&self.stats.sockets, 1);
             }
             Command::Rule(rule) => {
-                if !t.apply(&rule) {
-                    log::warn!("worker {}: rule for unknown socket {}", self.index, rule.local);
+                if let Err(e) = t.apply(&rule) {
+                    log::warn!("worker {}: rule for {} refused: {e}", self.index, rule.local);
                 }
             }
             Command::Close(local) => {

@@ -33,7 +33,7 @@ use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use crossbeam_queue::ArrayQueue;
 
-use rules::dataplane::{DataPlane, FlowCounters, FlowRule};
+use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
 
 use crate::dataplane::UringDataPlane;
 use relay_core::flow::FlowTable;
@@ -439,21 +439,27 @@ impl XdpDataPlane {
         }
     }
 
-    /// Wait until every AF_XDP worker has taken the commands sent so far.
-    fn wait_applied(&self) {
+    /// Wait until every AF_XDP worker has taken the commands sent so far; false when one
+    /// has not within [`APPLY_WAIT`].
+    fn wait_applied(&self) -> bool {
         let targets: Vec<u64> = self.workers.iter().map(|w| w.send(XdpCommand::Wake)).collect();
-        let deadline = Instant::now() + Duration::from_secs(1);
+        let deadline = Instant::now() + APPLY_WAIT;
         for (w, &t) in self.workers.iter().zip(&targets) {
             while w.stats.applied.load(Relaxed) < t {
                 if Instant::now() > deadline {
                     log::warn!("an AF_XDP worker is slow to apply rules");
-                    return;
+                    return false;
                 }
                 std::thread::sleep(Duration::from_micros(20));
             }
         }
+        true
     }
 }
+
+/// How long `apply` waits for every AF_XDP worker to take a socket before it refuses to
+/// steer it.
+const APPLY_WAIT: Duration = Duration::from_secs(1);
 
 impl DataPlane for XdpDataPlane {
     fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
@@ -470,18 +476,21 @@ impl DataPlane for XdpDataPlane {
         Ok(())
     }
 
-    fn install(&self, rule: FlowRule) {
+    /// Applied once to the shared table (every worker and path), then steered only when
+    /// it applied and every AF_XDP worker has taken the socket: a refused rule is never
+    /// steered, and never forwarded in plain.
+    fn apply(&self, rule: FlowRule) -> Result<(), ApplyError> {
         let val = FlowVal::for_rule(&rule);
         let local = rule.local;
-        // once, for every worker and path
-        if !lock_table(&self.table).apply(&rule) {
-            log::warn!("rule for unknown socket {local}");
-            return;
+        lock_table(&self.table).apply(&rule)?;
+        if !self.wait_applied() {
+            return Err(ApplyError::Backend(format!(
+                "the AF_XDP workers did not take {local} within {APPLY_WAIT:?}; not steered"
+            )));
         }
-        self.wait_applied();
         let mut ifaces = self.ifaces.lock().unwrap();
         let Some(i) = ifaces.iter().position(|a| a.addrs.contains(&local.ip())) else {
-            return; // not an address of an XDP interface: the socket path serves it
+            return Ok(()); // not an address of an XDP interface: the socket path serves it
         };
         match ifaces[i].flows.insert(FlowKey::new(local), val, 0) {
             Ok(()) => {
@@ -489,6 +498,7 @@ impl DataPlane for XdpDataPlane {
             }
             Err(e) => log::warn!("cannot steer {local} on {}: {e}; it stays on the socket path", ifaces[i].name),
         }
+        Ok(())
     }
 
     fn close(&self, local: SocketAddr) {

@@ -36,8 +36,9 @@ fn table(srtp_in: Option<SrtpKey>) -> (FlowTable, usize) {
     t.apply(&FlowRule {
         srtp_in,
         ..FlowRule::rtp(a("10.0.0.1:30000"), Some(a("192.0.2.1:4000")), Some(a("10.0.0.1:30002")))
-    });
-    t.apply(&FlowRule::rtp(a("10.0.0.1:30002"), Some(a("192.0.2.2:4000")), Some(a("10.0.0.1:30000"))));
+    })
+    .unwrap();
+    t.apply(&FlowRule::rtp(a("10.0.0.1:30002"), Some(a("192.0.2.2:4000")), Some(a("10.0.0.1:30000")))).unwrap();
     (t, fa)
 }
 
@@ -84,7 +85,7 @@ fn main() {
 
     // SRTP: packets protected in advance, each sent once per table
     let suite = Suite::AesCm128HmacSha1_80;
-    let key = SrtpKey { suite: suite.name().into(), key: vec![7; 16], salt: vec![9; 14] };
+    let key = SrtpKey::new(suite, &[7; 16], &[9; 14]).unwrap();
     let m = n.min(200_000);
     let mut tx = Context::new(suite, &key.key, &key.salt).unwrap();
     let srtp: Vec<Vec<u8>> = (0..=m)

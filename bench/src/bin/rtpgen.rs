@@ -616,7 +616,7 @@ impl<'a> CallSetup<'a> {
         let args = self.args;
         let (caller_suite, callee_suite) = (self.caller_suite, self.callee_suite);
         let mut offer_sdp = sdp(args.sdp_ip.unwrap_or(args.caller_ip), self.ports.0);
-        let caller_key = caller_suite.map(|s| control::sdes::generate(s.name()).unwrap());
+        let caller_key = caller_suite.map(|s| control::sdes::generate(s));
         if let Some(k) = &caller_key {
             offer_sdp = offer_sdp.replace("RTP/AVP", "RTP/SAVP")
                 + &control::sdes::format(&control::sdes::Crypto { tag: 1, key: k.clone() }, true, false)
@@ -658,7 +658,7 @@ impl<'a> CallSetup<'a> {
             let Some(relay_line) = crypto_line(offer_text, suite) else {
                 return Err(format!("the relay did not offer {suite} to the callee"));
             };
-            let own = control::sdes::generate(suite.name()).unwrap();
+            let own = control::sdes::generate(suite);
             answer_sdp = answer_sdp.replace("RTP/AVP", "RTP/SAVP")
                 + &control::sdes::format(&control::sdes::Crypto { tag: relay_line.tag, key: own.clone() }, true, false)
                 + "\r\n";
@@ -686,12 +686,12 @@ fn received_from(ip: IpAddr) -> Value {
 }
 
 fn ctx_of(k: &SrtpKey) -> Context {
-    Context::new(Suite::from_name(&k.suite).unwrap(), &k.key, &k.salt).unwrap()
+    Context::new(k.suite, &k.key, &k.salt).unwrap()
 }
 
 /// The `a=crypto` line of `suite` in `sdp`.
 fn crypto_line(sdp: &str, suite: Suite) -> Option<control::sdes::Crypto> {
-    sdp.lines().filter_map(|l| control::sdes::parse(l).ok()).find(|c| c.key.suite == suite.name())
+    sdp.lines().filter_map(|l| control::sdes::parse(l).ok()).find(|c| c.key.suite == suite)
 }
 
 fn delete_calls(ng: &mut NgClient, ids: &[String]) {

@@ -42,10 +42,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rules::addrpolicy::{AddressPolicy, Denied};
-use rules::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
+use rules::dataplane::{ApplyError, FlowKind, FlowRule, KeyDirection, KeyLengthError, LatchPolicy, SrtpKey};
 
 use crate::packet::{is_rtcp, Malformed, RtcpCompound, RtpPacket};
-use crate::srtp::{self, SrtpError, Suite};
+use crate::srtp::{self, SrtpError};
 use counters::{bump, unbump, SharedCounters};
 use stats::RtpStats;
 
@@ -124,7 +124,44 @@ pub struct Flow {
     srtp_out: Option<(SrtpKey, Box<srtp::Context>)>,
 }
 
+/// The SRTP context of a rule's key, or why there is none.
+fn context(k: &SrtpKey, direction: KeyDirection) -> Result<srtp::Context, ApplyError> {
+    srtp::Context::new(k.suite, &k.key, &k.salt).map_err(|_| unusable(k, direction))
+}
+
+fn unusable(k: &SrtpKey, direction: KeyDirection) -> ApplyError {
+    ApplyError::UnusableKey {
+        direction,
+        why: KeyLengthError { suite: k.suite, key_len: k.key.len(), salt_len: k.salt.len() },
+    }
+}
+
 impl Flow {
+    /// The flow of an open socket that has no rule (yet, or any more): it forwards nothing.
+    fn without_rule(local: SocketAddr, counters: Arc<SharedCounters>) -> Flow {
+        Flow {
+            local,
+            kind: FlowKind::Rtp,
+            signalled: None,
+            latched: None,
+            sip_source: None,
+            last_from_peer_ms: 0,
+            egress_rtp: None,
+            egress_rtcp: None,
+            policy: LatchPolicy::default(),
+            clock_rate: 8000,
+            stats: RtpStats::default(),
+            counters,
+            signalled_denied: false,
+            weak_latch: false,
+            grace: None,
+            allowed_src: None,
+            rtcp_ssrc: None,
+            srtp_in: None,
+            srtp_out: None,
+        }
+    }
+
     /// Where packets leaving through this socket go.
     pub fn peer(&self) -> Option<SocketAddr> {
         if self.policy.asymmetric {
@@ -393,27 +430,7 @@ impl FlowTable {
         if let Some(id) = self.by_addr.get(&local) {
             return *id;
         }
-        let flow = Flow {
-            local,
-            kind: FlowKind::Rtp,
-            signalled: None,
-            latched: None,
-            sip_source: None,
-            last_from_peer_ms: 0,
-            egress_rtp: None,
-            egress_rtcp: None,
-            policy: LatchPolicy::default(),
-            clock_rate: 8000,
-            stats: RtpStats::default(),
-            counters,
-            signalled_denied: false,
-            weak_latch: false,
-            grace: None,
-            allowed_src: None,
-            rtcp_ssrc: None,
-            srtp_in: None,
-            srtp_out: None,
-        };
+        let flow = Flow::without_rule(local, counters);
         let id = match self.free.pop() {
             Some(id) => {
                 self.slots[id] = Some(flow);
@@ -431,7 +448,13 @@ impl FlowTable {
     pub fn remove(&mut self, local: SocketAddr) -> Option<FlowId> {
         let id = self.by_addr.remove(&local)?;
         self.slots[id] = None;
-        // nothing may keep forwarding into the removed socket
+        self.detach(id);
+        self.free.push(id);
+        Some(id)
+    }
+
+    /// Nothing may keep forwarding into flow `id` (removed, or its rule refused).
+    fn detach(&mut self, id: FlowId) {
         for f in self.slots.iter_mut().flatten() {
             if f.egress_rtp == Some(id) {
                 f.egress_rtp = None;
@@ -440,8 +463,6 @@ impl FlowTable {
                 f.egress_rtcp = None;
             }
         }
-        self.free.push(id);
-        Some(id)
     }
 
     /// True when forwarding from flow `from` out of flow `via` leaves the payload exactly
@@ -450,12 +471,40 @@ impl FlowTable {
         matches!((self.get(from), self.get(via)), (Some(f), Some(v)) if f.srtp_in.is_none() && v.srtp_out.is_none())
     }
 
-    pub fn apply(&mut self, rule: &FlowRule) -> bool {
+    /// Apply the rule of an open socket. A rule with an SRTP key that cannot build a
+    /// context is refused, and then the flow forwards nothing and nothing is forwarded
+    /// into it (its old rule is gone too) until a rule applies: never media in plain that
+    /// signalling agreed to protect.
+    pub fn apply(&mut self, rule: &FlowRule) -> Result<(), ApplyError> {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));
         let egress_rtcp = rule.egress_rtcp.and_then(|a| self.lookup(a));
         let window = self.replay_window;
         let Some(id) = self.lookup(rule.local) else {
-            return false;
+            return Err(ApplyError::NotOpen(rule.local));
+        };
+        let Some(f) = self.slots[id].as_ref() else {
+            return Err(ApplyError::NotOpen(rule.local));
+        };
+        // keep a context whose key did not change: its rollover counters and replay
+        // windows must survive re-INVITEs; build the new ones before anything changes
+        let fresh = |want: &Option<SrtpKey>, have: &Option<(SrtpKey, Box<srtp::Context>)>, direction| match want {
+            _ if want.as_ref() == have.as_ref().map(|(k, _)| k) => Ok(None),
+            None => Ok(Some(None)),
+            Some(k) => context(k, direction).map(|c| Some(Some((k.clone(), Box::new(c.with_replay_window(window)))))),
+        };
+        let (srtp_in, srtp_out) = match (
+            fresh(&rule.srtp_in, &f.srtp_in, KeyDirection::In),
+            fresh(&rule.srtp_out, &f.srtp_out, KeyDirection::Out),
+        ) {
+            (Ok(i), Ok(o)) => (i, o),
+            (Err(e), _) | (_, Err(e)) => {
+                if let Some(f) = self.slots[id].as_mut() {
+                    *f = Flow::without_rule(f.local, f.counters.clone());
+                    *f.counters.latched.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                }
+                self.detach(id);
+                return Err(e);
+            }
         };
         let checked = rule.signalled_peer.map(|p| (p, self.policy.check(p)));
         let signalled = checked.and_then(|(p, r)| r.is_ok().then_some(p));
@@ -463,7 +512,7 @@ impl FlowTable {
         let signalled_denied =
             matches!(checked, Some((_, Err(d))) if !matches!(d, Denied::Unspecified | Denied::PortZero));
         let sip_source = rule.sip_source.filter(|ip| self.policy.check_ip(*ip).is_ok()).map(|ip| ip.to_canonical());
-        let Some(f) = self.slots[id].as_mut() else { return false };
+        let Some(f) = self.slots[id].as_mut() else { return Err(ApplyError::NotOpen(rule.local)) };
         f.kind = rule.kind;
         if f.signalled != signalled || rule.reset_latch {
             f.latched = None;
@@ -480,23 +529,30 @@ impl FlowTable {
         f.egress_rtcp = egress_rtcp;
         f.policy = rule.latch;
         f.clock_rate = rule.clock_rate.max(1);
-        // keep a context whose key did not change: its rollover counters and replay
-        // windows must survive re-INVITEs
-        for (want, have) in [(&rule.srtp_in, &mut f.srtp_in), (&rule.srtp_out, &mut f.srtp_out)] {
-            if want.as_ref() != have.as_ref().map(|(k, _)| k) {
-                *have = want.as_ref().and_then(|k| {
-                    let suite = Suite::from_name(&k.suite)?;
-                    let ctx = srtp::Context::new(suite, &k.key, &k.salt).ok()?.with_replay_window(window);
-                    Some((k.clone(), Box::new(ctx)))
-                });
+        if let Some(c) = srtp_in {
+            f.srtp_in = c;
+        }
+        if let Some(c) = srtp_out {
+            f.srtp_out = c;
+        }
+        Ok(())
+    }
+
+    /// What [`apply`](Self::apply) would refuse in the rule itself (not in the table): an
+    /// SRTP key that cannot build a context. Checked without deriving keys, so a backend
+    /// whose workers apply rules later can answer the control plane at once.
+    pub fn check_rule(rule: &FlowRule) -> Result<(), ApplyError> {
+        for (direction, key) in [(KeyDirection::In, &rule.srtp_in), (KeyDirection::Out, &rule.srtp_out)] {
+            if let Some(k) = key {
+                srtp::Context::check_key(k.suite, &k.key, &k.salt).map_err(|_| unusable(k, direction))?;
             }
         }
-        true
+        Ok(())
     }
 
     /// The forwarding decision for the datagram in `buf[..len]` that arrived on flow `id`
     /// from `src`. SRTP is removed and applied in place, so `buf` needs
-    /// [`Suite::MAX_OVERHEAD`] bytes of room after `len`. `now_us` is the relay's clock.
+    /// [`srtp::Suite::MAX_OVERHEAD`] bytes of room after `len`. `now_us` is the relay's clock.
     pub fn process(&mut self, id: FlowId, src: SocketAddr, buf: &mut [u8], len: usize, now_us: u64) -> Verdict {
         let relatch_after_ms = self.relatch_after_ms;
         let grace_ms = self.latch_grace_ms;
@@ -707,8 +763,8 @@ mod tests {
             latch: policy,
             ..FlowRule::rtp(a(local), Some(a(peer)), Some(a(egress)))
         };
-        assert!(t.apply(&rule("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002")));
-        assert!(t.apply(&rule("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000")));
+        t.apply(&rule("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002")).unwrap();
+        t.apply(&rule("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000")).unwrap();
         (t, fa, fb)
     }
 
@@ -716,7 +772,7 @@ mod tests {
     fn only_forwarded_packets_keep_a_call_alive() {
         let mut t = FlowTable::new(2000);
         let f = t.insert(a("10.0.0.1:30000"), Default::default());
-        assert!(t.apply(&FlowRule::rtp(a("10.0.0.1:30000"), Some(a("192.0.2.10:4000")), None)));
+        t.apply(&FlowRule::rtp(a("10.0.0.1:30000"), Some(a("192.0.2.10:4000")), None)).unwrap();
         // accepted (latched) but nowhere to go: no liveness
         assert_eq!(run(&mut t, f, a("192.0.2.10:4000"), &rtp(1), 5_000_000), Verdict::Drop(DropReason::NoDestination));
         assert_eq!(t.get(f).unwrap().counters.snapshot().last_packet_ms, 0);
@@ -805,11 +861,11 @@ mod tests {
         let (mut t, fa, fb) = table(LatchPolicy::default());
         run(&mut t, fa, a("192.0.2.10:4000"), &rtp(1), 1_000);
         let mut r = FlowRule::rtp(a("10.0.0.1:30000"), Some(a("192.0.2.99:4000")), Some(a("10.0.0.1:30002")));
-        t.apply(&r);
+        t.apply(&r).unwrap();
         assert_eq!(t.get(fa).unwrap().latched, None);
         assert!(matches!(run(&mut t, fa, a("192.0.2.99:4000"), &rtp(2), 2_000), Verdict::Forward { .. }));
         r.reset_latch = true;
-        t.apply(&r);
+        t.apply(&r).unwrap();
         assert_eq!(t.get(fa).unwrap().latched, None);
         // removing the egress socket stops forwarding into it
         t.remove(a("10.0.0.1:30002"));
@@ -840,9 +896,10 @@ mod tests {
             kind: FlowKind::RtpMux,
             egress_rtcp: Some(a("10.0.0.1:30003")),
             ..FlowRule::rtp(a("10.0.0.1:30000"), Some(a("192.0.2.10:4000")), Some(a("10.0.0.1:30002")))
-        });
+        })
+        .unwrap();
         for (l, p) in [("10.0.0.1:30002", "198.51.100.20:5000"), ("10.0.0.1:30003", "198.51.100.20:5001")] {
-            t.apply(&FlowRule::rtp(a(l), Some(a(p)), None));
+            t.apply(&FlowRule::rtp(a(l), Some(a(p)), None)).unwrap();
         }
         let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 7];
         assert!(
@@ -854,8 +911,8 @@ mod tests {
     }
 
     fn key(suite: &str, seed: u8) -> SrtpKey {
-        let s = Suite::from_name(suite).unwrap();
-        SrtpKey { suite: suite.into(), key: vec![seed; s.key_len()], salt: vec![seed ^ 0xff; s.salt_len()] }
+        let s = srtp::Suite::from_name(suite).unwrap();
+        SrtpKey::new(s, &vec![seed; s.key_len()], &vec![seed ^ 0xff; s.salt_len()]).unwrap()
     }
 
     /// A (SRTP, key ka) <-> relay <-> B (plain or SRTP with key kb); returns the table.
@@ -872,13 +929,13 @@ mod tests {
             ("10.0.0.1:30000", "192.0.2.10:4000", "10.0.0.1:30002", a_in, a_out),
             ("10.0.0.1:30002", "198.51.100.20:5000", "10.0.0.1:30000", b_in, b_out),
         ] {
-            t.apply(&FlowRule { srtp_in: i, srtp_out: o, ..FlowRule::rtp(a(l), Some(a(p)), Some(a(e))) });
+            t.apply(&FlowRule { srtp_in: i, srtp_out: o, ..FlowRule::rtp(a(l), Some(a(p)), Some(a(e))) }).unwrap();
         }
         (t, fa, fb)
     }
 
     fn ctx(k: &SrtpKey) -> srtp::Context {
-        srtp::Context::new(Suite::from_name(&k.suite).unwrap(), &k.key, &k.salt).unwrap()
+        srtp::Context::new(k.suite, &k.key, &k.salt).unwrap()
     }
 
     #[test]
@@ -919,6 +976,41 @@ mod tests {
             let m = b_rx.unprotect_rtp(&mut b, len).unwrap();
             assert_eq!(&b[..m], &p[..]);
         }
+    }
+
+    #[test]
+    fn a_rule_with_an_unusable_key_is_refused_and_nothing_is_forwarded_in_plain() {
+        let (la, lb) = ("10.0.0.1:30000", "10.0.0.1:30002");
+        let (pa, pb) = (a("192.0.2.10:4000"), a("198.51.100.20:5000"));
+        let good = key("AES_CM_128_HMAC_SHA1_80", 1);
+        let bad = SrtpKey { suite: good.suite, key: vec![1; 15], salt: good.salt.clone() };
+        let rule_b = |out: SrtpKey| FlowRule { srtp_out: Some(out), ..FlowRule::rtp(a(lb), Some(pb), Some(a(la))) };
+        let expected = ApplyError::UnusableKey {
+            direction: KeyDirection::Out,
+            why: KeyLengthError { suite: srtp::Suite::AesCm128HmacSha1_80, key_len: 15, salt_len: 14 },
+        };
+        assert_eq!(FlowTable::check_rule(&rule_b(bad.clone())), Err(expected.clone()));
+        assert_eq!(FlowTable::check_rule(&rule_b(good.clone())), Ok(()));
+        // A plain, B to be protected: B's rule is refused, so A's media must not leave B
+        let (mut t, fa, fb) = srtp_table(None, None, None, Some(good.clone()));
+        let mut rx = ctx(&good);
+        let mut b = [0u8; 2048];
+        b[..172].copy_from_slice(&rtp(1));
+        assert!(matches!(t.process(fa, pa, &mut b, 172, 1_000), Verdict::Forward { via, len: 182, .. } if via == fb));
+        assert!(rx.unprotect_rtp(&mut b, 182).is_ok());
+        assert_eq!(t.apply(&rule_b(bad.clone())), Err(expected));
+        assert_eq!(run(&mut t, fa, pa, &rtp(2), 2_000), Verdict::Drop(DropReason::NoDestination));
+        // B has no rule left at all (no peer, no egress)
+        assert!(matches!(run(&mut t, fb, pb, &rtp(1), 2_000), Verdict::Drop(_)));
+        assert_eq!((t.get(fb).unwrap().signalled, t.get(fb).unwrap().egress_rtp), (None, None));
+        // a rule that applies restores forwarding (both sides apply theirs again)
+        t.apply(&rule_b(good.clone())).unwrap();
+        t.apply(&FlowRule::rtp(a(la), Some(pa), Some(a(lb)))).unwrap();
+        b[..172].copy_from_slice(&rtp(3));
+        assert!(matches!(t.process(fa, pa, &mut b, 172, 3_000), Verdict::Forward { len: 182, .. }));
+        // a socket that is not open
+        let other = FlowRule::rtp(a("10.0.0.1:30010"), None, None);
+        assert_eq!(t.apply(&other), Err(ApplyError::NotOpen(a("10.0.0.1:30010"))));
     }
 
     #[test]
@@ -982,11 +1074,12 @@ mod tests {
         let mut t = FlowTable::new(2000).with_policy(prod_policy());
         let fa = t.insert(a(LA), Default::default());
         let fb = t.insert(a(LB), Default::default());
-        assert!(t.apply(&FlowRule::rtp(a(LA), Some(a("192.0.2.10:4000")), Some(a(LB)))));
-        assert!(t.apply(&FlowRule {
+        t.apply(&FlowRule::rtp(a(LA), Some(a("192.0.2.10:4000")), Some(a(LB)))).unwrap();
+        t.apply(&FlowRule {
             sip_source: b_sip.map(|s| s.parse().unwrap()),
             ..FlowRule::rtp(a(LB), b_peer.map(a), Some(a(LA)))
-        }));
+        })
+        .unwrap();
         (t, fa, fb)
     }
 
@@ -1029,7 +1122,8 @@ mod tests {
         // the policy is checked before any crypto: garbage SRTP from a denied source
         // costs no HMAC (it would count as srtp-auth otherwise)
         let k = key("AES_CM_128_HMAC_SHA1_80", 5);
-        t.apply(&FlowRule { srtp_in: Some(k), ..FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA))) });
+        t.apply(&FlowRule { srtp_in: Some(k), ..FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA))) })
+            .unwrap();
         assert_eq!(run(&mut t, fb, a("127.0.0.1:5000"), &rtp(1), 6_002_000), Verdict::Drop(DropReason::DeniedSource));
         assert_eq!(t.get(fb).unwrap().counters.snapshot().drop_srtp_auth, 0);
     }
@@ -1049,7 +1143,7 @@ mod tests {
             let c = t.get(fa).unwrap().counters.snapshot();
             assert_eq!((c.drop_denied_destination, c.dropped, c.forwarded), (1, 1, 0));
             // the same denied address again: the latch state is not reset by it
-            assert!(t.apply(&FlowRule::rtp(a(LB), Some(a(peer)), Some(a(LA)))));
+            t.apply(&FlowRule::rtp(a(LB), Some(a(peer)), Some(a(LA)))).unwrap();
         }
         // hold (c=0.0.0.0) is simply no destination
         let (mut t, fa, _) = call(Some("0.0.0.0:5000"), None);
@@ -1060,8 +1154,8 @@ mod tests {
         let fa = t.insert(a(LA), Default::default());
         t.insert(a(LB), Default::default());
         let asym = LatchPolicy { asymmetric: true, ..Default::default() };
-        t.apply(&FlowRule { latch: asym, ..FlowRule::rtp(a(LA), Some(a("192.0.2.10:4000")), Some(a(LB))) });
-        t.apply(&FlowRule { latch: asym, ..FlowRule::rtp(a(LB), Some(a("127.0.0.1:2223")), Some(a(LA))) });
+        t.apply(&FlowRule { latch: asym, ..FlowRule::rtp(a(LA), Some(a("192.0.2.10:4000")), Some(a(LB))) }).unwrap();
+        t.apply(&FlowRule { latch: asym, ..FlowRule::rtp(a(LB), Some(a("127.0.0.1:2223")), Some(a(LA))) }).unwrap();
         for src in ["192.0.2.77:1", "192.0.2.77:1", "127.0.0.1:1", "192.0.2.77:1", "10.0.0.1:30002"] {
             let v = run(&mut t, fa, a(src), &rtp(1), 1_000);
             let want = if src.starts_with("192.") { DropReason::DeniedDestination } else { DropReason::DeniedSource };
@@ -1304,7 +1398,7 @@ mod tests {
         assert_eq!(t.get(fb).unwrap().latched, Some(nat));
         // the answer arrives with the callee's address: it differs from None, so the
         // latch resets; the expected address latches at once
-        t.apply(&FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA))));
+        t.apply(&FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA)))).unwrap();
         assert_eq!(t.get(fb).unwrap().latched, None);
         assert!(matches!(run(&mut t, fb, a("198.51.100.20:5000"), &rtp_s(7, 1), 7_000_000), Verdict::Forward { .. }));
 
@@ -1337,7 +1431,8 @@ mod tests {
             kind: FlowKind::Udp,
             sip_source: Some("198.51.100.20".parse().unwrap()),
             ..FlowRule::rtp(a(LB), Some(a("198.51.100.20:5000")), Some(a(LA)))
-        });
+        })
+        .unwrap();
         assert_eq!(run(&mut t, fb, a(SPRAYER), b"udptl", 1_000), Verdict::Drop(DropReason::ForeignSource));
         assert!(matches!(run(&mut t, fb, a("198.51.100.20:5000"), b"udptl", 2_000), Verdict::Forward { .. }));
         assert_eq!(run(&mut t, fb, a(SPRAYER), b"udptl", 9_000_000), Verdict::Drop(DropReason::ForeignSource));
@@ -1355,12 +1450,12 @@ mod tests {
         assert_eq!(t.get(fa).unwrap().latched, Some(nat));
         // answer, then re-INVITE, confirming A's signalled address: the latch stays
         let same = FlowRule::rtp(a(LA), Some(a("192.0.2.10:4000")), Some(a(LB)));
-        t.apply(&same);
-        t.apply(&FlowRule { sip_source: Some("192.0.2.10".parse().unwrap()), ..same.clone() });
+        t.apply(&same).unwrap();
+        t.apply(&FlowRule { sip_source: Some("192.0.2.10".parse().unwrap()), ..same.clone() }).unwrap();
         assert_eq!(t.get(fa).unwrap().latched, Some(nat));
         assert!(t.get(fa).unwrap().counters.snapshot().latched_peer.is_some());
         // a new address, or reset_latch, resets it
-        t.apply(&FlowRule { reset_latch: true, ..same.clone() });
+        t.apply(&FlowRule { reset_latch: true, ..same.clone() }).unwrap();
         assert_eq!(t.get(fa).unwrap().latched, None);
         assert_eq!(t.get(fa).unwrap().counters.snapshot().latched_peer, None);
     }
@@ -1424,8 +1519,9 @@ mod tests {
             kind: FlowKind::Rtcp,
             egress_rtcp: Some(a("10.0.0.1:30003")),
             ..FlowRule::rtp(a("10.0.0.1:30001"), Some(a("192.0.2.10:4001")), None)
-        });
-        t.apply(&FlowRule::rtp(a("10.0.0.1:30003"), Some(a("198.51.100.20:5001")), None));
+        })
+        .unwrap();
+        t.apply(&FlowRule::rtp(a("10.0.0.1:30003"), Some(a("198.51.100.20:5001")), None)).unwrap();
         let rr = |ssrc: u32| {
             let mut p = vec![0x80u8, 201, 0, 1];
             p.extend_from_slice(&ssrc.to_be_bytes());

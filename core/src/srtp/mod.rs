@@ -34,88 +34,8 @@ pub fn implementation() -> &'static str {
 use crate::packet::rtp::header_len;
 use cipher::Transform;
 
-/// SRTP protection profiles, named as in SDES (RFC 4568, RFC 6188, RFC 7714).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Suite {
-    AesCm128HmacSha1_80,
-    AesCm128HmacSha1_32,
-    AesCm256HmacSha1_80,
-    AesCm256HmacSha1_32,
-    AeadAes128Gcm,
-    AeadAes256Gcm,
-}
-
-impl Suite {
-    pub const ALL: [Suite; 6] = [
-        Suite::AeadAes256Gcm,
-        Suite::AeadAes128Gcm,
-        Suite::AesCm256HmacSha1_80,
-        Suite::AesCm256HmacSha1_32,
-        Suite::AesCm128HmacSha1_80,
-        Suite::AesCm128HmacSha1_32,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Suite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
-            Suite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
-            Suite::AesCm256HmacSha1_80 => "AES_256_CM_HMAC_SHA1_80",
-            Suite::AesCm256HmacSha1_32 => "AES_256_CM_HMAC_SHA1_32",
-            Suite::AeadAes128Gcm => "AEAD_AES_128_GCM",
-            Suite::AeadAes256Gcm => "AEAD_AES_256_GCM",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Suite> {
-        Suite::ALL.into_iter().find(|x| x.name().eq_ignore_ascii_case(s))
-    }
-
-    pub fn key_len(self) -> usize {
-        match self {
-            Suite::AesCm128HmacSha1_80 | Suite::AesCm128HmacSha1_32 | Suite::AeadAes128Gcm => 16,
-            _ => 32,
-        }
-    }
-
-    pub fn salt_len(self) -> usize {
-        if self.is_gcm() {
-            12
-        } else {
-            14
-        }
-    }
-
-    pub fn is_gcm(self) -> bool {
-        matches!(self, Suite::AeadAes128Gcm | Suite::AeadAes256Gcm)
-    }
-
-    /// Authentication tag on SRTP packets.
-    pub fn rtp_tag_len(self) -> usize {
-        match self {
-            Suite::AesCm128HmacSha1_32 | Suite::AesCm256HmacSha1_32 => 4,
-            Suite::AesCm128HmacSha1_80 | Suite::AesCm256HmacSha1_80 => 10,
-            _ => 16,
-        }
-    }
-
-    /// SRTCP always carries an 80-bit HMAC tag, even for the _32 suites (RFC 4568 §6.2).
-    pub fn rtcp_tag_len(self) -> usize {
-        if self.is_gcm() {
-            16
-        } else {
-            10
-        }
-    }
-
-    /// Bytes a protected packet grows by: the most tail room a buffer needs.
-    pub const MAX_OVERHEAD: usize = 16 + 4;
-}
-
-impl fmt::Display for Suite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The suites, their names and lengths: one table, in the rule API, shared with SDES.
+pub use rules::dataplane::Suite;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SrtpError {
@@ -459,11 +379,18 @@ impl fmt::Debug for Context {
 impl Context {
     /// A context from an SDES master key and salt.
     pub fn new(suite: Suite, master_key: &[u8], master_salt: &[u8]) -> Result<Context, SrtpError> {
+        Context::check_key(suite, master_key, master_salt)?;
+        let (rtp, rtcp) = derive_session_keys(suite, master_key, master_salt);
+        Ok(Context::from_session_keys(suite, &rtp, &rtcp))
+    }
+
+    /// What `new` refuses, without deriving keys: a master key of another length than the
+    /// suite's, a salt shorter than the suite's or longer than 112 bits.
+    pub fn check_key(suite: Suite, master_key: &[u8], master_salt: &[u8]) -> Result<(), SrtpError> {
         if master_key.len() != suite.key_len() || master_salt.len() < suite.salt_len() || master_salt.len() > 14 {
             return Err(SrtpError::BadKey);
         }
-        let (rtp, rtcp) = derive_session_keys(suite, master_key, master_salt);
-        Ok(Context::from_session_keys(suite, &rtp, &rtcp))
+        Ok(())
     }
 
     /// A context from already derived session keys (RFC 7714's test vectors start here).

@@ -1,0 +1,71 @@
+//! A data plane that only remembers what it was told, for control-plane tests and the fuzz
+//! targets (feature `testing`; never in the daemon).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use crate::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule, KeyDirection};
+
+#[derive(Default)]
+pub struct MemoryDataPlane {
+    pub state: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+pub struct MemoryState {
+    /// Open sockets and the rule each carries.
+    pub open: HashMap<SocketAddr, Option<FlowRule>>,
+    /// Addresses `open` refuses (as taken).
+    pub refuse: Vec<SocketAddr>,
+    /// Sockets whose rules `apply` refuses (as a backend failure).
+    pub refuse_rules: Vec<SocketAddr>,
+    pub counters: HashMap<SocketAddr, FlowCounters>,
+    pub now_ms: u64,
+}
+
+impl DataPlane for MemoryDataPlane {
+    fn open(&self, local: SocketAddr, _affinity: u64) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap();
+        if s.refuse.contains(&local) || s.open.contains_key(&local) {
+            return Err(io::Error::from(io::ErrorKind::AddrInUse));
+        }
+        s.open.insert(local, None);
+        Ok(())
+    }
+
+    /// Refuses what a real data plane refuses (no socket, a key of the wrong length), and
+    /// the sockets in `refuse_rules`; a refused rule leaves the socket without one.
+    fn apply(&self, rule: FlowRule) -> Result<(), ApplyError> {
+        let mut s = self.state.lock().unwrap();
+        let refused = s.refuse_rules.contains(&rule.local);
+        let Some(slot) = s.open.get_mut(&rule.local) else {
+            return Err(ApplyError::NotOpen(rule.local));
+        };
+        *slot = None;
+        for (direction, key) in [(KeyDirection::In, &rule.srtp_in), (KeyDirection::Out, &rule.srtp_out)] {
+            if let Some(Err(why)) = key.as_ref().map(|k| k.check()) {
+                return Err(ApplyError::UnusableKey { direction, why });
+            }
+        }
+        if refused {
+            return Err(ApplyError::Backend(format!("the test refuses rules for {}", rule.local)));
+        }
+        *slot = Some(rule);
+        Ok(())
+    }
+
+    fn close(&self, local: SocketAddr) {
+        self.state.lock().unwrap().open.remove(&local);
+    }
+
+    fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
+        let s = self.state.lock().unwrap();
+        s.open.contains_key(&local).then(|| s.counters.get(&local).cloned().unwrap_or_default())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.state.lock().unwrap().now_ms
+    }
+}
