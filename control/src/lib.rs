@@ -1,6 +1,6 @@
 //! Control plane of the media relay: the rtpengine-compatible ng protocol, SDP
 //! rewriting, the call model that turns signalling into forwarding rules, and the HTTP
-//! API. Everything here is sans-IO except `http` (a small blocking server).
+//! API's request handling. Everything here is sans-IO (the daemon serves the API).
 
 pub mod bencode;
 pub mod call;
