@@ -22,7 +22,7 @@
 //! literal, `localhost` or a name the operator allowed (DNS rebinding). A panic in a
 //! handler becomes a 500 reply, logged and counted (`relay_http_panics_total`).
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,8 +30,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use rules::dataplane::{DataPlane, FlowCounters, FlowKind};
-use crate::engine::{CallSummary, Engine, EngineStats, FlowView};
+use crate::engine::{Engine, EngineStats};
+use crate::views::Snapshot;
+use rules::dataplane::{DataPlane, FlowCounters};
 
 /// Limits and access rules of the HTTP API.
 #[derive(Clone)]
@@ -368,210 +369,6 @@ pub fn route_raw(api: &Api, raw: &[u8]) -> Option<Response> {
     Some(route(api, req.method?, req.path?, &headers))
 }
 
-// --- copies taken under the engine lock, completed after it is released -----------------
-
-/// Plain data copied out of the engine under its lock, as cheaply as possible: no
-/// per-flow allocation (call ids and tags go into one buffer), no sorting, no data-plane
-/// calls. Counters, ordering and serialisation happen after the lock is released.
-pub struct Snapshot {
-    now_ms: u64,
-    text: String,
-    calls: Vec<CallRec>,
-    monos: Vec<MonoRec>,
-    legs: Vec<LegRec>,
-}
-
-type Span = (usize, usize);
-
-struct CallRec {
-    id: Span,
-    created_ms: u64,
-    created_unix: u64,
-    deleting: bool,
-    media: usize,
-    monos: Span,
-}
-
-struct MonoRec {
-    tag: Span,
-    label: Option<Span>,
-    legs: Span,
-}
-
-/// A relayed leg.
-struct LegRec {
-    media: usize,
-    rtp: SocketAddr,
-    advertised: std::net::IpAddr,
-    peer: Option<SocketAddr>,
-    peer_rtcp: Option<SocketAddr>,
-    rtp_kind: FlowKind,
-    rejected: bool,
-}
-
-impl LegRec {
-    fn rtcp(&self) -> SocketAddr {
-        SocketAddr::new(self.rtp.ip(), self.rtp.port().wrapping_add(1))
-    }
-}
-
-impl Snapshot {
-    /// Copy every call, or only the one named, at `now_ms` (for ages).
-    pub fn take(e: &Engine, only: Option<&str>, now_ms: u64) -> Snapshot {
-        let mut s = Snapshot {
-            now_ms,
-            text: String::with_capacity(if only.is_some() { 256 } else { e.calls.len() * 48 }),
-            calls: Vec::with_capacity(if only.is_some() { 1 } else { e.calls.len() }),
-            monos: Vec::with_capacity(if only.is_some() { 2 } else { e.calls.len() * 2 }),
-            legs: Vec::with_capacity(if only.is_some() { 4 } else { e.calls.len() * 2 }),
-        };
-        match only {
-            Some(id) => {
-                if let Some(c) = e.calls.get(id) {
-                    s.add(c);
-                }
-            }
-            None => e.calls.values().for_each(|c| s.add(c)),
-        }
-        s
-    }
-
-    fn put(&mut self, t: &str) -> Span {
-        let start = self.text.len();
-        self.text.push_str(t);
-        (start, self.text.len())
-    }
-
-    fn add(&mut self, c: &crate::call::Call) {
-        let id = self.put(&c.id);
-        let m0 = self.monos.len();
-        for m in &c.monologues {
-            let tag = self.put(&m.tag);
-            let label = m.label.as_deref().map(|l| self.put(l));
-            let l0 = self.legs.len();
-            for (i, l) in m.legs.iter().enumerate().filter(|(_, l)| l.relayed()) {
-                self.legs.push(LegRec {
-                    media: i + 1,
-                    rtp: l.rtp(),
-                    advertised: l.advertised,
-                    peer: l.peer,
-                    peer_rtcp: l.peer_rtcp,
-                    rtp_kind: if l.plain_udp {
-                        FlowKind::Udp
-                    } else if l.mux {
-                        FlowKind::RtpMux
-                    } else {
-                        FlowKind::Rtp
-                    },
-                    rejected: l.rejected,
-                });
-            }
-            self.monos.push(MonoRec { tag, label, legs: (l0, self.legs.len()) });
-        }
-        self.calls.push(CallRec {
-            id,
-            created_ms: c.created_ms,
-            created_unix: c.created_unix,
-            deleting: c.delete_at_ms.is_some(),
-            media: c.monologues.first().map(|m| m.legs.len()).unwrap_or(0),
-            monos: (m0, self.monos.len()),
-        });
-    }
-
-    fn str(&self, s: Span) -> &str {
-        &self.text[s.0..s.1]
-    }
-
-    /// The calls in call-id order.
-    fn sorted(&self) -> Vec<&CallRec> {
-        let mut v: Vec<&CallRec> = self.calls.iter().collect();
-        v.sort_unstable_by(|a, b| self.str(a.id).cmp(self.str(b.id)));
-        v
-    }
-
-    fn legs_of<'a>(&'a self, c: &'a CallRec) -> impl Iterator<Item = (&'a MonoRec, &'a LegRec)> + 'a {
-        self.monos[c.monos.0..c.monos.1]
-            .iter()
-            .flat_map(move |m| self.legs[m.legs.0..m.legs.1].iter().map(move |l| (m, l)))
-    }
-
-    /// Every relay socket of the copied calls.
-    fn sockets(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.legs.iter().flat_map(|l| [l.rtp, l.rtcp()])
-    }
-
-    /// `Engine::call_summaries`, with the data plane's counters.
-    pub fn calls(&self, dp: &dyn DataPlane) -> Vec<CallSummary> {
-        self.sorted()
-            .into_iter()
-            .map(|c| {
-                let (mut packets, mut bytes, mut dropped) = (0, 0, 0);
-                for (_, l) in self.legs_of(c) {
-                    for s in [l.rtp, l.rtcp()] {
-                        if let Some(x) = dp.counters(s) {
-                            packets += x.packets;
-                            bytes += x.bytes;
-                            dropped += x.dropped;
-                        }
-                    }
-                }
-                let monos = &self.monos[c.monos.0..c.monos.1];
-                CallSummary {
-                    call_id: self.str(c.id).to_string(),
-                    tags: monos.iter().map(|m| self.str(m.tag).to_string()).collect(),
-                    labels: monos.iter().filter_map(|m| m.label.map(|l| self.str(l).to_string())).collect(),
-                    created_unix: c.created_unix,
-                    age_s: self.now_ms.saturating_sub(c.created_ms) / 1000,
-                    media: c.media,
-                    packets,
-                    bytes,
-                    dropped,
-                    deleting: c.deleting,
-                }
-            })
-            .collect()
-    }
-
-    /// `Engine::flows`, with the data plane's counters.
-    pub fn flows(&self, dp: &dyn DataPlane) -> Vec<FlowView> {
-        let mut out = Vec::with_capacity(self.legs.len() * 2);
-        for c in self.sorted() {
-            for (m, l) in self.legs_of(c) {
-                for (sock, kind, peer) in [(l.rtp, l.rtp_kind, l.peer), (l.rtcp(), FlowKind::Rtcp, l.peer_rtcp)] {
-                    let counters = dp.counters(sock).unwrap_or_default();
-                    let state = if l.rejected {
-                        "rejected"
-                    } else if counters.latched_peer.is_some() {
-                        "latched"
-                    } else if peer.is_some() {
-                        "signalled"
-                    } else {
-                        "waiting"
-                    };
-                    out.push(FlowView {
-                        call_id: self.str(c.id).to_string(),
-                        tag: self.str(m.tag).to_string(),
-                        media: l.media,
-                        kind,
-                        local: sock,
-                        advertised: SocketAddr::new(l.advertised, sock.port()),
-                        signalled_peer: peer,
-                        state,
-                        age_s: self.now_ms.saturating_sub(c.created_ms) / 1000,
-                        idle_ms: if counters.last_packet_ms == 0 {
-                            None
-                        } else {
-                            Some(self.now_ms.saturating_sub(counters.last_packet_ms))
-                        },
-                        counters,
-                    });
-                }
-            }
-        }
-        out
-    }
-}
-
 /// The engine's own numbers.
 struct EngineCopy {
     calls: usize,
@@ -684,10 +481,12 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
     use crate::bencode::Value;
-    use rules::dataplane::{FlowRule, MemoryDataPlane};
     use crate::engine::EngineConfig;
+    use rules::dataplane::{FlowRule, MemoryDataPlane};
 
     fn engine_with_calls(ids: &[&str]) -> (Arc<Mutex<Engine>>, Arc<MemoryDataPlane>) {
         let dp = Arc::new(MemoryDataPlane::default());

@@ -5,14 +5,18 @@
 pub mod bencode;
 pub mod call;
 pub mod engine;
+pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod interface;
 pub mod ng;
+pub mod offer_answer;
 pub mod rewrite;
 pub mod sdes;
+pub mod sdes_negotiation;
 pub mod sdp;
+pub mod views;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -1,0 +1,195 @@
+//! SDES negotiation (RFC 4568) for one media section of an offer or answer: which suites
+//! the relay offers each side, which keys each leg decrypts and encrypts with, and the
+//! a=crypto lines of the rewritten SDP. Every leg gets keys of its own (a leg's key never
+//! protects another leg); a re-offer keeps the keys already offered for the same tag and
+//! suite, so a re-INVITE does not re-key.
+
+use std::fmt;
+
+use crate::call::Call;
+use crate::ng::flags::{self, Flags};
+use crate::sdes::{self, Crypto, CryptoError};
+use crate::sdp::Media;
+
+/// Why SDES could not be negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdesError {
+    /// An SAVP section whose a=crypto lines are all unusable (the last one's error).
+    NoUsableCrypto {
+        proto: String,
+        err: CryptoError,
+    },
+    /// An SAVP section without a=crypto lines (the protocol named).
+    NoCrypto {
+        proto: String,
+    },
+    /// SDES-no / SDES-only flags removed every suite.
+    NoSuiteLeft,
+    /// The answer picked a tag and suite the relay did not offer.
+    NotOffered {
+        tag: u32,
+        suite: String,
+    },
+    /// The offerer's SAVP section had no usable a=crypto line to answer with.
+    OfferHadNoCrypto,
+    UnsupportedSuite,
+}
+
+impl fmt::Display for SdesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SdesError::NoUsableCrypto { proto, err } => write!(f, "no usable a=crypto line in {proto} media: {err}"),
+            SdesError::NoCrypto { proto } => {
+                write!(f, "{proto} media without a=crypto line (DTLS-SRTP is not supported yet)")
+            }
+            SdesError::NoSuiteLeft => f.write_str("SDES flags leave no SRTP suite to offer"),
+            SdesError::NotOffered { tag, suite } => {
+                write!(f, "the answer picks a=crypto tag {tag} ({suite}), which was not offered")
+            }
+            SdesError::OfferHadNoCrypto => f.write_str("the offer had no usable a=crypto line"),
+            SdesError::UnsupportedSuite => f.write_str("unsupported suite"),
+        }
+    }
+}
+
+impl std::error::Error for SdesError {}
+
+/// One media section of an SDP on its way from monologue `sender` to `recipient`.
+#[derive(Debug, Clone, Copy)]
+pub struct Section<'a> {
+    pub media: &'a Media,
+    /// The section's index (the legs' index in both monologues).
+    pub index: usize,
+    pub sender: usize,
+    pub recipient: usize,
+    pub is_answer: bool,
+}
+
+/// What the recipient's SDP gets: its protocol when it differs from the sender's, and
+/// the a=crypto lines that replace the sender's (`Some(empty)`: none).
+pub type SdesOut = (Option<String>, Option<Vec<String>>);
+
+fn savp(p: &str) -> bool {
+    p.to_ascii_uppercase().contains("SAVP")
+}
+
+/// Every usable a=crypto line of the section; an error if there is none.
+fn parse_all(m: &Media) -> Result<Vec<Crypto>, SdesError> {
+    let mut ok = Vec::new();
+    let mut last_err = None;
+    for l in m.lines.iter().filter(|l| l.starts_with("a=crypto:")) {
+        match sdes::parse(l) {
+            Ok(c) => ok.push(c),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    if ok.is_empty() {
+        let proto = m.m.proto.clone();
+        return Err(match last_err {
+            Some(err) => SdesError::NoUsableCrypto { proto, err },
+            None => SdesError::NoCrypto { proto },
+        });
+    }
+    Ok(ok)
+}
+
+/// SDES for one section: updates the legs' keys in `call` and returns what the
+/// recipient's SDP carries.
+pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesOut, SdesError> {
+    let (m, x, y, i) = (s.media, s.sender, s.recipient, s.index);
+    let fmt = |c: &Crypto| sdes::format(c, flags.sdes_pad, flags.sdes_lifetime);
+    let x_proto = m.m.proto.clone();
+    call.monologues[x].legs[i].proto = x_proto.clone();
+    if !s.is_answer {
+        let y_proto = flags.transport_protocol.clone().unwrap_or_else(|| x_proto.clone());
+        let offered = if savp(&x_proto) { parse_all(m)? } else { Vec::new() };
+        call.monologues[x].legs[i].sdes_offered = offered.clone();
+        let yl = &mut call.monologues[y].legs[i];
+        yl.proto = y_proto.clone();
+        if !savp(&y_proto) || flags.sdes_off {
+            yl.sdes_relay_offer.clear();
+            return Ok((flags.transport_protocol.clone(), Some(Vec::new())));
+        }
+        // the suites to offer: the offerer's first (same tags), then the others
+        let allowed = |name: &str| {
+            let n = flags::normalize(name);
+            !flags.sdes_no.contains(&n) && (flags.sdes_only.is_empty() || flags.sdes_only.contains(&n))
+        };
+        let mut list: Vec<(u32, &str)> = Vec::new();
+        for c in &offered {
+            if allowed(&c.key.suite) && !list.iter().any(|(_, s)| *s == c.key.suite) {
+                list.push((c.tag, sdes::suite_lengths(&c.key.suite).unwrap().0));
+            }
+        }
+        if !flags.sdes_nonew || offered.is_empty() {
+            let mut tag = offered.iter().map(|c| c.tag).max().unwrap_or(0);
+            for name in sdes::RTPENGINE_ORDER {
+                if !allowed(name) || offered.iter().any(|c| c.key.suite == name) {
+                    continue;
+                }
+                tag += 1;
+                if let Some((n, _, _)) = sdes::suite_lengths(name) {
+                    list.push((tag, n));
+                }
+            }
+        }
+        if list.is_empty() {
+            return Err(SdesError::NoSuiteLeft);
+        }
+        // a re-offer keeps the keys already offered for the same tag and suite
+        let previous = std::mem::take(&mut yl.sdes_relay_offer);
+        yl.sdes_relay_offer = list
+            .into_iter()
+            .map(|(tag, name)| {
+                previous
+                    .iter()
+                    .find(|c| c.tag == tag && c.key.suite == name)
+                    .cloned()
+                    .unwrap_or_else(|| Crypto { tag, key: sdes::generate(name).unwrap() })
+            })
+            .collect();
+        let lines = yl.sdes_relay_offer.iter().map(fmt).collect();
+        return Ok((flags.transport_protocol.clone(), Some(lines)));
+    }
+    // answer from x (answerer) back to y (offerer)
+    let chosen = if savp(&x_proto) {
+        let c = parse_all(m)?.remove(0);
+        let xl = &mut call.monologues[x].legs[i];
+        let ours = xl
+            .sdes_relay_offer
+            .iter()
+            .find(|o| o.tag == c.tag && o.key.suite == c.key.suite)
+            .cloned()
+            .ok_or_else(|| SdesError::NotOffered { tag: c.tag, suite: c.key.suite.clone() })?;
+        xl.srtp_in = Some(c.key.clone());
+        xl.srtp_out = Some(ours.key);
+        Some(c.key.suite.clone())
+    } else {
+        let xl = &mut call.monologues[x].legs[i];
+        xl.srtp_in = None;
+        xl.srtp_out = None;
+        None
+    };
+    let yl = &mut call.monologues[y].legs[i];
+    let y_proto = yl.proto.clone();
+    let proto = (y_proto != x_proto).then(|| y_proto.clone());
+    if !savp(&y_proto) {
+        yl.srtp_in = None;
+        yl.srtp_out = None;
+        return Ok((proto, Some(Vec::new())));
+    }
+    let pick = yl
+        .sdes_offered
+        .iter()
+        .find(|o| Some(&o.key.suite) == chosen.as_ref())
+        .or_else(|| yl.sdes_offered.first())
+        .cloned()
+        .ok_or(SdesError::OfferHadNoCrypto)?;
+    let out_key = match &yl.srtp_out {
+        Some(k) if k.suite == pick.key.suite => k.clone(),
+        _ => sdes::generate(&pick.key.suite).ok_or(SdesError::UnsupportedSuite)?,
+    };
+    yl.srtp_in = Some(pick.key.clone());
+    yl.srtp_out = Some(out_key.clone());
+    Ok((proto, Some(vec![fmt(&Crypto { tag: pick.tag, key: out_key })])))
+}
