@@ -435,3 +435,171 @@ fn strip_codecs(m: &Media, fmts: &[String], flags: &Flags) -> Vec<String> {
         kept
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// Ports from a counter; what was released and what is latched, on record.
+    #[derive(Default)]
+    struct TestPorts {
+        next: u16,
+        held: Vec<(IpAddr, u16)>,
+        released: Vec<(IpAddr, u16)>,
+        latched: HashMap<SocketAddr, SocketAddr>,
+    }
+
+    impl Ports for TestPorts {
+        fn allocate(&mut self, local: IpAddr, _affinity: u64) -> Result<u16, NgError> {
+            let p = 30000 + 2 * self.next;
+            self.next += 1;
+            self.held.push((local, p));
+            Ok(p)
+        }
+        fn release(&mut self, local: IpAddr, port: u16) {
+            self.held.retain(|h| *h != (local, port));
+            self.released.push((local, port));
+        }
+        fn latched_peer(&self, rtp: SocketAddr) -> Option<SocketAddr> {
+            self.latched.get(&rtp).copied()
+        }
+    }
+
+    fn sdp(ip: &str, port: u16, extra: &str) -> Sdp {
+        let text = format!(
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n{extra}"
+        );
+        Sdp::parse(&text).unwrap()
+    }
+
+    struct Setup {
+        interfaces: Vec<Interface>,
+        policy: AddressPolicy,
+    }
+
+    impl Setup {
+        fn new() -> Setup {
+            Setup { interfaces: vec![Interface::parse("203.0.113.1").unwrap()], policy: AddressPolicy::permissive() }
+        }
+        fn relay(&self) -> Relay<'_> {
+            Relay { interfaces: &self.interfaces, policy: &self.policy }
+        }
+    }
+
+    fn run(
+        call: &mut Call,
+        s: &Setup,
+        ports: &mut TestPorts,
+        sdp: &Sdp,
+        flags: &Flags,
+        tags: (&str, Option<&str>),
+        is_answer: bool,
+    ) -> Result<Outcome, NgError> {
+        let ex = Exchange { sdp, flags, from_tag: tags.0, to_tag: tags.1, is_answer, unix: 7 };
+        offer_answer(call, &ex, &s.relay(), ports)
+    }
+
+    #[test]
+    fn offer_then_answer_on_a_made_up_call() {
+        let s = Setup::new();
+        let mut ports = TestPorts::default();
+        let mut call = Call::new("c", 0, 0, 1);
+        let flags = Flags::default();
+        let offer = sdp("192.0.2.7", 4000, "");
+        let out = run(&mut call, &s, &mut ports, &offer, &flags, ("a", None), false).unwrap();
+        assert_eq!(out.sender, 0);
+        assert_eq!(call.monologues.len(), 2);
+        assert_eq!((call.monologues[0].counterpart, call.monologues[1].counterpart), (Some(1), Some(0)));
+        let (a, b) = (&call.monologues[0].legs[0], &call.monologues[1].legs[0]);
+        assert_eq!((a.port, b.port), (30000, 30002));
+        assert_eq!(a.peer, Some("192.0.2.7:4000".parse().unwrap()));
+        assert_eq!(a.peer_rtcp, Some("192.0.2.7:4001".parse().unwrap()));
+        assert_eq!(b.peer, None);
+        // the callee is sent the relay's address and its own leg's port
+        assert!(out.sdp.contains("c=IN IP4 203.0.113.1\r\n"), "{}", out.sdp);
+        assert!(out.sdp.contains("m=audio 30002 RTP/AVP 0 8\r\n"), "{}", out.sdp);
+
+        let answer = sdp("198.51.100.9", 5000, "");
+        let out = run(&mut call, &s, &mut ports, &answer, &flags, ("a", Some("b")), true).unwrap();
+        assert_eq!(out.sender, 1);
+        assert_eq!(call.monologues[1].tag, "b");
+        assert_eq!(call.monologues[1].legs[0].peer, Some("198.51.100.9:5000".parse().unwrap()));
+        assert!(out.sdp.contains("m=audio 30000 RTP/AVP 0 8\r\n"), "{}", out.sdp);
+        // nothing new allocated for the answer, nothing released
+        assert_eq!((ports.held.len(), ports.released.len()), (2, 0));
+    }
+
+    #[test]
+    fn a_reoffer_keeps_ports_and_a_latched_peer() {
+        let s = Setup::new();
+        let mut ports = TestPorts::default();
+        let mut call = Call::new("c", 0, 0, 1);
+        let flags = Flags::default();
+        let offer = sdp("192.0.2.7", 4000, "");
+        run(&mut call, &s, &mut ports, &offer, &flags, ("a", None), false).unwrap();
+        call.monologues[0].legs[0].reset_latch = false;
+        ports.latched.insert(call.monologues[0].legs[0].rtp(), "192.0.2.99:4000".parse().unwrap());
+        run(&mut call, &s, &mut ports, &offer, &flags, ("a", None), false).unwrap();
+        assert_eq!(ports.held.len(), 2);
+        assert!(!call.monologues[0].legs[0].reset_latch, "the same address keeps the latch");
+        // hold (c=0.0.0.0): no peer, and the latch is reset
+        let hold = sdp("0.0.0.0", 4000, "");
+        run(&mut call, &s, &mut ports, &hold, &flags, ("a", None), false).unwrap();
+        assert_eq!(call.monologues[0].legs[0].peer, None);
+        assert!(call.monologues[0].legs[0].reset_latch);
+        // a re-offer with fewer sections releases the dropped legs' ports
+        let none = Sdp::parse("v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\n").unwrap();
+        run(&mut call, &s, &mut ports, &none, &flags, ("a", None), false).unwrap();
+        assert_eq!((ports.held.len(), ports.released.len()), (0, 2));
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        let s = Setup::new();
+        let mut ports = TestPorts::default();
+        let flags = Flags::default();
+        let offer = sdp("192.0.2.7", 4000, "");
+        let mut call = Call::new("c", 0, 0, 1);
+        let e = run(&mut call, &s, &mut ports, &offer, &flags, ("a", Some("b")), true).unwrap_err();
+        assert_eq!(e, NgError::UnknownFromTag("a".into()));
+        run(&mut call, &s, &mut ports, &offer, &flags, ("a", None), false).unwrap();
+        let e = run(&mut call, &s, &mut ports, &offer, &flags, ("a", None), true).unwrap_err();
+        assert_eq!(e, NgError::NoToTagInAnswer);
+        let dir = Flags { direction: vec!["nope".into(), "x".into()], ..Default::default() };
+        let e = run(&mut call, &s, &mut ports, &offer, &dir, ("a", None), false).unwrap_err();
+        assert_eq!(e.to_string(), "unknown interface \"nope\"");
+        // the media address policy: loopback is refused outside the lab
+        let strict = Setup { policy: AddressPolicy::default(), ..Setup::new() };
+        let lo = sdp("127.0.0.1", 4000, "");
+        let e = run(&mut Call::new("d", 0, 0, 2), &strict, &mut ports, &lo, &flags, ("a", None), false).unwrap_err();
+        assert_eq!(e.to_string(), "media address 127.0.0.1:4000 refused: loopback address");
+        let rtcp = sdp("192.0.2.7", 4000, "a=rtcp:4001 IN IP4 127.0.0.1\r\n");
+        let e = run(&mut Call::new("d", 0, 0, 2), &strict, &mut ports, &rtcp, &flags, ("a", None), false).unwrap_err();
+        assert_eq!(e.to_string(), "media address 127.0.0.1:4001 refused: loopback address (a=rtcp)");
+    }
+
+    #[test]
+    fn codec_strip_and_the_answer_filter() {
+        let s = Setup::new();
+        let mut ports = TestPorts::default();
+        let mut call = Call::new("c", 0, 0, 1);
+        let strip = Flags { codec_strip: vec!["pcma".into()], ..Default::default() };
+        let out = run(&mut call, &s, &mut ports, &sdp("192.0.2.7", 4000, ""), &strip, ("a", None), false).unwrap();
+        assert!(out.sdp.contains("m=audio 30002 RTP/AVP 0\r\n"), "{}", out.sdp);
+        // stripping every codec keeps the section as it was
+        let all = Flags { codec_strip: vec!["all".into()], ..Default::default() };
+        let out = run(&mut call, &s, &mut ports, &sdp("192.0.2.7", 4000, ""), &all, ("a", None), false).unwrap();
+        assert!(out.sdp.contains("m=audio 30002 RTP/AVP 0 8\r\n"), "{}", out.sdp);
+        // the answer towards the offerer keeps only what the offerer offered
+        let answer = Sdp::parse(
+            "v=0\r\no=- 1 1 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\nm=audio 5000 RTP/AVP 9 8\r\n",
+        )
+        .unwrap();
+        let flags = Flags::default();
+        let out = run(&mut call, &s, &mut ports, &answer, &flags, ("a", Some("b")), true).unwrap();
+        assert!(out.sdp.contains("m=audio 30000 RTP/AVP 8\r\n"), "{}", out.sdp);
+    }
+}

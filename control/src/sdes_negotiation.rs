@@ -193,3 +193,101 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
     yl.srtp_out = Some(out_key.clone());
     Ok((proto, Some(vec![fmt(&Crypto { tag: pick.tag, key: out_key })])))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{Leg, Monologue};
+    use crate::sdp::Sdp;
+
+    const KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+    fn leg() -> Leg {
+        Leg {
+            media_type: "audio".into(),
+            local: "203.0.113.1".parse().unwrap(),
+            advertised: "203.0.113.1".parse().unwrap(),
+            port: 30000,
+            peer: None,
+            peer_rtcp: None,
+            mux: false,
+            mux_forced: Vec::new(),
+            plain_udp: false,
+            clock_rate: 8000,
+            reset_latch: false,
+            rejected: false,
+            srtp_in: None,
+            srtp_out: None,
+            proto: "RTP/AVP".into(),
+            sdes_offered: Vec::new(),
+            sdes_relay_offer: Vec::new(),
+        }
+    }
+
+    /// A call of two monologues with one leg each.
+    fn call() -> Call {
+        let mut c = Call::new("c", 0, 0, 1);
+        for t in ["a", "b"] {
+            let mut m = Monologue::new(t, 0);
+            m.legs.push(leg());
+            c.monologues.push(m);
+        }
+        c
+    }
+
+    fn media(proto: &str, crypto: &[&str]) -> Sdp {
+        let mut t = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\nm=audio 4000 {proto} 0\r\n");
+        for c in crypto {
+            t += &format!("a=crypto:{c}\r\n");
+        }
+        Sdp::parse(&t).unwrap()
+    }
+
+    fn section(sdp: &Sdp, sender: usize, is_answer: bool) -> Section<'_> {
+        Section { media: &sdp.media[0], index: 0, sender, recipient: 1 - sender, is_answer }
+    }
+
+    #[test]
+    fn savp_to_savp_offer_and_answer() {
+        let mut c = call();
+        let flags = Flags::default();
+        let offer = media("RTP/SAVP", &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")]);
+        let (proto, lines) = negotiate(&mut c, &flags, section(&offer, 0, false)).unwrap();
+        assert_eq!(proto, None);
+        let lines = lines.unwrap();
+        // the offerer's suite first with its tag, then the others
+        assert!(lines[0].starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"), "{lines:?}");
+        assert!(lines.len() > 1);
+        assert!(!lines.iter().any(|l| l.contains(KEY)), "every leg gets keys of its own");
+        // the answer picks what the relay offered
+        let picked = lines[0].strip_prefix("a=crypto:").unwrap();
+        let answer = media("RTP/SAVP", &[picked]);
+        let (_, lines) = negotiate(&mut c, &flags, section(&answer, 1, true)).unwrap();
+        assert_eq!(lines.unwrap().len(), 1);
+        let (a, b) = (&c.monologues[0].legs[0], &c.monologues[1].legs[0]);
+        assert!(a.srtp_in.is_some() && a.srtp_out.is_some() && b.srtp_in.is_some() && b.srtp_out.is_some());
+    }
+
+    #[test]
+    fn refusals() {
+        let flags = Flags::default();
+        let e = negotiate(&mut call(), &flags, section(&media("RTP/SAVP", &[]), 0, false)).unwrap_err();
+        assert_eq!(e.to_string(), "RTP/SAVP media without a=crypto line (DTLS-SRTP is not supported yet)");
+        let bad = media("RTP/SAVP", &["1 F8_128_HMAC_SHA1_80 inline:AAAA"]);
+        let e = negotiate(&mut call(), &flags, section(&bad, 0, false)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no usable a=crypto line in RTP/SAVP media: unsupported SRTP suite F8_128_HMAC_SHA1_80"
+        );
+        let only = Flags { sdes_only: vec!["nothing".into()], ..Default::default() };
+        let avp_to_savp = Flags { transport_protocol: Some("RTP/SAVP".into()), ..only };
+        let e = negotiate(&mut call(), &avp_to_savp, section(&media("RTP/AVP", &[]), 0, false)).unwrap_err();
+        assert_eq!(e, SdesError::NoSuiteLeft);
+        // an answer picking a tag the relay did not offer
+        let mut c = call();
+        c.monologues[1].legs[0].proto = "RTP/SAVP".into();
+        let answer = media("RTP/SAVP", &[&format!("9 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")]);
+        let e = negotiate(&mut c, &flags, section(&answer, 1, true)).unwrap_err();
+        assert_eq!(e.to_string(), "the answer picks a=crypto tag 9 (AES_CM_128_HMAC_SHA1_80), which was not offered");
+    }
+}

@@ -328,3 +328,89 @@ fn add_totals(t: &mut Totals, rtp: &FlowCounters, rtcp: &FlowCounters) {
     t.rtcp.bytes += rtcp.bytes + rtp.rtcp_bytes;
     t.rtcp.errors += rtcp.dropped;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rules::dataplane::MemoryDataPlane;
+
+    use super::*;
+    use crate::bencode::Value;
+    use crate::engine::EngineConfig;
+
+    fn engine() -> (Engine, Arc<MemoryDataPlane>) {
+        let dp = Arc::new(MemoryDataPlane::default());
+        let mut e = Engine::new(EngineConfig::default(), dp.clone());
+        for (cmd, tag, port) in [("offer", None, 4000), ("answer", Some("b"), 5000)] {
+            let mut d = Value::dict();
+            d.insert("command", cmd.into());
+            d.insert("call-id", "c".into());
+            d.insert("from-tag", "a".into());
+            if let Some(t) = tag {
+                d.insert("to-tag", t.into());
+            }
+            let sdp = format!(
+                "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
+            );
+            d.insert("sdp", sdp.as_str().into());
+            assert_eq!(e.command(&d, 1000, 1).get("result").and_then(Value::as_str), Some("ok"));
+        }
+        (e, dp)
+    }
+
+    /// The ng query, the totals and the HTTP flow view agree: one traversal, three renderings.
+    #[test]
+    fn query_totals_and_flows_render_the_same_counters() {
+        let (e, dp) = engine();
+        let a_rtp = e.calls["c"].monologues[0].legs[0].rtp();
+        let latched: SocketAddr = "192.0.2.10:4000".parse().unwrap();
+        dp.state.lock().unwrap().counters.insert(
+            a_rtp,
+            FlowCounters {
+                packets: 10,
+                bytes: 1000,
+                rtcp_packets: 2,
+                rtcp_bytes: 100,
+                dropped: 1,
+                latched_peer: Some(latched),
+                last_packet_ms: 3000,
+                ssrc: 77,
+                ..Default::default()
+            },
+        );
+        let snap = Snapshot::take(&e, Some("c"), 5500);
+        let q = snap.query(dp.as_ref()).unwrap();
+        assert_eq!(q.tags.iter().map(|t| t.tag.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(q.tags[0].in_dialogue_with.as_deref(), Some("b"));
+        let s = &q.tags[0].medias[0].streams[0];
+        assert_eq!((s.local, s.endpoint, s.last_packet_s, s.ssrc), (a_rtp, Some(latched), 2, 77));
+        assert_eq!(s.stats, Block { packets: 10, bytes: 1000, errors: 1 });
+        // multiplexed RTCP counts as RTCP in the totals
+        let t = snap.totals(dp.as_ref());
+        assert_eq!(
+            (t.rtp, t.rtcp),
+            (Block { packets: 8, bytes: 900, errors: 1 }, Block { packets: 2, bytes: 100, errors: 0 })
+        );
+        assert_eq!(q.totals, t);
+        let flows = snap.flows(dp.as_ref());
+        let f = flows.iter().find(|f| f.local == a_rtp).unwrap();
+        assert_eq!((f.state, f.counters.packets, f.idle_ms), ("latched", 10, Some(2500)));
+        assert_eq!(flows.len(), 4);
+        // a call not in the snapshot has no query
+        assert!(Snapshot::take(&e, Some("nope"), 0).query(dp.as_ref()).is_none());
+    }
+
+    /// Sections the relay does not relay are listed by query without streams, and have no flows.
+    #[test]
+    fn unrelayed_sections_have_no_streams_or_flows() {
+        let (mut e, dp) = engine();
+        e.calls.get_mut("c").unwrap().monologues[0].legs[0].port = 0;
+        let snap = Snapshot::take(&e, Some("c"), 0);
+        let q = snap.query(dp.as_ref()).unwrap();
+        assert!(q.tags[0].medias[0].streams.is_empty());
+        assert_eq!(q.tags[0].medias[0].media_type, "audio");
+        assert_eq!(snap.flows(dp.as_ref()).len(), 2);
+        assert_eq!(snap.sockets().count(), 2);
+    }
+}
