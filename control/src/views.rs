@@ -1,7 +1,8 @@
 //! One traversal of the calls, rendered three ways: the HTTP API's call and flow views,
 //! its metrics, and the ng `query` and `delete` totals. [`Snapshot::take`] copies plain
-//! data out of the engine (under its lock, when shared); the data plane's counters are
-//! read afterwards, from the snapshot, never while the engine is held.
+//! data out of the engine; the data plane's counters are read afterwards, from the
+//! snapshot. The HTTP API takes the snapshot under the engine's lock and reads the
+//! counters after releasing it (ng commands run under the lock anyway).
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,7 @@ use crate::engine::Engine;
 use crate::ng::reply::{Block, CallQuery, MediaQuery, StreamQuery, TagQuery, Totals};
 use rules::dataplane::{DataPlane, FlowCounters, FlowKind};
 
+/// One relay socket of a call (`/flows`, `/calls/{id}`, relayctl).
 #[derive(Debug, Clone, Serialize)]
 pub struct FlowView {
     pub call_id: String,
@@ -26,6 +28,7 @@ pub struct FlowView {
     pub counters: FlowCounters,
 }
 
+/// One call with its traffic summed (`/calls`, relayctl).
 #[derive(Debug, Clone, Serialize)]
 pub struct CallSummary {
     pub call_id: String,

@@ -237,3 +237,36 @@ impl NgError {
         error_reply(&self.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(r: &Reply) -> String {
+        String::from_utf8(r.encode().encode()).unwrap()
+    }
+
+    /// The wire bytes of the replies whose shape is fixed (others carry SDP and counters).
+    #[test]
+    fn replies_encode_as_rtpengine_spells_them() {
+        assert_eq!(bytes(&Reply::Pong), "d6:result4:ponge");
+        let list = CallList { calls: vec!["a".into(), "b".into()], warning: Some("cut".into()) };
+        assert_eq!(bytes(&Reply::List(list)), "d5:callsl1:a1:be6:result2:ok7:warning3:cute");
+        let t = Totals { rtp: Block { packets: 1, bytes: 2, errors: 3 }, rtcp: Block::default() };
+        assert_eq!(
+            bytes(&Reply::Deleted(t)),
+            "d6:result2:ok6:totalsd4:RTCPd5:bytesi0e6:errorsi0e7:packetsi0ee3:RTPd5:bytesi2e6:errorsi3e7:packetsi1eeee"
+        );
+        let s = Statistics { sessions: 2, ports_used: 8, managed_sessions: 5, ended: vec![("timeout".into(), 3)] };
+        assert_eq!(
+            bytes(&Reply::Statistics(s)),
+            "d6:result2:ok10:statisticsd17:currentstatisticsd9:portsusedi8e15:sessionsforeigni0e\
+             11:sessionsowni2e13:sessionstotali2ee15:totalstatisticsd13:ended-timeouti3e\
+             15:managedsessionsi5eeee"
+        );
+        assert_eq!(
+            String::from_utf8(NgError::UnknownCallId("x".into()).encode().encode()).unwrap(),
+            "d12:error-reason19:Unknown call-id \"x\"6:result5:errore"
+        );
+    }
+}
