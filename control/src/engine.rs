@@ -1,8 +1,7 @@
 //! The control plane's state machine: calls, port allocation and timers, and the ng
 //! commands over them. Requests arrive decoded ([`Request`]), offer/answer itself is
-//! [`offer_answer`](crate::offer_answer), the views of the calls are
-//! [`views`](crate::views). Pure logic over explicit time; the data plane is behind a
-//! trait.
+//! [`offer_answer`], the views of the calls are [`views`](crate::views). Pure logic
+//! over explicit time; the data plane is behind a trait.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -33,9 +33,9 @@ pub struct Flags {
     pub received_from: Option<IpAddr>,
     pub via_branch: Option<String>,
     pub sdes_off: bool,
-    /// SDES-no-<suite>: suites not to offer (normalized names).
+    /// `SDES-no-<suite>`: suites not to offer (normalized names).
     pub sdes_no: Vec<String>,
-    /// SDES-only-<suite>: the only suites to offer.
+    /// `SDES-only-<suite>`: the only suites to offer.
     pub sdes_only: Vec<String>,
     /// SDES-nonew: on SAVP -> SAVP, offer only the suites the offerer offered.
     pub sdes_nonew: bool,
