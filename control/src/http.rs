@@ -9,12 +9,11 @@
 //! | `GET /stats` | control and data plane counters as JSON |
 //! | `GET /metrics` | Prometheus text format |
 //!
-//! Two layers. [`route`] is pure request handling: method, target and headers in, a
-//! [`Response`] out, no sockets (unit tests and the `http_request` fuzz target call it).
-//! [`serve`] is hyper's HTTP/1.1 server on a current-thread tokio runtime in the calling
-//! thread: bounded request heads, a deadline for the head and one for the whole
-//! connection (so also for writing the reply), a bounded number of connections served
-//! concurrently, one request per connection.
+//! This is the pure layer: [`route`] takes method, target and headers and gives a
+//! [`Response`], no sockets (unit tests and the `http_request` fuzz target call it);
+//! [`handle`] adds panic containment. The daemon serves it over HTTP/1.1 (relayd's
+//! `http_server`: bounded request heads, deadlines, a bounded number of connections),
+//! with the limits in [`HttpOptions`].
 //!
 //! The engine lock is held only to copy plain data out (call and flow skeletons, the
 //! engine's counters, the data plane handle); data-plane counters are read and the reply
@@ -23,22 +22,17 @@
 //! literal, `localhost` or a name the operator allowed (DNS rebinding). A panic in a
 //! handler becomes a 500 reply, logged and counted (`relay_http_panics_total`).
 
-use std::convert::Infallible;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 
-use rules::dataplane::{DataPlane, FlowCounters, FlowKind};
-use crate::engine::{CallSummary, Engine, EngineStats, FlowView};
+use crate::engine::{Engine, EngineStats};
+use crate::views::Snapshot;
+use rules::dataplane::{DataPlane, FlowCounters};
 
 /// Where relayd serves the API by default (`--listen-http`), and where relayctl asks.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9900";
@@ -378,210 +372,6 @@ pub fn route_raw(api: &Api, raw: &[u8]) -> Option<Response> {
     Some(route(api, req.method?, req.path?, &headers))
 }
 
-// --- copies taken under the engine lock, completed after it is released -----------------
-
-/// Plain data copied out of the engine under its lock, as cheaply as possible: no
-/// per-flow allocation (call ids and tags go into one buffer), no sorting, no data-plane
-/// calls. Counters, ordering and serialisation happen after the lock is released.
-pub struct Snapshot {
-    now_ms: u64,
-    text: String,
-    calls: Vec<CallRec>,
-    monos: Vec<MonoRec>,
-    legs: Vec<LegRec>,
-}
-
-type Span = (usize, usize);
-
-struct CallRec {
-    id: Span,
-    created_ms: u64,
-    created_unix: u64,
-    deleting: bool,
-    media: usize,
-    monos: Span,
-}
-
-struct MonoRec {
-    tag: Span,
-    label: Option<Span>,
-    legs: Span,
-}
-
-/// A relayed leg.
-struct LegRec {
-    media: usize,
-    rtp: SocketAddr,
-    advertised: std::net::IpAddr,
-    peer: Option<SocketAddr>,
-    peer_rtcp: Option<SocketAddr>,
-    rtp_kind: FlowKind,
-    rejected: bool,
-}
-
-impl LegRec {
-    fn rtcp(&self) -> SocketAddr {
-        SocketAddr::new(self.rtp.ip(), self.rtp.port().wrapping_add(1))
-    }
-}
-
-impl Snapshot {
-    /// Copy every call, or only the one named, at `now_ms` (for ages).
-    pub fn take(e: &Engine, only: Option<&str>, now_ms: u64) -> Snapshot {
-        let mut s = Snapshot {
-            now_ms,
-            text: String::with_capacity(if only.is_some() { 256 } else { e.calls.len() * 48 }),
-            calls: Vec::with_capacity(if only.is_some() { 1 } else { e.calls.len() }),
-            monos: Vec::with_capacity(if only.is_some() { 2 } else { e.calls.len() * 2 }),
-            legs: Vec::with_capacity(if only.is_some() { 4 } else { e.calls.len() * 2 }),
-        };
-        match only {
-            Some(id) => {
-                if let Some(c) = e.calls.get(id) {
-                    s.add(c);
-                }
-            }
-            None => e.calls.values().for_each(|c| s.add(c)),
-        }
-        s
-    }
-
-    fn put(&mut self, t: &str) -> Span {
-        let start = self.text.len();
-        self.text.push_str(t);
-        (start, self.text.len())
-    }
-
-    fn add(&mut self, c: &crate::call::Call) {
-        let id = self.put(&c.id);
-        let m0 = self.monos.len();
-        for m in &c.monologues {
-            let tag = self.put(&m.tag);
-            let label = m.label.as_deref().map(|l| self.put(l));
-            let l0 = self.legs.len();
-            for (i, l) in m.legs.iter().enumerate().filter(|(_, l)| l.relayed()) {
-                self.legs.push(LegRec {
-                    media: i + 1,
-                    rtp: l.rtp(),
-                    advertised: l.advertised,
-                    peer: l.peer,
-                    peer_rtcp: l.peer_rtcp,
-                    rtp_kind: if l.plain_udp {
-                        FlowKind::Udp
-                    } else if l.mux {
-                        FlowKind::RtpMux
-                    } else {
-                        FlowKind::Rtp
-                    },
-                    rejected: l.rejected,
-                });
-            }
-            self.monos.push(MonoRec { tag, label, legs: (l0, self.legs.len()) });
-        }
-        self.calls.push(CallRec {
-            id,
-            created_ms: c.created_ms,
-            created_unix: c.created_unix,
-            deleting: c.delete_at_ms.is_some(),
-            media: c.monologues.first().map(|m| m.legs.len()).unwrap_or(0),
-            monos: (m0, self.monos.len()),
-        });
-    }
-
-    fn str(&self, s: Span) -> &str {
-        &self.text[s.0..s.1]
-    }
-
-    /// The calls in call-id order.
-    fn sorted(&self) -> Vec<&CallRec> {
-        let mut v: Vec<&CallRec> = self.calls.iter().collect();
-        v.sort_unstable_by(|a, b| self.str(a.id).cmp(self.str(b.id)));
-        v
-    }
-
-    fn legs_of<'a>(&'a self, c: &'a CallRec) -> impl Iterator<Item = (&'a MonoRec, &'a LegRec)> + 'a {
-        self.monos[c.monos.0..c.monos.1]
-            .iter()
-            .flat_map(move |m| self.legs[m.legs.0..m.legs.1].iter().map(move |l| (m, l)))
-    }
-
-    /// Every relay socket of the copied calls.
-    fn sockets(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.legs.iter().flat_map(|l| [l.rtp, l.rtcp()])
-    }
-
-    /// `Engine::call_summaries`, with the data plane's counters.
-    pub fn calls(&self, dp: &dyn DataPlane) -> Vec<CallSummary> {
-        self.sorted()
-            .into_iter()
-            .map(|c| {
-                let (mut packets, mut bytes, mut dropped) = (0, 0, 0);
-                for (_, l) in self.legs_of(c) {
-                    for s in [l.rtp, l.rtcp()] {
-                        if let Some(x) = dp.counters(s) {
-                            packets += x.packets;
-                            bytes += x.bytes;
-                            dropped += x.dropped;
-                        }
-                    }
-                }
-                let monos = &self.monos[c.monos.0..c.monos.1];
-                CallSummary {
-                    call_id: self.str(c.id).to_string(),
-                    tags: monos.iter().map(|m| self.str(m.tag).to_string()).collect(),
-                    labels: monos.iter().filter_map(|m| m.label.map(|l| self.str(l).to_string())).collect(),
-                    created_unix: c.created_unix,
-                    age_s: self.now_ms.saturating_sub(c.created_ms) / 1000,
-                    media: c.media,
-                    packets,
-                    bytes,
-                    dropped,
-                    deleting: c.deleting,
-                }
-            })
-            .collect()
-    }
-
-    /// `Engine::flows`, with the data plane's counters.
-    pub fn flows(&self, dp: &dyn DataPlane) -> Vec<FlowView> {
-        let mut out = Vec::with_capacity(self.legs.len() * 2);
-        for c in self.sorted() {
-            for (m, l) in self.legs_of(c) {
-                for (sock, kind, peer) in [(l.rtp, l.rtp_kind, l.peer), (l.rtcp(), FlowKind::Rtcp, l.peer_rtcp)] {
-                    let counters = dp.counters(sock).unwrap_or_default();
-                    let state = if l.rejected {
-                        "rejected"
-                    } else if counters.latched_peer.is_some() {
-                        "latched"
-                    } else if peer.is_some() {
-                        "signalled"
-                    } else {
-                        "waiting"
-                    };
-                    out.push(FlowView {
-                        call_id: self.str(c.id).to_string(),
-                        tag: self.str(m.tag).to_string(),
-                        media: l.media,
-                        kind,
-                        local: sock,
-                        advertised: SocketAddr::new(l.advertised, sock.port()),
-                        signalled_peer: peer,
-                        state,
-                        age_s: self.now_ms.saturating_sub(c.created_ms) / 1000,
-                        idle_ms: if counters.last_packet_ms == 0 {
-                            None
-                        } else {
-                            Some(self.now_ms.saturating_sub(counters.last_packet_ms))
-                        },
-                        counters,
-                    });
-                }
-            }
-        }
-        out
-    }
-}
-
 /// The engine's own numbers.
 struct EngineCopy {
     calls: usize,
@@ -692,111 +482,14 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
     out
 }
 
-// --- the server ---------------------------------------------------------------------------
-
-fn to_hyper(r: Response) -> hyper::Response<Full<Bytes>> {
-    let mut b = hyper::Response::builder()
-        .status(r.status)
-        .header(hyper::header::CONTENT_TYPE, r.content_type)
-        .header(hyper::header::CACHE_CONTROL, "no-store");
-    if r.status == 401 {
-        b = b.header(hyper::header::WWW_AUTHENTICATE, "Bearer");
-    }
-    b.body(Full::new(Bytes::from(r.body))).unwrap_or_else(|_| {
-        let mut x = hyper::Response::new(Full::new(Bytes::new()));
-        *x.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-        x
-    })
-}
-
-fn answer(api: &Api, req: &hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
-    // the body is never read (no route takes one); hyper closes the connection after the reply
-    let target = req.uri().to_string();
-    let headers: Vec<(&str, &[u8])> = req.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
-    to_hyper(handle(api, req.method().as_str(), &target, &headers))
-}
-
-/// One connection slot, given back when the connection ends.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Serve the API on `listener` until the process ends (runs a current-thread tokio
-/// runtime in the calling thread). Errors only if the runtime cannot start.
-pub fn serve(listener: std::net::TcpListener, api: Arc<Api>) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let active = Arc::new(AtomicUsize::new(0));
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(api.opts.header_timeout)
-            .max_header_size(api.opts.max_header_bytes)
-            .max_buf_size(api.opts.max_header_bytes.max(8192))
-            .max_headers(64)
-            .keep_alive(false);
-        loop {
-            let stream = match listener.accept().await {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    // out of descriptors and the like: do not spin
-                    log::warn!("http: accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            if active.load(Ordering::Relaxed) >= api.opts.max_connections {
-                api.stats.refused_busy.fetch_add(1, Ordering::Relaxed);
-                let _ = stream.try_write(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
-                );
-                continue;
-            }
-            active.fetch_add(1, Ordering::Relaxed);
-            let slot = Slot(active.clone());
-            let api = api.clone();
-            let conn = builder.serve_connection(
-                TokioIo::new(stream),
-                service_fn({
-                    let api = api.clone();
-                    move |req| {
-                        let r = answer(&api, &req);
-                        async move { Ok::<_, Infallible>(r) }
-                    }
-                }),
-            );
-            tokio::spawn(async move {
-                let _slot = slot;
-                match tokio::time::timeout(api.opts.connection_timeout, conn).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        if e.is_timeout() {
-                            api.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                        }
-                        log::debug!("http: {e}");
-                    }
-                    Err(_) => {
-                        api.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                        log::debug!("http: connection closed at its deadline");
-                    }
-                }
-            });
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
     use crate::bencode::Value;
-    use rules::dataplane::{FlowRule, MemoryDataPlane};
     use crate::engine::EngineConfig;
+    use rules::dataplane::{FlowRule, MemoryDataPlane};
 
     fn engine_with_calls(ids: &[&str]) -> (Arc<Mutex<Engine>>, Arc<MemoryDataPlane>) {
         let dp = Arc::new(MemoryDataPlane::default());

@@ -95,11 +95,11 @@ impl PortPool {
 
     /// Bind pair `k`: Ok(false) when something else holds one of its ports; an error
     /// when no port can be bound at all (the descriptor limit).
-    fn try_pair(&mut self, dp: &dyn DataPlane, k: usize, affinity: u64) -> Result<bool, String> {
+    fn try_pair(&mut self, dp: &dyn DataPlane, k: usize, affinity: u64) -> Result<bool, PortError> {
         let p = self.port_of(k);
         let rtp = SocketAddr::new(self.addr, p);
         let rtcp = SocketAddr::new(self.addr, p + 1);
-        let limit = |e: &std::io::Error| fd_limit(e).map(|m| format!("cannot bind a port pair on {}: {m}", self.addr));
+        let limit = |e: &std::io::Error| fd_limit(e).map(|why| PortError::Limit { addr: self.addr, why });
         if let Err(e) = dp.open(rtp, affinity) {
             return limit(&e).map_or(Ok(false), Err);
         }
@@ -114,7 +114,7 @@ impl PortPool {
 
     /// Reserve an RTP/RTCP pair at random by binding both sockets in the data plane.
     /// Ports that something else holds are skipped.
-    pub fn allocate(&mut self, dp: &dyn DataPlane, affinity: u64) -> Result<u16, String> {
+    pub fn allocate(&mut self, dp: &dyn DataPlane, affinity: u64) -> Result<u16, PortError> {
         use rand::Rng;
         let cap = self.capacity();
         if self.in_use < cap {
@@ -133,7 +133,7 @@ impl PortPool {
                 }
             }
         }
-        Err(format!("no free port pair in {}-{} on {} (ports exhausted)", self.min, self.max, self.addr))
+        Err(PortError::Exhausted { min: self.min, max: self.max, addr: self.addr })
     }
 
     pub fn release(&mut self, dp: &dyn DataPlane, port: u16) {
@@ -148,6 +148,28 @@ impl PortPool {
         }
     }
 }
+
+/// Why no port pair could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortError {
+    /// Out of descriptors: no other port would do better (`why` names the limit).
+    Limit { addr: IpAddr, why: String },
+    /// Every pair of the range is held.
+    Exhausted { min: u16, max: u16, addr: IpAddr },
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortError::Limit { addr, why } => write!(f, "cannot bind a port pair on {addr}: {why}"),
+            PortError::Exhausted { min, max, addr } => {
+                write!(f, "no free port pair in {min}-{max} on {addr} (ports exhausted)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PortError {}
 
 /// The real cause when a bind failed for want of descriptors (EMFILE, ENFILE): no other
 /// port would do better, and "ports exhausted" would send the operator the wrong way.
@@ -196,7 +218,7 @@ mod tests {
         got.sort();
         assert_eq!(got, [30002, 30004]);
         let e = pool.allocate(&dp, 0).unwrap_err();
-        assert!(e.contains("exhausted"), "{e}");
+        assert_eq!(e.to_string(), format!("no free port pair in 30000-30005 on {a} (ports exhausted)"));
         pool.release(&dp, 30002);
         assert_eq!(pool.in_use, 1);
         assert_eq!(pool.allocate(&dp, 0).unwrap(), 30002);

@@ -1,19 +1,23 @@
 //! Control plane of the media relay: the rtpengine-compatible ng protocol, SDP
 //! rewriting, the call model that turns signalling into forwarding rules, and the HTTP
-//! API. Everything here is sans-IO except `http` (a small blocking server).
+//! API's request handling. Everything here is sans-IO (the daemon serves the API).
 
 pub mod bencode;
 pub mod call;
 pub mod engine;
+pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod interface;
 pub mod ng;
+pub mod offer_answer;
 pub mod rewrite;
 pub mod sdes;
+pub mod sdes_negotiation;
 pub mod sdp;
+pub mod views;
 
 use std::sync::{Mutex, MutexGuard};
 

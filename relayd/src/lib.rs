@@ -1,4 +1,6 @@
-//! The relayd daemon: configuration (CLI and file), and in `bin/relayd.rs` the wiring of
-//! ng and HTTP serving, timers, the control plane and the chosen backend.
+//! The relayd daemon: configuration (CLI and file), the HTTP API's server, and in
+//! `bin/relayd.rs` the wiring of ng and HTTP serving, timers, the control plane and the
+//! chosen backend.
 
 pub mod config;
+pub mod http_server;

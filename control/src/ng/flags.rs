@@ -33,9 +33,9 @@ pub struct Flags {
     pub received_from: Option<IpAddr>,
     pub via_branch: Option<String>,
     pub sdes_off: bool,
-    /// SDES-no-<suite>: suites not to offer (normalized names).
+    /// `SDES-no-<suite>`: suites not to offer (normalized names).
     pub sdes_no: Vec<String>,
-    /// SDES-only-<suite>: the only suites to offer.
+    /// `SDES-only-<suite>`: the only suites to offer.
     pub sdes_only: Vec<String>,
     /// SDES-nonew: on SAVP -> SAVP, offer only the suites the offerer offered.
     pub sdes_nonew: bool,
@@ -48,6 +48,33 @@ pub struct Flags {
     pub ignored: Vec<String>,
 }
 
+/// A flag or key whose value cannot be used (the text is the ng error reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagsError {
+    /// `address-family` other than IP4 or IP6 (upper-cased as given).
+    AddressFamily(String),
+    /// `media-address` that is not an IP address.
+    MediaAddress(String),
+    DeleteDelayNotANumber,
+    /// `delete-delay` above [`MAX_DELETE_DELAY`].
+    DeleteDelayTooLong(i64),
+}
+
+impl std::fmt::Display for FlagsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlagsError::AddressFamily(af) => write!(f, "invalid address-family {af:?} (expected IP4 or IP6)"),
+            FlagsError::MediaAddress(ma) => write!(f, "invalid media-address {ma:?}"),
+            FlagsError::DeleteDelayNotANumber => f.write_str("delete-delay is not a number"),
+            FlagsError::DeleteDelayTooLong(d) => {
+                write!(f, "delete-delay {d} is more than a day ({MAX_DELETE_DELAY} s)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FlagsError {}
+
 /// Longest `delete-delay` a request may ask for (seconds).
 pub const MAX_DELETE_DELAY: u64 = 86_400;
 
@@ -57,7 +84,7 @@ pub fn normalize(flag: &str) -> String {
 }
 
 impl Flags {
-    pub fn from_request(req: &Value) -> Result<Flags, String> {
+    pub fn from_request(req: &Value) -> Result<Flags, FlagsError> {
         let mut f = Flags::default();
         let get_str = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
         if let Some(flags) = req.get("flags") {
@@ -92,12 +119,12 @@ impl Flags {
         if let Some(af) = get_str("address-family") {
             let af = af.to_ascii_uppercase();
             if af != "IP4" && af != "IP6" {
-                return Err(format!("invalid address-family {af:?} (expected IP4 or IP6)"));
+                return Err(FlagsError::AddressFamily(af));
             }
             f.address_family = Some(af);
         }
         if let Some(ma) = get_str("media-address") {
-            f.media_address = Some(ma.parse().map_err(|_| format!("invalid media-address {ma:?}"))?);
+            f.media_address = Some(ma.parse().map_err(|_| FlagsError::MediaAddress(ma))?);
         }
         f.transport_protocol = get_str("transport-protocol").or_else(|| get_str("transport protocol"));
         if let Some(r) = req.get("rtcp-mux") {
@@ -112,9 +139,9 @@ impl Flags {
         }
         f.label = get_str("label");
         if let Some(v) = req.get("delete-delay") {
-            let d = v.as_int().ok_or("delete-delay is not a number")?;
+            let d = v.as_int().ok_or(FlagsError::DeleteDelayNotANumber)?;
             if d > MAX_DELETE_DELAY as i64 {
-                return Err(format!("delete-delay {d} is more than a day ({MAX_DELETE_DELAY} s)"));
+                return Err(FlagsError::DeleteDelayTooLong(d));
             }
             f.delete_delay = Some(d.max(0) as u64);
         }
@@ -211,7 +238,9 @@ mod tests {
     fn bad_values_are_errors() {
         let mut req = Value::dict();
         req.insert("address-family", "IPX".into());
-        assert!(Flags::from_request(&req).unwrap_err().contains("address-family"));
+        let e = Flags::from_request(&req).unwrap_err();
+        assert_eq!(e, FlagsError::AddressFamily("IPX".into()));
+        assert_eq!(e.to_string(), "invalid address-family \"IPX\" (expected IP4 or IP6)");
         let mut req = Value::dict();
         req.insert("media-address", "nope".into());
         assert!(Flags::from_request(&req).is_err());

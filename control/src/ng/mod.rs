@@ -12,6 +12,8 @@
 
 pub mod client;
 pub mod flags;
+pub mod reply;
+pub mod request;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,6 +24,8 @@ use ipnet::IpNet;
 use rules::addrpolicy::AddressPolicy;
 use crate::bencode::Value;
 use crate::engine::Engine;
+use crate::error::NgError;
+use request::Command;
 
 /// Replies are kept this long for retransmissions.
 const COOKIE_TTL_MS: u64 = 30_000;
@@ -308,7 +312,7 @@ impl NgServer {
             Ok(req @ Value::Dict(_)) => match catch_unwind(AssertUnwindSafe(|| engine.command(&req, now_ms, unix))) {
                 Ok(v) => v,
                 Err(p) => {
-                    let cmd = req.get("command").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+                    let cmd = Command::name_in(&req);
                     let what = p
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
@@ -324,7 +328,7 @@ impl NgServer {
                         log_text(what.as_bytes(), 200),
                         log_text(cookie, 64),
                     );
-                    error_reply(&format!("internal error handling {}", log_text(cmd.as_bytes(), 40)))
+                    NgError::Internal(log_text(cmd.as_bytes(), 40)).encode()
                 }
             },
             Ok(_) => {
@@ -346,12 +350,7 @@ impl NgServer {
     }
 }
 
-pub fn error_reply(reason: &str) -> Value {
-    let mut v = Value::dict();
-    v.insert("result", "error".into());
-    v.insert("error-reason", reason.into());
-    v
-}
+pub use reply::error_reply;
 
 #[cfg(test)]
 mod tests {

@@ -136,7 +136,7 @@ fn run(cfg: Config) -> Result<(), String> {
         std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
-                if let Err(e) = control::http::serve(l, api) {
+                if let Err(e) = relayd::http_server::serve(l, api) {
                     log::error!("http: the API server stopped: {e}");
                 }
             })

@@ -1,0 +1,292 @@
+//! SDES negotiation (RFC 4568) for one media section of an offer or answer: which suites
+//! the relay offers each side, which keys each leg decrypts and encrypts with, and the
+//! a=crypto lines of the rewritten SDP. Every leg gets keys of its own (a leg's key never
+//! protects another leg); a re-offer keeps the keys already offered for the same tag and
+//! suite, so a re-INVITE does not re-key.
+
+use std::fmt;
+
+use crate::call::Call;
+use crate::ng::flags::{self, Flags};
+use crate::sdes::{self, Crypto, CryptoError};
+use crate::sdp::Media;
+use rules::dataplane::Suite;
+
+/// Why SDES could not be negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdesError {
+    /// An SAVP section whose a=crypto lines are all unusable (the last one's error).
+    NoUsableCrypto {
+        proto: String,
+        err: CryptoError,
+    },
+    /// An SAVP section without a=crypto lines (the protocol named).
+    NoCrypto {
+        proto: String,
+    },
+    /// SDES-no / SDES-only flags removed every suite.
+    NoSuiteLeft,
+    /// The answer picked a tag and suite the relay did not offer.
+    NotOffered {
+        tag: u32,
+        suite: String,
+    },
+    /// The offerer's SAVP section had no usable a=crypto line to answer with.
+    OfferHadNoCrypto,
+}
+
+impl fmt::Display for SdesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SdesError::NoUsableCrypto { proto, err } => write!(f, "no usable a=crypto line in {proto} media: {err}"),
+            SdesError::NoCrypto { proto } => {
+                write!(f, "{proto} media without a=crypto line (DTLS-SRTP is not supported yet)")
+            }
+            SdesError::NoSuiteLeft => f.write_str("SDES flags leave no SRTP suite to offer"),
+            SdesError::NotOffered { tag, suite } => {
+                write!(f, "the answer picks a=crypto tag {tag} ({suite}), which was not offered")
+            }
+            SdesError::OfferHadNoCrypto => f.write_str("the offer had no usable a=crypto line"),
+        }
+    }
+}
+
+impl std::error::Error for SdesError {}
+
+/// One media section of an SDP on its way from monologue `sender` to `recipient`.
+#[derive(Debug, Clone, Copy)]
+pub struct Section<'a> {
+    pub media: &'a Media,
+    /// The section's index (the legs' index in both monologues).
+    pub index: usize,
+    pub sender: usize,
+    pub recipient: usize,
+    pub is_answer: bool,
+}
+
+/// What the recipient's SDP gets: its protocol when it differs from the sender's, and
+/// the a=crypto lines that replace the sender's (`Some(empty)`: none).
+pub type SdesOut = (Option<String>, Option<Vec<String>>);
+
+fn savp(p: &str) -> bool {
+    p.to_ascii_uppercase().contains("SAVP")
+}
+
+/// Every usable a=crypto line of the section; an error if there is none.
+fn parse_all(m: &Media) -> Result<Vec<Crypto>, SdesError> {
+    let mut ok = Vec::new();
+    let mut last_err = None;
+    for l in m.lines.iter().filter(|l| l.starts_with("a=crypto:")) {
+        match sdes::parse(l) {
+            Ok(c) => ok.push(c),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    if ok.is_empty() {
+        let proto = m.m.proto.clone();
+        return Err(match last_err {
+            Some(err) => SdesError::NoUsableCrypto { proto, err },
+            None => SdesError::NoCrypto { proto },
+        });
+    }
+    Ok(ok)
+}
+
+/// SDES for one section: updates the legs' keys in `call` and returns what the
+/// recipient's SDP carries.
+pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesOut, SdesError> {
+    let (m, x, y, i) = (s.media, s.sender, s.recipient, s.index);
+    let fmt = |c: &Crypto| sdes::format(c, flags.sdes_pad, flags.sdes_lifetime);
+    let x_proto = m.m.proto.clone();
+    call.monologues[x].legs[i].proto = x_proto.clone();
+    if !s.is_answer {
+        let y_proto = flags.transport_protocol.clone().unwrap_or_else(|| x_proto.clone());
+        let offered = if savp(&x_proto) { parse_all(m)? } else { Vec::new() };
+        call.monologues[x].legs[i].sdes_offered = offered.clone();
+        let yl = &mut call.monologues[y].legs[i];
+        yl.proto = y_proto.clone();
+        if !savp(&y_proto) || flags.sdes_off {
+            yl.sdes_relay_offer.clear();
+            return Ok((flags.transport_protocol.clone(), Some(Vec::new())));
+        }
+        // the suites to offer: the offerer's first (same tags), then the others
+        let allowed = |name: &str| {
+            let n = flags::normalize(name);
+            !flags.sdes_no.contains(&n) && (flags.sdes_only.is_empty() || flags.sdes_only.contains(&n))
+        };
+        let mut list: Vec<(u32, Suite)> = Vec::new();
+        for c in &offered {
+            if allowed(c.key.suite.name()) && !list.iter().any(|(_, s)| *s == c.key.suite) {
+                list.push((c.tag, c.key.suite));
+            }
+        }
+        if !flags.sdes_nonew || offered.is_empty() {
+            let mut tag = offered.iter().map(|c| c.tag).max().unwrap_or(0);
+            for name in sdes::RTPENGINE_ORDER {
+                if !allowed(name) || offered.iter().any(|c| c.key.suite.name() == name) {
+                    continue;
+                }
+                tag += 1;
+                if let Some(suite) = Suite::from_name(name) {
+                    list.push((tag, suite));
+                }
+            }
+        }
+        if list.is_empty() {
+            return Err(SdesError::NoSuiteLeft);
+        }
+        // a re-offer keeps the keys already offered for the same tag and suite
+        let previous = std::mem::take(&mut yl.sdes_relay_offer);
+        yl.sdes_relay_offer = list
+            .into_iter()
+            .map(|(tag, suite)| {
+                previous
+                    .iter()
+                    .find(|c| c.tag == tag && c.key.suite == suite)
+                    .cloned()
+                    .unwrap_or_else(|| Crypto { tag, key: sdes::generate(suite) })
+            })
+            .collect();
+        let lines = yl.sdes_relay_offer.iter().map(fmt).collect();
+        return Ok((flags.transport_protocol.clone(), Some(lines)));
+    }
+    // answer from x (answerer) back to y (offerer)
+    let chosen = if savp(&x_proto) {
+        let c = parse_all(m)?.remove(0);
+        let xl = &mut call.monologues[x].legs[i];
+        let ours = xl
+            .sdes_relay_offer
+            .iter()
+            .find(|o| o.tag == c.tag && o.key.suite == c.key.suite)
+            .cloned()
+            .ok_or_else(|| SdesError::NotOffered { tag: c.tag, suite: c.key.suite.name().to_string() })?;
+        xl.srtp_in = Some(c.key.clone());
+        xl.srtp_out = Some(ours.key);
+        Some(c.key.suite)
+    } else {
+        let xl = &mut call.monologues[x].legs[i];
+        xl.srtp_in = None;
+        xl.srtp_out = None;
+        None
+    };
+    let yl = &mut call.monologues[y].legs[i];
+    let y_proto = yl.proto.clone();
+    let proto = (y_proto != x_proto).then(|| y_proto.clone());
+    if !savp(&y_proto) {
+        yl.srtp_in = None;
+        yl.srtp_out = None;
+        return Ok((proto, Some(Vec::new())));
+    }
+    let pick = yl
+        .sdes_offered
+        .iter()
+        .find(|o| Some(&o.key.suite) == chosen.as_ref())
+        .or_else(|| yl.sdes_offered.first())
+        .cloned()
+        .ok_or(SdesError::OfferHadNoCrypto)?;
+    let out_key = match &yl.srtp_out {
+        Some(k) if k.suite == pick.key.suite => k.clone(),
+        _ => sdes::generate(pick.key.suite),
+    };
+    yl.srtp_in = Some(pick.key.clone());
+    yl.srtp_out = Some(out_key.clone());
+    Ok((proto, Some(vec![fmt(&Crypto { tag: pick.tag, key: out_key })])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{Leg, Monologue};
+    use crate::sdp::Sdp;
+
+    const KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+    fn leg() -> Leg {
+        Leg {
+            media_type: "audio".into(),
+            local: "203.0.113.1".parse().unwrap(),
+            advertised: "203.0.113.1".parse().unwrap(),
+            port: 30000,
+            peer: None,
+            peer_rtcp: None,
+            mux: false,
+            mux_forced: Vec::new(),
+            plain_udp: false,
+            clock_rate: 8000,
+            reset_latch: false,
+            rejected: false,
+            srtp_in: None,
+            srtp_out: None,
+            proto: "RTP/AVP".into(),
+            sdes_offered: Vec::new(),
+            sdes_relay_offer: Vec::new(),
+        }
+    }
+
+    /// A call of two monologues with one leg each.
+    fn call() -> Call {
+        let mut c = Call::new("c", 0, 0, 1);
+        for t in ["a", "b"] {
+            let mut m = Monologue::new(t, 0);
+            m.legs.push(leg());
+            c.monologues.push(m);
+        }
+        c
+    }
+
+    fn media(proto: &str, crypto: &[&str]) -> Sdp {
+        let mut t = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\nm=audio 4000 {proto} 0\r\n");
+        for c in crypto {
+            t += &format!("a=crypto:{c}\r\n");
+        }
+        Sdp::parse(&t).unwrap()
+    }
+
+    fn section(sdp: &Sdp, sender: usize, is_answer: bool) -> Section<'_> {
+        Section { media: &sdp.media[0], index: 0, sender, recipient: 1 - sender, is_answer }
+    }
+
+    #[test]
+    fn savp_to_savp_offer_and_answer() {
+        let mut c = call();
+        let flags = Flags::default();
+        let offer = media("RTP/SAVP", &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")]);
+        let (proto, lines) = negotiate(&mut c, &flags, section(&offer, 0, false)).unwrap();
+        assert_eq!(proto, None);
+        let lines = lines.unwrap();
+        // the offerer's suite first with its tag, then the others
+        assert!(lines[0].starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"), "{lines:?}");
+        assert!(lines.len() > 1);
+        assert!(!lines.iter().any(|l| l.contains(KEY)), "every leg gets keys of its own");
+        // the answer picks what the relay offered
+        let picked = lines[0].strip_prefix("a=crypto:").unwrap();
+        let answer = media("RTP/SAVP", &[picked]);
+        let (_, lines) = negotiate(&mut c, &flags, section(&answer, 1, true)).unwrap();
+        assert_eq!(lines.unwrap().len(), 1);
+        let (a, b) = (&c.monologues[0].legs[0], &c.monologues[1].legs[0]);
+        assert!(a.srtp_in.is_some() && a.srtp_out.is_some() && b.srtp_in.is_some() && b.srtp_out.is_some());
+    }
+
+    #[test]
+    fn refusals() {
+        let flags = Flags::default();
+        let e = negotiate(&mut call(), &flags, section(&media("RTP/SAVP", &[]), 0, false)).unwrap_err();
+        assert_eq!(e.to_string(), "RTP/SAVP media without a=crypto line (DTLS-SRTP is not supported yet)");
+        let bad = media("RTP/SAVP", &["1 F8_128_HMAC_SHA1_80 inline:AAAA"]);
+        let e = negotiate(&mut call(), &flags, section(&bad, 0, false)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no usable a=crypto line in RTP/SAVP media: unsupported SRTP suite F8_128_HMAC_SHA1_80"
+        );
+        let only = Flags { sdes_only: vec!["nothing".into()], ..Default::default() };
+        let avp_to_savp = Flags { transport_protocol: Some("RTP/SAVP".into()), ..only };
+        let e = negotiate(&mut call(), &avp_to_savp, section(&media("RTP/AVP", &[]), 0, false)).unwrap_err();
+        assert_eq!(e, SdesError::NoSuiteLeft);
+        // an answer picking a tag the relay did not offer
+        let mut c = call();
+        c.monologues[1].legs[0].proto = "RTP/SAVP".into();
+        let answer = media("RTP/SAVP", &[&format!("9 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")]);
+        let e = negotiate(&mut c, &flags, section(&answer, 1, true)).unwrap_err();
+        assert_eq!(e.to_string(), "the answer picks a=crypto tag 9 (AES_CM_128_HMAC_SHA1_80), which was not offered");
+    }
+}
