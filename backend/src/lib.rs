@@ -4,5 +4,6 @@
 
 pub mod dataplane;
 pub mod mailbox;
+pub mod sys;
 pub mod uring;
 pub mod xdp;

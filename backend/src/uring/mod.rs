@@ -16,7 +16,7 @@ pub mod bufring;
 use std::collections::VecDeque;
 use std::io;
 use std::mem;
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +29,7 @@ use rules::dataplane::FlowRule;
 use relay_core::flow::counters::{bump, SharedCounters};
 use relay_core::flow::{FlowSettings, FlowTable, Verdict};
 use crate::mailbox::{mailbox, Inbox, Mailbox};
+use crate::sys::{setup_worker_thread, sockaddr_from, sockaddr_to};
 use bufring::BufRing;
 
 /// Messages from the control plane to a worker.
@@ -170,37 +171,6 @@ pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHa
     Ok(WorkerHandle { mailbox, stats, thread: Some(thread) })
 }
 
-static WORKER_PRIORITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// SCHED_FIFO priority for data-plane workers started from now on (0: normal scheduling).
-pub fn set_worker_priority(prio: u8) {
-    WORKER_PRIORITY.store(prio, Ordering::Relaxed);
-}
-
-/// Pin the calling worker thread (when `cpu` is given) and apply the worker priority.
-pub fn setup_worker_thread(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        pin_to_cpu(cpu);
-    }
-    let prio = WORKER_PRIORITY.load(Ordering::Relaxed);
-    if prio > 0 {
-        let p = libc::sched_param { sched_priority: prio as i32 };
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
-            log::warn!("could not set SCHED_FIFO priority {prio}: {}", io::Error::last_os_error());
-        }
-    }
-}
-
-pub fn pin_to_cpu(cpu: usize) {
-    unsafe {
-        let mut set: libc::cpu_set_t = mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            log::warn!("could not pin to cpu {cpu}: {}", io::Error::last_os_error());
-        }
-    }
-}
-
 struct Worker {
     index: usize,
     cpu: Option<usize>,
@@ -226,52 +196,6 @@ struct Worker {
 // The raw pointers in the send slots and msghdr point into memory the worker owns; the
 // worker moves to its thread once, before any of them is used.
 unsafe impl Send for Worker {}
-
-fn sockaddr_from(name: &[u8]) -> Option<SocketAddr> {
-    if name.len() < 2 {
-        return None;
-    }
-    let family = u16::from_ne_bytes([name[0], name[1]]) as i32;
-    if family == libc::AF_INET && name.len() >= mem::size_of::<libc::sockaddr_in>() {
-        let sa: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(name.as_ptr() as *const _) };
-        let ip = u32::from_be(sa.sin_addr.s_addr);
-        Some(SocketAddr::V4(SocketAddrV4::new(ip.into(), u16::from_be(sa.sin_port))))
-    } else if family == libc::AF_INET6 && name.len() >= mem::size_of::<libc::sockaddr_in6>() {
-        let sa: libc::sockaddr_in6 = unsafe { std::ptr::read_unaligned(name.as_ptr() as *const _) };
-        Some(SocketAddr::V6(SocketAddrV6::new(
-            sa.sin6_addr.s6_addr.into(),
-            u16::from_be(sa.sin6_port),
-            sa.sin6_flowinfo,
-            sa.sin6_scope_id,
-        )))
-    } else {
-        None
-    }
-}
-
-/// Write `addr` as a sockaddr (a sockaddr_in6 has room for either family); returns its length.
-pub fn sockaddr_to(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::socklen_t {
-    match addr {
-        SocketAddr::V4(a) => {
-            let sin = out as *mut libc::sockaddr_in6 as *mut libc::sockaddr_in;
-            unsafe {
-                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
-                (*sin).sin_port = a.port().to_be();
-                (*sin).sin_addr.s_addr = u32::from(*a.ip()).to_be();
-                (*sin).sin_zero = [0; 8];
-            }
-            mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(a) => {
-            out.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            out.sin6_port = a.port().to_be();
-            out.sin6_flowinfo = a.flowinfo();
-            out.sin6_addr.s6_addr = a.ip().octets();
-            out.sin6_scope_id = a.scope_id();
-            mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
-    }
-}
 
 impl Worker {
     fn new(cfg: WorkerConfig, ring: IoUring, bufs: BufRing, inbox: Inbox<Command>, stats: Arc<WorkerStats>) -> Worker {

@@ -236,7 +236,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
     let queue_id = cfg.queue_id;
     let name = format!("relay-xsk-{queue_id}");
     let thread = std::thread::Builder::new().name(name).spawn(move || {
-        crate::uring::setup_worker_thread(cpu);
+        crate::sys::setup_worker_thread(cpu);
         // a dead worker would silently blackhole the flows steered to its queue: stop the
         // daemon instead (the kernel detaches the program with it; a supervisor restarts it)
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(&running))).is_err() {
@@ -509,7 +509,7 @@ impl Worker {
             return;
         };
         let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-        let sl = crate::uring::sockaddr_to(to, &mut sa);
+        let sl = crate::sys::sockaddr_to(to, &mut sa);
         let r = unsafe {
             libc::sendto(
                 fd.as_raw_fd(),
