@@ -16,69 +16,21 @@ pub mod bufring;
 use std::collections::VecDeque;
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use rules::dataplane::FlowRule;
-
-use relay_core::flow::counters::{bump, SharedCounters};
+use relay_core::flow::counters::bump;
 use relay_core::flow::{FlowSettings, FlowTable, Verdict};
-use crate::mailbox::{mailbox, Inbox, Mailbox};
-use crate::sys::{setup_worker_thread, sockaddr_from, sockaddr_to};
+use crate::dataplane::WorkerFd;
+use crate::mailbox::Inbox;
+use crate::stats::{DropCause, WorkerStats};
+use crate::sys::{sockaddr_from, sockaddr_to};
+use crate::worker::{channel, lock_table, spawn_thread, Command, WorkerHandle};
 use bufring::BufRing;
-
-/// Messages from the control plane to a worker.
-pub enum Command {
-    Open {
-        local: SocketAddr,
-        socket: crate::dataplane::WorkerFd,
-        counters: Arc<SharedCounters>,
-    },
-    Rule(Box<FlowRule>),
-    Close(SocketAddr),
-    /// Nothing to do: makes the worker look at its running flag.
-    Wake,
-}
-
-/// Worker-wide counters (exported in /metrics).
-#[derive(Default, Debug)]
-pub struct WorkerStats {
-    pub rx_packets: AtomicU64,
-    pub tx_packets: AtomicU64,
-    pub drop_malformed: AtomicU64,
-    /// Malformed drops by reason, indexed by `Malformed::index`.
-    pub malformed_by: [AtomicU64; 7],
-    /// Provided buffers owned by the kernel, sampled by the ring timer.
-    pub buffers_available: AtomicU64,
-    pub drop_source: AtomicU64,
-    pub drop_no_destination: AtomicU64,
-    pub drop_unknown_flow: AtomicU64,
-    pub drop_tx_full: AtomicU64,
-    pub drop_truncated: AtomicU64,
-    pub drop_srtp: AtomicU64,
-    pub tx_errors: AtomicU64,
-    pub rx_no_buffers: AtomicU64,
-    pub batches: AtomicU64,
-    pub sockets: AtomicU64,
-    pub commands: AtomicU64,
-}
-
-pub struct WorkerHandle {
-    pub mailbox: Mailbox<Command>,
-    pub stats: Arc<WorkerStats>,
-    pub thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WorkerHandle {
-    pub fn send(&self, cmd: Command) {
-        self.mailbox.send(cmd);
-    }
-}
 
 pub struct WorkerConfig {
     pub index: usize,
@@ -91,12 +43,6 @@ pub struct WorkerConfig {
     /// The flow table shared with other workers serving the same sockets (XDP backend);
     /// None: the worker makes its own.
     pub table: Option<Arc<Mutex<FlowTable>>>,
-}
-
-/// The flow table behind its lock. A panic while it was held ends the process (both
-/// workers exit on one), so a poisoned lock is taken over rather than propagated.
-pub fn lock_table(t: &Mutex<FlowTable>) -> MutexGuard<'_, FlowTable> {
-    t.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Default for WorkerConfig {
@@ -134,7 +80,8 @@ fn ud_gen(u: u64) -> u32 {
 }
 
 struct Sock {
-    fd: crate::dataplane::WorkerFd,
+    /// Held for as long as the socket is served: the last holder closes it.
+    fd: Arc<WorkerFd>,
     flow: usize,
     gen: u32,
     closing: bool,
@@ -152,22 +99,13 @@ struct SendSlot {
 }
 
 pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHandle> {
-    let (mailbox, inbox) = mailbox(65536)?;
-    let stats = Arc::new(WorkerStats::default());
+    let (mailbox, inbox, stats) = channel()?;
     // build the ring here so that setup errors reach the caller
     let ring =
         IoUring::builder().setup_coop_taskrun().build(cfg.ring_entries).or_else(|_| IoUring::new(cfg.ring_entries))?;
     let bufs = BufRing::new(&ring, cfg.buffers, cfg.buf_size, 1)?;
     let mut w = Worker::new(cfg, ring, bufs, inbox, stats.clone());
-    let name = format!("relay-worker-{}", w.index);
-    let thread = std::thread::Builder::new().name(name).spawn(move || {
-        setup_worker_thread(w.cpu);
-        if let Err(e) = w.run(&running) {
-            // a dead worker would silently blackhole its calls: stop the daemon instead
-            log::error!("worker {} failed: {e}; exiting", w.index);
-            std::process::exit(1);
-        }
-    })?;
+    let thread = spawn_thread(format!("relay-worker-{}", w.index), w.cpu, move || w.run(&running))?;
     Ok(WorkerHandle { mailbox, stats, thread: Some(thread) })
 }
 
@@ -369,12 +307,12 @@ impl Worker {
         bump(&self.stats.rx_packets, 1);
         let buf = &self.bufs.buf(bid)[..len.min(self.bufs.buf_size())];
         let Ok(out) = types::RecvMsgOut::parse(buf, &self.recv_msg) else {
-            bump(&self.stats.drop_truncated, 1);
+            self.stats.count_drop(DropCause::Truncated, 1);
             self.bufs.push(bid);
             return;
         };
         if out.is_payload_truncated() || out.is_name_data_truncated() {
-            bump(&self.stats.drop_truncated, 1);
+            self.stats.count_drop(DropCause::Truncated, 1);
             self.bufs.push(bid);
             return;
         }
@@ -392,7 +330,7 @@ impl Worker {
         match verdict {
             Verdict::Forward { via, to, len: plen } => {
                 let Some(sidx) = self.free_sends.pop() else {
-                    bump(&self.stats.drop_tx_full, 1);
+                    self.stats.count_drop(DropCause::TxFull, 1);
                     t.send_failed(flow);
                     self.bufs.push(bid);
                     return;
@@ -422,18 +360,7 @@ impl Worker {
                 self.push(e);
             }
             Verdict::Drop(r) => {
-                use relay_core::flow::DropReason::*;
-                let c = match r {
-                    Malformed(m) => {
-                        bump(&self.stats.malformed_by[m.index()], 1);
-                        &self.stats.drop_malformed
-                    }
-                    StrictSource | ForeignSource | DeniedSource => &self.stats.drop_source,
-                    NoDestination | DeniedDestination => &self.stats.drop_no_destination,
-                    UnknownFlow => &self.stats.drop_unknown_flow,
-                    Srtp(_) => &self.stats.drop_srtp,
-                };
-                bump(c, 1);
+                self.stats.count_verdict_drop(r);
                 self.bufs.push(bid);
             }
         }
@@ -455,7 +382,7 @@ impl Worker {
         while let Some(cmd) = self.inbox.pop() {
             self.apply_command(t, cmd);
             // counted once applied: the control plane may wait on it
-            bump(&self.stats.commands, 1);
+            bump(&self.stats.applied, 1);
         }
     }
 
@@ -511,7 +438,8 @@ impl Worker {
                 }
                 self.stats.sockets.fetch_sub(1, Ordering::Relaxed);
             }
-            Command::Wake => {}
+            // not for this backend's workers
+            Command::NextHop(..) | Command::Wake => {}
         }
     }
 }
