@@ -16,7 +16,7 @@ pub mod bufring;
 use std::collections::VecDeque;
 use std::io;
 use std::mem;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -81,7 +81,9 @@ fn ud_gen(u: u64) -> u32 {
 
 struct Sock {
     /// Held for as long as the socket is served: the last holder closes it.
-    fd: Arc<WorkerFd>,
+    _fd: Arc<WorkerFd>,
+    /// Its descriptor, read per forwarded packet (without going through the Arc).
+    raw: RawFd,
     flow: usize,
     gen: u32,
     closing: bool,
@@ -196,7 +198,7 @@ impl Worker {
             return;
         }
         s.armed = true;
-        let e = opcode::RecvMsgMulti::new(types::Fd(s.fd.as_raw_fd()), &*self.recv_msg as *const _, self.bufs.bgid)
+        let e = opcode::RecvMsgMulti::new(types::Fd(s.raw), &*self.recv_msg as *const _, self.bufs.bgid)
             .build()
             .user_data(ud(OP_RECV, slot, s.gen));
         self.push(e);
@@ -336,7 +338,7 @@ impl Worker {
                     return;
                 };
                 let fd = match self.flow_sock.get(via).and_then(|s| self.socks.get(*s)).and_then(|s| s.as_ref()) {
-                    Some(s) => s.fd.as_raw_fd(),
+                    Some(s) => s.raw,
                     None => {
                         t.send_failed(flow);
                         self.free_sends.push(sidx);
@@ -394,7 +396,7 @@ impl Worker {
                 let flow = t.insert(local, counters);
                 let gen = self.next_gen;
                 self.next_gen = self.next_gen.wrapping_add(1).max(1) & 0xff_ffff;
-                let s = Sock { fd: socket, flow, gen, closing: false, armed: false };
+                let s = Sock { raw: socket.as_raw_fd(), _fd: socket, flow, gen, closing: false, armed: false };
                 let slot = match self.free_socks.pop() {
                     Some(i) => {
                         self.socks[i] = Some(s);

@@ -465,7 +465,8 @@ impl DataPlane for XdpDataPlane {
         // insert, when it takes the socket, finds it there)
         lock_table(&self.table).insert(local, counters.clone());
         // one duplicate of the socket for all AF_XDP workers: 2 descriptors per relay
-        // socket, whatever the number of queues
+        // socket, whatever the number of queues (its closed flag is not needed: `close`
+        // waits for the workers to apply the Close, which drops their holds)
         let socket = Arc::new(WorkerFd::new(kernel).0);
         for w in &self.workers {
             w.send(Command::Open { local, socket: socket.clone(), counters: counters.clone() });
