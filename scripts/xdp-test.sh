@@ -173,8 +173,8 @@ $R ip link show rpub | grep -q "prog/xdp" || fail "no XDP program on rpub"
 rtpgen v4.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 200 --duration 3
 sent=$(field v4.json sent)
 recv=$(field v4.json received)
-xsk_tx=$(metric 'relay_xsk_tx_packets_total')
-sock_rx=$(metric 'relay_rx_packets_total')
+xsk_tx=$(metric 'relay_tx_packets_total\{path="xsk"')
+sock_rx=$(metric 'relay_rx_packets_total\{path="socket"')
 steered=$(metric 'relay_xdp_packets_total\{.*action="steered"')
 python3 -c "
 s, r, x, k, st = $sent, $recv, $xsk_tx, $sock_rx, $steered
@@ -202,9 +202,9 @@ assert len(v) == 20 and set(v) == {184}, v
 ok "DSCP EF (TOS 184) on every AF_XDP-sent packet captured"
 
 # 2. IPv6, and bridging IPv4 (caller) to IPv6 (callee)
-tx0=$(metric 'relay_xsk_tx_packets_total')
+tx0=$(metric 'relay_tx_packets_total\{path="xsk"')
 rtpgen v6.json --caller-ip fd03:1::2 --callee-ip fd03:2::2 --direction pub6,priv6 --calls 50 --duration 2
-tx6=$(($(metric 'relay_xsk_tx_packets_total') - tx0))
+tx6=$(($(metric 'relay_tx_packets_total\{path="xsk"') - tx0))
 [[ $tx6 -ge $(($(field v6.json received) * 9 / 10)) ]] || fail "IPv6 not through AF_XDP: $tx6 of $(field v6.json received)"
 rtpgen v46.json --caller-ip 10.203.1.2 --callee-ip fd03:2::2 --direction pub,priv6 --calls 50 --duration 2
 rtpgen srtp.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 50 --duration 2 \
@@ -221,8 +221,8 @@ $C curl -sf -o /dev/null http://10.203.2.2:8088/ || fail "TCP caller -> callee a
 ok "ping (v4, v6) and TCP cross the relay namespace (XDP_PASS)"
 
 # 4. malformed frames to a steered port in the middle of a call
-before_flow=$(metric 'relay_xsk_drops_total\{.*reason="flow"')
-before_len=$(metric 'relay_xsk_drops_total\{.*reason="frame-bad-length"')
+before_verdict=$(metric 'relay_drops_total\{path="xsk".*reason="(malformed|source)"')
+before_len=$(metric 'relay_drops_total\{path="xsk".*reason="frame-bad-length"')
 before_unparsed=$(metric 'relay_xdp_packets_total\{interface="rpub",action="pass-unparsed"')
 rtpgen bad.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 20 --duration 3 --keep &
 gen=$!
@@ -265,12 +265,12 @@ for _ in range(50):
         s.send(f.ljust(60, b"\0") if len(f) < 14 else f)
 PY
 wait $gen || fail "the call lost packets while malformed frames arrived"
-d_flow=$(($(metric 'relay_xsk_drops_total\{.*reason="flow"') - before_flow))
-d_len=$(($(metric 'relay_xsk_drops_total\{.*reason="frame-bad-length"') - before_len))
+d_verdict=$(($(metric 'relay_drops_total\{path="xsk".*reason="(malformed|source)"') - before_verdict))
+d_len=$(($(metric 'relay_drops_total\{path="xsk".*reason="frame-bad-length"') - before_len))
 d_unparsed=$(($(metric 'relay_xdp_packets_total\{interface="rpub",action="pass-unparsed"') - before_unparsed))
-[[ $d_flow -ge 50 && $d_len -ge 50 && $d_unparsed -ge 150 ]] \
-  || fail "malformed frames not counted: flow $d_flow, bad length $d_len, passed unparsed $d_unparsed"
-ok "malformed frames: $d_len bad UDP length and $d_flow not-RTP dropped by the worker, $d_unparsed passed to the kernel; the call lost nothing ($(field bad.json received)/$(field bad.json sent))"
+[[ $d_verdict -ge 50 && $d_len -ge 50 && $d_unparsed -ge 150 ]] \
+  || fail "malformed frames not counted: flow table $d_verdict, bad length $d_len, passed unparsed $d_unparsed"
+ok "malformed frames: $d_len bad UDP length and $d_verdict not-RTP from a foreign port dropped by the flow table (reason source or malformed), $d_unparsed passed to the kernel; the call lost nothing ($(field bad.json received)/$(field bad.json sent))"
 
 # 5. the callee's MAC changes mid-call: the relay follows the neighbour table
 MAX_LOSS=2 rtpgen mac.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 20 --duration 4 &
@@ -322,7 +322,7 @@ ok "per-flow counters (one set per flow, whichever worker or path counted) and l
 # 7. one truth per socket: foreign RTP through the kernel path (frames the program passes)
 #    to the caller's port of a latched call, from the caller's host but another port
 rpub_mac=$($R cat /sys/class/net/rpub/address)
-src0=$(metric 'relay_drops_total\{.*reason="source"')
+src0=$(metric 'relay_drops_total\{path="socket".*reason="source"')
 rtpgen opt.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 1 --duration 4 --keep &
 gen=$!
 sleep 1.5
@@ -334,12 +334,12 @@ sleep 0.3
 $C python3 "$work/frames.py" foreign4 cpub "$rpub_mac" 10.203.1.2 10.203.1.1 "$port" 50
 wait $sn
 wait $gen || fail "the call lost packets while foreign RTP came through the kernel path"
-d_src=$(($(metric 'relay_drops_total\{.*reason="source"') - src0))
+d_src=$(($(metric 'relay_drops_total\{path="socket".*reason="source"') - src0))
 [[ $(cat "$work/sniff.txt") -eq 0 && $d_src -ge 100 ]] \
   || fail "IPv4 kernel path: $(cat "$work/sniff.txt") foreign packets reached the callee, $d_src dropped by source"
 v4drops=$d_src
 delete_all
-src0=$(metric 'relay_drops_total\{.*reason="source"')
+src0=$(metric 'relay_drops_total\{path="socket".*reason="source"')
 rtpgen opt6.json --caller-ip fd03:1::2 --callee-ip fd03:2::2 --direction pub6,priv6 --calls 1 --duration 4 --keep &
 gen=$!
 sleep 1.5
@@ -351,7 +351,7 @@ sleep 0.3
 $C python3 "$work/frames.py" foreign6 cpub "$rpub_mac" fd03:1::2 fd03:1::1 "$port" 50
 wait $sn
 wait $gen || fail "the IPv6 call lost packets while foreign RTP came through the kernel path"
-d_src=$(($(metric 'relay_drops_total\{.*reason="source"') - src0))
+d_src=$(($(metric 'relay_drops_total\{path="socket".*reason="source"') - src0))
 [[ $(cat "$work/sniff.txt") -eq 0 && $d_src -ge 100 ]] \
   || fail "IPv6 kernel path: $(cat "$work/sniff.txt") foreign packets reached the callee, $d_src dropped by source"
 ok "foreign RTP mid-call through the kernel path (the AF_XDP path's latch decides): IPv4 options + fragments $v4drops dropped, IPv6 destination options + fragments $d_src dropped, 0 reached the callee, the calls lost nothing"
@@ -468,8 +468,8 @@ grep -q "XDP on rpub (ifindex [0-9]*, native mode, 2 queue(s)" "$work/multiq.log
 C="ip netns exec xC taskset -c 1" MAX_LOSS=100 \
   rtpgen nat.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 50 --duration 2 \
   --cpu 1 --sdp-ip 10.203.9.9
-q0=$(metric 'relay_xsk_rx_packets_total\{queue="0"')
-q1=$(metric 'relay_xsk_rx_packets_total\{queue="1"')
+q0=$(metric 'relay_rx_packets_total\{path="xsk",worker="0"')
+q1=$(metric 'relay_rx_packets_total\{path="xsk",worker="1"')
 lost=$(field nat.json lost)
 [[ $q0 -gt 1000 && $q1 -gt 1000 && $lost -le 100 ]] || fail "multi-queue latching: rx q0 $q0 q1 $q1, lost $lost"
 ok "2 queues, one direction each (rx $q0 / $q1): one latch per socket for both workers; lost $lost of $(field nat.json sent) (the first packet per call and direction, sent to the signalled address before anything latched)"
@@ -479,20 +479,20 @@ ok "2 queues, one direction each (rx $q0 / $q1): one latch per socket for both w
 #    context, so the rollover counter carries over and nothing fails to authenticate
 $E sh -c 'echo 3 > /sys/class/net/epriv/queues/tx-0/xps_cpus; echo 0 > /sys/class/net/epriv/queues/tx-1/xps_cpus'
 $C sh -c 'echo 1 > /sys/class/net/cpub/queues/tx-0/xps_cpus; echo 2 > /sys/class/net/cpub/queues/tx-1/xps_cpus'
-q1s=$(metric 'relay_xsk_rx_packets_total\{queue="1"')
+q1s=$(metric 'relay_rx_packets_total\{path="xsk",worker="1"')
 C="ip netns exec xC taskset -c 1" MAX_LOSS=1 \
   rtpgen qc.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 1 --rate 1000 \
   --duration 4 --cpu 1 --first-seq 65000 --srtp AES_CM_128_HMAC_SHA1_80 --keep &
 gen=$!
 sleep 2.5
-q1a=$(($(metric 'relay_xsk_rx_packets_total\{queue="1"') - q1s))
+q1a=$(($(metric 'relay_rx_packets_total\{path="xsk",worker="1"') - q1s))
 $C sh -c 'echo 2 > /sys/class/net/cpub/queues/tx-0/xps_cpus; echo 1 > /sys/class/net/cpub/queues/tx-1/xps_cpus'
 sleep 0.3
-q0b=$(metric 'relay_xsk_rx_packets_total\{queue="0"')
-q1b=$(metric 'relay_xsk_rx_packets_total\{queue="1"')
+q0b=$(metric 'relay_rx_packets_total\{path="xsk",worker="0"')
+q1b=$(metric 'relay_rx_packets_total\{path="xsk",worker="1"')
 wait $gen || fail "SRTP across a queue change: $(cat "$work/qc.json")"
-q0c=$(metric 'relay_xsk_rx_packets_total\{queue="0"')
-q1c=$(metric 'relay_xsk_rx_packets_total\{queue="1"')
+q0c=$(metric 'relay_rx_packets_total\{path="xsk",worker="0"')
+q1c=$(metric 'relay_rx_packets_total\{path="xsk",worker="1"')
 auth=$(flow caller rtp drop_srtp_auth)
 [[ $q1a -ge 500 && $((q1c - q1b)) -le 5 && $((q0c - q0b)) -ge 600 && $auth -eq 0 \
   && $(field qc.json srtp_auth_failures) -eq 0 ]] \

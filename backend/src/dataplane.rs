@@ -15,8 +15,9 @@ use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
 use relay_core::flow::counters::SharedCounters;
 use relay_core::flow::FlowSettings;
 use relay_core::flow::FlowTable;
-use relay_core::packet::Malformed;
-use crate::uring::{self, Command, WorkerConfig, WorkerHandle};
+use crate::stats::Path;
+use crate::uring::{self, WorkerConfig};
+use crate::worker::{Command, WorkerHandle};
 
 /// A relay socket's descriptor as its worker owns it: dropping it closes the socket and
 /// then raises `closed`, so the control plane knows when the port is free again (the
@@ -212,7 +213,7 @@ impl UringDataPlane {
         let (socket, closed) = WorkerFd::new(OwnedFd::from(sock));
         socks.insert(local, (w, counters.clone(), closed));
         drop(socks);
-        self.workers[w].send(Command::Open { local, socket, counters: counters.clone() });
+        self.workers[w].send(Command::Open { local, socket: Arc::new(socket), counters: counters.clone() });
         Ok((dup, counters))
     }
 }
@@ -261,48 +262,9 @@ impl DataPlane for UringDataPlane {
     fn metrics(&self) -> Vec<(String, String, u64)> {
         let mut v = Vec::new();
         for (i, w) in self.workers.iter().enumerate() {
-            let s = &w.stats;
-            let rows: [(&str, Option<&str>, &std::sync::atomic::AtomicU64); 14] = [
-                ("relay_rx_packets_total", None, &s.rx_packets),
-                ("relay_tx_packets_total", None, &s.tx_packets),
-                ("relay_drops_total", Some("malformed"), &s.drop_malformed),
-                ("relay_drops_total", Some("source"), &s.drop_source),
-                ("relay_drops_total", Some("no-destination"), &s.drop_no_destination),
-                ("relay_drops_total", Some("unknown-flow"), &s.drop_unknown_flow),
-                ("relay_drops_total", Some("tx-full"), &s.drop_tx_full),
-                ("relay_drops_total", Some("truncated"), &s.drop_truncated),
-                ("relay_drops_total", Some("srtp"), &s.drop_srtp),
-                ("relay_tx_errors_total", None, &s.tx_errors),
-                ("relay_rx_no_buffers_total", None, &s.rx_no_buffers),
-                ("relay_batches_total", None, &s.batches),
-                ("relay_worker_sockets", None, &s.sockets),
-                ("relay_worker_buffers_available", None, &s.buffers_available),
-            ];
-            let base = format!("worker=\"{i}\"");
-            metric_rows(&mut v, &base, &rows);
-            let by_reason: Vec<_> = Malformed::ALL
-                .iter()
-                .map(|m| ("relay_malformed_total", Some(m.as_str()), &s.malformed_by[m.index()]))
-                .collect();
-            metric_rows(&mut v, &base, &by_reason);
+            w.stats.render(&mut v, Path::Socket, i);
         }
         v
-    }
-}
-
-/// Appends a `/metrics` sample per row, labelled `base` plus `reason="…"` where the row
-/// has one (both backends' worker counters).
-pub(crate) fn metric_rows(
-    v: &mut Vec<(String, String, u64)>,
-    base: &str,
-    rows: &[(&str, Option<&str>, &std::sync::atomic::AtomicU64)],
-) {
-    for (name, reason, c) in rows {
-        let labels = match reason {
-            Some(r) => format!("{base},reason=\"{r}\""),
-            None => base.to_string(),
-        };
-        v.push((name.to_string(), labels, c.load(Relaxed)));
     }
 }
 

@@ -4,5 +4,8 @@
 
 pub mod dataplane;
 pub mod mailbox;
+pub mod stats;
+pub mod sys;
 pub mod uring;
+pub mod worker;
 pub mod xdp;

@@ -337,7 +337,7 @@ fn bad_input_costs_a_good_call_nothing() {
     assert!(flow(to_c)["drop_strict_source"].as_u64().unwrap() >= sent);
     assert!(flow(to_b + 1)["drop_malformed"].as_u64().unwrap() >= 3 * sent);
     let (_, metrics) = http(&r, "GET", "/metrics");
-    assert!(metrics.contains("relay_drops_total{worker=\"0\",reason=\"malformed\"}"), "{metrics}");
+    assert!(metrics.contains("relay_drops_total{path=\"socket\",worker=\"0\",reason=\"malformed\"}"), "{metrics}");
     assert!(metrics.contains("relay_ng_errors_total 4"), "{metrics}");
     // and by the exact reason
     for reason in ["too-short", "bad-version", "bad-extension"] {

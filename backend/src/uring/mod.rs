@@ -16,68 +16,21 @@ pub mod bufring;
 use std::collections::VecDeque;
 use std::io;
 use std::mem;
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use rules::dataplane::FlowRule;
-
-use relay_core::flow::counters::{bump, SharedCounters};
+use relay_core::flow::counters::bump;
 use relay_core::flow::{FlowSettings, FlowTable, Verdict};
-use crate::mailbox::{mailbox, Inbox, Mailbox};
+use crate::dataplane::WorkerFd;
+use crate::mailbox::Inbox;
+use crate::stats::{DropCause, WorkerStats};
+use crate::sys::{sockaddr_from, sockaddr_to};
+use crate::worker::{channel, lock_table, spawn_thread, Command, WorkerHandle};
 use bufring::BufRing;
-
-/// Messages from the control plane to a worker.
-pub enum Command {
-    Open {
-        local: SocketAddr,
-        socket: crate::dataplane::WorkerFd,
-        counters: Arc<SharedCounters>,
-    },
-    Rule(Box<FlowRule>),
-    Close(SocketAddr),
-    /// Nothing to do: makes the worker look at its running flag.
-    Wake,
-}
-
-/// Worker-wide counters (exported in /metrics).
-#[derive(Default, Debug)]
-pub struct WorkerStats {
-    pub rx_packets: AtomicU64,
-    pub tx_packets: AtomicU64,
-    pub drop_malformed: AtomicU64,
-    /// Malformed drops by reason, indexed by `Malformed::index`.
-    pub malformed_by: [AtomicU64; 7],
-    /// Provided buffers owned by the kernel, sampled by the ring timer.
-    pub buffers_available: AtomicU64,
-    pub drop_source: AtomicU64,
-    pub drop_no_destination: AtomicU64,
-    pub drop_unknown_flow: AtomicU64,
-    pub drop_tx_full: AtomicU64,
-    pub drop_truncated: AtomicU64,
-    pub drop_srtp: AtomicU64,
-    pub tx_errors: AtomicU64,
-    pub rx_no_buffers: AtomicU64,
-    pub batches: AtomicU64,
-    pub sockets: AtomicU64,
-    pub commands: AtomicU64,
-}
-
-pub struct WorkerHandle {
-    pub mailbox: Mailbox<Command>,
-    pub stats: Arc<WorkerStats>,
-    pub thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WorkerHandle {
-    pub fn send(&self, cmd: Command) {
-        self.mailbox.send(cmd);
-    }
-}
 
 pub struct WorkerConfig {
     pub index: usize,
@@ -90,12 +43,6 @@ pub struct WorkerConfig {
     /// The flow table shared with other workers serving the same sockets (XDP backend);
     /// None: the worker makes its own.
     pub table: Option<Arc<Mutex<FlowTable>>>,
-}
-
-/// The flow table behind its lock. A panic while it was held ends the process (both
-/// workers exit on one), so a poisoned lock is taken over rather than propagated.
-pub fn lock_table(t: &Mutex<FlowTable>) -> MutexGuard<'_, FlowTable> {
-    t.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Default for WorkerConfig {
@@ -133,7 +80,10 @@ fn ud_gen(u: u64) -> u32 {
 }
 
 struct Sock {
-    fd: crate::dataplane::WorkerFd,
+    /// Held for as long as the socket is served: the last holder closes it.
+    _fd: Arc<WorkerFd>,
+    /// Its descriptor, read per forwarded packet (without going through the Arc).
+    raw: RawFd,
     flow: usize,
     gen: u32,
     closing: bool,
@@ -151,54 +101,14 @@ struct SendSlot {
 }
 
 pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHandle> {
-    let (mailbox, inbox) = mailbox(65536)?;
-    let stats = Arc::new(WorkerStats::default());
+    let (mailbox, inbox, stats) = channel()?;
     // build the ring here so that setup errors reach the caller
     let ring =
         IoUring::builder().setup_coop_taskrun().build(cfg.ring_entries).or_else(|_| IoUring::new(cfg.ring_entries))?;
     let bufs = BufRing::new(&ring, cfg.buffers, cfg.buf_size, 1)?;
     let mut w = Worker::new(cfg, ring, bufs, inbox, stats.clone());
-    let name = format!("relay-worker-{}", w.index);
-    let thread = std::thread::Builder::new().name(name).spawn(move || {
-        setup_worker_thread(w.cpu);
-        if let Err(e) = w.run(&running) {
-            // a dead worker would silently blackhole its calls: stop the daemon instead
-            log::error!("worker {} failed: {e}; exiting", w.index);
-            std::process::exit(1);
-        }
-    })?;
+    let thread = spawn_thread(format!("relay-worker-{}", w.index), w.cpu, move || w.run(&running))?;
     Ok(WorkerHandle { mailbox, stats, thread: Some(thread) })
-}
-
-static WORKER_PRIORITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// SCHED_FIFO priority for data-plane workers started from now on (0: normal scheduling).
-pub fn set_worker_priority(prio: u8) {
-    WORKER_PRIORITY.store(prio, Ordering::Relaxed);
-}
-
-/// Pin the calling worker thread (when `cpu` is given) and apply the worker priority.
-pub fn setup_worker_thread(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        pin_to_cpu(cpu);
-    }
-    let prio = WORKER_PRIORITY.load(Ordering::Relaxed);
-    if prio > 0 {
-        let p = libc::sched_param { sched_priority: prio as i32 };
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
-            log::warn!("could not set SCHED_FIFO priority {prio}: {}", io::Error::last_os_error());
-        }
-    }
-}
-
-pub fn pin_to_cpu(cpu: usize) {
-    unsafe {
-        let mut set: libc::cpu_set_t = mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            log::warn!("could not pin to cpu {cpu}: {}", io::Error::last_os_error());
-        }
-    }
 }
 
 struct Worker {
@@ -226,52 +136,6 @@ struct Worker {
 // The raw pointers in the send slots and msghdr point into memory the worker owns; the
 // worker moves to its thread once, before any of them is used.
 unsafe impl Send for Worker {}
-
-fn sockaddr_from(name: &[u8]) -> Option<SocketAddr> {
-    if name.len() < 2 {
-        return None;
-    }
-    let family = u16::from_ne_bytes([name[0], name[1]]) as i32;
-    if family == libc::AF_INET && name.len() >= mem::size_of::<libc::sockaddr_in>() {
-        let sa: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(name.as_ptr() as *const _) };
-        let ip = u32::from_be(sa.sin_addr.s_addr);
-        Some(SocketAddr::V4(SocketAddrV4::new(ip.into(), u16::from_be(sa.sin_port))))
-    } else if family == libc::AF_INET6 && name.len() >= mem::size_of::<libc::sockaddr_in6>() {
-        let sa: libc::sockaddr_in6 = unsafe { std::ptr::read_unaligned(name.as_ptr() as *const _) };
-        Some(SocketAddr::V6(SocketAddrV6::new(
-            sa.sin6_addr.s6_addr.into(),
-            u16::from_be(sa.sin6_port),
-            sa.sin6_flowinfo,
-            sa.sin6_scope_id,
-        )))
-    } else {
-        None
-    }
-}
-
-/// Write `addr` as a sockaddr (a sockaddr_in6 has room for either family); returns its length.
-pub fn sockaddr_to(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::socklen_t {
-    match addr {
-        SocketAddr::V4(a) => {
-            let sin = out as *mut libc::sockaddr_in6 as *mut libc::sockaddr_in;
-            unsafe {
-                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
-                (*sin).sin_port = a.port().to_be();
-                (*sin).sin_addr.s_addr = u32::from(*a.ip()).to_be();
-                (*sin).sin_zero = [0; 8];
-            }
-            mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(a) => {
-            out.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            out.sin6_port = a.port().to_be();
-            out.sin6_flowinfo = a.flowinfo();
-            out.sin6_addr.s6_addr = a.ip().octets();
-            out.sin6_scope_id = a.scope_id();
-            mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
-    }
-}
 
 impl Worker {
     fn new(cfg: WorkerConfig, ring: IoUring, bufs: BufRing, inbox: Inbox<Command>, stats: Arc<WorkerStats>) -> Worker {
@@ -334,7 +198,7 @@ impl Worker {
             return;
         }
         s.armed = true;
-        let e = opcode::RecvMsgMulti::new(types::Fd(s.fd.as_raw_fd()), &*self.recv_msg as *const _, self.bufs.bgid)
+        let e = opcode::RecvMsgMulti::new(types::Fd(s.raw), &*self.recv_msg as *const _, self.bufs.bgid)
             .build()
             .user_data(ud(OP_RECV, slot, s.gen));
         self.push(e);
@@ -445,12 +309,12 @@ impl Worker {
         bump(&self.stats.rx_packets, 1);
         let buf = &self.bufs.buf(bid)[..len.min(self.bufs.buf_size())];
         let Ok(out) = types::RecvMsgOut::parse(buf, &self.recv_msg) else {
-            bump(&self.stats.drop_truncated, 1);
+            self.stats.count_drop(DropCause::Truncated, 1);
             self.bufs.push(bid);
             return;
         };
         if out.is_payload_truncated() || out.is_name_data_truncated() {
-            bump(&self.stats.drop_truncated, 1);
+            self.stats.count_drop(DropCause::Truncated, 1);
             self.bufs.push(bid);
             return;
         }
@@ -468,13 +332,13 @@ impl Worker {
         match verdict {
             Verdict::Forward { via, to, len: plen } => {
                 let Some(sidx) = self.free_sends.pop() else {
-                    bump(&self.stats.drop_tx_full, 1);
+                    self.stats.count_drop(DropCause::TxFull, 1);
                     t.send_failed(flow);
                     self.bufs.push(bid);
                     return;
                 };
                 let fd = match self.flow_sock.get(via).and_then(|s| self.socks.get(*s)).and_then(|s| s.as_ref()) {
-                    Some(s) => s.fd.as_raw_fd(),
+                    Some(s) => s.raw,
                     None => {
                         t.send_failed(flow);
                         self.free_sends.push(sidx);
@@ -498,18 +362,7 @@ impl Worker {
                 self.push(e);
             }
             Verdict::Drop(r) => {
-                use relay_core::flow::DropReason::*;
-                let c = match r {
-                    Malformed(m) => {
-                        bump(&self.stats.malformed_by[m.index()], 1);
-                        &self.stats.drop_malformed
-                    }
-                    StrictSource | ForeignSource | DeniedSource => &self.stats.drop_source,
-                    NoDestination | DeniedDestination => &self.stats.drop_no_destination,
-                    UnknownFlow => &self.stats.drop_unknown_flow,
-                    Srtp(_) => &self.stats.drop_srtp,
-                };
-                bump(c, 1);
+                self.stats.count_verdict_drop(r);
                 self.bufs.push(bid);
             }
         }
@@ -531,7 +384,7 @@ impl Worker {
         while let Some(cmd) = self.inbox.pop() {
             self.apply_command(t, cmd);
             // counted once applied: the control plane may wait on it
-            bump(&self.stats.commands, 1);
+            bump(&self.stats.applied, 1);
         }
     }
 
@@ -543,7 +396,7 @@ impl Worker {
                 let flow = t.insert(local, counters);
                 let gen = self.next_gen;
                 self.next_gen = self.next_gen.wrapping_add(1).max(1) & 0xff_ffff;
-                let s = Sock { fd: socket, flow, gen, closing: false, armed: false };
+                let s = Sock { raw: socket.as_raw_fd(), _fd: socket, flow, gen, closing: false, armed: false };
                 let slot = match self.free_socks.pop() {
                     Some(i) => {
                         self.socks[i] = Some(s);
@@ -587,7 +440,8 @@ impl Worker {
                 }
                 self.stats.sockets.fetch_sub(1, Ordering::Relaxed);
             }
-            Command::Wake => {}
+            // not for this backend's workers
+            Command::NextHop(..) | Command::Wake => {}
         }
     }
 }

@@ -37,9 +37,10 @@ use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
 
 use crate::dataplane::UringDataPlane;
 use relay_core::flow::FlowTable;
-use crate::uring::lock_table;
-use frame::FrameError;
-use worker::{XdpCommand, XdpWorkerConfig, XdpWorkerHandle};
+use crate::dataplane::WorkerFd;
+use crate::stats::Path;
+use crate::worker::{lock_table, Command, WorkerHandle};
+use worker::{WorkerConfig, XskSockets};
 
 /// The steering program, compiled from ebpf/relay_xdp.c by build.rs.
 pub static RELAY_XDP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/relay_xdp.o"));
@@ -167,7 +168,9 @@ pub struct XdpOptions {
 pub struct XdpDataPlane {
     uring: UringDataPlane,
     ifaces: Mutex<Vec<Attached>>,
-    workers: Vec<Arc<XdpWorkerHandle>>,
+    workers: Vec<Arc<WorkerHandle>>,
+    /// Each worker's AF_XDP sockets (for their kernel counters).
+    xsks: Vec<XskSockets>,
     steered: Mutex<HashMap<SocketAddr, usize>>,
     /// The one flow table of every relay socket, shared by the AF_XDP and io_uring workers.
     table: Arc<Mutex<FlowTable>>,
@@ -339,10 +342,11 @@ impl XdpDataPlane {
             return Err(io::Error::other("the io_uring workers of the xdp backend need a shared flow table"));
         };
         match Self::start_parts(opts, table.clone(), uring.epoch(), running.clone()) {
-            Ok((ifaces, workers, t)) => Ok(XdpDataPlane {
+            Ok((ifaces, workers, xsks, t)) => Ok(XdpDataPlane {
                 uring,
                 ifaces: Mutex::new(ifaces),
                 workers,
+                xsks,
                 steered: Mutex::new(HashMap::new()),
                 table,
                 running,
@@ -363,7 +367,7 @@ impl XdpDataPlane {
         table: Arc<Mutex<FlowTable>>,
         epoch: Instant,
         running: Arc<AtomicBool>,
-    ) -> io::Result<(Vec<Attached>, Vec<Arc<XdpWorkerHandle>>, std::thread::JoinHandle<()>)> {
+    ) -> io::Result<(Vec<Attached>, Vec<Arc<WorkerHandle>>, Vec<XskSockets>, std::thread::JoinHandle<()>)> {
         if opts.interfaces.is_empty() {
             return Err(io::Error::other("no XDP interface (--xdp-interface)"));
         }
@@ -389,9 +393,10 @@ impl XdpDataPlane {
         }
         let resolve_wake = Arc::new(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(wake) });
         let mut workers = Vec::new();
+        let mut xsks = Vec::new();
         for q in 0..queues {
             let on: Vec<usize> = (0..ifaces.len()).filter(|&i| rx_queues(&ifaces[i].name) > q).collect();
-            let cfg = XdpWorkerConfig {
+            let cfg = WorkerConfig {
                 queue_id: q as u32,
                 ifindexes: on.iter().map(|&i| ifaces[i].ifindex).collect(),
                 cpu: (!opts.cpus.is_empty()).then(|| opts.cpus[q % opts.cpus.len()]),
@@ -402,13 +407,14 @@ impl XdpDataPlane {
                 resolve: resolve.clone(),
                 resolve_wake: resolve_wake.clone(),
             };
-            let w = worker::spawn(cfg, running.clone())?;
+            let (w, x) = worker::spawn(cfg, running.clone())?;
             for (k, &i) in on.iter().enumerate() {
-                ifaces[i].xsks.set(q as u32, w.socket_fds[k].1, 0).map_err(io::Error::other)?;
+                ifaces[i].xsks.set(q as u32, x.fds[k].1, 0).map_err(io::Error::other)?;
             }
             workers.push(Arc::new(w));
+            xsks.push(x);
         }
-        let zero_copy = workers.iter().all(|w| w.zero_copy);
+        let zero_copy = xsks.iter().all(|x| x.zero_copy);
         let mut links = Vec::new();
         for a in &ifaces {
             let mac = interface_mac(&a.name).unwrap_or([0; 6]);
@@ -424,7 +430,7 @@ impl XdpDataPlane {
             );
         }
         let t = resolver::spawn(links, resolve, resolve_wake, workers.clone(), running)?;
-        Ok((ifaces, workers, t))
+        Ok((ifaces, workers, xsks, t))
     }
 
     /// Detach the program from every interface (the kernel path takes over at once) and
@@ -442,15 +448,12 @@ impl XdpDataPlane {
     /// Wait until every AF_XDP worker has taken the commands sent so far; false when one
     /// has not within [`APPLY_WAIT`].
     fn wait_applied(&self) -> bool {
-        let targets: Vec<u64> = self.workers.iter().map(|w| w.send(XdpCommand::Wake)).collect();
+        let targets: Vec<u64> = self.workers.iter().map(|w| w.send(Command::Wake)).collect();
         let deadline = Instant::now() + APPLY_WAIT;
         for (w, &t) in self.workers.iter().zip(&targets) {
-            while w.stats.applied.load(Relaxed) < t {
-                if Instant::now() > deadline {
-                    log::warn!("an AF_XDP worker is slow to apply rules");
-                    return false;
-                }
-                std::thread::sleep(Duration::from_micros(20));
+            if !w.wait_applied(t, deadline) {
+                log::warn!("an AF_XDP worker is slow to apply rules");
+                return false;
             }
         }
         true
@@ -466,12 +469,13 @@ impl DataPlane for XdpDataPlane {
         let (kernel, counters) = self.uring.open_shared(local, affinity)?;
         // in the shared table now, so that the rule finds it (its io_uring worker's own
         // insert, when it takes the socket, finds it there)
-        lock_table(&self.table).insert(local, counters);
+        lock_table(&self.table).insert(local, counters.clone());
         // one duplicate of the socket for all AF_XDP workers: 2 descriptors per relay
-        // socket, whatever the number of queues
-        let kernel = Arc::new(kernel);
+        // socket, whatever the number of queues (its closed flag is not needed: `close`
+        // waits for the workers to apply the Close, which drops their holds)
+        let socket = Arc::new(WorkerFd::new(kernel).0);
         for w in &self.workers {
-            w.send(XdpCommand::Open { local, kernel: kernel.clone() });
+            w.send(Command::Open { local, socket: socket.clone(), counters: counters.clone() });
         }
         Ok(())
     }
@@ -509,7 +513,7 @@ impl DataPlane for XdpDataPlane {
             }
         }
         for w in &self.workers {
-            w.send(XdpCommand::Close(local));
+            w.send(Command::Close(local));
         }
         // the workers' duplicates of the descriptor keep the port bound until they have
         // applied the Close: wait for that, so the port can be bound again at once (the
@@ -532,31 +536,12 @@ impl DataPlane for XdpDataPlane {
     fn metrics(&self) -> Vec<(String, String, u64)> {
         let mut v = self.uring.metrics();
         for (i, w) in self.workers.iter().enumerate() {
-            let s = &w.stats;
-            let q = format!("queue=\"{i}\"");
-            let rows = [
-                ("relay_xsk_rx_packets_total", None, &s.rx_packets),
-                ("relay_xsk_tx_packets_total", None, &s.tx_packets),
-                ("relay_xsk_kernel_path_total", None, &s.kernel_path),
-                ("relay_xsk_kernel_path_errors_total", None, &s.kernel_errors),
-                ("relay_xsk_drops_total", Some("unknown-flow"), &s.drop_unknown_flow),
-                ("relay_xsk_drops_total", Some("flow"), &s.drop_verdict),
-                ("relay_xsk_drops_total", Some("tx-full"), &s.drop_tx_full),
-                ("relay_xsk_drops_total", Some("no-room"), &s.drop_no_room),
-                ("relay_xsk_batches_total", None, &s.batches),
-                ("relay_xsk_frames_free", None, &s.frames_free),
-            ];
-            crate::dataplane::metric_rows(&mut v, &q, &rows);
-            let by_reason: Vec<_> = FrameError::ALL
-                .iter()
-                .map(|e| ("relay_xsk_drops_total", Some(e.as_str()), &s.drop_frame[e.index()]))
-                .collect();
-            crate::dataplane::metric_rows(&mut v, &q, &by_reason);
+            w.stats.render(&mut v, Path::Xsk, i);
         }
         let ifaces = self.ifaces.lock().unwrap();
         // the kernel's own AF_XDP socket counters (XDP_STATISTICS)
-        for (i, w) in self.workers.iter().enumerate() {
-            for &(ifindex, fd) in &w.socket_fds {
+        for (i, x) in self.xsks.iter().enumerate() {
+            for &(ifindex, fd) in &x.fds {
                 let name = ifaces.iter().find(|a| a.ifindex == ifindex).map(|a| a.name.as_str()).unwrap_or("?");
                 let mut st = [0u64; 6];
                 let mut len = std::mem::size_of_val(&st) as libc::socklen_t;

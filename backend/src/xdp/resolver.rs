@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use super::netlink::{self, Message, Resolver};
-use super::worker::{XdpCommand, XdpWorkerHandle};
+use crate::worker::{Command, WorkerHandle};
 
 fn nl_socket(groups: u32) -> io::Result<OwnedFd> {
     let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
@@ -101,11 +101,11 @@ fn request(fd: &OwnedFd, msg: &[u8], seq: u32, dump: bool, buf: &mut [u8]) -> io
     }
 }
 
-fn broadcast(workers: &[Arc<XdpWorkerHandle>], changes: Vec<(IpAddr, netlink::NextHop)>) {
+fn broadcast(workers: &[Arc<WorkerHandle>], changes: Vec<(IpAddr, netlink::NextHop)>) {
     for (ip, hop) in changes {
         log::debug!("next hop for {ip}: {hop:?}");
         for w in workers {
-            w.send(XdpCommand::NextHop(ip, hop));
+            w.send(Command::NextHop(ip, hop));
         }
     }
 }
@@ -115,7 +115,7 @@ pub fn spawn(
     links: Vec<(u32, [u8; 6])>,
     requests: Arc<ArrayQueue<IpAddr>>,
     wake: Arc<OwnedFd>,
-    workers: Vec<Arc<XdpWorkerHandle>>,
+    workers: Vec<Arc<WorkerHandle>>,
     running: Arc<AtomicBool>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     let events = nl_socket(

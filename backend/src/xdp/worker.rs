@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -29,69 +29,27 @@ use xdp::{RingConfigBuilder, WakableRings};
 
 use super::frame::{self, L2};
 use super::netlink::NextHop;
-use relay_core::flow::counters::bump;
+use crate::dataplane::WorkerFd;
+use crate::mailbox::Inbox;
+use crate::stats::{DropCause, WorkerStats};
+use crate::worker::{channel, lock_table, spawn_thread, Command, WorkerHandle};
+use relay_core::flow::counters::{bump, unbump};
 use relay_core::flow::{FlowTable, Verdict};
-use crate::mailbox::{mailbox, Inbox, Mailbox};
 
 /// Bytes the frame may grow at its front: IPv4 -> IPv6 (+20) and a VLAN tag (+4).
 const HEAD_ROOM: usize = 64;
 const BATCH: usize = 64;
 const RING: u32 = 4096;
 
-/// Messages to an AF_XDP worker. Flows and rules are not among them: they are in the
-/// shared flow table, changed once by the control plane.
-pub enum XdpCommand {
-    /// A relay socket: `kernel` is a duplicate of its descriptor (one for all AF_XDP
-    /// workers), used to send through the kernel when the next hop is not (yet) known.
-    Open {
-        local: SocketAddr,
-        kernel: Arc<OwnedFd>,
-    },
-    Close(SocketAddr),
-    NextHop(IpAddr, NextHop),
-    Wake,
-}
-
-#[derive(Default, Debug)]
-pub struct XdpWorkerStats {
-    pub rx_packets: AtomicU64,
-    pub tx_packets: AtomicU64,
-    /// Forwarded through the relay socket because the next hop was not resolved (or not
-    /// on an XDP interface).
-    pub kernel_path: AtomicU64,
-    pub drop_frame: [AtomicU64; 6],
-    pub drop_unknown_flow: AtomicU64,
-    /// Dropped by the flow table (reasons per flow: malformed, source, srtp, ...).
-    pub drop_verdict: AtomicU64,
-    pub drop_tx_full: AtomicU64,
-    pub drop_no_room: AtomicU64,
-    pub kernel_errors: AtomicU64,
-    pub batches: AtomicU64,
-    /// Commands applied so far (the control plane waits on this before steering a flow).
-    pub applied: AtomicU64,
-    pub frames_free: AtomicU64,
-}
-
-pub struct XdpWorkerHandle {
-    pub mailbox: Mailbox<XdpCommand>,
-    pub stats: Arc<XdpWorkerStats>,
-    pub thread: Option<std::thread::JoinHandle<()>>,
-    pub socket_fds: Vec<(u32, RawFd)>,
+/// What the XDP program needs of a started worker: its AF_XDP socket on each interface
+/// (for the `xsks` map), and whether they all bound in zero-copy mode.
+pub struct XskSockets {
+    /// (interface index, socket descriptor); the worker owns the sockets.
+    pub fds: Vec<(u32, RawFd)>,
     pub zero_copy: bool,
 }
 
-impl XdpWorkerHandle {
-    /// Returns how many commands were sent so far; compare with `stats.applied`.
-    pub fn send(&self, cmd: XdpCommand) -> u64 {
-        self.mailbox.send(cmd)
-    }
-
-    pub fn kick(&self) {
-        self.mailbox.kick()
-    }
-}
-
-pub struct XdpWorkerConfig {
+pub struct WorkerConfig {
     pub queue_id: u32,
     pub ifindexes: Vec<u32>,
     pub cpu: Option<usize>,
@@ -140,7 +98,7 @@ struct Worker {
     ports: Vec<Port>,
     table: Arc<Mutex<FlowTable>>,
     /// Each relay socket's descriptor (a duplicate), by its address.
-    kernel_fds: HashMap<SocketAddr, Arc<OwnedFd>>,
+    kernel_fds: HashMap<SocketAddr, Arc<WorkerFd>>,
     /// Sends through the kernel waiting for the lock to be released (at most a batch).
     kernel_tx: Vec<KernelSend>,
     /// The next-hop thread has requests waiting: wake it once the lock is released.
@@ -154,10 +112,10 @@ struct Worker {
     requested: HashSet<IpAddr>,
     resolve: Arc<ArrayQueue<IpAddr>>,
     resolve_wake: Arc<OwnedFd>,
-    inbox: Inbox<XdpCommand>,
+    inbox: Inbox<Command>,
     /// The sockets and the inbox, for poll() when idle.
     pollfds: Vec<libc::pollfd>,
-    stats: Arc<XdpWorkerStats>,
+    stats: Arc<WorkerStats>,
     tos: u8,
     epoch: Instant,
     zero_copy: bool,
@@ -186,9 +144,8 @@ fn bind(umem: &Umem, ifindex: u32, queue_id: u32) -> io::Result<(XdpSocket, Waka
 }
 
 /// Create the worker's UMEM and sockets (here, so errors reach the caller) and start it.
-pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWorkerHandle> {
-    let (mailbox, inbox) = mailbox(65536)?;
-    let stats = Arc::new(XdpWorkerStats::default());
+pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<(WorkerHandle, XskSockets)> {
+    let (mailbox, inbox, stats) = channel()?;
     let umem = Umem::map(
         UmemCfgBuilder {
             frame_size: FrameSize::TwoK,
@@ -232,19 +189,8 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
         epoch: cfg.epoch,
         zero_copy,
     };
-    let cpu = cfg.cpu;
-    let queue_id = cfg.queue_id;
-    let name = format!("relay-xsk-{queue_id}");
-    let thread = std::thread::Builder::new().name(name).spawn(move || {
-        crate::uring::setup_worker_thread(cpu);
-        // a dead worker would silently blackhole the flows steered to its queue: stop the
-        // daemon instead (the kernel detaches the program with it; a supervisor restarts it)
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(&running))).is_err() {
-            log::error!("AF_XDP worker for queue {queue_id} panicked; exiting");
-            std::process::exit(1);
-        }
-    })?;
-    Ok(XdpWorkerHandle { mailbox, stats, thread: Some(thread), socket_fds, zero_copy })
+    let thread = spawn_thread(format!("relay-xsk-{}", cfg.queue_id), cfg.cpu, move || w.run(&running))?;
+    Ok((WorkerHandle { mailbox, stats, thread: Some(thread) }, XskSockets { fds: socket_fds, zero_copy }))
 }
 
 // The packets and rings hold raw pointers into the UMEM the worker owns; the worker
@@ -252,7 +198,7 @@ pub fn spawn(cfg: XdpWorkerConfig, running: Arc<AtomicBool>) -> io::Result<XdpWo
 unsafe impl Send for Worker {}
 
 impl Worker {
-    fn run(&mut self, running: &AtomicBool) {
+    fn run(&mut self, running: &AtomicBool) -> io::Result<()> {
         let mut rx = HeapSlab::with_capacity(BATCH);
         self.refill();
         while running.load(Relaxed) {
@@ -272,7 +218,7 @@ impl Worker {
                 // the table's lock, once per received batch (at most BATCH frames, so no
                 // TX slab, empty at this point, can overflow: nothing is kicked under it)
                 let table = self.table.clone();
-                let mut t = crate::uring::lock_table(&table);
+                let mut t = lock_table(&table);
                 while let Some(p) = rx.pop_back() {
                     self.handle(&mut t, port, p, now_us);
                 }
@@ -293,13 +239,14 @@ impl Worker {
                 self.idle();
             }
         }
+        Ok(())
     }
 
     fn idle(&mut self) {
         let fds = &mut self.pollfds;
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
         self.inbox.clear();
-        self.stats.frames_free.store(self.umem.allocatable() as u64, Relaxed);
+        self.stats.buffers_available.store(self.umem.allocatable() as u64, Relaxed);
     }
 
     /// Top up every fill ring. The ring takes all of a request or nothing, so ask for
@@ -358,7 +305,7 @@ impl Worker {
             bump(&self.stats.tx_packets, sent as u64);
             if sent < n {
                 // the TX ring is full: what did not fit is dropped (and counted), never queued
-                bump(&self.stats.drop_tx_full, (n - sent) as u64);
+                self.stats.count_drop(DropCause::TxFull, (n - sent) as u64);
                 while let Some(pkt) = p.tx.pop_back() {
                     self.umem.free_packet(pkt);
                 }
@@ -369,18 +316,23 @@ impl Worker {
     fn apply_commands(&mut self) {
         while let Some(cmd) = self.inbox.pop() {
             match cmd {
-                XdpCommand::Open { local, kernel } => {
-                    self.kernel_fds.insert(local, kernel);
+                Command::Open { local, socket, counters: _ } => {
+                    if self.kernel_fds.insert(local, socket).is_none() {
+                        bump(&self.stats.sockets, 1);
+                    }
                 }
-                XdpCommand::Close(local) => {
-                    self.kernel_fds.remove(&local);
+                Command::Close(local) => {
+                    if self.kernel_fds.remove(&local).is_some() {
+                        unbump(&self.stats.sockets, 1);
+                    }
                 }
-                XdpCommand::NextHop(ip, hop) => {
+                Command::NextHop(ip, hop) => {
                     self.hops.insert(ip, hop);
                     self.requested.remove(&ip);
                     self.hop_gen = self.hop_gen.wrapping_add(1);
                 }
-                XdpCommand::Wake => {}
+                // never sent here: the control plane applies rules to the shared table
+                Command::Rule(_) | Command::Wake => {}
             }
             bump(&self.stats.applied, 1);
         }
@@ -439,19 +391,19 @@ impl Worker {
         let ing = match frame::parse(&buf[HEAD_ROOM..HEAD_ROOM + len]) {
             Ok(i) => i,
             Err(e) => {
-                bump(&self.stats.drop_frame[e.index()], 1);
+                self.stats.count_frame_error(e);
                 return self.drop_packet(p);
             }
         };
         let Some(id) = t.lookup(ing.dst) else {
-            bump(&self.stats.drop_unknown_flow, 1);
+            self.stats.count_drop(DropCause::UnknownFlow, 1);
             return self.drop_packet(p);
         };
         let payload = HEAD_ROOM + ing.payload;
         let (via, to, out_len) = match t.process(id, ing.src, &mut buf[payload..], ing.payload_len, now_us) {
             Verdict::Forward { via, to, len } => (via, to, len),
-            Verdict::Drop(_) => {
-                bump(&self.stats.drop_verdict, 1);
+            Verdict::Drop(r) => {
+                self.stats.count_verdict_drop(r);
                 return self.drop_packet(p);
             }
         };
@@ -460,7 +412,7 @@ impl Worker {
         };
         let Some((out_port, src_mac, dst_mac)) = self.next_hop(via, to) else {
             if self.kernel_tx.len() == self.kernel_tx.capacity() {
-                bump(&self.stats.kernel_errors, 1);
+                self.stats.count_drop(DropCause::TxFull, 1);
                 return self.drop_packet(p);
             }
             let (start, end) = (payload, payload + out_len);
@@ -480,7 +432,7 @@ impl Worker {
             match frame::write_headers(buf, payload, out_len, from, to, &l2, self.tos) {
                 Some(s) => (s, payload + out_len),
                 None => {
-                    bump(&self.stats.drop_no_room, 1);
+                    self.stats.count_drop(DropCause::NoRoom, 1);
                     return self.drop_packet(p);
                 }
             }
@@ -488,7 +440,7 @@ impl Worker {
         let _ = p.adjust_head(start as i32);
         let _ = p.adjust_tail(-((cap - end) as i32));
         if let Some(pkt) = self.ports[out_port].tx.push_front(p) {
-            bump(&self.stats.drop_tx_full, 1);
+            self.stats.count_drop(DropCause::TxFull, 1);
             self.umem.free_packet(pkt);
         }
     }
@@ -505,11 +457,11 @@ impl Worker {
     /// resolves the neighbour (and the resolver hears about it over netlink).
     fn kernel_send(&self, via: SocketAddr, payload: &[u8], to: SocketAddr) {
         let Some(fd) = self.kernel_fds.get(&via) else {
-            bump(&self.stats.kernel_errors, 1);
+            bump(&self.stats.tx_errors, 1);
             return;
         };
         let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-        let sl = crate::uring::sockaddr_to(to, &mut sa);
+        let sl = crate::sys::sockaddr_to(to, &mut sa);
         let r = unsafe {
             libc::sendto(
                 fd.as_raw_fd(),
@@ -521,7 +473,7 @@ impl Worker {
             )
         };
         if r < 0 {
-            bump(&self.stats.kernel_errors, 1);
+            bump(&self.stats.tx_errors, 1);
         } else {
             bump(&self.stats.kernel_path, 1);
         }

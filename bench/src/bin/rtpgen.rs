@@ -214,7 +214,7 @@ struct Summary {
 
 fn pin(cpu: Option<usize>) {
     if let Some(c) = cpu {
-        backend::uring::pin_to_cpu(c);
+        backend::sys::pin_to_cpu(c);
     }
 }
 
@@ -228,10 +228,10 @@ fn media_port(r: &Value) -> Option<u16> {
     s.lines().find(|l| l.starts_with("m=audio"))?.split(' ').nth(1)?.parse().ok()
 }
 
-/// The relay's own conversion (backend::uring::sockaddr_to); a sockaddr_in6 holds either family.
+/// The relay's own conversion (backend::sys::sockaddr_to); a sockaddr_in6 holds either family.
 fn sockaddr(a: SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
     let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    let len = backend::uring::sockaddr_to(a, &mut sa);
+    let len = backend::sys::sockaddr_to(a, &mut sa);
     (sa, len)
 }
 

@@ -85,7 +85,7 @@ fn run(cfg: Config) -> Result<(), String> {
         Some(a) => Some(TcpListener::bind(a).map_err(|e| format!("listen-http {a}: cannot bind: {e}"))?),
         None => None,
     };
-    backend::uring::set_worker_priority(cfg.worker_priority);
+    backend::sys::set_worker_priority(cfg.worker_priority);
     let xdp_opts = start_xdp(&cfg);
     // under XDP the io_uring workers (the kernel path) share the AF_XDP workers' flow table
     let uring = UringDataPlane::start_with(
