@@ -1,5 +1,7 @@
 //! Ethernet / IPv4 / IPv6 / UDP framing for the AF_XDP backend, sans-IO: parse what the
 //! XDP program steered to us, and rewrite it in place for the egress leg.
+//! The headers are read and written through the core's views (`relay_core::wire`); this
+//! file only decides what to check, in which order, and what to write.
 //!
 //! Two ways out:
 //! - [`rewrite_in_place`]: same address family and VLAN framing, payload untouched (plain

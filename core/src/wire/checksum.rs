@@ -51,16 +51,16 @@ impl Update {
         Update(!check as u32)
     }
 
-    /// The 16-bit-aligned bytes `old` became `new` (same length).
+    /// The 16-bit-aligned bytes `old` became `new` (same length, header-sized: under
+    /// 32 KiB, so the sum cannot overflow before the fold at the end).
     #[inline]
     pub fn replace(&mut self, old: &[u8], new: &[u8]) {
+        let mut sum = self.0;
         for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
-            self.0 += !u16::from_be_bytes([o[0], o[1]]) as u32;
-            self.0 += u16::from_be_bytes([n[0], n[1]]) as u32;
-            if self.0 & 0x8000_0000 != 0 {
-                self.0 = (self.0 & 0xffff) + (self.0 >> 16);
-            }
+            sum += !u16::from_be_bytes([o[0], o[1]]) as u32;
+            sum += u16::from_be_bytes([n[0], n[1]]) as u32;
         }
+        self.0 = (sum & 0xffff) + (sum >> 16);
     }
 
     /// The new value of the checksum field.
