@@ -15,8 +15,10 @@
 // If no socket is bound to the queue, bpf_redirect_map falls back to XDP_PASS and the
 // relay's ordinary UDP socket (io_uring backend) gets the packet.
 //
-// Built by relay/build.rs with `clang -O2 -g -target bpf`; loaded by relayd through aya.
-// No libbpf headers needed: the few definitions we use are below.
+// Built by backend/build.rs with `clang -O2 -g -target bpf`; loaded by relayd through aya.
+// No libbpf headers needed: the few definitions we use are below. The map keys and values
+// relayd reads and writes are in relay_abi.h, checked against their Rust twins at build
+// time (backend/src/xdp/abi.rs).
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -24,6 +26,8 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/udp.h>
+
+#include "relay_abi.h"
 
 #define SEC(name) __attribute__((section(name), used))
 #define __uint(name, val) int(*name)[val]
@@ -34,23 +38,7 @@
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
 
-// Key of `flows`: the relay's own media socket. Written by relayd (relay/src/xdp/maps.rs).
-struct flow_key {
-	__u8 family; // 4 or 6
-	__u8 pad;
-	__be16 port; // network byte order, as in the UDP header
-	__u8 addr[16]; // IPv4 in the first 4 bytes, rest zero
-};
-
-#define FLOW_STRICT_SOURCE 1
-
-struct flow_val {
-	__u32 flags; // FLOW_STRICT_SOURCE: drop what does not come from peer
-	__be16 peer_port;
-	__u16 pad;
-	__u8 peer_addr[16];
-};
-
+// The relay's media sockets, each with what to check before steering (relay_abi.h).
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
@@ -59,23 +47,14 @@ struct {
 } flows SEC(".maps");
 
 // The relay's own addresses (key of `own_addrs`; value unused), filled by relayd at start.
-struct own_key {
-	__u8 family; // 4 or 6
-	__u8 pad[3];
-	__u8 addr[16]; // IPv4 in the first 4 bytes, rest zero
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, OWN_ADDRS_MAX);
 	__type(key, struct own_key);
 	__type(value, __u8);
 } own_addrs SEC(".maps");
 
-// settings[0]: SETTING_LOCAL_SOURCES when the interface is loopback itself (a lab relay):
-// loopback and own sources are normal there.
-#define SETTING_LOCAL_SOURCES 1
-
+// settings[0]: SETTING_LOCAL_SOURCES (relay_abi.h) or 0.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -90,18 +69,7 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
-// Per-CPU counters, summed by relayd for /metrics (order: relay/src/xdp/maps.rs).
-enum {
-	STAT_STEERED = 0,     // redirected into an AF_XDP socket
-	STAT_PASS_OTHER,      // not IPv4/IPv6 + UDP: ARP, ICMP, TCP, ...
-	STAT_PASS_NO_FLOW,    // UDP, but not to a relay media socket (SIP, ng, DNS, ...)
-	STAT_PASS_NO_SOCKET,  // a media flow, but no AF_XDP socket on this queue
-	STAT_PASS_UNPARSED,   // truncated headers, IPv4 options or fragments, IPv6 extension headers
-	STAT_DROP_SOURCE,     // strict source: not from the flow's peer
-	STAT_DROP_MARTIAN,    // from loopback, unspecified, multicast, broadcast, link-local, or us
-	STAT_MAX,
-};
-
+// Per-CPU counters indexed by enum relay_stat (relay_abi.h), summed by relayd for /metrics.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, STAT_MAX);

@@ -1,5 +1,7 @@
 //! Ethernet / IPv4 / IPv6 / UDP framing for the AF_XDP backend, sans-IO: parse what the
 //! XDP program steered to us, and rewrite it in place for the egress leg.
+//! The headers are read and written through the core's views (`relay_core::wire`); this
+//! file only decides what to check, in which order, and what to write.
 //!
 //! Two ways out:
 //! - [`rewrite_in_place`]: same address family and VLAN framing, payload untouched (plain
@@ -9,22 +11,24 @@
 //!   IPv6 bridging, VLAN added or removed): fresh headers are written in front of the
 //!   payload, which never moves, and the UDP checksum is computed over the payload.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-pub const ETH_HLEN: usize = 14;
-pub const VLAN_HLEN: usize = 4;
-pub const IPV4_HLEN: usize = 20;
-pub const IPV6_HLEN: usize = 40;
-pub const UDP_HLEN: usize = 8;
+use relay_core::wire::ethernet::{self, vlan, EtherType};
+use relay_core::wire::{checksum, ipv4, ipv6, udp, Error as WireError, IpProtocol};
+
+pub const ETH_HLEN: usize = ethernet::HEADER_LEN;
+pub const VLAN_HLEN: usize = vlan::HEADER_LEN;
+pub const IPV4_HLEN: usize = ipv4::HEADER_LEN;
+pub const IPV6_HLEN: usize = ipv6::HEADER_LEN;
+pub const UDP_HLEN: usize = udp::HEADER_LEN;
 /// The most header bytes [`write_headers`] puts in front of a payload.
 pub const MAX_HEADERS: usize = ETH_HLEN + VLAN_HLEN + IPV6_HLEN + UDP_HLEN;
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
-const IPPROTO_UDP: u8 = 17;
 pub const TTL: u8 = 64;
+
+/// One's-complement sum of `data` as big-endian 16-bit words (odd tail padded with zero).
+pub use checksum::add as csum_add;
+pub use checksum::fold as csum_fold;
 
 /// Why a frame is not a UDP datagram we can relay. The XDP program passes all of these to
 /// the kernel, so seeing one here means the program and this parser disagree, or the
@@ -77,79 +81,72 @@ pub struct Ingress {
     pub dst: SocketAddr,
 }
 
+#[cfg(test)]
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+/// The checks run in the XDP program's order: a header that is not all there is
+/// `Truncated`; then what we do not relay is named (not IP, not UDP, options, a fragment);
+/// only then are the length fields held against the frame (`BadLength`).
 pub fn parse(frame: &[u8]) -> Result<Ingress, FrameError> {
-    if frame.len() < ETH_HLEN {
-        return Err(FrameError::Truncated);
-    }
-    let mut proto = be16(frame, 12);
-    let mut l3 = ETH_HLEN;
-    let mut vlan = None;
-    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        if frame.len() < ETH_HLEN + VLAN_HLEN {
-            return Err(FrameError::Truncated);
-        }
-        vlan = Some(be16(frame, 14));
-        proto = be16(frame, 16);
+    let eth = ethernet::Frame::new_checked(frame).map_err(|_| FrameError::Truncated)?;
+    let (mut proto, mut l3, mut vlan) = (eth.ethertype(), ETH_HLEN, None);
+    if proto.is_vlan_tag() {
+        let tag = vlan::Tag::new_checked(eth.payload()).map_err(|_| FrameError::Truncated)?;
+        vlan = Some(tag.tci());
+        proto = tag.ethertype();
         l3 += VLAN_HLEN;
     }
-    let (src_ip, dst_ip, l4, l4_len): (IpAddr, IpAddr, usize, usize) = match proto {
-        ETH_P_IP => {
-            let ip = frame.get(l3..l3 + IPV4_HLEN).ok_or(FrameError::Truncated)?;
-            if ip[0] >> 4 != 4 {
+    let (src_ip, dst_ip, l4, end): (IpAddr, IpAddr, usize, usize) = match proto {
+        EtherType::IPV4 => {
+            let ip = ipv4::Packet::new_unchecked(&frame[l3..]);
+            let lengths = ip.check_len();
+            if lengths == Err(WireError::Truncated) {
+                return Err(FrameError::Truncated);
+            }
+            if ip.version() != 4 {
                 return Err(FrameError::NotIp);
             }
-            if ip[0] & 0x0f != 5 {
+            if ip.header_len() as usize != IPV4_HLEN {
                 return Err(FrameError::IpOptions);
             }
-            if ip[9] != IPPROTO_UDP {
+            if ip.protocol() != IpProtocol::UDP {
                 return Err(FrameError::NotUdp);
             }
-            if be16(ip, 6) & 0x3fff != 0 {
+            if ip.is_fragment() {
                 return Err(FrameError::Fragment);
             }
-            let total = be16(ip, 2) as usize;
             // Ethernet pads short frames: the IP length, not the frame's, says where the datagram ends
-            if total < IPV4_HLEN + UDP_HLEN || l3 + total > frame.len() {
-                return Err(FrameError::BadLength);
-            }
-            let s = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-            let d = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-            (s.into(), d.into(), l3 + IPV4_HLEN, total - IPV4_HLEN)
+            lengths.map_err(|_| FrameError::BadLength)?;
+            (ip.src_addr().into(), ip.dst_addr().into(), l3 + IPV4_HLEN, l3 + ip.total_len() as usize)
         }
-        ETH_P_IPV6 => {
-            let ip = frame.get(l3..l3 + IPV6_HLEN).ok_or(FrameError::Truncated)?;
-            if ip[0] >> 4 != 6 {
+        EtherType::IPV6 => {
+            let ip = ipv6::Packet::new_unchecked(&frame[l3..]);
+            let lengths = ip.check_len();
+            if lengths == Err(WireError::Truncated) {
+                return Err(FrameError::Truncated);
+            }
+            if ip.version() != 6 {
                 return Err(FrameError::NotIp);
             }
-            if ip[6] != IPPROTO_UDP {
+            if ip.next_header() != IpProtocol::UDP {
                 return Err(FrameError::NotUdp);
             }
-            let plen = be16(ip, 4) as usize;
-            if plen < UDP_HLEN || l3 + IPV6_HLEN + plen > frame.len() {
-                return Err(FrameError::BadLength);
-            }
-            let s: [u8; 16] = ip[8..24].try_into().unwrap();
-            let d: [u8; 16] = ip[24..40].try_into().unwrap();
-            (Ipv6Addr::from(s).into(), Ipv6Addr::from(d).into(), l3 + IPV6_HLEN, plen)
+            lengths.map_err(|_| FrameError::BadLength)?;
+            (ip.src_addr().into(), ip.dst_addr().into(), l3 + IPV6_HLEN, l3 + IPV6_HLEN + ip.payload_len() as usize)
         }
         _ => return Err(FrameError::NotIp),
     };
-    let udp = &frame[l4..l4 + UDP_HLEN];
-    let udp_len = be16(udp, 4) as usize;
-    if udp_len < UDP_HLEN || udp_len > l4_len {
-        return Err(FrameError::BadLength);
-    }
+    // shorter than a UDP header, or a UDP length past the IP payload
+    let udp = udp::Packet::new_checked(&frame[l4..end]).map_err(|_| FrameError::BadLength)?;
     Ok(Ingress {
         vlan,
         l3,
         payload: l4 + UDP_HLEN,
-        payload_len: udp_len - UDP_HLEN,
-        src: SocketAddr::new(src_ip, be16(udp, 0)),
-        dst: SocketAddr::new(dst_ip, be16(udp, 2)),
+        payload_len: udp.len() as usize - UDP_HLEN,
+        src: SocketAddr::new(src_ip, udp.src_port()),
+        dst: SocketAddr::new(dst_ip, udp.dst_port()),
     })
 }
 
@@ -161,39 +158,7 @@ pub struct L2 {
     pub vlan: Option<u16>,
 }
 
-/// One's-complement sum of `data` as big-endian 16-bit words (odd tail padded with zero).
-pub fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum = sum.wrapping_add(u16::from_be_bytes([c[0], c[1]]) as u32);
-        // keep carries from overflowing on long inputs
-        if sum & 0x8000_0000 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-    }
-    if let [b] = chunks.remainder() {
-        sum = sum.wrapping_add((*b as u32) << 8);
-    }
-    sum
-}
-
-pub fn csum_fold(mut sum: u32) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
-/// RFC 1624 eqn. 3: the checksum after the 16-bit-aligned bytes `old` became `new`.
-fn csum_replace(check: u16, old: &[u8], new: &[u8]) -> u16 {
-    let mut sum = !check as u32;
-    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
-        sum += !u16::from_be_bytes([o[0], o[1]]) as u32;
-        sum += u16::from_be_bytes([n[0], n[1]]) as u32;
-    }
-    !csum_fold(sum)
-}
-
+/// An address's bytes as the pseudo-header has them, and how many there are.
 fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
     match ip {
         IpAddr::V4(a) => {
@@ -205,27 +170,30 @@ fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
     }
 }
 
-fn write_l2(buf: &mut [u8], at: usize, l2: &L2, ethertype: u16) -> usize {
-    buf[at..at + 6].copy_from_slice(&l2.dst_mac);
-    buf[at + 6..at + 12].copy_from_slice(&l2.src_mac);
+/// Writes the Ethernet header (with the VLAN tag `l2` asks for) at the start of `buf`;
+/// returns its length.
+fn write_l2(buf: &mut [u8], l2: &L2, ethertype: EtherType) -> usize {
+    let mut eth = ethernet::Frame::new_unchecked(buf);
+    eth.set_dst_addr(l2.dst_mac);
+    eth.set_src_addr(l2.src_mac);
     match l2.vlan {
         Some(tci) => {
-            buf[at + 12..at + 14].copy_from_slice(&ETH_P_8021Q.to_be_bytes());
-            buf[at + 14..at + 16].copy_from_slice(&tci.to_be_bytes());
-            buf[at + 16..at + 18].copy_from_slice(&ethertype.to_be_bytes());
-            at + ETH_HLEN + VLAN_HLEN
+            eth.set_ethertype(EtherType::VLAN);
+            let mut tag = vlan::Tag::new_unchecked(eth.payload_mut());
+            tag.set_tci(tci);
+            tag.set_ethertype(ethertype);
+            ETH_HLEN + VLAN_HLEN
         }
         None => {
-            buf[at + 12..at + 14].copy_from_slice(&ethertype.to_be_bytes());
-            at + ETH_HLEN
+            eth.set_ethertype(ethertype);
+            ETH_HLEN
         }
     }
 }
 
 /// The pseudo-header sum a sender that offloads the UDP checksum leaves in the field.
 fn partial_checksum(src: &[u8], dst: &[u8], udp_len: usize) -> u16 {
-    let sum = csum_add(csum_add(0, src), dst) + IPPROTO_UDP as u32 + udp_len as u32;
-    csum_fold(sum)
+    checksum::fold(checksum::pseudo_header(src, dst, IpProtocol::UDP, udp_len))
 }
 
 /// Can [`rewrite_in_place`] handle this? Same family and VLAN framing; the caller also
@@ -239,76 +207,59 @@ pub fn can_rewrite_in_place(ing: &Ingress, from: SocketAddr, to: SocketAddr, l2:
 /// Returns the frame's length.
 pub fn rewrite_in_place(buf: &mut [u8], ing: &Ingress, from: SocketAddr, to: SocketAddr, l2: &L2, tos: u8) -> usize {
     debug_assert!(can_rewrite_in_place(ing, from, to, l2));
-    buf[0..6].copy_from_slice(&l2.dst_mac);
-    buf[6..12].copy_from_slice(&l2.src_mac);
+    let mut eth = ethernet::Frame::new_unchecked(&mut *buf);
+    eth.set_dst_addr(l2.dst_mac);
+    eth.set_src_addr(l2.src_mac);
     if let Some(tci) = l2.vlan {
-        buf[14..16].copy_from_slice(&tci.to_be_bytes());
+        vlan::Tag::new_unchecked(eth.payload_mut()).set_tci(tci);
     }
-    let l3 = ing.l3;
     let l4 = ing.payload - UDP_HLEN;
+    let udp_len = ing.payload_len + UDP_HLEN;
+    let (ip_buf, udp_buf) = buf[ing.l3..].split_at_mut(l4 - ing.l3);
     let (fb, n) = ip_bytes(from.ip());
     let (tb, _) = ip_bytes(to.ip());
-    // the UDP checksum covers addresses (pseudo-header) and ports
+    // the UDP checksum covers the addresses (pseudo-header) and the ports: remember them
     let mut old = [0u8; 36];
     let mut new = [0u8; 36];
     let m = 2 * n + 4;
-    let (saddr, daddr) = if n == 4 { (l3 + 12, l3 + 16) } else { (l3 + 8, l3 + 24) };
-    old[..n].copy_from_slice(&buf[saddr..saddr + n]);
-    old[n..2 * n].copy_from_slice(&buf[daddr..daddr + n]);
-    old[2 * n..m].copy_from_slice(&buf[l4..l4 + 4]);
+    if n == 4 {
+        let mut ip = ipv4::Packet::new_unchecked(ip_buf);
+        old[..4].copy_from_slice(&ip.src_addr().octets());
+        old[4..8].copy_from_slice(&ip.dst_addr().octets());
+        let addr = |b: &[u8; 16]| std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+        ip.readdress(tos, TTL, addr(&fb), addr(&tb));
+    } else {
+        let mut ip = ipv6::Packet::new_unchecked(ip_buf);
+        old[..16].copy_from_slice(&ip.src_addr().octets());
+        old[16..32].copy_from_slice(&ip.dst_addr().octets());
+        // the flow label is kept
+        ip.set_version(6);
+        ip.set_traffic_class(tos);
+        ip.set_hop_limit(TTL);
+        ip.set_src_addr(fb.into());
+        ip.set_dst_addr(tb.into());
+    }
+    let mut udp = udp::Packet::new_unchecked(&mut udp_buf[..udp_len]);
+    old[2 * n..2 * n + 2].copy_from_slice(&udp.src_port().to_be_bytes());
+    old[2 * n + 2..m].copy_from_slice(&udp.dst_port().to_be_bytes());
     new[..n].copy_from_slice(&fb[..n]);
     new[n..2 * n].copy_from_slice(&tb[..n]);
     new[2 * n..2 * n + 2].copy_from_slice(&from.port().to_be_bytes());
     new[2 * n + 2..m].copy_from_slice(&to.port().to_be_bytes());
-    let udp_check = be16(buf, l4 + 6);
-    if n == 4 {
-        // IPv4 header: TOS, TTL and addresses change
-        let mut old_ip = [0u8; 12];
-        old_ip[0..2].copy_from_slice(&buf[l3..l3 + 2]);
-        old_ip[2..4].copy_from_slice(&buf[l3 + 8..l3 + 10]);
-        old_ip[4..12].copy_from_slice(&buf[l3 + 12..l3 + 20]);
-        buf[l3 + 1] = tos;
-        buf[l3 + 8] = TTL;
-        buf[l3 + 12..l3 + 16].copy_from_slice(&fb[..4]);
-        buf[l3 + 16..l3 + 20].copy_from_slice(&tb[..4]);
-        let mut new_ip = [0u8; 12];
-        new_ip[0..2].copy_from_slice(&buf[l3..l3 + 2]);
-        new_ip[2..4].copy_from_slice(&buf[l3 + 8..l3 + 10]);
-        new_ip[4..12].copy_from_slice(&buf[l3 + 12..l3 + 20]);
-        let check = csum_replace(be16(buf, l3 + 10), &old_ip, &new_ip);
-        buf[l3 + 10..l3 + 12].copy_from_slice(&check.to_be_bytes());
-    } else {
-        // traffic class straddles the first two bytes; the flow label is kept
-        buf[l3] = 0x60 | (tos >> 4);
-        buf[l3 + 1] = (buf[l3 + 1] & 0x0f) | (tos << 4);
-        buf[l3 + 7] = TTL;
-        buf[l3 + 8..l3 + 24].copy_from_slice(&fb);
-        buf[l3 + 24..l3 + 40].copy_from_slice(&tb);
-    }
-    buf[l4..l4 + 2].copy_from_slice(&from.port().to_be_bytes());
-    buf[l4 + 2..l4 + 4].copy_from_slice(&to.port().to_be_bytes());
-    let udp_len = ing.payload_len + UDP_HLEN;
+    udp.set_src_port(from.port());
+    udp.set_dst_port(to.port());
+    let udp_check = udp.checksum();
     if n == 4 && udp_check == 0 {
         // the sender did not checksum (allowed over IPv4): neither do we
     } else if udp_check == partial_checksum(&old[..n], &old[n..2 * n], udp_len) {
         // CHECKSUM_PARTIAL: a local sender (veth, a container) left only the pseudo-header
         // sum for an offload that never came. Updating it would stay wrong: compute it.
         // (A complete checksum that happens to look like this one is recomputed too.)
-        buf[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
-        let mut sum = csum_add(0, &new[..2 * n]);
-        sum += IPPROTO_UDP as u32 + udp_len as u32;
-        sum = csum_add(sum, &buf[l4..l4 + udp_len]);
-        let mut c = !csum_fold(sum);
-        if c == 0 {
-            c = 0xffff;
-        }
-        buf[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        udp.fill_checksum(&new[..n], &new[n..2 * n]);
     } else {
-        let mut c = csum_replace(udp_check, &old[..m], &new[..m]);
-        if c == 0 {
-            c = 0xffff;
-        }
-        buf[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        let mut update = checksum::Update::new(udp_check);
+        update.replace(&old[..m], &new[..m]);
+        udp.set_checksum(udp::checksum_on_wire(update.finish()));
     }
     ing.payload + ing.payload_len
 }
@@ -329,8 +280,8 @@ pub fn write_headers(
         return None;
     }
     let (l3_len, ethertype) = match (from, to) {
-        (SocketAddr::V4(_), SocketAddr::V4(_)) => (IPV4_HLEN, ETH_P_IP),
-        (SocketAddr::V6(_), SocketAddr::V6(_)) => (IPV6_HLEN, ETH_P_IPV6),
+        (SocketAddr::V4(_), SocketAddr::V4(_)) => (IPV4_HLEN, EtherType::IPV4),
+        (SocketAddr::V6(_), SocketAddr::V6(_)) => (IPV6_HLEN, EtherType::IPV6),
         _ => return None,
     };
     let l2_len = ETH_HLEN + if l2.vlan.is_some() { VLAN_HLEN } else { 0 };
@@ -339,52 +290,38 @@ pub fn write_headers(
     if udp_len > 0xffff - l3_len {
         return None;
     }
-    let l3 = write_l2(buf, start, l2, ethertype);
-    let l4 = l3 + l3_len;
-    let mut sum = 0u32;
+    let l3 = start + write_l2(&mut buf[start..], l2, ethertype);
+    let (ip_buf, udp_buf) = buf[l3..payload + len].split_at_mut(l3_len);
+    let udp = udp::Repr { src_port: from.port(), dst_port: to.port() };
+    let mut datagram = udp::Packet::new_unchecked(udp_buf);
     match (from.ip(), to.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let ip = &mut buf[l3..l4];
-            ip[0] = 0x45;
-            ip[1] = tos;
-            ip[2..4].copy_from_slice(&((IPV4_HLEN + udp_len) as u16).to_be_bytes());
-            ip[4..6].copy_from_slice(&[0, 0]); // id: DF is set, nothing to reassemble
-            ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
-            ip[8] = TTL;
-            ip[9] = IPPROTO_UDP;
-            ip[10..12].copy_from_slice(&[0, 0]);
-            ip[12..16].copy_from_slice(&s.octets());
-            ip[16..20].copy_from_slice(&d.octets());
-            let check = !csum_fold(csum_add(0, ip));
-            ip[10..12].copy_from_slice(&check.to_be_bytes());
-            sum = csum_add(sum, &ip[12..20]);
+            let ip = ipv4::Repr {
+                src_addr: s,
+                dst_addr: d,
+                protocol: IpProtocol::UDP,
+                payload_len: udp_len,
+                hop_limit: TTL,
+                dscp_ecn: tos,
+            };
+            ip.emit(&mut ipv4::Packet::new_unchecked(ip_buf));
+            udp.emit(&mut datagram, len, &s.octets(), &d.octets());
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let ip = &mut buf[l3..l4];
-            ip[0] = 0x60 | (tos >> 4);
-            ip[1] = tos << 4;
-            ip[2..4].copy_from_slice(&[0, 0]);
-            ip[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-            ip[6] = IPPROTO_UDP;
-            ip[7] = TTL;
-            ip[8..24].copy_from_slice(&s.octets());
-            ip[24..40].copy_from_slice(&d.octets());
-            sum = csum_add(sum, &ip[8..40]);
+            let ip = ipv6::Repr {
+                src_addr: s,
+                dst_addr: d,
+                next_header: IpProtocol::UDP,
+                payload_len: udp_len,
+                hop_limit: TTL,
+                traffic_class: tos,
+                flow_label: 0,
+            };
+            ip.emit(&mut ipv6::Packet::new_unchecked(ip_buf));
+            udp.emit(&mut datagram, len, &s.octets(), &d.octets());
         }
-        _ => unreachable!(),
+        _ => return None,
     }
-    sum += IPPROTO_UDP as u32 + udp_len as u32;
-    let udp = &mut buf[l4..l4 + UDP_HLEN];
-    udp[0..2].copy_from_slice(&from.port().to_be_bytes());
-    udp[2..4].copy_from_slice(&to.port().to_be_bytes());
-    udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    udp[6..8].copy_from_slice(&[0, 0]);
-    sum = csum_add(sum, &buf[l4..l4 + UDP_HLEN + len]);
-    let mut c = !csum_fold(sum);
-    if c == 0 {
-        c = 0xffff;
-    }
-    buf[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
     Some(start)
 }
 

@@ -16,6 +16,7 @@
 //! entry in the BPF map. Removal goes the other way round, so a steered packet always
 //! finds its flow.
 
+pub mod abi;
 pub mod frame;
 pub mod netlink;
 pub mod resolver;
@@ -47,91 +48,13 @@ pub static RELAY_XDP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 /// The benchmark's in-kernel ceiling (ebpf/ceiling_xdp.c).
 pub static CEILING_XDP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ceiling_xdp.o"));
 
-/// Key of the program's `flows` map (struct flow_key in ebpf/relay_xdp.c).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowKey {
-    pub family: u8,
-    pub pad: u8,
-    /// Network byte order.
-    pub port: u16,
-    pub addr: [u8; 16],
-}
-
-/// Value of the `flows` map (struct flow_val).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowVal {
-    pub flags: u32,
-    pub peer_port: u16,
-    pub pad: u16,
-    pub peer_addr: [u8; 16],
-}
-
-/// Key of the program's `own_addrs` map (struct own_key): one of the relay's addresses.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OwnKey {
-    pub family: u8,
-    pub pad: [u8; 3],
-    pub addr: [u8; 16],
-}
-
-impl OwnKey {
-    pub fn new(ip: IpAddr) -> OwnKey {
-        let k = FlowKey::new(SocketAddr::new(ip, 0));
-        OwnKey { family: k.family, pad: [0; 3], addr: k.addr }
-    }
-}
-
-// SAFETY: plain C structs without padding holes that matter (explicit pad fields)
-unsafe impl aya::Pod for FlowKey {}
-unsafe impl aya::Pod for FlowVal {}
-unsafe impl aya::Pod for OwnKey {}
+pub use abi::{FlowKey, FlowVal, OwnKey, FLOW_STRICT_SOURCE};
 
 /// `settings[0]` of the program: the interface is loopback, where loopback and own
 /// sources are normal (SETTING_LOCAL_SOURCES).
 const SETTING_LOCAL_SOURCES: u32 = 1;
 /// Entries of the program's `own_addrs` map.
 const OWN_ADDRS_MAX: usize = 1024;
-
-pub const FLOW_STRICT_SOURCE: u32 = 1;
-
-impl FlowKey {
-    pub fn new(a: SocketAddr) -> FlowKey {
-        let mut addr = [0u8; 16];
-        let family = match a.ip() {
-            IpAddr::V4(v) => {
-                addr[..4].copy_from_slice(&v.octets());
-                4
-            }
-            IpAddr::V6(v) => {
-                addr = v.octets();
-                6
-            }
-        };
-        FlowKey { family, pad: 0, port: a.port().to_be(), addr }
-    }
-}
-
-impl FlowVal {
-    /// The program's view of a rule: a strict-source check when the rule pins the peer to
-    /// its signalled address (asymmetric or trust-address with strict-source). Latched
-    /// peers are learned by the workers, which enforce strict-source for those.
-    pub fn for_rule(rule: &FlowRule) -> FlowVal {
-        let mut v = FlowVal { flags: 0, peer_port: 0, pad: 0, peer_addr: [0; 16] };
-        let pinned = rule.latch.asymmetric || rule.latch.trust_address;
-        if let (true, true, Some(peer)) = (rule.latch.strict_source, pinned, rule.signalled_peer) {
-            if !peer.ip().is_unspecified() && peer.is_ipv4() == rule.local.is_ipv4() {
-                let k = FlowKey::new(peer);
-                v.flags = FLOW_STRICT_SOURCE;
-                v.peer_port = k.port;
-                v.peer_addr = k.addr;
-            }
-        }
-        v
-    }
-}
 
 /// Counter names of the program's per-CPU `stats` array, in its order.
 pub const PROGRAM_STATS: [&str; 7] =
