@@ -123,6 +123,34 @@ pub fn class_of(ip: IpAddr) -> Option<Denied> {
 }
 
 impl AddressPolicy {
+    /// The policy of a relay whose media interfaces have these (local, advertised)
+    /// addresses, whose control sockets (ng, HTTP) listen on `listen`, and whose media
+    /// ports are `ports`: all of that is its own, loopback media interfaces make it a lab.
+    /// The daemon and the in-memory relay build their policy here, so they judge alike.
+    pub fn for_relay(
+        interfaces: &[(IpAddr, IpAddr)],
+        listen: &[SocketAddr],
+        ports: (u16, u16),
+        allow: Vec<IpNet>,
+        deny: Vec<IpNet>,
+    ) -> AddressPolicy {
+        let mut own: Vec<IpAddr> = interfaces.iter().flat_map(|&(l, a)| [l, a]).collect();
+        // an unspecified listen address stays: it tells the policy that every local
+        // address, loopback included, reaches that socket
+        own.extend(listen.iter().map(|a| a.ip()));
+        own.sort();
+        own.dedup();
+        let mut own_ports = vec![ports];
+        own_ports.extend(listen.iter().map(|a| (a.port(), a.port())));
+        AddressPolicy {
+            own,
+            own_ports,
+            lab_loopback: interfaces.iter().any(|(l, _)| l.is_loopback()),
+            allow,
+            deny,
+        }
+    }
+
     /// A policy that only refuses what is never a valid media address (unspecified,
     /// multicast, broadcast, port 0) and treats loopback as a lab interface: for tests
     /// that do not care about the relay's own addresses.

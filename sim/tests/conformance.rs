@@ -78,17 +78,9 @@ const PROFILES: [Profile; 2] = [
 /// `Config::address_policy`: own addresses and ports, loopback lab mode).
 fn engine_config(p: &Profile) -> EngineConfig {
     let interfaces: Vec<Interface> = p.interfaces.iter().map(|s| Interface::parse(s).unwrap()).collect();
-    let mut own: Vec<std::net::IpAddr> = interfaces.iter().flat_map(|i| [i.local, i.advertised]).collect();
-    own.push(NG_LISTEN.ip());
-    own.sort();
-    own.dedup();
-    let media_policy = AddressPolicy {
-        own,
-        own_ports: vec![(PORT_MIN, PORT_MAX), (NG_LISTEN.port(), NG_LISTEN.port())],
-        lab_loopback: true,
-        allow: Vec::new(),
-        deny: Vec::new(),
-    };
+    let addrs: Vec<_> = interfaces.iter().map(|i| (i.local, i.advertised)).collect();
+    // as relayd builds it (relayd::config::Config::address_policy)
+    let media_policy = AddressPolicy::for_relay(&addrs, &[NG_LISTEN], (PORT_MIN, PORT_MAX), Vec::new(), Vec::new());
     EngineConfig { interfaces, port_min: PORT_MIN, port_max: PORT_MAX, media_policy, ..EngineConfig::default() }
 }
 

@@ -63,26 +63,16 @@ impl Config {
     /// relay's own addresses and sockets, lab mode when a media interface is loopback,
     /// and the operator's lists.
     pub fn address_policy(&self) -> Result<AddressPolicy, String> {
-        let mut own = Vec::new();
-        for i in &self.engine.interfaces {
-            own.extend([i.local, i.advertised]);
-        }
-        own.push(self.listen_ng.ip());
-        own.extend(self.listen_http.map(|a| a.ip()));
-        // an unspecified listen address stays: it tells the policy that every local
-        // address, loopback included, reaches that socket
-        own.sort();
-        own.dedup();
-        let mut own_ports =
-            vec![(self.engine.port_min, self.engine.port_max), (self.listen_ng.port(), self.listen_ng.port())];
-        own_ports.extend(self.listen_http.map(|a| (a.port(), a.port())));
-        Ok(AddressPolicy {
-            own,
-            own_ports,
-            lab_loopback: self.engine.interfaces.iter().any(|i| i.local.is_loopback()),
-            allow: self.media_allow.clone(),
-            deny: self.media_deny.clone(),
-        })
+        let interfaces: Vec<_> = self.engine.interfaces.iter().map(|i| (i.local, i.advertised)).collect();
+        let mut listen = vec![self.listen_ng];
+        listen.extend(self.listen_http);
+        Ok(AddressPolicy::for_relay(
+            &interfaces,
+            &listen,
+            (self.engine.port_min, self.engine.port_max),
+            self.media_allow.clone(),
+            self.media_deny.clone(),
+        ))
     }
 
     /// The configuration the command line asks for: its flags over the file it names
