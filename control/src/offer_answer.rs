@@ -1,7 +1,7 @@
 //! Offer/answer: one SDP from one party of a call, turned into the legs it asks for and
 //! the SDP the other party receives. A function of (call, SDP, flags, ports): it knows no
 //! engine, so tests drive it with a made-up call and ports of their own. The engine
-//! decides what to do with the result (install rules, keep or roll back the call).
+//! decides what to do with the result (apply the rules, keep or roll back the call).
 
 use std::net::{IpAddr, SocketAddr};
 
