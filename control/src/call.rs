@@ -346,7 +346,9 @@ pub(crate) mod tests {
 
     #[test]
     fn rejected_or_unrelayed_counterpart_is_not_forwarded_to() {
-        for (reject_own, reject_other, unrelay_other) in [(true, false, false), (false, true, false), (false, false, true)] {
+        for (reject_own, reject_other, unrelay_other) in
+            [(true, false, false), (false, true, false), (false, false, true)]
+        {
             let mut c = call();
             c.monologues[0].legs[0].rejected = reject_own;
             c.monologues[1].legs[0].rejected = reject_other;

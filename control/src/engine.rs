@@ -519,7 +519,13 @@ mod tests {
         dp.state.lock().unwrap().counters.entry(s).or_default().last_packet_ms = t;
     }
 
-    fn delete(e: &mut Engine, id: &str, from_tag: Option<&str>, delay: Option<u64>, now: u64) -> Result<Totals, NgError> {
+    fn delete(
+        e: &mut Engine,
+        id: &str,
+        from_tag: Option<&str>,
+        delay: Option<u64>,
+        now: u64,
+    ) -> Result<Totals, NgError> {
         let flags = Flags { delete_delay: delay, ..Default::default() };
         e.delete(Delete { call_id: id.into(), from_tag: from_tag.map(Into::into), flags }, now)
     }

@@ -489,7 +489,9 @@ mod tests {
         let s = run(&text, &SessionOut::default(), &[m]);
         assert!(s.contains("m=audio 30000 RTP/SAVP 8 101\r\n"), "{s}");
         assert!(!s.contains(":96"), "{s}");
-        assert!(s.contains("a=rtcp-fb:* ccm fir\r\n") && s.contains("a=rtpmap:101 telephone-event/8000\r\na=rtpmap\r\n"));
+        assert!(
+            s.contains("a=rtcp-fb:* ccm fir\r\n") && s.contains("a=rtpmap:101 telephone-event/8000\r\na=rtpmap\r\n")
+        );
         assert!(s.contains("a=rtpmap:8 PCMA/8000\r\n"), "a static type gets its rtpmap: {s}");
     }
 
