@@ -392,8 +392,9 @@ mod tests {
     /// Suspected bug: a section whose recipient's leg is rejected but whose m= port is live
     /// takes the "not ours" path and is copied as it came, so the sender's own address and
     /// port reach the recipient past the relay. Expected: port 0 like a rejected section.
-    /// (offer_answer keeps a leg rejected through `rejected |= port == 0` on answers, so an
-    /// answer with a live port for a section the offer rejected may reach this.)
+    /// Not reached through the engine in a probe: an answer with a live port for a section
+    /// the offer rejected gets relay ports on both sides (the offerer then sees a live port
+    /// for the section it rejected), so this guards the rewrite's own contract.
     #[test]
     #[ignore = "suspected bug: a rejected leg under a live m= port is copied as it came"]
     fn a_rejected_leg_under_a_live_port_is_rejected() {
