@@ -202,3 +202,203 @@ impl Call {
         out
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rules::dataplane::Suite;
+
+    /// A relayed leg of `media` on `local:port`, its party at `peer` (RTCP at peer port + 1).
+    pub(crate) fn leg(media: &str, local: &str, port: u16, peer: Option<&str>) -> Leg {
+        let peer: Option<SocketAddr> = peer.map(|p| p.parse().unwrap());
+        Leg {
+            media_type: media.into(),
+            local: local.parse().unwrap(),
+            advertised: local.parse().unwrap(),
+            port,
+            peer,
+            peer_rtcp: peer.map(|p| SocketAddr::new(p.ip(), p.port() + 1)),
+            mux: false,
+            mux_forced: Vec::new(),
+            plain_udp: false,
+            clock_rate: 8000,
+            reset_latch: false,
+            rejected: false,
+            proto: "RTP/AVP".into(),
+            sdes_offered: Vec::new(),
+            sdes_relay_offer: Vec::new(),
+            srtp_in: None,
+            srtp_out: None,
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn key(b: u8) -> SrtpKey {
+        SrtpKey::new(Suite::AesCm128HmacSha1_80, &[b; 16], &[b; 14]).unwrap()
+    }
+
+    /// Caller "a" (monologue 0) and callee "b" (monologue 1), counterparts, one audio
+    /// section each: a on 10.0.0.1:30000 facing 198.51.100.7:4000, b on 10.0.0.1:30010
+    /// facing 198.51.100.8:5000.
+    fn call() -> Call {
+        let mut c = Call::new("c", 0, 0, 1);
+        let mut a = Monologue::new("a", 0);
+        a.legs.push(leg("audio", "10.0.0.1", 30000, Some("198.51.100.7:4000")));
+        a.counterpart = Some(1);
+        let mut b = Monologue::new("b", 0);
+        b.legs.push(leg("audio", "10.0.0.1", 30010, Some("198.51.100.8:5000")));
+        b.counterpart = Some(0);
+        c.monologues = vec![a, b];
+        c
+    }
+
+    #[test]
+    fn leg_sockets_rtcp_is_the_next_port_unless_muxed() {
+        let mut l = leg("audio", "10.0.0.1", 30000, None);
+        assert!(l.relayed());
+        assert_eq!(l.rtp(), sa("10.0.0.1:30000"));
+        assert_eq!(l.rtcp(), sa("10.0.0.1:30001"));
+        assert_eq!(l.rtcp_egress(), sa("10.0.0.1:30001"));
+        l.mux = true;
+        assert_eq!(l.rtcp_egress(), sa("10.0.0.1:30000"));
+        l.port = 0;
+        assert!(!l.relayed());
+    }
+
+    #[test]
+    fn find_by_tag_and_sockets_of_relayed_legs() {
+        let mut c = call();
+        assert_eq!(c.find("a"), Some(0));
+        assert_eq!(c.find("b"), Some(1));
+        assert_eq!(c.find("x"), None);
+        // a second, unrelayed section has no sockets
+        c.monologues[0].legs.push(leg("video", "10.0.0.1", 0, None));
+        assert_eq!(
+            c.sockets(),
+            vec![sa("10.0.0.1:30000"), sa("10.0.0.1:30001"), sa("10.0.0.1:30010"), sa("10.0.0.1:30011")]
+        );
+    }
+
+    #[test]
+    fn rules_without_a_counterpart_are_none() {
+        let mut c = call();
+        c.monologues[0].counterpart = None;
+        assert!(c.rules_for(0).is_empty());
+    }
+
+    #[test]
+    fn rules_forward_to_the_counterparts_sockets() {
+        let mut c = call();
+        let r = c.rules_for(0);
+        assert_eq!(r.len(), 2, "RTP and RTCP socket of the one leg");
+        let (rtp, rtcp) = (&r[0], &r[1]);
+        assert_eq!(rtp.local, sa("10.0.0.1:30000"));
+        assert_eq!(rtp.kind, FlowKind::Rtp);
+        assert_eq!(rtp.signalled_peer, Some(sa("198.51.100.7:4000")));
+        assert_eq!(rtp.egress_rtp, Some(sa("10.0.0.1:30010")), "leaves from b's RTP socket");
+        assert_eq!(rtp.egress_rtcp, Some(sa("10.0.0.1:30011")), "RTCP leaves from b's RTCP socket");
+        assert_eq!(rtp.clock_rate, 8000);
+        assert_eq!(rtcp.local, sa("10.0.0.1:30001"));
+        assert_eq!(rtcp.kind, FlowKind::Rtcp);
+        assert_eq!(rtcp.signalled_peer, Some(sa("198.51.100.7:4001")));
+        assert_eq!(rtcp.egress_rtp, None, "the RTCP socket never sends RTP");
+        assert_eq!(rtcp.egress_rtcp, Some(sa("10.0.0.1:30011")));
+        let r = c.rules_for(1);
+        assert_eq!(r[0].local, sa("10.0.0.1:30010"));
+        assert_eq!(r[0].egress_rtp, Some(sa("10.0.0.1:30000")));
+        assert_eq!(r[1].egress_rtcp, Some(sa("10.0.0.1:30001")));
+    }
+
+    #[test]
+    fn rtcp_mux_on_either_side() {
+        let mut c = call();
+        // a muxes: its RTP socket carries RTCP too (kind), its RTCP socket stays a plain RTCP rule
+        c.monologues[0].legs[0].mux = true;
+        let r = c.rules_for(0);
+        assert_eq!(r[0].kind, FlowKind::RtpMux);
+        assert_eq!(r[1].kind, FlowKind::Rtcp);
+        // b muxes: RTCP towards b leaves from b's RTP socket
+        let r = c.rules_for(0);
+        assert_eq!(r[0].egress_rtcp, Some(sa("10.0.0.1:30011")));
+        c.monologues[1].legs[0].mux = true;
+        let r = c.rules_for(0);
+        assert_eq!(r[0].egress_rtcp, Some(sa("10.0.0.1:30010")));
+        assert_eq!(r[1].egress_rtcp, Some(sa("10.0.0.1:30010")));
+    }
+
+    #[test]
+    fn plain_udp_legs_forward_without_rtcp() {
+        let mut c = call();
+        c.monologues[0].legs[0].plain_udp = true;
+        let r = c.rules_for(0);
+        assert_eq!((r[0].kind, r[1].kind), (FlowKind::Udp, FlowKind::Udp));
+        assert_eq!(r[0].egress_rtp, Some(sa("10.0.0.1:30010")));
+        // towards a UDPTL party there is no RTCP to send
+        c.monologues[0].legs[0].plain_udp = false;
+        c.monologues[1].legs[0].plain_udp = true;
+        let r = c.rules_for(0);
+        assert_eq!(r[0].egress_rtcp, None);
+        assert_eq!(r[1].egress_rtcp, None);
+    }
+
+    #[test]
+    fn rejected_or_unrelayed_counterpart_is_not_forwarded_to() {
+        for (reject_own, reject_other, unrelay_other) in
+            [(true, false, false), (false, true, false), (false, false, true)]
+        {
+            let mut c = call();
+            c.monologues[0].legs[0].rejected = reject_own;
+            c.monologues[1].legs[0].rejected = reject_other;
+            if unrelay_other {
+                c.monologues[1].legs[0].port = 0;
+            }
+            let r = c.rules_for(0);
+            assert_eq!(r.len(), 2, "the socket is open: it gets a rule that drops");
+            for x in &r {
+                assert_eq!((x.egress_rtp, x.egress_rtcp), (None, None), "{reject_own} {reject_other} {unrelay_other}");
+            }
+        }
+        // an unrelayed own leg gets no rule at all, nor does a section the counterpart lacks
+        let mut c = call();
+        c.monologues[0].legs[0].port = 0;
+        c.monologues[0].legs.push(leg("video", "10.0.0.1", 30020, None));
+        assert!(c.rules_for(0).is_empty());
+    }
+
+    #[test]
+    fn srtp_keys_per_direction() {
+        let mut c = call();
+        c.monologues[0].legs[0].srtp_in = Some(key(1));
+        c.monologues[0].legs[0].srtp_out = Some(key(2));
+        let r = c.rules_for(0);
+        for x in &r {
+            assert_eq!(x.srtp_in, Some(key(1)), "what a sends with decrypts on a's sockets");
+            assert_eq!(x.srtp_out, Some(key(2)));
+        }
+        // b's rules carry b's keys, not a's
+        let r = c.rules_for(1);
+        assert!(r.iter().all(|x| x.srtp_in.is_none() && x.srtp_out.is_none()));
+    }
+
+    #[test]
+    fn latch_policy_sip_source_and_a_one_shot_reset() {
+        let mut c = call();
+        let latch = LatchPolicy { asymmetric: true, trust_address: false, strict_source: true };
+        c.monologues[0].latch = latch;
+        c.monologues[0].sip_source = Some("192.0.2.9".parse().unwrap());
+        c.monologues[0].legs[0].reset_latch = true;
+        let r = c.rules_for(0);
+        for x in &r {
+            assert_eq!(x.latch, latch);
+            assert_eq!(x.sip_source, Some("192.0.2.9".parse().unwrap()));
+            assert!(x.reset_latch, "both sockets of the leg reset");
+        }
+        assert!(!c.monologues[0].legs[0].reset_latch, "taken by the rules");
+        assert!(c.rules_for(0).iter().all(|x| !x.reset_latch), "only once");
+        // the counterpart's rules keep their own policy
+        assert!(c.rules_for(1).iter().all(|x| x.latch == LatchPolicy::default() && x.sip_source.is_none()));
+    }
+}

@@ -467,3 +467,226 @@ impl Engine {
         Snapshot::take(self, None, now_ms).calls(self.dp.as_ref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::tests::leg;
+    use crate::call::Monologue;
+    use crate::ng::flags::Flags;
+    use rules::dataplane::MemoryDataPlane;
+
+    const NOW: u64 = 1_000;
+
+    fn engine(cfg: EngineConfig) -> (Engine, Arc<MemoryDataPlane>) {
+        let dp = Arc::new(MemoryDataPlane::default());
+        (Engine::new(cfg, dp.clone()), dp)
+    }
+
+    fn cfg() -> EngineConfig {
+        EngineConfig {
+            port_min: 30000,
+            port_max: 30099,
+            timeout: 60,
+            silent_timeout: 600,
+            final_timeout: 0,
+            delete_delay: 30,
+            ..Default::default()
+        }
+    }
+
+    /// A two-party call signalled at `NOW`, each leg on ports the engine's pool allocated
+    /// (so the data plane has them open); `peer: None` puts that party on hold.
+    fn add_call(e: &mut Engine, id: &str, peers: [Option<&str>; 2]) -> Vec<SocketAddr> {
+        let mut call = Call::new(id, NOW, 0, 1);
+        for (i, (tag, peer)) in ["a", "b"].into_iter().zip(peers).enumerate() {
+            let port = e.pools[0].allocate(e.dp.as_ref(), 1).unwrap();
+            let mut m = Monologue::new(tag, 0);
+            m.legs.push(leg("audio", "127.0.0.1", port, peer));
+            m.counterpart = Some(1 - i);
+            call.monologues.push(m);
+        }
+        let sockets = call.sockets();
+        e.calls.insert(id.into(), call);
+        sockets
+    }
+
+    fn live(e: &mut Engine, id: &str) -> Vec<SocketAddr> {
+        add_call(e, id, [Some("198.51.100.7:4000"), Some("198.51.100.8:5000")])
+    }
+
+    fn packet_at(dp: &MemoryDataPlane, s: SocketAddr, t: u64) {
+        dp.state.lock().unwrap().counters.entry(s).or_default().last_packet_ms = t;
+    }
+
+    fn delete(
+        e: &mut Engine,
+        id: &str,
+        from_tag: Option<&str>,
+        delay: Option<u64>,
+        now: u64,
+    ) -> Result<Totals, NgError> {
+        let flags = Flags { delete_delay: delay, ..Default::default() };
+        e.delete(Delete { call_id: id.into(), from_tag: from_tag.map(Into::into), flags }, now)
+    }
+
+    #[test]
+    fn silence_times_out_from_the_last_signal() {
+        let (mut e, dp) = engine(cfg());
+        live(&mut e, "c");
+        assert!(e.tick(NOW + 59_999).is_empty());
+        assert_eq!(e.tick(NOW + 60_000), vec![("c".to_string(), EndReason::Timeout)]);
+        assert!(e.calls.is_empty());
+        assert_eq!((e.ports_in_use(), dp.state.lock().unwrap().open.len()), (0, 0), "ports released");
+        assert_eq!(e.stats.ended["timeout"], 1);
+    }
+
+    #[test]
+    fn media_on_any_socket_keeps_the_call() {
+        let (mut e, dp) = engine(cfg());
+        let socks = live(&mut e, "c");
+        // the last packet of the call counts, whichever socket (here b's RTCP) it came on
+        packet_at(&dp, socks[0], NOW + 10_000);
+        packet_at(&dp, socks[3], NOW + 50_000);
+        assert!(e.tick(NOW + 109_999).is_empty());
+        assert_eq!(e.tick(NOW + 110_000), vec![("c".to_string(), EndReason::Timeout)]);
+    }
+
+    #[test]
+    fn held_calls_use_the_silent_timeout() {
+        let (mut e, _dp) = engine(cfg());
+        add_call(&mut e, "held", [None, None]);
+        add_call(&mut e, "half", [Some("198.51.100.7:4000"), None]);
+        assert_eq!(e.tick(NOW + 60_000), vec![("half".to_string(), EndReason::Timeout)], "one party sends");
+        assert!(e.tick(NOW + 599_999).is_empty());
+        assert_eq!(e.tick(NOW + 600_000), vec![("held".to_string(), EndReason::SilentTimeout)]);
+    }
+
+    #[test]
+    fn rejected_legs_do_not_count_for_hold() {
+        let (mut e, _dp) = engine(cfg());
+        add_call(&mut e, "c", [None, None]);
+        // a rejected leg with a peer, the only one: the call is still on hold
+        e.calls.get_mut("c").unwrap().monologues[0].legs[0].peer = Some("198.51.100.7:4000".parse().unwrap());
+        e.calls.get_mut("c").unwrap().monologues[0].legs[0].rejected = true;
+        assert!(e.tick(NOW + 60_000).is_empty());
+        assert_eq!(e.tick(NOW + 600_000), vec![("c".to_string(), EndReason::SilentTimeout)]);
+    }
+
+    #[test]
+    fn zero_timeouts_never_end_a_call() {
+        let (mut e, _dp) = engine(EngineConfig { timeout: 0, silent_timeout: 0, final_timeout: 0, ..cfg() });
+        live(&mut e, "c");
+        add_call(&mut e, "held", [None, None]);
+        assert!(e.tick(u64::MAX).is_empty());
+        assert_eq!(e.calls.len(), 2);
+    }
+
+    #[test]
+    fn final_timeout_ends_a_call_that_still_has_media() {
+        let (mut e, dp) = engine(EngineConfig { final_timeout: 100, ..cfg() });
+        let socks = live(&mut e, "c");
+        packet_at(&dp, socks[0], NOW + 99_999);
+        assert!(e.tick(NOW + 99_999).is_empty());
+        assert_eq!(e.tick(NOW + 100_000), vec![("c".to_string(), EndReason::FinalTimeout)]);
+        assert_eq!(e.ports_in_use(), 0);
+        assert_eq!(e.stats.ended["final-timeout"], 1);
+    }
+
+    #[test]
+    fn delete_with_a_delay_ends_the_call_at_its_time() {
+        let (mut e, dp) = engine(cfg());
+        let socks = live(&mut e, "c");
+        delete(&mut e, "c", Some("a"), None, NOW + 5_000).unwrap();
+        assert_eq!(e.calls["c"].delete_at_ms, Some(NOW + 35_000), "--delete-delay 30");
+        // media meanwhile does not keep it
+        packet_at(&dp, socks[0], NOW + 34_999);
+        assert!(e.tick(NOW + 34_999).is_empty());
+        assert_eq!(e.ports_in_use(), 4, "late packets still flow");
+        assert_eq!(e.tick(NOW + 35_000), vec![("c".to_string(), EndReason::Deleted)]);
+        assert_eq!((e.ports_in_use(), dp.state.lock().unwrap().open.len()), (0, 0));
+        // the flag overrides the configured delay; a deleted call past its final timeout
+        // ends as deleted
+        let (mut e, _dp) = engine(EngineConfig { final_timeout: 10, ..cfg() });
+        live(&mut e, "c");
+        delete(&mut e, "c", None, Some(2), NOW).unwrap();
+        assert_eq!(e.tick(NOW + 20_000), vec![("c".to_string(), EndReason::Deleted)]);
+    }
+
+    #[test]
+    fn delete_without_delay_releases_at_once() {
+        let (mut e, dp) = engine(cfg());
+        live(&mut e, "c");
+        live(&mut e, "other");
+        delete(&mut e, "c", None, Some(0), NOW).unwrap();
+        assert!(!e.calls.contains_key("c"));
+        assert_eq!(e.ports_in_use(), 4, "only the other call's");
+        assert_eq!(dp.state.lock().unwrap().open.len(), 4);
+        assert_eq!(e.stats.ended["deleted"], 1);
+        // a released pair can be allocated again
+        assert_eq!(e.pools[0].in_use, 2);
+    }
+
+    #[test]
+    fn delete_of_unknown_call_or_tag_is_refused() {
+        let (mut e, _dp) = engine(cfg());
+        live(&mut e, "c");
+        assert!(matches!(delete(&mut e, "x", None, None, NOW), Err(NgError::UnknownCallId(_))));
+        assert!(matches!(delete(&mut e, "c", Some("z"), None, NOW), Err(NgError::UnknownFromTag(_))));
+        assert_eq!(e.calls["c"].delete_at_ms, None, "left alone");
+    }
+
+    #[test]
+    fn terminate_releases_and_counts() {
+        let (mut e, dp) = engine(cfg());
+        live(&mut e, "c");
+        assert!(e.terminate("c"));
+        assert!(!e.terminate("c"));
+        assert_eq!((e.ports_in_use(), dp.state.lock().unwrap().open.len()), (0, 0));
+        assert_eq!(e.stats.ended["terminated"], 1);
+    }
+
+    #[test]
+    fn max_calls_refuses_new_calls_only() {
+        let (mut e, _dp) = engine(EngineConfig { max_calls: 1, max_monologues_per_call: 2, ..cfg() });
+        assert!(e.admit("c", "a").is_ok());
+        live(&mut e, "c");
+        assert!(matches!(e.admit("d", "a"), Err(NgError::TooManyCalls { max: 1 })));
+        assert!(e.admit("c", "a").is_ok(), "an existing call goes on");
+        assert!(e.admit("c", "b").is_ok());
+        assert!(matches!(e.admit("c", "x"), Err(NgError::TooManyMonologues { n: 3, max: 2 })));
+    }
+
+    #[test]
+    fn port_exhaustion_is_an_error_and_leaks_nothing() {
+        let (mut e, dp) = engine(EngineConfig { port_min: 30000, port_max: 30003, ..cfg() });
+        assert_eq!(e.ports_total(), 4);
+        live(&mut e, "c");
+        let mut ports = PoolPorts { pools: &mut e.pools, dp: e.dp.as_ref() };
+        assert!(ports.allocate("127.0.0.1".parse().unwrap(), 1).is_err(), "both pairs taken");
+        assert!(matches!(ports.allocate("10.9.9.9".parse().unwrap(), 1), Err(NgError::NoPortPool)));
+        e.terminate("c");
+        assert_eq!(dp.state.lock().unwrap().open.len(), 0);
+        let mut ports = PoolPorts { pools: &mut e.pools, dp: e.dp.as_ref() };
+        assert!(ports.allocate("127.0.0.1".parse().unwrap(), 1).is_ok(), "free again");
+    }
+
+    #[test]
+    fn owns_socket_by_rtp_and_rtcp_port_and_mapped_address() {
+        let (mut e, _dp) = engine(cfg());
+        let socks = live(&mut e, "c");
+        for s in &socks {
+            assert!(e.owns_socket(*s), "{s}");
+            let mapped = match s.ip() {
+                IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), s.port()),
+                _ => unreachable!(),
+            };
+            assert!(e.owns_socket(mapped), "{mapped}");
+        }
+        let below = socks.iter().map(|s| s.port()).min().unwrap() - 1;
+        assert!(!e.owns_socket(SocketAddr::new(socks[0].ip(), below)));
+        assert!(!e.owns_socket(SocketAddr::new("127.0.0.2".parse().unwrap(), socks[0].port())));
+        e.terminate("c");
+        assert!(!e.owns_socket(socks[0]));
+    }
+}

@@ -246,3 +246,274 @@ fn held(d: &str) -> &'static str {
         _ => "inactive",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::tests::leg as leg_at;
+
+    fn leg(port: u16) -> Leg {
+        leg_at("audio", "203.0.113.1", port, Some("198.51.100.7:4000"))
+    }
+
+    fn out(leg: Option<Leg>) -> MediaOut {
+        MediaOut { leg, fmts: Vec::new(), proto: None, mux: false, crypto: None }
+    }
+
+    fn run(text: &str, session: &SessionOut, media: &[MediaOut]) -> String {
+        rewrite(&Sdp::parse(text).unwrap(), session, media)
+    }
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+                         m=audio 4000 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n";
+
+    #[test]
+    fn owned_lines_are_replaced_and_the_rest_kept_in_order() {
+        let s = run(OFFER, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert_eq!(
+            s,
+            "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\n\
+             m=audio 30000 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=rtcp:30001\r\n"
+        );
+    }
+
+    #[test]
+    fn lines_not_owned_are_kept_byte_for_byte() {
+        let odd = [
+            "a=x-unknown:  two  spaces ",
+            "b=AS:64",
+            "a=ptime:20",
+            "a=fmtp:8 whatever=1;  odd",
+            "a=rtpmap:8  PCMA/8000",
+            "a=label:1\t",
+            "a=sendrecv",
+        ];
+        let text = format!(
+            "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\ni=  info \r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+             a=tool:x  y\r\nm=audio 4000 RTP/AVP 8\r\n{}\r\n",
+            odd.join("\r\n")
+        );
+        let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        let lines: Vec<&str> = s.split("\r\n").collect();
+        for l in ["i=  info ", "a=tool:x  y"].iter().chain(odd.iter()) {
+            assert!(lines.contains(l), "{l:?} kept as it came: {s:?}");
+        }
+        let pos = |l: &str| lines.iter().position(|x| *x == l).unwrap();
+        assert!(odd.windows(2).all(|w| pos(w[0]) < pos(w[1])), "in the order they came: {s:?}");
+    }
+
+    #[test]
+    fn line_endings_follow_the_input() {
+        let lf = OFFER.replace("\r\n", "\n");
+        let s = run(&lf, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert!(!s.contains('\r'), "{s:?}");
+        assert!(s.ends_with("a=rtcp:30001\n"));
+        assert_eq!(s.replace('\n', "\r\n"), run(OFFER, &SessionOut::default(), &[out(Some(leg(30000)))]));
+        // an input without a final line ending gets one; empty lines are dropped
+        let s = run("v=0\no=- 1 1 IN IP4 1.2.3.4\n\ns=-\nt=0 0", &SessionOut::default(), &[]);
+        assert_eq!(s, "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nt=0 0\n");
+    }
+
+    #[test]
+    fn rtcp_and_mux_are_written_by_the_relay() {
+        let text = OFFER.replace("a=sendrecv\r\n", "a=sendrecv\r\na=rtcp:4001 IN IP4 198.51.100.7\r\na=rtcp-mux\r\n");
+        let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert!(!s.contains("4001") && !s.contains("a=rtcp-mux"), "the sender's dropped: {s}");
+        assert!(s.ends_with("a=rtcp:30001\r\n"), "{s}");
+        let mut m = out(Some(leg(30000)));
+        m.mux = true;
+        let s = run(&text, &SessionOut::default(), &[m]);
+        assert!(s.ends_with("a=rtcp:30000\r\na=rtcp-mux\r\n"), "{s}");
+        // not RTP (UDPTL): no a=rtcp
+        let t38 = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=image 4000 udptl t38\r\n";
+        let s = run(t38, &SessionOut::default(), &[out(Some(leg_at("image", "203.0.113.1", 30000, None)))]);
+        assert!(s.contains("m=image 30000 udptl t38\r\n") && !s.contains("a=rtcp"), "{s}");
+    }
+
+    #[test]
+    fn media_level_connection_is_replaced_in_place() {
+        let text = "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nt=0 0\r\n\
+                    m=audio 4000 RTP/AVP 8\r\ni=voice\r\nc=IN IP4 198.51.100.7\r\na=sendrecv\r\n\
+                    m=audio 4002 RTP/AVP 8\r\ni=second\r\na=sendrecv\r\n";
+        let mut second = leg(30010);
+        second.advertised = "203.0.113.2".parse().unwrap();
+        let s = run(text, &SessionOut::default(), &[out(Some(leg(30000))), out(Some(second))]);
+        assert_eq!(
+            s,
+            "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nt=0 0\r\n\
+             m=audio 30000 RTP/AVP 8\r\ni=voice\r\nc=IN IP4 203.0.113.1\r\na=sendrecv\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtcp:30001\r\n\
+             m=audio 30010 RTP/AVP 8\r\ni=second\r\nc=IN IP4 203.0.113.2\r\na=sendrecv\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtcp:30011\r\n",
+            "no session c=: each section gets its own, after i="
+        );
+    }
+
+    #[test]
+    fn session_connection_names_the_first_relayed_section() {
+        let text = format!("{OFFER}m=audio 4002 RTP/AVP 8\r\n");
+        let mut second = leg(30010);
+        second.advertised = "203.0.113.2".parse().unwrap();
+        let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000))), out(Some(second))]);
+        assert!(s.contains("\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\n"), "{s}");
+        assert_eq!(s.matches("c=IN IP4 203.0.113.1").count(), 1, "the first section relies on it: {s}");
+        assert!(s.contains("m=audio 30010 RTP/AVP 8\r\nc=IN IP4 203.0.113.2\r\n"), "the second differs: {s}");
+        // the media address flag overrides the legs' addresses
+        let sess = SessionOut { media_address: Some("192.0.2.55".parse().unwrap()), ..Default::default() };
+        let s = run(&text, &sess, &[out(Some(leg(30000))), out(Some(leg(30010)))]);
+        assert_eq!(s.matches("c=").count(), 1, "{s}");
+        assert!(s.contains("c=IN IP4 192.0.2.55\r\n"), "{s}");
+    }
+
+    #[test]
+    fn a_section_the_relay_does_not_own_keeps_its_address() {
+        let text = format!("{OFFER}m=message 9 TCP/MSRP *\r\ni=chat\r\na=path:msrp://x\r\n");
+        let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000))), out(None)]);
+        assert!(
+            s.ends_with("m=message 9 TCP/MSRP *\r\ni=chat\r\nc=IN IP4 198.51.100.7\r\na=path:msrp://x\r\n"),
+            "the sender's address, after i=: {s}"
+        );
+        // a section without a MediaOut is copied as it came
+        let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert!(s.ends_with("m=message 9 TCP/MSRP *\r\ni=chat\r\na=path:msrp://x\r\n"), "{s}");
+    }
+
+    #[test]
+    fn rejected_sections_stay_at_port_zero() {
+        let text = format!("{OFFER}m=video 0 RTP/AVP 96\r\nc=IN IP4 198.51.100.7\r\na=sendrecv\r\na=rtcp-mux\r\na=ice-ufrag:x\r\na=rtpmap:96 VP8/90000\r\n");
+        let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000))), out(None)]);
+        assert!(
+            s.ends_with("m=video 0 RTP/AVP 96\r\nc=IN IP4 203.0.113.1\r\na=rtpmap:96 VP8/90000\r\n"),
+            "port 0, the relay's address, no direction / RTCP / ICE: {s}"
+        );
+    }
+
+    /// Suspected bug: a section whose recipient's leg is rejected but whose m= port is live
+    /// takes the "not ours" path and is copied as it came, so the sender's own address and
+    /// port reach the recipient past the relay. Expected: port 0 like a rejected section.
+    /// Not reached through the engine in a probe: an answer with a live port for a section
+    /// the offer rejected gets relay ports on both sides (the offerer then sees a live port
+    /// for the section it rejected), so this guards the rewrite's own contract.
+    #[test]
+    #[ignore = "suspected bug: a rejected leg under a live m= port is copied as it came"]
+    fn a_rejected_leg_under_a_live_port_is_rejected() {
+        let mut l = leg(30000);
+        l.rejected = true;
+        let s = run(OFFER, &SessionOut::default(), &[out(Some(l))]);
+        assert!(s.contains("m=audio 0 RTP/AVP 8 0\r\n"), "{s}");
+    }
+
+    #[test]
+    fn zero_hold_is_detected_unless_ice() {
+        let hold = OFFER.replace("c=IN IP4 198.51.100.7", "c=IN IP4 0.0.0.0");
+        assert!(is_zero_hold(&Sdp::parse(&hold).unwrap(), 0));
+        assert!(!is_zero_hold(&Sdp::parse(OFFER).unwrap(), 0));
+        let ice = hold.replace("a=sendrecv", "a=sendrecv\r\na=ice-ufrag:abc");
+        assert!(!is_zero_hold(&Sdp::parse(&ice).unwrap(), 0));
+        let ice = hold.replace("t=0 0", "t=0 0\r\na=ice-ufrag:abc");
+        assert!(!is_zero_hold(&Sdp::parse(&ice).unwrap(), 0));
+        // a media-level c= decides over the session's
+        let media_zero = OFFER.replace("a=sendrecv", "c=IN IP4 0.0.0.0\r\na=sendrecv");
+        assert!(is_zero_hold(&Sdp::parse(&media_zero).unwrap(), 0));
+        let v6 = OFFER.replace("c=IN IP4 198.51.100.7", "c=IN IP6 ::");
+        assert!(is_zero_hold(&Sdp::parse(&v6).unwrap(), 0));
+    }
+
+    #[test]
+    fn zero_hold_keeps_the_zero_address_and_holds_the_direction() {
+        let hold = OFFER.replace("c=IN IP4 198.51.100.7", "c=IN IP4 0.0.0.0");
+        let s = run(&hold, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert!(s.contains("c=IN IP4 0.0.0.0\r\n") && !s.contains("203.0.113.1"), "{s}");
+        assert!(s.contains("m=audio 30000 ") && s.contains("a=sendonly\r\n") && !s.contains("a=sendrecv"), "{s}");
+        let recv = hold.replace("a=sendrecv", "a=recvonly");
+        assert!(run(&recv, &SessionOut::default(), &[out(Some(leg(30000)))]).contains("a=inactive\r\n"));
+        // no direction at all: the held one is added
+        let none = hold.replace("a=sendrecv\r\n", "");
+        assert!(run(&none, &SessionOut::default(), &[out(Some(leg(30000)))]).contains("a=sendonly\r\n"));
+        // `replace: zero address`: the relay's address, still held
+        let sess = SessionOut { replace_zero_address: true, ..Default::default() };
+        let s = run(&hold, &sess, &[out(Some(leg(30000)))]);
+        assert!(s.contains("c=IN IP4 203.0.113.1\r\n") && !s.contains("0.0.0.0"), "{s}");
+        assert!(s.contains("a=sendonly\r\n"), "{s}");
+    }
+
+    #[test]
+    fn direction_is_added_only_without_a_session_level_one() {
+        let none = OFFER.replace("a=sendrecv\r\n", "");
+        assert!(run(&none, &SessionOut::default(), &[out(Some(leg(30000)))]).contains("a=sendrecv\r\n"));
+        let session = none.replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n");
+        let s = run(&session, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert!(!s.contains("a=sendrecv") && s.contains("t=0 0\r\na=recvonly\r\n"), "{s}");
+    }
+
+    #[test]
+    fn origin_and_session_name_replaced_when_asked() {
+        let sess = SessionOut {
+            origin_line: Some("o=relay 9 9 IN IP4 203.0.113.1".into()),
+            session_name_line: Some("s=relayed".into()),
+            ..Default::default()
+        };
+        let s = run(OFFER, &sess, &[out(Some(leg(30000)))]);
+        assert!(s.starts_with("v=0\r\no=relay 9 9 IN IP4 203.0.113.1\r\ns=relayed\r\nc="), "{s}");
+    }
+
+    #[test]
+    fn ipv6_relay_address() {
+        let l = leg_at("audio", "2001:db8::1", 30000, Some("[2001:db8::7]:4000"));
+        let s = run(OFFER, &SessionOut::default(), &[out(Some(l))]);
+        assert!(s.contains("\r\nc=IN IP6 2001:db8::1\r\n"), "{s}");
+        let v6 = OFFER.replace("c=IN IP4 198.51.100.7", "c=IN IP6 2001:db8::7");
+        let s = run(&v6, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert!(s.contains("\r\nc=IN IP4 203.0.113.1\r\n") && !s.contains("IP6 2001"), "{s}");
+    }
+
+    #[test]
+    fn ice_is_stripped_everywhere() {
+        let text = OFFER
+            .replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\na=ice-options:trickle\r\n")
+            .replace("a=sendrecv\r\n", "a=sendrecv\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\na=candidate:1 1 UDP 1 1.2.3.4 4000 typ host\r\na=end-of-candidates\r\n");
+        let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert!(!s.contains("ice") && !s.contains("candidate"), "{s}");
+    }
+
+    #[test]
+    fn payload_types_dropped_take_their_attributes_along() {
+        let text = OFFER.replace(
+            "m=audio 4000 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\n",
+            "m=audio 4000 RTP/AVP 96 8 101\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\n\
+             a=rtcp-fb:96 nack\r\na=rtcp-fb:* ccm fir\r\na=rtpmap:101 telephone-event/8000\r\na=rtpmap\r\n",
+        );
+        let mut m = out(Some(leg(30000)));
+        m.fmts = vec!["8".into(), "101".into()];
+        m.proto = Some("RTP/SAVP".into());
+        let s = run(&text, &SessionOut::default(), &[m]);
+        assert!(s.contains("m=audio 30000 RTP/SAVP 8 101\r\n"), "{s}");
+        assert!(!s.contains(":96"), "{s}");
+        assert!(
+            s.contains("a=rtcp-fb:* ccm fir\r\n") && s.contains("a=rtpmap:101 telephone-event/8000\r\na=rtpmap\r\n")
+        );
+        assert!(s.contains("a=rtpmap:8 PCMA/8000\r\n"), "a static type gets its rtpmap: {s}");
+    }
+
+    #[test]
+    fn crypto_lines_replaced_only_when_given() {
+        let text = OFFER.replace("a=sendrecv", "a=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:old");
+        let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000)))]);
+        assert!(s.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:old\r\n"), "{s}");
+        let mut m = out(Some(leg(30000)));
+        m.crypto = Some(vec!["a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:new".into()]);
+        let s = run(&text, &SessionOut::default(), &[m]);
+        assert!(!s.contains("inline:old"), "{s}");
+        assert!(s.ends_with("a=rtcp:30001\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:new\r\n"), "{s}");
+    }
+
+    #[test]
+    fn a_leg_of_another_media_type_is_not_used() {
+        let s = run(OFFER, &SessionOut::default(), &[out(Some(leg_at("video", "203.0.113.1", 30000, None)))]);
+        assert!(s.contains("m=audio 4000 RTP/AVP 8 0\r\nc=IN IP4 198.51.100.7\r\n"), "as it came, own address: {s}");
+        // (the session c= still names the leg's address: `first_relayed` does not check the
+        // media type; harmless, every section then carries its own c=)
+        assert!(s.contains("\r\nc=IN IP4 203.0.113.1\r\nt=0 0"), "{s}");
+    }
+}
