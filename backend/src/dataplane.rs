@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
 
-use relay_core::flow::counters::SharedCounters;
-use relay_core::flow::FlowSettings;
-use relay_core::flow::FlowTable;
 use crate::stats::Path;
 use crate::uring::{self, WorkerConfig};
 use crate::worker::{Command, WorkerHandle};
+use relay_core::flow::counters::SharedCounters;
+use relay_core::flow::FlowSettings;
+use relay_core::flow::FlowTable;
 
 /// A relay socket's descriptor as its worker owns it: dropping it closes the socket and
 /// then raises `closed`, so the control plane knows when the port is free again (the

@@ -6,10 +6,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use rules::dataplane::{DataPlane, FlowRule, SrtpKey, Suite};
 use backend::dataplane::UringDataPlane;
 use relay_core::flow::{FlowTable, Verdict};
 use relay_core::packet::rtp::emit_header;
+use rules::dataplane::{DataPlane, FlowRule, SrtpKey, Suite};
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::bencode::Value;
-use rules::dataplane::MemoryDataPlane;
 use crate::engine::{Engine, EngineConfig};
 use crate::interface::Interface;
+use rules::dataplane::MemoryDataPlane;
 
 /// The engine the targets run: two interfaces (one behind NAT), a small port range (so
 /// leaks show), the permissive media policy (peers may be loopback, as in the

@@ -16,21 +16,13 @@ use rules::dataplane::Suite;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SdesError {
     /// An SAVP section whose a=crypto lines are all unusable (the last one's error).
-    NoUsableCrypto {
-        proto: String,
-        err: CryptoError,
-    },
+    NoUsableCrypto { proto: String, err: CryptoError },
     /// An SAVP section without a=crypto lines (the protocol named).
-    NoCrypto {
-        proto: String,
-    },
+    NoCrypto { proto: String },
     /// SDES-no / SDES-only flags removed every suite.
     NoSuiteLeft,
     /// The answer picked a tag and suite the relay did not offer.
-    NotOffered {
-        tag: u32,
-        suite: String,
-    },
+    NotOffered { tag: u32, suite: String },
     /// The offerer's SAVP section had no usable a=crypto line to answer with.
     OfferHadNoCrypto,
 }

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use control::bencode::Value;
-use rules::dataplane::{FlowKind, MemoryDataPlane};
 use control::engine::{EndReason, Engine, EngineConfig};
 use control::interface::Interface;
 use control::ng::NgServer;
+use rules::dataplane::{FlowKind, MemoryDataPlane};
 
 fn engine(cfg: EngineConfig) -> (Engine, Arc<MemoryDataPlane>) {
     let dp = Arc::new(MemoryDataPlane::default());

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use control::bencode::Value;
-use rules::dataplane::MemoryDataPlane;
 use control::engine::{Engine, EngineConfig};
 use control::ng::NgServer;
+use rules::dataplane::MemoryDataPlane;
 
 fn engine(cfg: EngineConfig) -> (Engine, Arc<MemoryDataPlane>) {
     let dp = Arc::new(MemoryDataPlane::default());

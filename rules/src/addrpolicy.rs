@@ -142,13 +142,7 @@ impl AddressPolicy {
         own.dedup();
         let mut own_ports = vec![ports];
         own_ports.extend(listen.iter().map(|a| (a.port(), a.port())));
-        AddressPolicy {
-            own,
-            own_ports,
-            lab_loopback: interfaces.iter().any(|(l, _)| l.is_loopback()),
-            allow,
-            deny,
-        }
+        AddressPolicy { own, own_ports, lab_loopback: interfaces.iter().any(|(l, _)| l.is_loopback()), allow, deny }
     }
 
     /// A policy that only refuses what is never a valid media address (unspecified,

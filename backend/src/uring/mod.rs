@@ -23,14 +23,14 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use relay_core::flow::counters::bump;
-use relay_core::flow::{FlowSettings, FlowTable, Verdict};
 use crate::dataplane::WorkerFd;
 use crate::mailbox::Inbox;
 use crate::stats::{DropCause, WorkerStats};
 use crate::sys::{sockaddr_from, sockaddr_to};
 use crate::worker::{channel, lock_table, spawn_thread, Command, WorkerHandle};
 use bufring::BufRing;
+use relay_core::flow::counters::bump;
+use relay_core::flow::{FlowSettings, FlowTable, Verdict};
 
 pub struct WorkerConfig {
     pub index: usize,

@@ -37,10 +37,10 @@ use crossbeam_queue::ArrayQueue;
 use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
 
 use crate::dataplane::UringDataPlane;
-use relay_core::flow::FlowTable;
 use crate::dataplane::WorkerFd;
 use crate::stats::Path;
 use crate::worker::{lock_table, Command, WorkerHandle};
+use relay_core::flow::FlowTable;
 use worker::{WorkerConfig, XskSockets};
 
 /// The steering program, compiled from ebpf/relay_xdp.c by build.rs.

@@ -14,10 +14,10 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rules::dataplane::{FlowRule, SrtpKey};
 use relay_core::flow::{FlowTable, Verdict};
 use relay_core::packet::rtp::emit_header;
 use relay_core::srtp::{Context, Suite};
+use rules::dataplane::{FlowRule, SrtpKey};
 
 fn a(s: &str) -> SocketAddr {
     s.parse().unwrap()

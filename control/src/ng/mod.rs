@@ -21,11 +21,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ipnet::IpNet;
 
-use rules::addrpolicy::AddressPolicy;
 use crate::bencode::Value;
 use crate::engine::Engine;
 use crate::error::NgError;
 use request::Command;
+use rules::addrpolicy::AddressPolicy;
 
 /// Replies are kept this long for retransmissions.
 const COOKIE_TTL_MS: u64 = 30_000;
@@ -357,8 +357,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use rules::dataplane::MemoryDataPlane;
     use crate::engine::EngineConfig;
+    use rules::dataplane::MemoryDataPlane;
 
     fn engine() -> Engine {
         Engine::new(EngineConfig::default(), Arc::new(MemoryDataPlane::default()))

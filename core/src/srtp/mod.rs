@@ -18,8 +18,8 @@ use std::fmt;
 
 pub use cipher::{HmacSha1, SessionKeys};
 pub use kdf::derive_session_keys;
-pub use replay::{ReplayWindow, DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW};
 use replay::RtcpWindow;
+pub use replay::{ReplayWindow, DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW};
 
 /// Which AES the SRTP contexts of this process use: the CPU's AES-NI + PCLMULQDQ, or the
 /// crates' portable code (ring for GCM, RustCrypto for AES-CM) on CPUs without them.

@@ -9,12 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 
-use rules::dataplane::DataPlane;
+use backend::dataplane::UringDataPlane;
+use backend::xdp::{XdpDataPlane, XdpOptions};
 use control::engine::Engine;
 use control::ng::NgServer;
 use relayd::config::{Backend, Config, Options};
-use backend::dataplane::UringDataPlane;
-use backend::xdp::{XdpDataPlane, XdpOptions};
+use rules::dataplane::DataPlane;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
