@@ -194,25 +194,7 @@ mod tests {
     const KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 
     fn leg() -> Leg {
-        Leg {
-            media_type: "audio".into(),
-            local: "203.0.113.1".parse().unwrap(),
-            advertised: "203.0.113.1".parse().unwrap(),
-            port: 30000,
-            peer: None,
-            peer_rtcp: None,
-            mux: false,
-            mux_forced: Vec::new(),
-            plain_udp: false,
-            clock_rate: 8000,
-            reset_latch: false,
-            rejected: false,
-            srtp_in: None,
-            srtp_out: None,
-            proto: "RTP/AVP".into(),
-            sdes_offered: Vec::new(),
-            sdes_relay_offer: Vec::new(),
-        }
+        crate::call::tests::leg("audio", "203.0.113.1", 30000, None)
     }
 
     /// A call of two monologues with one leg each.
