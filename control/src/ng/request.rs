@@ -198,7 +198,8 @@ impl OfferAnswer {
         }
         let sdp_text = req.get("sdp").and_then(Value::as_str).ok_or(NgError::Missing("SDP"))?;
         let sdp = Sdp::parse(sdp_text)?;
-        // bounds before anything is allocated
+        // bounds before any port or call state is allocated (the parsed SDP itself is
+        // bounded by the datagram: at most 64 KB of text)
         if sdp.media.len() > limits.max_media_per_sdp {
             return Err(NgError::TooManyMedia { n: sdp.media.len(), max: limits.max_media_per_sdp });
         }
