@@ -54,6 +54,16 @@ impl Leg {
     pub fn relayed(&self) -> bool {
         self.port != 0
     }
+    /// What the RTP socket of this leg carries.
+    pub fn rtp_kind(&self) -> FlowKind {
+        if self.plain_udp {
+            FlowKind::Udp
+        } else if self.mux {
+            FlowKind::RtpMux
+        } else {
+            FlowKind::Rtp
+        }
+    }
     /// Socket that RTCP towards this party leaves from.
     pub fn rtcp_egress(&self) -> SocketAddr {
         if self.mux {
@@ -170,13 +180,7 @@ impl Call {
             }
             let forward = other.relayed() && !other.rejected && !leg.rejected;
             let reset = std::mem::take(&mut leg.reset_latch);
-            let rtp_kind = if leg.plain_udp {
-                FlowKind::Udp
-            } else if leg.mux {
-                FlowKind::RtpMux
-            } else {
-                FlowKind::Rtp
-            };
+            let rtp_kind = leg.rtp_kind();
             let rtcp_kind = if leg.plain_udp { FlowKind::Udp } else { FlowKind::Rtcp };
             let egress_rtcp = (forward && !other.plain_udp).then(|| other.rtcp_egress());
             // the RTP socket and the RTCP socket of the leg differ only in these

@@ -138,13 +138,7 @@ impl Snapshot {
                     advertised: l.advertised,
                     peer: l.peer,
                     peer_rtcp: l.peer_rtcp,
-                    rtp_kind: if l.plain_udp {
-                        FlowKind::Udp
-                    } else if l.mux {
-                        FlowKind::RtpMux
-                    } else {
-                        FlowKind::Rtp
-                    },
+                    rtp_kind: l.rtp_kind(),
                     rejected: l.rejected,
                 });
             }

@@ -101,13 +101,17 @@ struct Party {
 
 impl Party {
     fn new(ip: &str) -> Party {
-        // an even/odd pair, like a phone
-        for _ in 0..100 {
-            let rtp = UdpSocket::bind((ip, 0)).unwrap();
-            let p = rtp.local_addr().unwrap().port();
-            if !p.is_multiple_of(2) || p == 65535 {
+        // an even/odd pair, like a phone, above every port the test daemons use (their
+        // media ranges end below 61000) and above the kernel's ephemeral range: an
+        // ephemeral port could fall in the daemon's own range, which it rightly refuses
+        static NEXT_PAIR: AtomicU16 = AtomicU16::new(0);
+        let spread = (std::process::id() % 1000) as u16 * 2;
+        for _ in 0..1000 {
+            let n = NEXT_PAIR.fetch_add(1, Ordering::SeqCst);
+            let p = 61000 + (spread + 2 * n) % 4500;
+            let Ok(rtp) = UdpSocket::bind((ip, p)) else {
                 continue;
-            }
+            };
             if let Ok(rtcp) = UdpSocket::bind((ip, p + 1)) {
                 rtp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
                 rtcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();

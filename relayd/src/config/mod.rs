@@ -62,17 +62,17 @@ impl Config {
     /// The media address policy (rules::addrpolicy) this configuration implies: the
     /// relay's own addresses and sockets, lab mode when a media interface is loopback,
     /// and the operator's lists.
-    pub fn address_policy(&self) -> Result<AddressPolicy, String> {
+    pub fn address_policy(&self) -> AddressPolicy {
         let interfaces: Vec<_> = self.engine.interfaces.iter().map(|i| (i.local, i.advertised)).collect();
         let mut listen = vec![self.listen_ng];
         listen.extend(self.listen_http);
-        Ok(AddressPolicy::for_relay(
+        AddressPolicy::for_relay(
             &interfaces,
             &listen,
             (self.engine.port_min, self.engine.port_max),
             self.media_allow.clone(),
             self.media_deny.clone(),
-        ))
+        )
     }
 
     /// The configuration the command line asks for: its flags over the file it names
@@ -167,7 +167,7 @@ impl Config {
             ng_cache_bytes: ng_cache_mb.saturating_mul(1 << 20),
             log_level: parse_log_level(&given(o.log_level, "log-level")?)?,
         };
-        c.engine.media_policy = c.address_policy()?;
+        c.engine.media_policy = c.address_policy();
         Ok(c)
     }
 }
