@@ -200,6 +200,8 @@ impl Call {
                     clock_rate: leg.clock_rate,
                     srtp_in: leg.srtp_in.clone(),
                     srtp_out: leg.srtp_out.clone(),
+                    ice: None,
+                    dtls: None,
                 });
             }
         }

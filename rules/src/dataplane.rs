@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 pub use crate::suite::Suite;
+pub use crate::webrtc::{DtlsIdentity, DtlsRole, DtlsRule, Fingerprint, HashFunction, IceRule};
 
 #[cfg(feature = "testing")]
 pub use crate::memory::{MemoryDataPlane, MemoryState};
@@ -172,6 +173,13 @@ pub struct FlowRule {
     pub srtp_in: Option<SrtpKey>,
     /// Packets leaving through this socket are protected with this key.
     pub srtp_out: Option<SrtpKey>,
+    /// The relay is an ICE-lite agent on this socket: it answers the peer's checks, and
+    /// media leaves towards the peer only to an address that passed one, while its
+    /// consent is fresh (RFC 7675).
+    pub ice: Option<IceRule>,
+    /// The SRTP keys of this socket come from a DTLS handshake on it (`srtp_in`/`srtp_out`
+    /// are then None): media in either direction waits for the handshake.
+    pub dtls: Option<DtlsRule>,
 }
 
 impl FlowRule {
@@ -191,6 +199,8 @@ impl FlowRule {
             clock_rate: 8000,
             srtp_in: None,
             srtp_out: None,
+            ice: None,
+            dtls: None,
         }
     }
 }

@@ -8,3 +8,4 @@ pub mod dataplane;
 #[cfg(feature = "testing")]
 mod memory;
 pub mod suite;
+pub mod webrtc;
