@@ -212,9 +212,11 @@ async def media(browser, phone):
     return problems, summary
 
 
-async def browser_offers(phone_flags=TO_PHONE, browser_flags=TO_BROWSER, profiles=None, spy=None, sdes=False):
+async def browser_offers(phone_flags=TO_PHONE, browser_flags=TO_BROWSER, profiles=None, spy=None, sdes=False,
+                         ringing=0.0):
     """The browser calls the phone: its offer goes towards the phone with `phone_flags`, the phone's
-    answer back towards the browser with `browser_flags`."""
+    answer back towards the browser with `browser_flags`, `ringing` seconds after the offer (a phone
+    that rings first: rtpengine 10.5 starts a DTLS client at the offer, its issue #2145)."""
     if profiles is not None:
         rtcdtlstransport.SRTP_PROFILES[:] = [p for p in rtcdtlstransport.SRTP_PROFILES
                                              if p.openssl_profile.decode() in profiles]
@@ -225,6 +227,7 @@ async def browser_offers(phone_flags=TO_PHONE, browser_flags=TO_BROWSER, profile
     try:
         offer = await browser.offer()
         to_phone = call.offer(offer, phone_flags)
+        await asyncio.sleep(ringing)
         keys = None
         if sdes:
             keys = SdesKeys()
@@ -282,6 +285,8 @@ async def phone_offers():
 
 CASES = {
     "browser-offers": ("browser calls a plain RTP phone (default SRTP profile choice)", lambda: browser_offers()),
+    "browser-offers-ringing": ("the same, the phone answers 3 s after the offer (rtpengine #2145)",
+                               lambda: browser_offers(ringing=3.0)),
     "phone-offers": ("plain RTP phone calls the browser (offer ICE=force DTLS=passive UDP/TLS/RTP/SAVPF)",
                      phone_offers),
     "sdes-phone": ("browser calls an SDES-SRTP phone (AES_CM_128_HMAC_SHA1_80)",
