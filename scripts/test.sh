@@ -4,7 +4,7 @@
 # Kamailio and sipp, and the fuzz targets. Installs what it needs itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh --e2e
+scripts/deps.sh --e2e --webrtc
 cargo build --release --workspace
 cargo test --release --workspace
 scripts/conformance.sh
