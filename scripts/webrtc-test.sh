@@ -61,7 +61,7 @@ for c in "${cases[@]}"; do
     echo "webrtc-$relay: pass: $c: $(grep -m1 -v ': problem:' "$work/$c.log" | cut -d' ' -f2-)"
   elif [[ " ${known[*]} " == *" $c "* ]]; then
     known_failed=$((known_failed + 1))
-    echo "webrtc-$relay: known failure ($relay issue #2145): $c: $(grep ': problem:' "$work/$c.log" | head -n 1 | cut -d' ' -f3-)"
+    echo "webrtc-$relay: known failure ($relay issue #2145): $c: $(grep -m1 -v ': problem:' "$work/$c.log" | cut -d' ' -f2-)"
   else
     failed=$((failed + 1))
     echo "webrtc-$relay: FAIL: $c"

@@ -202,8 +202,8 @@ async def media(browser, phone):
     if len(phone.good) < MIN_FRAMES:
         problems.append("phone got %d of the browser's frames byte for byte (want >= %d)" % (len(phone.good), MIN_FRAMES))
     if phone.bad or phone.undecryptable:
-        problems.append("phone got %d RTP packets that are not the browser's frames, %d undecryptable"
-                        % (phone.bad, phone.undecryptable))
+        problems.append("phone got %d RTP packets that are not the browser's frames (pt, length, start: %s), "
+                        "%d undecryptable" % (phone.bad, phone.bad_samples, phone.undecryptable))
     if len(browser.good) < MIN_FRAMES:
         problems.append("browser decoded %d of the phone's frames exactly (want >= %d)" % (len(browser.good), MIN_FRAMES))
     summary = ("browser->phone %d frames exact, phone->browser %d frames exact (%d other), dtls %s, ice %s"
@@ -246,6 +246,8 @@ async def browser_offers(phone_flags=TO_PHONE, browser_flags=TO_BROWSER, profile
         problems, summary = await media(browser, phone)
         summary += ", srtp profile %s, relay's a=setup:%s" % (browser.srtp_profile(),
                                                              ",".join(common.sdp_attr(to_browser, "setup")))
+        if sdes:
+            summary += ", phone SDES %s" % SdesKeys.SUITE
         if profiles is not None and browser.srtp_profile() not in profiles:
             problems.append("negotiated %s, offered only %s" % (browser.srtp_profile(), profiles))
         if spy:
@@ -287,6 +289,8 @@ CASES = {
     "browser-offers": ("browser calls a plain RTP phone (default SRTP profile choice)", lambda: browser_offers()),
     "browser-offers-ringing": ("the same, the phone answers 3 s after the offer (rtpengine #2145)",
                                lambda: browser_offers(ringing=3.0)),
+    "relay-active": ("browser calls, answer towards it without DTLS=passive: the relay is the DTLS client",
+                     lambda: browser_offers(browser_flags=TO_BROWSER.replace(" DTLS=passive", ""))),
     "phone-offers": ("plain RTP phone calls the browser (offer ICE=force DTLS=passive UDP/TLS/RTP/SAVPF)",
                      phone_offers),
     "sdes-phone": ("browser calls an SDES-SRTP phone (AES_CM_128_HMAC_SHA1_80)",

@@ -87,8 +87,8 @@ class Server:
     """GET / serves page.html; POST /offer takes the browser's offer, makes the call through the relay
     and answers with the relay's SDP for the browser."""
 
-    def __init__(self, phone, offer_flags):
-        self.offer_flags = offer_flags
+    def __init__(self, phone, offer_flags, ringing):
+        self.offer_flags, self.ringing = offer_flags, ringing
         self.phone, self.call, self.offer_sdp, self.answer_sdp, self.error = phone, Call(), None, None, None
 
     async def handle(self, reader, writer):
@@ -107,7 +107,7 @@ class Server:
             if method == "GET" and path == "/":
                 status, ctype, out = 200, "text/html; charset=utf-8", open(os.path.join(HERE, "page.html"), "rb").read()
             elif method == "POST" and path == "/offer":
-                status, ctype, out = 200, "application/sdp", self.make_call(body).encode()
+                status, ctype, out = 200, "application/sdp", (await self.make_call(body)).encode()
             else:
                 status, ctype, out = 404, "text/plain", b"not found"
         except Exception as e:
@@ -118,9 +118,10 @@ class Server:
         await writer.drain()
         writer.close()
 
-    def make_call(self, offer):
+    async def make_call(self, offer):
         self.offer_sdp = offer
         to_phone = self.call.offer(offer, self.offer_flags)
+        await asyncio.sleep(self.ringing)  # the phone rings before it answers
         self.answer_sdp = self.call.answer(common.phone_sdp(self.phone.port), TO_BROWSER)
         addr, port = common.media_addr(to_phone)
         self.phone.send_to(addr, port, frames=1500)
@@ -130,7 +131,7 @@ class Server:
 async def run(args):
     phone = Phone()
     await phone.start()
-    server = Server(phone, TO_PHONE + (" " + args.extra_offer_flags if args.extra_offer_flags else ""))
+    server = Server(phone, TO_PHONE + (" " + args.extra_offer_flags if args.extra_offer_flags else ""), args.ringing)
     http = await asyncio.start_server(server.handle, common.LOOPBACK, 0)
     port = http.sockets[0].getsockname()[1]
     profile = tempfile.mkdtemp(prefix="relay-chromium-")
@@ -186,6 +187,8 @@ def main():
     ap.add_argument("--screenshot", default=os.path.join(common.ROOT, "target", "webrtc-artifacts", "chromium.png"))
     ap.add_argument("--log", help="Chromium's own output goes here")
     ap.add_argument("--timeout", type=float, default=25)
+    ap.add_argument("--ringing", type=float, default=2.0,
+                    help="seconds between the offer and the phone's answer, as a phone rings")
     ap.add_argument("--extra-offer-flags", default="",
                     help="added to the offer's flags, e.g. DTLS-reverse=passive (the #2145 workaround)")
     args = ap.parse_args()

@@ -126,12 +126,11 @@ FRAME_SAMPLES = 160  # 20 ms of PCMU
 
 
 def payload(index):
-    """The 160 PCMU bytes of frame `index`: a marker, the index, then a pattern derived from it. The
-    byte 0x7f (negative zero) is avoided so that decode then encode gives the same bytes back."""
+    """The 160 PCMU bytes of frame `index`: a marker, the index in base 127, then a pattern derived from
+    it. The byte 0x7f (negative zero) never occurs, so that decode then encode gives the same bytes."""
     rnd = random.Random(index)
     body = bytes(rnd.choice(_ULAW_OK) for _ in range(FRAME_SAMPLES - 4))
-    head = bytes([0xA5, 0x5A, (index >> 8) & 0xFF, index & 0xFF])
-    return bytes(b if b != 0x7F else 0x7E for b in head) + body
+    return bytes([0xA5, 0x5A, index // 127, index % 127]) + body
 
 
 _ULAW_OK = [b for b in range(256) if b != 0x7F]
@@ -141,7 +140,7 @@ def payload_index(data):
     """The frame index a received payload claims, if it is exactly that frame's bytes; else None."""
     if len(data) != FRAME_SAMPLES or data[:2] != b"\xa5\x5a":
         return None
-    index = (data[2] << 8) | data[3]
+    index = data[2] * 127 + data[3]
     return index if payload(index) == data else None
 
 
@@ -205,6 +204,7 @@ class Phone(asyncio.DatagramProtocol):
         self.received = 0
         self.good = set()      # frame indexes received byte for byte
         self.bad = 0           # RTP that is not one of the browser's frames
+        self.bad_samples = []  # (payload type, length, first bytes) of the first few of those
         self.undecryptable = 0
         self.other = 0         # non-RTP (RTCP, STUN, ...)
         self.transport = None
@@ -233,6 +233,8 @@ class Phone(asyncio.DatagramProtocol):
         index = payload_index(body) if pt == 0 else None
         if index is None:
             self.bad += 1
+            if len(self.bad_samples) < 3:
+                self.bad_samples.append((pt, len(body), body[:8].hex()))
         else:
             self.good.add(index)
 
