@@ -12,7 +12,6 @@ import asyncio
 import fractions
 import logging
 import os
-import struct
 import sys
 import time
 
@@ -200,12 +199,16 @@ async def media(browser, phone):
             break
     problems = []
     if len(phone.good) < MIN_FRAMES:
-        problems.append("phone got %d of the browser's frames byte for byte (want >= %d)" % (len(phone.good), MIN_FRAMES))
+        problems.append("phone got %d of the browser's frames byte for byte (want >= %d)"
+                        % (len(phone.good), MIN_FRAMES))
     if phone.bad or phone.undecryptable:
         problems.append("phone got %d RTP packets that are not the browser's frames (pt, length, start: %s), "
                         "%d undecryptable" % (phone.bad, phone.bad_samples, phone.undecryptable))
     if len(browser.good) < MIN_FRAMES:
-        problems.append("browser decoded %d of the phone's frames exactly (want >= %d)" % (len(browser.good), MIN_FRAMES))
+        problems.append("browser decoded %d of the phone's frames exactly (want >= %d)"
+                        % (len(browser.good), MIN_FRAMES))
+    if browser.bad:
+        problems.append("browser decoded %d frames that are none of the phone's" % browser.bad)
     summary = ("browser->phone %d frames exact, phone->browser %d frames exact (%d other), dtls %s, ice %s"
                % (len(phone.good), len(browser.good), browser.bad, browser.dtls().state,
                   browser.pc.iceConnectionState))
