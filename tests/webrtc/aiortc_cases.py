@@ -265,22 +265,33 @@ async def browser_offers(phone_flags=TO_PHONE, browser_flags=TO_BROWSER, profile
         call.delete()
 
 
-async def phone_offers():
-    """The phone calls the browser: its plain offer goes towards the browser with the browser-offer flags
-    (ICE=force DTLS=passive UDP/TLS/RTP/SAVPF), aiortc's answer back towards the phone."""
+async def phone_offers(sdes=False):
+    """The phone calls the browser: its offer (plain, or SDES-SRTP) goes towards the browser with the
+    browser-offer flags (ICE=force DTLS=passive UDP/TLS/RTP/SAVPF), aiortc's answer back towards the
+    phone."""
     browser, phone, call = Browser(), Phone(), Call()
     await phone.start()
+    keys = SdesKeys() if sdes else None
     try:
-        to_browser = call.offer(common.phone_sdp(phone.port), TO_BROWSER_OFFER)
+        to_browser = call.offer(common.phone_sdp(phone.port, keys.crypto_line() if keys else None),
+                                TO_BROWSER_OFFER)
         answer = await browser.answer_to(to_browser)
-        to_phone = call.answer(answer, TO_PHONE)
-        if common.sdp_proto(to_phone) != "RTP/AVP":
-            return ["answer towards the phone is %s, not RTP/AVP" % common.sdp_proto(to_phone)], ""
+        to_phone = call.answer(answer, TO_PHONE_SDES if sdes else TO_PHONE)
+        want = "RTP/SAVP" if sdes else "RTP/AVP"
+        if common.sdp_proto(to_phone) != want:
+            return ["answer towards the phone is %s, not %s" % (common.sdp_proto(to_phone), want)], ""
+        if keys:
+            relay_crypto = [c for c in common.sdp_attr(to_phone, "crypto") if SdesKeys.SUITE in c]
+            if not relay_crypto:
+                return ["relay answered the SDES phone without %s: %s" % (SdesKeys.SUITE, to_phone)], ""
+            phone.tx, phone.rx = keys.sessions(relay_crypto[0])
         addr, port = common.media_addr(to_phone)
         phone.send_to(addr, port)
         problems, summary = await media(browser, phone)
         summary += ", srtp profile %s, relay's offer a=setup:%s, proto %s" % (
             browser.srtp_profile(), ",".join(common.sdp_attr(to_browser, "setup")), common.sdp_proto(to_browser))
+        if sdes:
+            summary += ", phone SDES %s" % SdesKeys.SUITE
         return problems, summary
     finally:
         phone.close()
@@ -296,6 +307,7 @@ CASES = {
                      lambda: browser_offers(browser_flags=TO_BROWSER.replace(" DTLS=passive", ""))),
     "phone-offers": ("plain RTP phone calls the browser (offer ICE=force DTLS=passive UDP/TLS/RTP/SAVPF)",
                      phone_offers),
+    "sdes-phone-offers": ("an SDES-SRTP phone calls the browser", lambda: phone_offers(sdes=True)),
     "sdes-phone": ("browser calls an SDES-SRTP phone (AES_CM_128_HMAC_SHA1_80)",
                    lambda: browser_offers(phone_flags=TO_PHONE_SDES, sdes=True)),
     "aes-cm-80": ("DTLS-SRTP with only SRTP_AES128_CM_SHA1_80 offered",
