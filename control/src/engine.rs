@@ -326,9 +326,9 @@ impl Engine {
             Err(e) => {
                 // release what this request allocated
                 let before: Vec<SocketAddr> = self.calls.get(&call_id).map(|c| c.sockets()).unwrap_or_default();
-                for l in call.monologues.iter().flat_map(|m| m.legs.iter()).filter(|l| l.relayed()) {
-                    if !before.contains(&l.rtp()) {
-                        self.release(l.local, l.port);
+                for (ip, port) in call.monologues.iter().flat_map(|m| m.legs.iter()).flat_map(|l| l.pairs()) {
+                    if !before.contains(&SocketAddr::new(ip, port)) {
+                        self.release(ip, port);
                     }
                 }
                 if created {
@@ -380,8 +380,8 @@ impl Engine {
         let Some(call) = self.calls.remove(call_id) else {
             return false;
         };
-        for l in call.monologues.iter().flat_map(|m| m.legs.iter()).filter(|l| l.relayed()) {
-            self.release(l.local, l.port);
+        for (ip, port) in call.monologues.iter().flat_map(|m| m.legs.iter()).flat_map(|l| l.pairs()) {
+            self.release(ip, port);
         }
         *self.stats.ended.entry(reason.as_str().to_string()).or_default() += 1;
         log::info!("call {call_id} ended: {}", reason.as_str());

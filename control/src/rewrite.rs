@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use crate::call::Leg;
+use crate::ice_sdp::IceOut;
 use crate::sdp::{attr_name, find_direction, static_payload, Connection, Sdp};
 
 /// What the relay puts into one media section.
@@ -20,6 +21,8 @@ pub struct MediaOut {
     pub mux: bool,
     /// a=crypto lines for the recipient: they replace the sender's (None: leave them).
     pub crypto: Option<Vec<String>>,
+    /// ICE towards the recipient: the relay's lines, or the sender's kept (passthrough).
+    pub ice: IceOut,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -28,21 +31,14 @@ pub struct SessionOut {
     pub session_name_line: Option<String>,
     pub replace_zero_address: bool,
     pub media_address: Option<IpAddr>,
+    /// The relay writes `a=ice-lite` at session level.
+    pub ice_lite: bool,
+    /// Session-level ICE attributes of the sender stay (ICE passthrough).
+    pub keep_session_ice: bool,
 }
 
-const ICE_ATTRS: [&str; 8] = [
-    "ice-ufrag",
-    "ice-pwd",
-    "ice-options",
-    "ice-lite",
-    "ice-mismatch",
-    "candidate",
-    "remote-candidates",
-    "end-of-candidates",
-];
-
 fn is_ice(line: &str) -> bool {
-    attr_name(line).is_some_and(|n| ICE_ATTRS.contains(&n))
+    crate::ice_sdp::is_ice_line(line)
 }
 
 fn has_ice(lines: &[String]) -> bool {
@@ -90,11 +86,14 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             out.push(session.session_name_line.clone().unwrap_or_else(|| l.clone()));
         } else if l.starts_with("c=") {
             out.push(new_session_c.clone().unwrap_or_else(|| l.clone()));
-        } else if is_ice(l) {
+        } else if is_ice(l) && !session.keep_session_ice {
             continue;
         } else {
             out.push(l.clone());
         }
+    }
+    if session.ice_lite {
+        out.push("a=ice-lite".into());
     }
     let session_dir = find_direction(&sdp.session);
     for (i, m) in sdp.media.iter().enumerate() {
@@ -178,7 +177,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 wrote_c = true;
                 continue;
             }
-            if is_ice(l) || matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) {
+            if (is_ice(l) && !mo.ice.keep_sender) || matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) {
                 continue;
             }
             if mo.crypto.is_some() && attr_name(l) == Some("crypto") {
@@ -230,6 +229,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         if let Some(lines) = &mo.crypto {
             out.extend(lines.iter().cloned());
         }
+        out.extend(mo.ice.lines.iter().cloned());
     }
     let mut s = String::with_capacity(out.iter().map(|l| l.len() + 2).sum());
     for l in out {
@@ -257,7 +257,7 @@ mod tests {
     }
 
     fn out(leg: Option<Leg>) -> MediaOut {
-        MediaOut { leg, fmts: Vec::new(), proto: None, mux: false, crypto: None }
+        MediaOut { leg, fmts: Vec::new(), proto: None, mux: false, crypto: None, ice: IceOut::default() }
     }
 
     fn run(text: &str, session: &SessionOut, media: &[MediaOut]) -> String {
