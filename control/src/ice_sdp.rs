@@ -379,6 +379,12 @@ impl LegIce {
         self.enabled && (self.passthrough || self.local.is_some())
     }
 
+    /// The same state for new sockets under the same party: a new agent (rtpengine
+    /// restarts ICE when a leg's sockets change), no candidate sockets yet.
+    pub fn restarted(&self) -> LegIce {
+        LegIce { local: self.local.as_ref().map(|_| Credentials::generate()), extra: Vec::new(), ..self.clone() }
+    }
+
     /// rtpengine's `__ice_init`: an agent for a leg that speaks ICE, none in passthrough.
     fn init_agent(&mut self) {
         if self.passthrough {

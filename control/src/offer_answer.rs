@@ -172,6 +172,10 @@ pub fn offer_answer(
         // the sender's leg: where it is, what it offers
         let (peer, peer_rtcp) = signalled_peers(relay.policy, m, conn.as_ref(), is_answer, relay_it)?;
         let sender_mux = m.has_attr("rtcp-mux");
+        // `no port latching`: a re-offer from a new endpoint gets the recipient new ports
+        // (and so a new ICE agent there), as rtpengine does
+        let old_peer = call.monologues[x].legs.get(i).and_then(|l| l.peer);
+        let new_ports = flags.no_port_latching && !is_answer && old_peer.is_some() && peer.is_some() && old_peer != peer;
         // the sender's leg follows its SDP's family; the recipient's keeps the family it
         // has unless address-family asks for another
         let y_family = match (&flags.address_family, call.monologues[y].legs.get(i)) {
@@ -185,7 +189,8 @@ pub fn offer_answer(
             let existing = legs.get(i).cloned();
             let keep = existing
                 .as_ref()
-                .is_some_and(|l| l.local == iface.local && l.relayed() == relay_it && l.media_type == m.m.media);
+                .is_some_and(|l| l.local == iface.local && l.relayed() == relay_it && l.media_type == m.m.media)
+                && !(mono == y && new_ports);
             let leg = if keep {
                 existing.unwrap()
             } else {
@@ -211,7 +216,8 @@ pub fn offer_answer(
                     proto: m.m.proto.clone(),
                     sdes_offered: Vec::new(),
                     sdes_relay_offer: Vec::new(),
-                    ice: Default::default(),
+                    // new sockets under the same party: its ICE state with a new agent
+                    ice: existing.as_ref().filter(|_| new_ports).map(|l| l.ice.restarted()).unwrap_or_default(),
                 }
             };
             let legs = &mut call.monologues[mono].legs;

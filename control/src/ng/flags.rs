@@ -17,6 +17,8 @@ pub struct Flags {
     pub trickle_ice: bool,
     /// `ICE-reject`: the sender's ICE is not answered.
     pub ice_reject: bool,
+    /// `no port latching`: a re-offer from a new endpoint gets the recipient new ports.
+    pub no_port_latching: bool,
     pub replace_origin: bool,
     pub replace_session_connection: bool,
     pub replace_username: bool,
@@ -193,6 +195,8 @@ impl Flags {
             "sdes-off" | "sdes-no" | "sdes-disable" => self.sdes_off = true,
             "trickle-ice" => self.trickle_ice = true,
             "ice-reject" | "reject-ice" => self.ice_reject = true,
+            "no-port-latching" => self.no_port_latching = true,
+            "port-latching" => self.no_port_latching = false,
             // rtpp-flags style `ICE=force` / `ICE-lite=backward` in the flags list
             _ if n.starts_with("ice=") => self.ice = n.strip_prefix("ice=").map(str::to_string),
             _ if n.starts_with("ice-lite=") => self.ice_lite = n.strip_prefix("ice-lite=").map(str::to_string),
