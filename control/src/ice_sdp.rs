@@ -633,7 +633,7 @@ pub struct Section<'a> {
     /// Monologue that receives the rewritten SDP.
     pub recipient: usize,
     pub is_answer: bool,
-    /// RTCP is muxed towards the recipient.
+    /// The rewrite offers or accepts rtcp-mux towards the recipient.
     pub mux: bool,
 }
 
@@ -658,7 +658,12 @@ pub fn negotiate(
         let others = interface_addresses(interfaces, m.interface.as_deref(), &m.legs[i]);
         ensure_sockets(&mut m.legs[i], &others, ports, call.affinity)?;
     }
-    Ok(ice_out(&call.monologues[y].legs[i], mux, flags.media_address, &peer, ice_flags.option))
+    // no RTCP candidates where RTCP is surely muxed: an answer accepting it, an offer
+    // requiring it or repeating what the recipient accepted before (an offer of mux may
+    // still be refused: its RTCP port stays a candidate, as in rtpengine)
+    let leg = &call.monologues[y].legs[i];
+    let muxed = mux && (is_answer || flags.rtcp_mux_has("require") || leg.mux);
+    Ok(ice_out(leg, muxed, flags.media_address, &peer, ice_flags.option))
 }
 
 #[cfg(test)]
