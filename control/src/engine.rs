@@ -247,10 +247,13 @@ impl Engine {
             ip => ip,
         };
         let ip = unmap(a.ip());
+        let ours = |port: u16, local: IpAddr, advertised: IpAddr| {
+            (port == a.port() || port.wrapping_add(1) == a.port())
+                && (unmap(local) == ip || unmap(advertised) == ip || (local.is_unspecified() && ip.is_loopback()))
+        };
         self.calls.values().flat_map(|c| c.monologues.iter()).flat_map(|m| m.legs.iter()).any(|l| {
-            l.relayed()
-                && (l.port == a.port() || l.port.wrapping_add(1) == a.port())
-                && (unmap(l.local) == ip || unmap(l.advertised) == ip || (l.local.is_unspecified() && ip.is_loopback()))
+            (l.relayed() && ours(l.port, l.local, l.advertised))
+                || l.ice.extra.iter().any(|s| ours(s.port, s.local, s.advertised))
         })
     }
 

@@ -493,7 +493,7 @@ pub fn ensure_sockets(
     ports: &mut dyn Ports,
     affinity: u64,
 ) -> Result<(), NgError> {
-    let want = leg.relayed() && leg.ice.writes_candidates();
+    let want = leg.relayed() && !leg.rejected && leg.ice.writes_candidates();
     let mut keep = Vec::new();
     for s in std::mem::take(&mut leg.ice.extra) {
         if want && others.iter().any(|i| i.local == s.local) {

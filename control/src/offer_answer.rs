@@ -216,8 +216,13 @@ pub fn offer_answer(
                     proto: m.m.proto.clone(),
                     sdes_offered: Vec::new(),
                     sdes_relay_offer: Vec::new(),
-                    // new sockets under the same party: its ICE state with a new agent
-                    ice: existing.as_ref().filter(|_| new_ports).map(|l| l.ice.restarted()).unwrap_or_default(),
+                    // new sockets under the same party (new ports, another interface): its
+                    // ICE state with a new agent, as rtpengine restarts ICE there
+                    ice: existing
+                        .as_ref()
+                        .filter(|l| l.media_type == m.m.media)
+                        .map(|l| l.ice.restarted())
+                        .unwrap_or_default(),
                 }
             };
             let legs = &mut call.monologues[mono].legs;
