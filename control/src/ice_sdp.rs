@@ -19,10 +19,10 @@ use std::net::IpAddr;
 use rules::webrtc::IceRule;
 
 use crate::call::{Call, Leg};
+use crate::error::NgError;
 use crate::interface::Interface;
 use crate::ng::flags::{normalize, Flags};
 use crate::offer_answer::Ports;
-use crate::error::NgError;
 use crate::sdp::{attr_in, attr_name, Sdp};
 
 /// Relay ufrag length (rtpengine: 8 characters).
@@ -601,16 +601,18 @@ pub fn ice_out(leg: &Leg, mux: bool, media_address: Option<IpAddr>, source: &Pee
     let typ = if option == IceOption::ForceRelay { CandidateType::Relay } else { CandidateType::Host };
     let (tpref, first_lpref) =
         if ice.passthrough { passthrough_preferences(&source.candidates, typ) } else { (typ.preference(), 0) };
-    let sockets: Vec<RelaySocket> = std::iter::once(RelaySocket { local: leg.local, advertised: leg.advertised, port: leg.port })
-        .chain(ice.extra.iter().copied())
-        .collect();
+    let sockets: Vec<RelaySocket> =
+        std::iter::once(RelaySocket { local: leg.local, advertised: leg.advertised, port: leg.port })
+            .chain(ice.extra.iter().copied())
+            .collect();
     let components: &[u32] = if mux { &[1] } else { &[1, 2] };
     for &component in components {
         for (k, s) in sockets.iter().enumerate() {
             let port = s.port.wrapping_add(component as u16 - 1);
             let addr = media_address.unwrap_or(s.advertised);
             let prio = priority(tpref, first_lpref.wrapping_add(k as u32), component);
-            let mut l = format!("a=candidate:{} {component} UDP {prio} {addr} {port} typ {}", foundation(s.local), typ.name());
+            let mut l =
+                format!("a=candidate:{} {component} UDP {prio} {addr} {port} typ {}", foundation(s.local), typ.name());
             if typ != CandidateType::Host {
                 l += &format!(" raddr {} rport {port}", s.local);
             }
@@ -735,7 +737,14 @@ mod tests {
         // exactly the bound is fine; short ones (4-char browser ufrags, 17-char pwds) too
         assert!(peer_ice(&sdp("", &format!("a=ice-ufrag:{}\r\na=ice-pwd:short\r\n", "y".repeat(256))), 0).is_ok());
         // malformed candidates are left out; at most MAX_CANDIDATES are looked at
-        for bad in ["", "1", "1 0 UDP 1 1.2.3.4 5 typ host", "1 1 UDP x 1.2.3.4 5 typ host", "1 1 UDP 1 1.2.3.4 99999 typ host", "1 1 UDP 1 1.2.3.4 5 host"] {
+        for bad in [
+            "",
+            "1",
+            "1 0 UDP 1 1.2.3.4 5 typ host",
+            "1 1 UDP x 1.2.3.4 5 typ host",
+            "1 1 UDP 1 1.2.3.4 99999 typ host",
+            "1 1 UDP 1 1.2.3.4 5 host",
+        ] {
             assert_eq!(Candidate::parse(bad), None, "{bad:?}");
         }
         let many: String = (0..1000).map(|k| format!("a=candidate:{k} 1 UDP {k} 192.0.2.1 {k} typ host\r\n")).collect();
@@ -851,7 +860,11 @@ mod tests {
         let mut l = leg_at("audio", "192.0.2.10", 30000, None);
         l.ice.enabled = true;
         l.ice.local = Some(Credentials { ufrag: "uuuuuuuu".into(), pwd: "p".repeat(26) });
-        l.ice.extra.push(RelaySocket { local: "::1".parse().unwrap(), advertised: "2001:db8::1".parse().unwrap(), port: 31000 });
+        l.ice.extra.push(RelaySocket {
+            local: "::1".parse().unwrap(),
+            advertised: "2001:db8::1".parse().unwrap(),
+            port: 31000,
+        });
         let out = ice_out(&l, false, None, &PeerIce::default(), IceOption::Force);
         let f4 = foundation("192.0.2.10".parse().unwrap());
         let f6 = foundation("::1".parse().unwrap());
@@ -876,7 +889,10 @@ mod tests {
         assert_eq!(out.lines[5], "a=end-of-candidates");
         // force-relay: relay candidates with raddr/rport
         let out = ice_out(&l, true, None, &PeerIce::default(), IceOption::ForceRelay);
-        assert_eq!(out.lines[3], format!("a=candidate:{f4} 1 UDP 16777215 192.0.2.10 30000 typ relay raddr 192.0.2.10 rport 30000"));
+        assert_eq!(
+            out.lines[3],
+            format!("a=candidate:{f4} 1 UDP 16777215 192.0.2.10 30000 typ relay raddr 192.0.2.10 rport 30000")
+        );
         // no ICE towards the party: nothing
         l.ice.enabled = false;
         assert_eq!(ice_out(&l, false, None, &PeerIce::default(), IceOption::Default), IceOut::default());

@@ -175,7 +175,8 @@ pub fn offer_answer(
         // `no port latching`: a re-offer from a new endpoint gets the recipient new ports
         // (and so a new ICE agent there), as rtpengine does
         let old_peer = call.monologues[x].legs.get(i).and_then(|l| l.peer);
-        let new_ports = flags.no_port_latching && !is_answer && old_peer.is_some() && peer.is_some() && old_peer != peer;
+        let new_ports =
+            flags.no_port_latching && !is_answer && old_peer.is_some() && peer.is_some() && old_peer != peer;
         // the sender's leg follows its SDP's family; the recipient's keeps the family it
         // has unless address-family asks for another
         let y_family = match (&flags.address_family, call.monologues[y].legs.get(i)) {

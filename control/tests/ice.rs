@@ -34,7 +34,8 @@ fn command(e: &mut Engine, pairs: &[(&str, Value)]) -> Value {
 }
 
 fn offer(e: &mut Engine, sdp: &str, extra: &[(&str, Value)]) -> Value {
-    let mut p = vec![("command", "offer".into()), ("call-id", "c".into()), ("from-tag", "a".into()), ("sdp", sdp.into())];
+    let mut p =
+        vec![("command", "offer".into()), ("call-id", "c".into()), ("from-tag", "a".into()), ("sdp", sdp.into())];
     p.extend(extra.iter().cloned());
     command(e, &p)
 }
