@@ -329,7 +329,7 @@ pub struct RelaySocket {
 }
 
 /// rtpengine's per-media ICE state, for one leg (the relay side facing one party).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LegIce {
     /// The relay speaks ICE to this party (rtpengine's MEDIA_FLAG_ICE).
     pub enabled: bool,
@@ -351,6 +351,22 @@ pub struct LegIce {
     pub remote_pwd: Option<String>,
     /// Relay sockets on the interface's other addresses, advertised as candidates.
     pub extra: Vec<RelaySocket>,
+}
+
+impl fmt::Debug for LegIce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // the peer's password is a key: never in Debug output
+        f.debug_struct("LegIce")
+            .field("enabled", &self.enabled)
+            .field("passthrough", &self.passthrough)
+            .field("lite_self", &self.lite_self)
+            .field("trickle", &self.trickle)
+            .field("initialized", &self.initialized)
+            .field("local", &self.local)
+            .field("remote_ufrag", &self.remote_ufrag)
+            .field("extra", &self.extra)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LegIce {
@@ -774,6 +790,9 @@ mod tests {
         assert!(a.ufrag.bytes().chain(a.pwd.bytes()).all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
         assert!(!format!("{a:?}").contains(&a.pwd), "the password is not logged");
+        let l = LegIce { local: Some(a.clone()), remote_pwd: Some("peersecret".into()), ..Default::default() };
+        let d = format!("{l:?}");
+        assert!(!d.contains(&a.pwd) && !d.contains("peersecret"), "{d}");
         let f = foundation("192.0.2.1".parse().unwrap());
         assert_eq!(f.len(), FOUNDATION_LEN);
         assert_eq!(f, foundation("192.0.2.1".parse().unwrap()));
