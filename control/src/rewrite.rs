@@ -478,6 +478,30 @@ mod tests {
     }
 
     #[test]
+    fn relay_ice_lines_replace_the_senders_unless_passed_through() {
+        let text = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n").replace(
+            "a=sendrecv\r\n",
+            "a=sendrecv\r\na=ice-ufrag:u\r\na=candidate:1 1 UDP 1 1.2.3.4 4000 typ host\r\n",
+        );
+        let mut m = out(Some(leg(30000)));
+        m.ice.lines = vec!["a=ice-ufrag:relay".into(), "a=candidate:x 1 UDP 2 203.0.113.1 30000 typ host".into()];
+        let sess = SessionOut { ice_lite: true, ..Default::default() };
+        let s = run(&text, &sess, &[m.clone()]);
+        assert!(!s.contains("a=ice-ufrag:u\r\n") && !s.contains("1.2.3.4"), "the sender's are gone: {s}");
+        assert!(s.contains("t=0 0\r\na=ice-lite\r\nm=audio"), "the relay's ice-lite, once: {s}");
+        assert_eq!(s.matches("a=ice-lite").count(), 1, "{s}");
+        assert!(
+            s.ends_with("a=rtcp:30001\r\na=ice-ufrag:relay\r\na=candidate:x 1 UDP 2 203.0.113.1 30000 typ host\r\n")
+        );
+        // passthrough: the sender's stay (session level too), the relay's are added
+        m.ice.keep_sender = true;
+        let sess = SessionOut { keep_session_ice: true, ..Default::default() };
+        let s = run(&text, &sess, &[m]);
+        assert!(s.contains("a=ice-lite\r\n") && s.contains("a=ice-ufrag:u\r\n") && s.contains("1.2.3.4 4000"), "{s}");
+        assert!(s.contains("a=ice-ufrag:relay\r\n"), "{s}");
+    }
+
+    #[test]
     fn payload_types_dropped_take_their_attributes_along() {
         let text = OFFER.replace(
             "m=audio 4000 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\n",
