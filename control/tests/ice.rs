@@ -183,3 +183,32 @@ fn hostile_ice_attributes() {
     let r = offer(&mut e, &sdp("198.51.100.7", 4000, ""), &[("ICE", "sometimes".into()), ("call-id", "d".into())]);
     assert_eq!(r.get("result").and_then(Value::as_str), Some("ok"), "{r:?}");
 }
+
+/// A request that fails half way leaves the committed call's sockets bound: the candidate
+/// sockets an answer gives back are released only when it commits.
+#[test]
+fn a_failed_answer_releases_nothing_the_call_holds() {
+    let (mut e, dp) = engine();
+    let two = |ice2: &str| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 0\r\n{BROWSER_ICE}m=audio 4002 RTP/AVP 0\r\n{ice2}"
+        )
+    };
+    ok_sdp(&offer(&mut e, &two(BROWSER_ICE), &[]));
+    let open_before: Vec<SocketAddr> = dp.state.lock().unwrap().open.keys().copied().collect();
+    assert_eq!(open_before.len(), 16, "two sections, two legs, two addresses, RTP and RTCP");
+    // section 1 rejects ICE (its candidate sockets would go), section 2 is refused
+    let bad = format!("a=ice-ufrag:{}\r\n", "u".repeat(300));
+    let r = answer(&mut e, &two(&bad).replace(BROWSER_ICE, "").replace("198.51.100.7", "203.0.113.9"), &[]);
+    assert_eq!(reason(&r), "media section 2: a=ice-ufrag of 300 characters (at most 256)");
+    let mut open_after: Vec<SocketAddr> = dp.state.lock().unwrap().open.keys().copied().collect();
+    let mut want = open_before.clone();
+    open_after.sort();
+    want.sort();
+    assert_eq!(open_after, want, "the call as it was");
+    // the answer without the bad section commits: the callee's candidate sockets go now
+    let good = two("").replace(BROWSER_ICE, "").replace("198.51.100.7", "203.0.113.9");
+    ok_sdp(&answer(&mut e, &good, &[]));
+    assert_eq!(dp.state.lock().unwrap().open.len(), 16 - 4);
+}
