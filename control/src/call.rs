@@ -42,6 +42,8 @@ pub struct Leg {
     pub srtp_in: Option<SrtpKey>,
     /// SDES: the key the relay sends to this party with.
     pub srtp_out: Option<SrtpKey>,
+    /// ICE towards this party (rtpengine's per-media ICE state; `ice_sdp`).
+    pub ice: crate::ice_sdp::LegIce,
 }
 
 impl Leg {
@@ -63,6 +65,12 @@ impl Leg {
         } else {
             FlowKind::Rtp
         }
+    }
+    /// Every RTP/RTCP port pair of the leg: its own, then the ones on the interface's
+    /// other addresses that it advertises as ICE candidates.
+    pub fn pairs(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
+        let own = self.relayed().then_some((self.local, self.port));
+        own.into_iter().chain(self.ice.extra.iter().map(|s| (s.local, s.port)))
     }
     /// Socket that RTCP towards this party leaves from.
     pub fn rtcp_egress(&self) -> SocketAddr {
@@ -156,8 +164,8 @@ impl Call {
         self.monologues
             .iter()
             .flat_map(|m| m.legs.iter())
-            .filter(|l| l.relayed())
-            .flat_map(|l| [l.rtp(), l.rtcp()])
+            .flat_map(|l| l.pairs())
+            .flat_map(|(ip, port)| [SocketAddr::new(ip, port), SocketAddr::new(ip, port.wrapping_add(1))])
             .collect()
     }
 
@@ -183,11 +191,21 @@ impl Call {
             let rtp_kind = leg.rtp_kind();
             let rtcp_kind = if leg.plain_udp { FlowKind::Udp } else { FlowKind::Rtcp };
             let egress_rtcp = (forward && !other.plain_udp).then(|| other.rtcp_egress());
+            let ice = leg.ice.rule();
+            // the leg's sockets on the interface's other addresses (ICE candidates) take
+            // what arrives like its own; media towards the party leaves from its own
+            let extra = leg.ice.extra.iter().flat_map(|s| {
+                let (rtp, rtcp) = (SocketAddr::new(s.local, s.port), SocketAddr::new(s.local, s.port.wrapping_add(1)));
+                [(rtp, rtp_kind, None, forward.then(|| other.rtp())), (rtcp, rtcp_kind, None, None)]
+            });
             // the RTP socket and the RTCP socket of the leg differ only in these
             for (local, kind, signalled_peer, egress_rtp) in [
                 (leg.rtp(), rtp_kind, leg.peer, forward.then(|| other.rtp())),
                 (leg.rtcp(), rtcp_kind, leg.peer_rtcp, None),
-            ] {
+            ]
+            .into_iter()
+            .chain(extra)
+            {
                 out.push(FlowRule {
                     local,
                     kind,
@@ -200,7 +218,7 @@ impl Call {
                     clock_rate: leg.clock_rate,
                     srtp_in: leg.srtp_in.clone(),
                     srtp_out: leg.srtp_out.clone(),
-                    ice: None,
+                    ice: ice.clone(),
                     dtls: None,
                 });
             }
@@ -235,6 +253,7 @@ pub(crate) mod tests {
             sdes_relay_offer: Vec::new(),
             srtp_in: None,
             srtp_out: None,
+            ice: Default::default(),
         }
     }
 

@@ -125,6 +125,17 @@ pub const LIST_MAX_BYTES: usize = 4_000;
 struct PoolPorts<'a> {
     pools: &'a mut [PortPool],
     dp: &'a dyn DataPlane,
+    /// Some: releases wait here until the request commits (a request that fails leaves
+    /// the committed call's sockets bound); None: at once.
+    deferred: Option<Vec<(IpAddr, u16)>>,
+}
+
+impl PoolPorts<'_> {
+    fn release_now(&mut self, local: IpAddr, port: u16) {
+        if let Some(pool) = self.pools.iter_mut().find(|p| p.addr == local) {
+            pool.release(self.dp, port);
+        }
+    }
 }
 
 impl Ports for PoolPorts<'_> {
@@ -134,8 +145,9 @@ impl Ports for PoolPorts<'_> {
     }
 
     fn release(&mut self, local: IpAddr, port: u16) {
-        if let Some(pool) = self.pools.iter_mut().find(|p| p.addr == local) {
-            pool.release(self.dp, port);
+        match &mut self.deferred {
+            Some(later) => later.push((local, port)),
+            None => self.release_now(local, port),
         }
     }
 
@@ -247,15 +259,18 @@ impl Engine {
             ip => ip,
         };
         let ip = unmap(a.ip());
+        let ours = |port: u16, local: IpAddr, advertised: IpAddr| {
+            (port == a.port() || port.wrapping_add(1) == a.port())
+                && (unmap(local) == ip || unmap(advertised) == ip || (local.is_unspecified() && ip.is_loopback()))
+        };
         self.calls.values().flat_map(|c| c.monologues.iter()).flat_map(|m| m.legs.iter()).any(|l| {
-            l.relayed()
-                && (l.port == a.port() || l.port.wrapping_add(1) == a.port())
-                && (unmap(l.local) == ip || unmap(l.advertised) == ip || (l.local.is_unspecified() && ip.is_loopback()))
+            (l.relayed() && ours(l.port, l.local, l.advertised))
+                || l.ice.extra.iter().any(|s| ours(s.port, s.local, s.advertised))
         })
     }
 
     fn release(&mut self, local: IpAddr, port: u16) {
-        PoolPorts { pools: &mut self.pools, dp: self.dp.as_ref() }.release(local, port);
+        PoolPorts { pools: &mut self.pools, dp: self.dp.as_ref(), deferred: None }.release_now(local, port);
     }
 
     /// Run an offer or answer (decoded and admitted) on a copy of its call, and commit
@@ -279,7 +294,7 @@ impl Engine {
         let mut call = self.calls.get(&call_id).unwrap().clone();
         let ex = Exchange { sdp: &sdp, flags: &flags, from_tag: &from_tag, to_tag: to_tag.as_deref(), is_answer, unix };
         let relay = Relay { interfaces: &self.cfg.interfaces, policy: &self.cfg.media_policy };
-        let mut ports = PoolPorts { pools: &mut self.pools, dp: self.dp.as_ref() };
+        let mut ports = PoolPorts { pools: &mut self.pools, dp: self.dp.as_ref(), deferred: Some(Vec::new()) };
         // a panic in here (a bug) must not leak the ports this request allocated: it
         // becomes an error, and the release below runs
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -298,6 +313,8 @@ impl Engine {
             }
             Ok(r)
         });
+        // pairs the request gave back: released only once it commits
+        let released = ports.deferred.take().unwrap_or_default();
         // every rule must apply before the call changes: one the data plane refuses (an
         // SRTP key it cannot use, ...) refuses the request
         let mut refused = false;
@@ -321,14 +338,23 @@ impl Engine {
                 call.last_signal_unix = unix;
                 call.delete_at_ms = None;
                 self.calls.insert(call_id, call);
+                for (ip, port) in released {
+                    self.release(ip, port);
+                }
                 Ok(sdp_out)
             }
             Err(e) => {
                 // release what this request allocated
                 let before: Vec<SocketAddr> = self.calls.get(&call_id).map(|c| c.sockets()).unwrap_or_default();
-                for l in call.monologues.iter().flat_map(|m| m.legs.iter()).filter(|l| l.relayed()) {
-                    if !before.contains(&l.rtp()) {
-                        self.release(l.local, l.port);
+                // (pairs it allocated and gave back again; the committed call's stay)
+                for (ip, port) in released {
+                    if !before.contains(&SocketAddr::new(ip, port)) {
+                        self.release(ip, port);
+                    }
+                }
+                for (ip, port) in call.monologues.iter().flat_map(|m| m.legs.iter()).flat_map(|l| l.pairs()) {
+                    if !before.contains(&SocketAddr::new(ip, port)) {
+                        self.release(ip, port);
                     }
                 }
                 if created {
@@ -380,8 +406,8 @@ impl Engine {
         let Some(call) = self.calls.remove(call_id) else {
             return false;
         };
-        for l in call.monologues.iter().flat_map(|m| m.legs.iter()).filter(|l| l.relayed()) {
-            self.release(l.local, l.port);
+        for (ip, port) in call.monologues.iter().flat_map(|m| m.legs.iter()).flat_map(|l| l.pairs()) {
+            self.release(ip, port);
         }
         *self.stats.ended.entry(reason.as_str().to_string()).or_default() += 1;
         log::info!("call {call_id} ended: {}", reason.as_str());
@@ -662,12 +688,12 @@ mod tests {
         let (mut e, dp) = engine(EngineConfig { port_min: 30000, port_max: 30003, ..cfg() });
         assert_eq!(e.ports_total(), 4);
         live(&mut e, "c");
-        let mut ports = PoolPorts { pools: &mut e.pools, dp: e.dp.as_ref() };
+        let mut ports = PoolPorts { pools: &mut e.pools, dp: e.dp.as_ref(), deferred: None };
         assert!(ports.allocate("127.0.0.1".parse().unwrap(), 1).is_err(), "both pairs taken");
         assert!(matches!(ports.allocate("10.9.9.9".parse().unwrap(), 1), Err(NgError::NoPortPool)));
         e.terminate("c");
         assert_eq!(dp.state.lock().unwrap().open.len(), 0);
-        let mut ports = PoolPorts { pools: &mut e.pools, dp: e.dp.as_ref() };
+        let mut ports = PoolPorts { pools: &mut e.pools, dp: e.dp.as_ref(), deferred: None };
         assert!(ports.allocate("127.0.0.1".parse().unwrap(), 1).is_ok(), "free again");
     }
 

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use rules::addrpolicy::Denied;
 
+use crate::ice_sdp::IceSdpError;
 use crate::interface::PortError;
 use crate::ng::flags::FlagsError;
 use crate::ng::log_text;
@@ -69,6 +70,8 @@ pub enum NgError {
         rtcp: bool,
     },
     Sdes(SdesError),
+    /// A peer's ICE credential the relay cannot use (media section index, 0-based).
+    Ice(usize, IceSdpError),
     /// A bug in handling the named command was contained (a caught panic).
     Internal(String),
 }
@@ -108,6 +111,7 @@ impl fmt::Display for NgError {
                 write!(f, "media address {addr} refused: {denied} (a=rtcp)")
             }
             NgError::Sdes(e) => e.fmt(f),
+            NgError::Ice(i, e) => write!(f, "media section {}: {e}", i + 1),
             NgError::Internal(cmd) => write!(f, "internal error handling {cmd}"),
         }
     }

@@ -11,14 +11,15 @@ use crate::engine::{Engine, EngineConfig};
 use crate::interface::Interface;
 use rules::dataplane::MemoryDataPlane;
 
-/// The engine the targets run: two interfaces (one behind NAT), a small port range (so
-/// leaks show), the permissive media policy (peers may be loopback, as in the
-/// conformance cases).
+/// The engine the targets run: two interfaces (one behind NAT, with an IPv6 address too,
+/// so ICE legs bind candidate sockets on both), a small port range (so leaks show), the
+/// permissive media policy (peers may be loopback, as in the conformance cases).
 pub fn engine() -> (Engine, Arc<MemoryDataPlane>) {
     let dp = Arc::new(MemoryDataPlane::default());
     let cfg = EngineConfig {
         interfaces: vec![
             Interface::parse("pub/192.0.2.1!203.0.113.1").unwrap_or_else(|_| unreachable_interface()),
+            Interface::parse("pub/2001:db8::1!2001:db8:ffff::1").unwrap_or_else(|_| unreachable_interface()),
             Interface::parse("priv/10.0.0.1").unwrap_or_else(|_| unreachable_interface()),
         ],
         port_min: 30000,

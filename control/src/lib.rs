@@ -10,6 +10,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod ice_sdp;
 pub mod interface;
 pub mod ng;
 pub mod offer_answer;

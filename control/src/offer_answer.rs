@@ -10,6 +10,7 @@ use rules::dataplane::LatchPolicy;
 
 use crate::call::{Call, Leg, Monologue, OriginState};
 use crate::error::NgError;
+use crate::ice_sdp;
 use crate::interface::Interface;
 use crate::ng::flags::Flags;
 use crate::rewrite::{is_zero_hold, rewrite, MediaOut, SessionOut};
@@ -171,6 +172,11 @@ pub fn offer_answer(
         // the sender's leg: where it is, what it offers
         let (peer, peer_rtcp) = signalled_peers(relay.policy, m, conn.as_ref(), is_answer, relay_it)?;
         let sender_mux = m.has_attr("rtcp-mux");
+        // `no port latching`: a re-offer from a new endpoint gets the recipient new ports
+        // (and so a new ICE agent there), as rtpengine does
+        let old_peer = call.monologues[x].legs.get(i).and_then(|l| l.peer);
+        let new_ports =
+            flags.no_port_latching && !is_answer && old_peer.is_some() && peer.is_some() && old_peer != peer;
         // the sender's leg follows its SDP's family; the recipient's keeps the family it
         // has unless address-family asks for another
         let y_family = match (&flags.address_family, call.monologues[y].legs.get(i)) {
@@ -184,12 +190,13 @@ pub fn offer_answer(
             let existing = legs.get(i).cloned();
             let keep = existing
                 .as_ref()
-                .is_some_and(|l| l.local == iface.local && l.relayed() == relay_it && l.media_type == m.m.media);
+                .is_some_and(|l| l.local == iface.local && l.relayed() == relay_it && l.media_type == m.m.media)
+                && !(mono == y && new_ports);
             let leg = if keep {
                 existing.unwrap()
             } else {
-                if let Some(old) = existing.filter(|l| l.relayed()) {
-                    ports.release(old.local, old.port);
+                for (ip, port) in existing.iter().flat_map(Leg::pairs) {
+                    ports.release(ip, port);
                 }
                 let port = if relay_it { ports.allocate(iface.local, call.affinity)? } else { 0 };
                 Leg {
@@ -210,6 +217,13 @@ pub fn offer_answer(
                     proto: m.m.proto.clone(),
                     sdes_offered: Vec::new(),
                     sdes_relay_offer: Vec::new(),
+                    // new sockets under the same party (new ports, another interface): its
+                    // ICE state with a new agent, as rtpengine restarts ICE there
+                    ice: existing
+                        .as_ref()
+                        .filter(|l| l.media_type == m.m.media)
+                        .map(|l| l.ice.restarted())
+                        .unwrap_or_default(),
                 }
             };
             let legs = &mut call.monologues[mono].legs;
@@ -293,22 +307,26 @@ pub fn offer_answer(
         } else {
             (None, None)
         };
-        outs.push(MediaOut { leg: Some(call.monologues[y].legs[i].clone()), fmts, proto, mux: mux_out, crypto });
+        let s = ice_sdp::Section { sdp, index: i, sender: x, recipient: y, is_answer, mux: mux_out };
+        let ice = ice_sdp::negotiate(call, relay.interfaces, ports, flags, s)?;
+        outs.push(MediaOut { leg: Some(call.monologues[y].legs[i].clone()), fmts, proto, mux: mux_out, crypto, ice });
     }
     // media sections dropped by a re-offer
     let n = sdp.media.len();
     for mono in [x, y] {
         while call.monologues[mono].legs.len() > n {
             let l = call.monologues[mono].legs.pop().unwrap();
-            if l.relayed() {
-                ports.release(l.local, l.port);
+            for (ip, port) in l.pairs() {
+                ports.release(ip, port);
             }
         }
     }
 
     // o= and s= (replace flags)
     let first_adv = outs.iter().filter_map(|o| o.leg.as_ref()).find(|l| l.relayed()).map(|l| l.advertised);
-    let session = session_out(&mut call.monologues[x], sdp, flags, first_adv);
+    let mut session = session_out(&mut call.monologues[x], sdp, flags, first_adv);
+    session.ice_lite = outs.iter().any(|o| o.ice.session_lite);
+    session.keep_session_ice = outs.iter().any(|o| o.ice.keep_sender);
     Ok(Outcome { sdp: rewrite(sdp, &session, &outs), sender: x })
 }
 

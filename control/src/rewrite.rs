@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use crate::call::Leg;
+use crate::ice_sdp::IceOut;
 use crate::sdp::{attr_name, find_direction, static_payload, Connection, Sdp};
 
 /// What the relay puts into one media section.
@@ -20,6 +21,8 @@ pub struct MediaOut {
     pub mux: bool,
     /// a=crypto lines for the recipient: they replace the sender's (None: leave them).
     pub crypto: Option<Vec<String>>,
+    /// ICE towards the recipient: the relay's lines, or the sender's kept (passthrough).
+    pub ice: IceOut,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -28,21 +31,14 @@ pub struct SessionOut {
     pub session_name_line: Option<String>,
     pub replace_zero_address: bool,
     pub media_address: Option<IpAddr>,
+    /// The relay writes `a=ice-lite` at session level.
+    pub ice_lite: bool,
+    /// Session-level ICE attributes of the sender stay (ICE passthrough).
+    pub keep_session_ice: bool,
 }
 
-const ICE_ATTRS: [&str; 8] = [
-    "ice-ufrag",
-    "ice-pwd",
-    "ice-options",
-    "ice-lite",
-    "ice-mismatch",
-    "candidate",
-    "remote-candidates",
-    "end-of-candidates",
-];
-
 fn is_ice(line: &str) -> bool {
-    attr_name(line).is_some_and(|n| ICE_ATTRS.contains(&n))
+    crate::ice_sdp::is_ice_line(line)
 }
 
 fn has_ice(lines: &[String]) -> bool {
@@ -90,11 +86,14 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             out.push(session.session_name_line.clone().unwrap_or_else(|| l.clone()));
         } else if l.starts_with("c=") {
             out.push(new_session_c.clone().unwrap_or_else(|| l.clone()));
-        } else if is_ice(l) {
+        } else if is_ice(l) && !session.keep_session_ice {
             continue;
         } else {
             out.push(l.clone());
         }
+    }
+    if session.ice_lite {
+        out.push("a=ice-lite".into());
     }
     let session_dir = find_direction(&sdp.session);
     for (i, m) in sdp.media.iter().enumerate() {
@@ -178,7 +177,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 wrote_c = true;
                 continue;
             }
-            if is_ice(l) || matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) {
+            if (is_ice(l) && !mo.ice.keep_sender) || matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) {
                 continue;
             }
             if mo.crypto.is_some() && attr_name(l) == Some("crypto") {
@@ -230,6 +229,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         if let Some(lines) = &mo.crypto {
             out.extend(lines.iter().cloned());
         }
+        out.extend(mo.ice.lines.iter().cloned());
     }
     let mut s = String::with_capacity(out.iter().map(|l| l.len() + 2).sum());
     for l in out {
@@ -257,7 +257,7 @@ mod tests {
     }
 
     fn out(leg: Option<Leg>) -> MediaOut {
-        MediaOut { leg, fmts: Vec::new(), proto: None, mux: false, crypto: None }
+        MediaOut { leg, fmts: Vec::new(), proto: None, mux: false, crypto: None, ice: IceOut::default() }
     }
 
     fn run(text: &str, session: &SessionOut, media: &[MediaOut]) -> String {
@@ -475,6 +475,30 @@ mod tests {
             .replace("a=sendrecv\r\n", "a=sendrecv\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\na=candidate:1 1 UDP 1 1.2.3.4 4000 typ host\r\na=end-of-candidates\r\n");
         let s = run(&text, &SessionOut::default(), &[out(Some(leg(30000)))]);
         assert!(!s.contains("ice") && !s.contains("candidate"), "{s}");
+    }
+
+    #[test]
+    fn relay_ice_lines_replace_the_senders_unless_passed_through() {
+        let text = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n").replace(
+            "a=sendrecv\r\n",
+            "a=sendrecv\r\na=ice-ufrag:u\r\na=candidate:1 1 UDP 1 1.2.3.4 4000 typ host\r\n",
+        );
+        let mut m = out(Some(leg(30000)));
+        m.ice.lines = vec!["a=ice-ufrag:relay".into(), "a=candidate:x 1 UDP 2 203.0.113.1 30000 typ host".into()];
+        let sess = SessionOut { ice_lite: true, ..Default::default() };
+        let s = run(&text, &sess, &[m.clone()]);
+        assert!(!s.contains("a=ice-ufrag:u\r\n") && !s.contains("1.2.3.4"), "the sender's are gone: {s}");
+        assert!(s.contains("t=0 0\r\na=ice-lite\r\nm=audio"), "the relay's ice-lite, once: {s}");
+        assert_eq!(s.matches("a=ice-lite").count(), 1, "{s}");
+        assert!(
+            s.ends_with("a=rtcp:30001\r\na=ice-ufrag:relay\r\na=candidate:x 1 UDP 2 203.0.113.1 30000 typ host\r\n")
+        );
+        // passthrough: the sender's stay (session level too), the relay's are added
+        m.ice.keep_sender = true;
+        let sess = SessionOut { keep_session_ice: true, ..Default::default() };
+        let s = run(&text, &sess, &[m]);
+        assert!(s.contains("a=ice-lite\r\n") && s.contains("a=ice-ufrag:u\r\n") && s.contains("1.2.3.4 4000"), "{s}");
+        assert!(s.contains("a=ice-ufrag:relay\r\n"), "{s}");
     }
 
     #[test]

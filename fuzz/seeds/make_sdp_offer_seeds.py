@@ -183,6 +183,30 @@ m=message 2855 TCP/MSRP *
 a=path:msrp://2001:db8::20:2855/kjhd37s2s2;tcp
 """)
 w('ipv6-t38-msrp', 0, ipv6)
+# ICE (control/src/ice_sdp.rs): a browser's trickle ICE with a session-level ice-lite,
+# candidates of every type and a malformed one (ignored); the relay answers with its own
+browser_ice=crlf("""v=0
+o=- 4611731400430051336 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=ice-lite
+a=ice-options:trickle
+m=audio 9 RTP/AVP 111 0 8
+c=IN IP4 0.0.0.0
+a=rtcp:9 IN IP4 0.0.0.0
+a=ice-ufrag:Ci7n
+a=ice-pwd:l9QndxLG6OycZRcQe9zcT95c
+a=candidate:661312077 1 udp 2122262783 2001:db8::7 61773 typ host generation 0
+a=candidate:2313719679 1 udp 2122194687 198.51.100.54 55343 typ host generation 0
+a=candidate:2147022507 1 udp 1685987071 198.51.100.1 14745 typ srflx raddr 198.51.100.54 rport 55343
+a=candidate:3345707919 1 tcp 1518214911 198.51.100.54 9 typ host tcptype active
+a=candidate:x 1 udp
+a=end-of-candidates
+a=rtcp-mux
+a=sendrecv
+a=rtpmap:111 opus/48000/2
+""")
+w('browser-ice-trickle', 0, browser_ice)
 # rtpengine's test SDPs (shared/conformance/cases.json): every offer whose case expects ok
 c=json.load(open('/work/shared/conformance/cases.json'))['cases']
 n=0

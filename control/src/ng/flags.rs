@@ -11,6 +11,14 @@ pub struct Flags {
     pub asymmetric: bool,
     pub strict_source: bool,
     pub ice: Option<String>,
+    /// `ICE-lite` (forward, backward, both, off): see `ice_sdp::IceFlags`.
+    pub ice_lite: Option<String>,
+    /// `trickle-ICE`: offer trickle ICE to the recipient.
+    pub trickle_ice: bool,
+    /// `ICE-reject`: the sender's ICE is not answered.
+    pub ice_reject: bool,
+    /// `no port latching`: a re-offer from a new endpoint gets the recipient new ports.
+    pub no_port_latching: bool,
     pub replace_origin: bool,
     pub replace_session_connection: bool,
     pub replace_username: bool,
@@ -110,7 +118,12 @@ impl Flags {
                 }
             }
         }
-        f.ice = get_str("ICE").map(|s| normalize(&s));
+        if let Some(ice) = get_str("ICE") {
+            f.ice = Some(normalize(&ice));
+        }
+        if let Some(lite) = get_str("ICE-lite") {
+            f.ice_lite = Some(normalize(&lite));
+        }
         if let Some(d) = req.get("direction") {
             f.direction = d.strings();
         }
@@ -180,6 +193,13 @@ impl Flags {
             "symmetric" => self.asymmetric = false,
             "strict-source" => self.strict_source = true,
             "sdes-off" | "sdes-no" | "sdes-disable" => self.sdes_off = true,
+            "trickle-ice" => self.trickle_ice = true,
+            "ice-reject" | "reject-ice" => self.ice_reject = true,
+            "no-port-latching" => self.no_port_latching = true,
+            "port-latching" => self.no_port_latching = false,
+            // rtpp-flags style `ICE=force` / `ICE-lite=backward` in the flags list
+            _ if n.starts_with("ice=") => self.ice = n.strip_prefix("ice=").map(str::to_string),
+            _ if n.starts_with("ice-lite=") => self.ice_lite = n.strip_prefix("ice-lite=").map(str::to_string),
             "sdes-nonew" => self.sdes_nonew = true,
             "sdes-pad" => self.sdes_pad = true,
             "sdes-lifetime" => self.sdes_lifetime = true,
