@@ -98,14 +98,20 @@ pub enum Attr<'a> {
     /// The CRC value as sent (already XORed with [`FINGERPRINT_XOR`]).
     Fingerprint(u32),
     XorMappedAddress(SocketAddr),
-    ErrorCode { code: u16, reason: &'a [u8] },
+    ErrorCode {
+        code: u16,
+        reason: &'a [u8],
+    },
     UnknownAttributes(&'a [u8]),
     Priority(u32),
     UseCandidate,
     IceControlled(u64),
     IceControlling(u64),
     Software(&'a [u8]),
-    Other { kind: u16, value: &'a [u8] },
+    Other {
+        kind: u16,
+        value: &'a [u8],
+    },
 }
 
 impl<'a> Attr<'a> {
@@ -125,7 +131,7 @@ impl<'a> Attr<'a> {
                 }
                 Attr::ErrorCode { code, reason: &value[4..] }
             }
-            attr::UNKNOWN_ATTRIBUTES if value.len() % 2 == 0 => Attr::UnknownAttributes(value),
+            attr::UNKNOWN_ATTRIBUTES if value.len().is_multiple_of(2) => Attr::UnknownAttributes(value),
             attr::PRIORITY => Attr::Priority(u32::from_be_bytes(value.try_into().map_err(|_| bad)?)),
             attr::USE_CANDIDATE if value.is_empty() => Attr::UseCandidate,
             attr::ICE_CONTROLLED => Attr::IceControlled(u64::from_be_bytes(value.try_into().map_err(|_| bad)?)),
@@ -174,6 +180,11 @@ fn xor_address(v: &[u8], txid: &TransactionId) -> Option<SocketAddr> {
     (v[0] == 0).then_some(SocketAddr::new(ip, port))
 }
 
+/// Attribute values are padded to a multiple of 4 bytes (RFC 8489 §14).
+fn padded(len: usize) -> usize {
+    len.div_ceil(4) * 4
+}
+
 /// One attribute as it sits in the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawAttr<'a> {
@@ -200,7 +211,7 @@ impl<'a> Iterator for Attributes<'a> {
         let start = self.offset + 4;
         let value = self.buf.get(start..start + len)?;
         let offset = self.offset;
-        self.offset = start + (len + 3) / 4 * 4;
+        self.offset = start + padded(len);
         Some(RawAttr { kind, value, offset })
     }
 }
@@ -228,7 +239,7 @@ impl<T: AsRef<[u8]>> StunMessage<T> {
             return Err(StunError::NotStun);
         }
         let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-        if len % 4 != 0 || HEADER_LEN + len != b.len() {
+        if !len.is_multiple_of(4) || HEADER_LEN + len != b.len() {
             return Err(StunError::BadLength);
         }
         let txid: &TransactionId = b[8..20].try_into().unwrap_or(&[0; 12]);
@@ -243,7 +254,7 @@ impl<T: AsRef<[u8]>> StunMessage<T> {
                 attr::FINGERPRINT => fingerprint_at = Some(a.offset),
                 _ => {}
             }
-            end = a.offset + 4 + (a.value.len() + 3) / 4 * 4;
+            end = a.offset + 4 + padded(a.value.len());
         }
         if end != b.len() {
             return Err(StunError::TruncatedAttribute);
@@ -414,8 +425,7 @@ impl<'a> StunWriter<'a> {
         self.out.extend_from_slice(&(n as u16).to_be_bytes());
         self.out.extend_from_slice(head);
         self.out.extend_from_slice(tail);
-        let pad = (4 - n % 4) % 4;
-        self.out.extend(std::iter::repeat_n(self.padding, pad));
+        self.out.extend(std::iter::repeat_n(self.padding, padded(n) - n));
         let len = (self.out.len() - self.start - HEADER_LEN) as u16;
         self.out[self.start + 2..self.start + 4].copy_from_slice(&len.to_be_bytes());
         self
@@ -480,4 +490,4 @@ impl<'a> StunWriter<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -47,7 +47,7 @@ mod tests {
             (79, Other),
             (127, Other),
             (128, Rtp),
-            (0x80 | 0x60, Rtp),
+            (0x90, Rtp), // RTP with a header extension
             (191, Rtp),
             (192, Other), // QUIC long header
             (255, Other),

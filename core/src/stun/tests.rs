@@ -26,7 +26,9 @@ fn crc32_has_the_published_check_value() {
 
 #[test]
 fn message_types_round_trip() {
-    for (class, t) in [(Class::Request, 0x0001), (Class::Indication, 0x0011), (Class::Success, 0x0101), (Class::Error, 0x0111)] {
+    for (class, t) in
+        [(Class::Request, 0x0001), (Class::Indication, 0x0011), (Class::Success, 0x0101), (Class::Error, 0x0111)]
+    {
         assert_eq!(message_type(class, BINDING), t);
         let mut out = vec![];
         StunWriter::new(&mut out, class, BINDING, &SAMPLE_TXID);
@@ -120,11 +122,17 @@ fn error_code_round_trips() {
     assert_eq!(m.verify_integrity(&short_term_key("x")), None);
 }
 
-/// A header of `len` attribute bytes followed by `attrs`.
+/// A binding request header followed by `attrs`.
 fn message(attrs: &[u8]) -> Vec<u8> {
     let mut b = hex("000100002112a442b7e7a701bc34d686fa87dfae");
     b[2..4].copy_from_slice(&(attrs.len() as u16).to_be_bytes());
     b.extend_from_slice(attrs);
+    b
+}
+
+fn with(b: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = b.to_vec();
+    f(&mut b);
     b
 }
 
@@ -135,11 +143,11 @@ fn malformed_messages_are_refused_with_their_reason() {
     assert!(StunMessage::new_checked(&ok[..]).is_ok());
     let cases: Vec<(Vec<u8>, StunError)> = vec![
         (ok[..19].to_vec(), TooShort),
-        ({ let mut b = ok.clone(); b[0] = 0x40; b }, NotStun),
-        ({ let mut b = ok.clone(); b[4] = 0; b }, NotStun),
-        ({ let mut b = ok.clone(); b[3] = 9; b }, BadLength),
-        ({ let mut b = ok.clone(); b[3] = 4; b }, BadLength),
-        ({ let mut b = ok.clone(); b.extend([0; 4]); b }, BadLength),
+        (with(&ok, |b| b[0] = 0x40), NotStun),
+        (with(&ok, |b| b[4] = 0), NotStun),
+        (with(&ok, |b| b[3] = 9), BadLength),
+        (with(&ok, |b| b[3] = 4), BadLength),
+        (with(&ok, |b| b.extend([0; 4])), BadLength),
         (message(&hex("00240008 6e0001ff")), TruncatedAttribute),
         (message(&hex("00060008 61626364")), TruncatedAttribute),
         (message(&hex("00240003 6e000100")), BadAttribute(attr::PRIORITY)),
