@@ -44,7 +44,7 @@ pub const MAX_CHECKED: usize = 8;
 const MAX_UNKNOWN_LISTED: usize = 16;
 
 /// Why a STUN datagram got no answer (each a counted drop reason).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StunDrop {
     /// Not a well-formed STUN message (`stun::StunError`).
     Malformed,
@@ -58,8 +58,8 @@ pub enum StunDrop {
     UnknownUser,
     /// MESSAGE-INTEGRITY missing or not keyed with the local password.
     BadIntegrity,
-    /// FINGERPRINT missing or wrong. RFC 8445 §7.2.2 makes it mandatory in checks (every
-    /// browser sends it); it is what tells STUN from the DTLS and SRTP sharing the port.
+    /// FINGERPRINT missing or wrong. RFC 8445 §7.2.4 makes it mandatory in checks (every
+    /// browser sends it; rtpengine drops checks without it too); it is what tells STUN from the DTLS and SRTP sharing the port.
     BadFingerprint,
 }
 
@@ -88,7 +88,7 @@ impl StunDrop {
 }
 
 /// What [`IceLite::handle`] did with a datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StunOutcome {
     /// A check passed: a success response is in `out`; `nominated` when it carried
     /// USE-CANDIDATE (the source is now the preferred peer).
@@ -177,10 +177,12 @@ impl IceLite {
             return self.error(out, txid, 400, b"Bad Request: both ICE roles", &[]);
         }
         if controlled {
-            // RFC 8445 §7.3.1.1: a controlled agent receiving ICE-CONTROLLED answers 487 if
-            // its tie-breaker is not smaller, else switches to controlling. A lite agent
-            // never controls (§6.1.1), as if its tie-breaker were the largest: always 487,
-            // upon which the full agent takes the controlling role (§7.2.5.1).
+            // Both sides think they are controlled. RFC 8445 §7.3.1.1 (written for full
+            // agents) has a controlled agent receiving ICE-CONTROLLED answer 487 when its
+            // tie-breaker is not smaller, else switch to controlling. A lite agent never
+            // controls (§6.1.1: facing a full agent it MUST be controlled), so it answers
+            // as if its tie-breaker were the largest: always 487, which makes the full
+            // agent take the controlling role (§7.2.5.1) and nominate. No state changes.
             return self.error(out, txid, 487, b"Role Conflict", &[]);
         }
         let nominated = m.get(attr::USE_CANDIDATE).is_some();
