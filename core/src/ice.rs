@@ -40,13 +40,19 @@ pub const CONSENT_TIMEOUT_US: u64 = 30_000_000;
 /// candidates towards one relay candidate (host v4/v6, server-reflexive, relayed).
 pub const MAX_CHECKED: usize = 8;
 
+/// Larger datagrams are dropped as malformed before any parsing. RFC 8489 §6.1 keeps STUN
+/// over UDP within the path MTU (1280 bytes when unknown over IPv6); a browser's check is
+/// about 100 bytes. The cap bounds what a stranger's datagram costs (attribute walk, CRC,
+/// HMAC) to that of a normal-sized one.
+pub const MAX_CHECK_LEN: usize = 1500;
+
 /// At most this many attribute types are listed in a 420's UNKNOWN-ATTRIBUTES.
 const MAX_UNKNOWN_LISTED: usize = 16;
 
 /// Why a STUN datagram got no answer (each a counted drop reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StunDrop {
-    /// Not a well-formed STUN message (`stun::StunError`).
+    /// Not a well-formed STUN message (`stun::StunError`), or longer than [`MAX_CHECK_LEN`].
     Malformed,
     /// Not a binding request: responses (the relay sends no checks), other methods, and
     /// binding indications. Indications are the keepalives of RFC 8445 §11; they need no
@@ -142,6 +148,9 @@ impl IceLite {
     /// authenticated request changes state.
     pub fn handle(&mut self, now_us: u64, src: SocketAddr, packet: &[u8], out: &mut Vec<u8>) -> StunOutcome {
         out.clear();
+        if packet.len() > MAX_CHECK_LEN {
+            return StunOutcome::Dropped(StunDrop::Malformed);
+        }
         let Ok(m) = StunMessage::new_checked(packet) else { return StunOutcome::Dropped(StunDrop::Malformed) };
         if m.method() != BINDING || m.class() != Class::Request {
             return StunOutcome::Dropped(StunDrop::NotARequest);

@@ -315,6 +315,17 @@ fn what_is_not_a_binding_request_is_not_answered() {
         assert_eq!(ice.handle(0, addr("192.0.2.1:1"), &m, &mut out), StunOutcome::Dropped(StunDrop::NotARequest));
         assert!(out.is_empty());
     }
+    // a valid check padded with SOFTWARE beyond MAX_CHECK_LEN
+    let mut big = vec![];
+    StunWriter::new(&mut big, Class::Request, BINDING, &[6; 12])
+        .attr(&Attr::Username(b"evtj:h6vY"))
+        .raw(attr::SOFTWARE, &[b'x'; 700])
+        .raw(attr::SOFTWARE, &[b'x'; 700])
+        .raw(attr::SOFTWARE, &[b'x'; 700])
+        .message_integrity(&key)
+        .fingerprint();
+    assert!(big.len() > MAX_CHECK_LEN);
+    assert_eq!(ice.handle(0, addr("192.0.2.1:1"), &big, &mut out), StunOutcome::Dropped(StunDrop::Malformed));
     for junk in [&b""[..], b"\x16\xfe\xfd", &[0x80; 40]] {
         assert_eq!(ice.handle(0, addr("192.0.2.1:1"), junk, &mut out), StunOutcome::Dropped(StunDrop::Malformed));
     }
