@@ -3,8 +3,10 @@
 //! out, time passed in explicitly. The backends in `backend` move the bytes.
 
 pub mod flow;
+pub mod ice;
 pub mod packet;
 pub mod srtp;
+pub mod stun;
 pub mod wire;
 
 #[cfg(test)]
