@@ -2,7 +2,9 @@
 //! table with its latching rules and RFC 3550 statistics. Sans-IO: byte slices in, verdicts
 //! out, time passed in explicitly. The backends in `backend` move the bytes.
 
+pub mod dtls;
 pub mod flow;
+pub mod ice;
 pub mod packet;
 pub mod srtp;
 pub mod wire;

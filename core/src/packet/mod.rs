@@ -1,8 +1,10 @@
 //! Zero-copy views over RTP and RTCP packets, validated once, read in place.
 
+pub mod demux;
 pub mod rtcp;
 pub mod rtp;
 
+pub use demux::{classify, PacketClass};
 pub use rtcp::RtcpCompound;
 pub use rtp::RtpPacket;
 
