@@ -631,7 +631,7 @@ impl FlowTable {
         let mut ice_checked = false;
         if f.webrtc.is_some() {
             self.io.now_us = now_us;
-            match f.webrtc_ingress(id, src, &buf[..len], now_us, &mut self.io, self.replay_window) {
+            match f.webrtc_ingress(id, src, &buf[..len], now_us, &mut self.io, self.replay_window, policy) {
                 Ok(checked) => ice_checked = checked,
                 Err(v) => return v,
             }

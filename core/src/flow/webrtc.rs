@@ -29,6 +29,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use rules::addrpolicy::AddressPolicy;
 use rules::dataplane::{DtlsRule, FlowRule, KeyDirection, SrtpKey};
 
 use super::counters::{bump, SharedCounters};
@@ -225,10 +226,19 @@ impl Flow {
         now_us: u64,
         io: &mut WebRtcIo,
         window: u32,
+        policy: &AddressPolicy,
     ) -> Result<bool, Verdict> {
         let c = &*self.counters;
         let Some(w) = self.webrtc.as_deref_mut() else { return Ok(false) };
-        match classify(data) {
+        let class = classify(data);
+        // the address policy before the relay answers anything: no STUN answer or DTLS
+        // flight to an address media may not go to (media from a checked address passed
+        // it with its check)
+        if matches!(class, PacketClass::Stun | PacketClass::Dtls) && policy.check(src).is_err() {
+            bump(&c.drop_denied_source, 1);
+            return Err(Verdict::Drop(DropReason::DeniedSource));
+        }
+        match class {
             PacketClass::Stun => {
                 let Some(ice) = w.ice.as_mut() else {
                     bump(&c.drop_stun, 1);
@@ -627,6 +637,20 @@ mod tests {
         let (v, out) = run(&mut t, fb, a(PHONE), &rtp(4), 7_000);
         assert!(matches!(v, Verdict::Forward { len: 172, .. }));
         assert_eq!(out, rtp(4));
+    }
+
+    #[test]
+    fn no_answer_to_a_source_the_address_policy_denies() {
+        let (t, _, _, ra) = call(Some(ice()), Some(dtls(DtlsRole::Passive, 0)));
+        let mut t = t.with_policy(Arc::new(rules::addrpolicy::AddressPolicy::default()));
+        t.apply(&ra).unwrap();
+        let fa = t.lookup(a(LA)).unwrap();
+        let hello = DtlsSession::new(&dtls(DtlsRole::Active, 0), 0).unwrap().poll_transmit().unwrap();
+        for (src, d) in [("127.0.0.1:5000", stun(1)), ("0.0.0.0:5000", stun(2)), ("127.0.0.1:5000", hello)] {
+            assert_eq!(run(&mut t, fa, a(src), &d, 1_000).0, Verdict::Drop(DropReason::DeniedSource), "{src}");
+        }
+        assert!(transmits(&mut t).is_empty());
+        assert_eq!(t.get(fa).unwrap().counters.snapshot().drop_denied_source, 3);
     }
 
     #[test]
