@@ -218,6 +218,7 @@ impl Flow {
     /// source passed a check, which stands in for latching); Err: the verdict.
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn webrtc_ingress(
         &mut self,
         id: FlowId,
