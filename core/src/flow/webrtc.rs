@@ -654,6 +654,58 @@ mod tests {
         assert_eq!(t.get(fa).unwrap().counters.snapshot().drop_denied_source, 3);
     }
 
+    /// Deterministic stand-in for a fuzz target: random datagrams of every class (STUN,
+    /// DTLS, RTP, other first bytes; real requests and hellos mutated) from allowed and
+    /// denied sources, at random times, with timers run in between. Never a panic, never
+    /// a reply or a forward to a denied address, never more queued than the bound.
+    #[test]
+    fn random_datagrams_at_a_webrtc_socket() {
+        let policy = Arc::new(rules::addrpolicy::AddressPolicy {
+            own: vec!["10.0.0.1".parse().unwrap()],
+            own_ports: vec![(30000, 40000)],
+            ..Default::default()
+        });
+        let mut rng = crate::test_support::Rng(0x9e3779b97f4a7c15);
+        let sources = [BROWSER, "192.0.2.10:50001", PHONE, "127.0.0.1:2223", "10.0.0.1:30002", "0.0.0.0:1"];
+        let hello = DtlsSession::new(&dtls(DtlsRole::Active, 0), 0).unwrap().poll_transmit().unwrap();
+        for role in [DtlsRole::Passive, DtlsRole::Active] {
+            let (t, _, _, ra) = call(Some(ice()), Some(dtls(role, 0)));
+            let mut t = t.with_policy(policy.clone());
+            t.apply(&ra).unwrap();
+            let (fa, fb) = (t.lookup(a(LA)).unwrap(), t.lookup(a(LB)).unwrap());
+            let mut now = 0u64;
+            for _ in 0..50_000 {
+                let r = rng.next();
+                let src = a(sources[(r % sources.len() as u64) as usize]);
+                let mut d = match (r >> 8) % 4 {
+                    0 => stun((r >> 16) as u8),
+                    1 => hello.clone(),
+                    2 => rtp((r >> 16) as u16),
+                    _ => (0..(r >> 16) % 64).map(|_| rng.next() as u8).collect(),
+                };
+                if !d.is_empty() && (r >> 40) % 2 == 0 {
+                    let i = (rng.next() as usize) % d.len();
+                    d[i] = rng.next() as u8;
+                }
+                now += (r >> 48) % 2_000_000;
+                let id = if (r >> 32) % 4 == 0 { fb } else { fa };
+                let (v, _) = run(&mut t, id, src, &d, now);
+                if let Verdict::Forward { to, .. } = v {
+                    assert!(policy.allows(to), "forwarded to {to}");
+                }
+                if (r >> 36) % 8 == 0 {
+                    t.handle_timeout(now);
+                }
+                assert!(t.io.transmits.len() <= MAX_TRANSMITS);
+                if (r >> 44) % 16 == 0 {
+                    for tx in transmits(&mut t) {
+                        assert!(policy.allows(tx.to), "replied to {}", tx.to);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_transmit_queue_is_bounded() {
         let (mut t, fa, _, _) = call(Some(ice()), None);
