@@ -174,7 +174,10 @@ fn packet_path_does_not_allocate() {
     let before = ALLOCS.load(Relaxed);
     for (i, p) in protected.iter().enumerate().skip(1) {
         b[..p.len()].copy_from_slice(p);
-        assert!(matches!(t.process(fa, src, &mut b, p.len(), 2 + i as u64 * 20_000), Verdict::Forward { len: 172, .. }));
+        assert!(matches!(
+            t.process(fa, src, &mut b, p.len(), 2 + i as u64 * 20_000),
+            Verdict::Forward { len: 172, .. }
+        ));
     }
     let dtls_allocs = ALLOCS.load(Relaxed) - before;
 

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use rules::dataplane::{Suite, SrtpKey};
+use rules::dataplane::{SrtpKey, Suite};
 use rules::webrtc::{DtlsIdentity, DtlsRole, DtlsRule, Fingerprint, HashFunction};
 
 const HELLO: &[u8] = b"\x16\xfe\xfdstub-client-hello";

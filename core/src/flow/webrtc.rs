@@ -438,9 +438,7 @@ fn progress(
     }
     if !link.keyed {
         if let Some(k) = s.take_keys() {
-            let ctx = |k: &SrtpKey, d| {
-                context(k, d).map(|x| Some((k.clone(), Box::new(x.with_replay_window(window)))))
-            };
+            let ctx = |k: &SrtpKey, d| context(k, d).map(|x| Some((k.clone(), Box::new(x.with_replay_window(window)))));
             match (ctx(&k.remote, KeyDirection::In), ctx(&k.local, KeyDirection::Out)) {
                 (Ok(i), Ok(o)) => {
                     link.keyed = true;
@@ -473,7 +471,7 @@ fn fail(link: &mut DtlsLink, c: &SharedCounters) {
 mod tests {
     use std::sync::Arc;
 
-    use rules::dataplane::{DtlsRole, Fingerprint, HashFunction, IceRule};
+    use rules::dataplane::{DtlsRole, IceRule};
 
     use super::*;
     use crate::dtls::{generate_identity, DtlsKeys};
@@ -498,13 +496,27 @@ mod tests {
         }
     }
 
+    /// The relay's and the browser's certificates, one each for the whole test binary.
+    fn identity(which: usize) -> Arc<rules::dataplane::DtlsIdentity> {
+        static IDS: std::sync::OnceLock<[Arc<rules::dataplane::DtlsIdentity>; 2]> = std::sync::OnceLock::new();
+        let ids = IDS.get_or_init(|| [0, 1].map(|i| Arc::new(generate_identity(1_700_000_000 + i, 86_400).unwrap())));
+        ids[which].clone()
+    }
+
+    /// The relay socket's DTLS rule: its certificate, the browser's fingerprint.
     fn dtls(role: DtlsRole, generation: u32) -> DtlsRule {
-        DtlsRule {
+        DtlsRule { role, identity: identity(0), remote_fingerprint: Some(identity(1).fingerprint.clone()), generation }
+    }
+
+    /// The browser's session: its certificate, the relay's fingerprint.
+    fn peer(role: DtlsRole, now: u64) -> DtlsSession {
+        let rule = DtlsRule {
             role,
-            identity: Arc::new(generate_identity(1_700_000_000, 86_400).unwrap()),
-            remote_fingerprint: Some(Fingerprint { hash: HashFunction::Sha256, value: vec![7; 32] }),
-            generation,
-        }
+            identity: identity(1),
+            remote_fingerprint: Some(identity(0).fingerprint.clone()),
+            generation: 0,
+        };
+        DtlsSession::new(&rule, now).unwrap()
     }
 
     /// A binding request as a browser sends it (the header; the stub needs no more).
@@ -543,17 +555,30 @@ mod tests {
         (t, fa, fb, ra)
     }
 
-    /// The browser's side of the handshake: a client session of the same module.
+    /// Runs the handshake between the table's socket `fa` and the browser's session `b`
+    /// (whatever its role) until the browser has keys; returns them.
+    fn handshake(t: &mut FlowTable, fa: FlowId, from: SocketAddr, b: &mut DtlsSession, now: u64) -> DtlsKeys {
+        for _ in 0..10 {
+            while let Some(d) = b.poll_transmit() {
+                assert_eq!(run(t, fa, from, &d, now).0, Verdict::Consumed);
+            }
+            for tx in transmits(t) {
+                assert_eq!((tx.via, tx.to), (fa, from), "the reply leaves from the socket to the sender");
+                b.handle_datagram(now, &tx.data).unwrap();
+            }
+            if let Some(k) = b.take_keys() {
+                // the browser's last flight, if it has one (DTLS 1.3: its Finished)
+                while let Some(d) = b.poll_transmit() {
+                    run(t, fa, from, &d, now);
+                }
+                return k;
+            }
+        }
+        panic!("no keys after 10 round trips")
+    }
+
     fn browser_handshake(t: &mut FlowTable, fa: FlowId, from: SocketAddr, now: u64) -> DtlsKeys {
-        let mut client = DtlsSession::new(&dtls(DtlsRole::Active, 0), now).unwrap();
-        while let Some(d) = client.poll_transmit() {
-            assert_eq!(run(t, fa, from, &d, now).0, Verdict::Consumed);
-        }
-        for tx in transmits(t) {
-            assert_eq!((tx.via, tx.to), (fa, from), "the reply leaves from the socket to the sender");
-            client.handle_datagram(now, &tx.data).unwrap();
-        }
-        client.take_keys().expect("handshake done")
+        handshake(t, fa, from, &mut peer(DtlsRole::Active, now), now)
     }
 
     fn ctx(k: &SrtpKey) -> srtp::Context {
@@ -570,7 +595,7 @@ mod tests {
         assert_eq!(run(&mut t, fb, phone, &rtp(1), 1_000).0, Verdict::Drop(DropReason::DtlsPending));
         assert_eq!(run(&mut t, fa, browser, &rtp(1), 1_000).0, Verdict::Drop(DropReason::DtlsPending));
         // DTLS before a check: dropped, not answered
-        let hello = DtlsSession::new(&dtls(DtlsRole::Active, 0), 0).unwrap().poll_transmit().unwrap();
+        let hello = peer(DtlsRole::Active, 0).poll_transmit().unwrap();
         assert_eq!(run(&mut t, fa, browser, &hello, 2_000).0, Verdict::Drop(DropReason::IceUnchecked));
         assert!(transmits(&mut t).is_empty());
         // the check: answered from the socket to the source
@@ -630,7 +655,7 @@ mod tests {
         assert!(matches!(run(&mut t, fb, a(PHONE), &rtp(3), 5_000).0, Verdict::Forward { .. }));
         assert_eq!(t.get(fa).unwrap().counters.snapshot().dtls_handshakes, 2);
         // without ICE the first source owns the handshake: another one's DTLS is dropped
-        let other = DtlsSession::new(&dtls(DtlsRole::Active, 0), 0).unwrap().poll_transmit().unwrap();
+        let other = peer(DtlsRole::Active, 0).poll_transmit().unwrap();
         assert_eq!(run(&mut t, fa, a("203.0.113.66:1"), &other, 6_000).0, Verdict::Drop(DropReason::Dtls));
         // dropping DTLS from the rule drops its keys: plain RTP again
         t.apply(&FlowRule { dtls: None, ..ra }).unwrap();
@@ -646,7 +671,7 @@ mod tests {
         let mut t = t.with_policy(Arc::new(rules::addrpolicy::AddressPolicy::default()));
         t.apply(&ra).unwrap();
         let fa = t.lookup(a(LA)).unwrap();
-        let hello = DtlsSession::new(&dtls(DtlsRole::Active, 0), 0).unwrap().poll_transmit().unwrap();
+        let hello = peer(DtlsRole::Active, 0).poll_transmit().unwrap();
         for (src, d) in [("127.0.0.1:5000", stun(1)), ("0.0.0.0:5000", stun(2)), ("127.0.0.1:5000", hello)] {
             assert_eq!(run(&mut t, fa, a(src), &d, 1_000).0, Verdict::Drop(DropReason::DeniedSource), "{src}");
         }
@@ -667,7 +692,7 @@ mod tests {
         });
         let mut rng = crate::test_support::Rng(0x9e3779b97f4a7c15);
         let sources = [BROWSER, "192.0.2.10:50001", PHONE, "127.0.0.1:2223", "10.0.0.1:30002", "0.0.0.0:1"];
-        let hello = DtlsSession::new(&dtls(DtlsRole::Active, 0), 0).unwrap().poll_transmit().unwrap();
+        let hello = peer(DtlsRole::Active, 0).poll_transmit().unwrap();
         for role in [DtlsRole::Passive, DtlsRole::Active] {
             let (t, _, _, ra) = call(Some(ice()), Some(dtls(role, 0)));
             let mut t = t.with_policy(policy.clone());
@@ -683,21 +708,21 @@ mod tests {
                     2 => rtp((r >> 16) as u16),
                     _ => (0..(r >> 16) % 64).map(|_| rng.next() as u8).collect(),
                 };
-                if !d.is_empty() && (r >> 40) % 2 == 0 {
+                if !d.is_empty() && (r >> 40).is_multiple_of(2) {
                     let i = (rng.next() as usize) % d.len();
                     d[i] = rng.next() as u8;
                 }
                 now += (r >> 48) % 2_000_000;
-                let id = if (r >> 32) % 4 == 0 { fb } else { fa };
+                let id = if (r >> 32).is_multiple_of(4) { fb } else { fa };
                 let (v, _) = run(&mut t, id, src, &d, now);
                 if let Verdict::Forward { to, .. } = v {
                     assert!(policy.allows(to), "forwarded to {to}");
                 }
-                if (r >> 36) % 8 == 0 {
+                if (r >> 36).is_multiple_of(8) {
                     t.handle_timeout(now);
                 }
                 assert!(t.io.transmits.len() <= MAX_TRANSMITS);
-                if (r >> 44) % 16 == 0 {
+                if (r >> 44).is_multiple_of(16) {
                     for tx in transmits(&mut t) {
                         assert!(policy.allows(tx.to), "replied to {}", tx.to);
                     }
@@ -719,11 +744,17 @@ mod tests {
         assert_eq!(transmits(&mut t).len(), MAX_TRANSMITS);
         // STUN on a socket without ICE, DTLS on one without DTLS: dropped and counted
         let (mut t, _, fb, _) = call(Some(ice()), None);
-        assert_eq!(run(&mut t, fb, a(PHONE), &stun(1), 1).0, Verdict::Drop(DropReason::Malformed(Malformed::BadVersion)));
+        assert_eq!(
+            run(&mut t, fb, a(PHONE), &stun(1), 1).0,
+            Verdict::Drop(DropReason::Malformed(Malformed::BadVersion))
+        );
         let (mut t, fa, _, _) = call(Some(ice()), None);
         run(&mut t, fa, a(BROWSER), &stun(1), 1);
         assert_eq!(run(&mut t, fa, a(BROWSER), b"\x16\xfe\xfd", 2).0, Verdict::Drop(DropReason::Dtls));
-        assert_eq!(run(&mut t, fa, a(BROWSER), b"\x40junk", 3).0, Verdict::Drop(DropReason::Malformed(Malformed::BadVersion)));
+        assert_eq!(
+            run(&mut t, fa, a(BROWSER), b"\x40junk", 3).0,
+            Verdict::Drop(DropReason::Malformed(Malformed::BadVersion))
+        );
         let c = t.get(fa).unwrap().counters.snapshot();
         assert_eq!((c.drop_dtls, c.drop_malformed, c.dropped), (1, 1, 2));
     }
@@ -766,10 +797,9 @@ mod tests {
         assert_eq!(tx.len(), 2, "the STUN answer, then the hello");
         assert_eq!((tx[1].to, tx[1].data[0]), (nat, 22));
         // the server's answer completes it
-        let mut server = DtlsSession::new(&dtls(DtlsRole::Passive, 0), 0).unwrap();
-        server.handle_datagram(0, &tx[1].data).unwrap();
-        let reply = server.poll_transmit().unwrap();
-        assert_eq!(run(&mut t, fa, nat, &reply, 3_000).0, Verdict::Consumed);
+        let mut server = peer(DtlsRole::Passive, 3_000);
+        server.handle_datagram(3_000, &tx[1].data).unwrap();
+        handshake(&mut t, fa, nat, &mut server, 3_000);
         assert_eq!(t.get(fa).unwrap().webrtc_keyed(), Some(true));
     }
 
@@ -777,13 +807,11 @@ mod tests {
     fn a_fingerprint_that_arrives_later_completes_the_running_handshake() {
         let no_fp = DtlsRule { remote_fingerprint: None, ..dtls(DtlsRole::Passive, 0) };
         let (mut t, fa, fb, ra) = call(None, Some(no_fp.clone()));
-        let mut client = DtlsSession::new(&dtls(DtlsRole::Active, 0), 0).unwrap();
-        let hello = client.poll_transmit().unwrap();
-        assert_eq!(run(&mut t, fa, a(BROWSER), &hello, 1_000).0, Verdict::Consumed);
+        // the browser (which knows the relay's fingerprint) completes its side
+        browser_handshake(&mut t, fa, a(BROWSER), 1_000);
         assert_eq!(t.get(fa).unwrap().webrtc_keyed(), Some(false), "no fingerprint to check yet");
         // the answer's SDP brings it: same association, keys once it is handed over
-        t.apply(&FlowRule { dtls: Some(DtlsRule { identity: no_fp.identity.clone(), ..dtls(DtlsRole::Passive, 0) }), ..ra })
-            .unwrap();
+        t.apply(&FlowRule { dtls: Some(dtls(DtlsRole::Passive, 0)), ..ra }).unwrap();
         assert_eq!(t.poll_timeout(), Some(1_000));
         t.handle_timeout(2_000);
         assert_eq!(t.get(fa).unwrap().webrtc_keyed(), Some(true));
