@@ -52,6 +52,7 @@ enum relay_stat {
 	STAT_PASS_UNPARSED,   // truncated headers, IPv4 options or fragments, IPv6 extension headers
 	STAT_DROP_SOURCE,     // strict source: not from the flow's peer
 	STAT_DROP_MARTIAN,    // from loopback, unspecified, multicast, broadcast, link-local, or us
+	STAT_PASS_NOT_MEDIA,  // to a media socket, but not RTP/RTCP by the first byte: STUN, DTLS, empty
 	STAT_MAX,
 };
 

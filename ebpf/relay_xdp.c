@@ -9,6 +9,8 @@
 // multicast, broadcast/240/4, link-local, or one of the relay's own addresses
 // (`own_addrs`) -- is dropped: steered frames bypass the kernel's martian and rp_filter
 // checks, which would have dropped them on the socket path.
+// A hit that is not RTP/RTCP by its first payload byte (STUN, DTLS, empty, ...) returns
+// XDP_PASS: the relay's socket path answers or drops it (RFC 7983 demultiplexing).
 // Any other hit is redirected to the AF_XDP socket bound to the receiving queue (`xsks`);
 // everything else -- SSH, SIP, ng, ARP, ICMP, DNS, fragments, anything we do not
 // understand -- returns XDP_PASS and the kernel handles it as if we were not here.
@@ -221,6 +223,15 @@ int relay_xdp(struct xdp_md *ctx)
 	if (martian(key.family, saddr)) {
 		count(STAT_DROP_MARTIAN);
 		return XDP_DROP;
+	}
+	// RFC 7983: only RTP/RTCP (first payload byte 128..=191) takes the fast path. STUN
+	// (ICE checks), DTLS (handshakes) and anything else go to the relay's UDP socket,
+	// where the flow table answers or drops them off the AF_XDP workers' hot loop; the
+	// workers forward SRTP once the handshake's keys are in the shared flow table.
+	__u8 *first = (void *)(udp + 1);
+	if ((void *)(first + 1) > end || *first < 128 || *first > 191) {
+		count(STAT_PASS_NOT_MEDIA);
+		return XDP_PASS;
 	}
 	if ((fv->flags & FLOW_STRICT_SOURCE) && fv->peer_port) {
 		if (fv->peer_port != sport || !bytes_eq(fv->peer_addr, saddr, key.family == 4 ? 4 : 16)) {

@@ -221,7 +221,8 @@ $C curl -sf -o /dev/null http://10.203.2.2:8088/ || fail "TCP caller -> callee a
 ok "ping (v4, v6) and TCP cross the relay namespace (XDP_PASS)"
 
 # 4. malformed frames to a steered port in the middle of a call
-before_verdict=$(metric 'relay_drops_total\{path="xsk".*reason="(malformed|source)"')
+before_verdict=$(metric 'relay_drops_total\{.*reason="(malformed|source)"')
+before_notmedia=$(metric 'relay_xdp_packets_total\{interface="rpub",action="pass-not-media"')
 before_len=$(metric 'relay_drops_total\{path="xsk".*reason="frame-bad-length"')
 before_unparsed=$(metric 'relay_xdp_packets_total\{interface="rpub",action="pass-unparsed"')
 rtpgen bad.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 20 --duration 3 --keep &
@@ -254,7 +255,8 @@ def udp(data, ulen=None):
 eth = dst + src + b"\x08\x00"
 frames = {
     "udp length past the datagram": eth + ip4(udp(b"\x80" * 20, ulen=500)),
-    "not RTP": eth + ip4(udp(b"\x00garbage-not-rtp")),
+    "not RTP (STUN's first byte)": eth + ip4(udp(b"\x00garbage-not-rtp")),
+    "not RTP (DTLS's first byte)": eth + ip4(udp(b"\x16\xfe\xfdgarbage-not-rtp")),
     "IPv4 options": eth + ip4(udp(b"\x80" * 20), opts=b"\x01\x01\x01\x00"),
     "fragment": eth + ip4(udp(b"\x80" * 20), frag=0x2000),
     "truncated IP header": eth + ip4(udp(b""))[:12],
@@ -265,12 +267,15 @@ for _ in range(50):
         s.send(f.ljust(60, b"\0") if len(f) < 14 else f)
 PY
 wait $gen || fail "the call lost packets while malformed frames arrived"
-d_verdict=$(($(metric 'relay_drops_total\{path="xsk".*reason="(malformed|source)"') - before_verdict))
+d_verdict=$(($(metric 'relay_drops_total\{.*reason="(malformed|source)"') - before_verdict))
+d_notmedia=$(($(metric 'relay_xdp_packets_total\{interface="rpub",action="pass-not-media"') - before_notmedia))
 d_len=$(($(metric 'relay_drops_total\{path="xsk".*reason="frame-bad-length"') - before_len))
 d_unparsed=$(($(metric 'relay_xdp_packets_total\{interface="rpub",action="pass-unparsed"') - before_unparsed))
-[[ $d_verdict -ge 50 && $d_len -ge 50 && $d_unparsed -ge 150 ]] \
-  || fail "malformed frames not counted: flow table $d_verdict, bad length $d_len, passed unparsed $d_unparsed"
-ok "malformed frames: $d_len bad UDP length and $d_verdict not-RTP from a foreign port dropped by the flow table (reason source or malformed), $d_unparsed passed to the kernel; the call lost nothing ($(field bad.json received)/$(field bad.json sent))"
+# not RTP by the first byte (STUN, DTLS: RFC 7983) leaves the fast path for the socket
+# path, where the flow table drops it (a foreign source on a plain flow)
+[[ $d_verdict -ge 100 && $d_len -ge 50 && $d_unparsed -ge 150 && $d_notmedia -ge 100 ]] \
+  || fail "malformed frames not counted: flow table $d_verdict, bad length $d_len, passed unparsed $d_unparsed, passed not media $d_notmedia"
+ok "malformed frames: $d_len bad UDP length dropped, $d_notmedia not-RTP (STUN/DTLS first bytes) passed to the socket path and $d_verdict dropped there by the flow table (reason source or malformed), $d_unparsed passed to the kernel; the call lost nothing ($(field bad.json received)/$(field bad.json sent))"
 
 # 5. the callee's MAC changes mid-call: the relay follows the neighbour table
 MAX_LOSS=2 rtpgen mac.json --caller-ip 10.203.1.2 --callee-ip 10.203.2.2 --direction pub,priv --calls 20 --duration 4 &

@@ -51,10 +51,13 @@ pub enum DropCause {
     Truncated,
     /// No head room in the frame for the outgoing headers (xsk path).
     NoRoom,
+    /// A WebRTC socket's rules: media before the DTLS keys or from an address without an
+    /// ICE check, no address with fresh consent to send to, refused STUN or DTLS.
+    WebRtc,
 }
 
 impl DropCause {
-    pub const ALL: [DropCause; 8] = [
+    pub const ALL: [DropCause; 9] = [
         DropCause::Malformed,
         DropCause::Source,
         DropCause::NoDestination,
@@ -63,6 +66,7 @@ impl DropCause {
         DropCause::TxFull,
         DropCause::Truncated,
         DropCause::NoRoom,
+        DropCause::WebRtc,
     ];
 
     pub fn index(self) -> usize {
@@ -79,6 +83,7 @@ impl DropCause {
             DropCause::TxFull => "tx-full",
             DropCause::Truncated => "truncated",
             DropCause::NoRoom => "no-room",
+            DropCause::WebRtc => "webrtc",
         }
     }
 }
@@ -129,6 +134,11 @@ impl WorkerStats {
             DropReason::NoDestination | DropReason::DeniedDestination => DropCause::NoDestination,
             DropReason::UnknownFlow => DropCause::UnknownFlow,
             DropReason::Srtp(_) => DropCause::Srtp,
+            DropReason::DtlsPending
+            | DropReason::IceUnchecked
+            | DropReason::NoConsent
+            | DropReason::Stun
+            | DropReason::Dtls => DropCause::WebRtc,
         };
         self.count_drop(cause, 1);
     }
@@ -208,7 +218,9 @@ mod tests {
         s.count_verdict_drop(DropReason::DeniedSource);
         s.count_verdict_drop(DropReason::DeniedDestination);
         s.count_verdict_drop(DropReason::Srtp(SrtpError::AuthFailed));
+        s.count_verdict_drop(DropReason::DtlsPending);
         s.count_frame_error(FrameError::BadLength);
+        assert_eq!(s.drops(DropCause::WebRtc), 1);
         assert_eq!(s.drops(DropCause::Malformed), 1);
         assert_eq!(s.drops(DropCause::Source), 2);
         assert_eq!(s.drops(DropCause::NoDestination), 1);

@@ -489,5 +489,21 @@ impl<'a> StunWriter<'a> {
     }
 }
 
+/// A connectivity (or consent) check as a controlling full agent sends it (RFC 8445
+/// §7.2.2): USERNAME `ufrag`, PRIORITY, ICE-CONTROLLING, USE-CANDIDATE (aggressive
+/// nomination), MESSAGE-INTEGRITY keyed with the checked agent's `password`, FINGERPRINT.
+/// For the relay's test peers and benchmarks: the relay itself sends no checks.
+pub fn binding_request(txid: &TransactionId, username: &str, password: &str, tie_breaker: u64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(128);
+    StunWriter::new(&mut m, Class::Request, BINDING, txid)
+        .attr(&Attr::Username(username.as_bytes()))
+        .attr(&Attr::Priority(0x6e00_01ff))
+        .attr(&Attr::IceControlling(tie_breaker))
+        .attr(&Attr::UseCandidate)
+        .message_integrity(&short_term_key(password))
+        .fingerprint();
+    m
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -235,6 +235,27 @@ pub struct FlowCounters {
     /// Packets not sent because the only destination known was an address the media
     /// address policy denies (a signalled peer it refused).
     pub drop_denied_destination: u64,
+    /// WebRTC sockets: media (either way) before the DTLS handshake gave the keys.
+    pub drop_dtls_pending: u64,
+    /// ICE sockets: media from an address that passed no check, or whose consent expired.
+    pub drop_ice_unchecked: u64,
+    /// ICE sockets: media towards the peer with no address of fresh consent to go to.
+    pub drop_no_consent: u64,
+    /// STUN that got no success answer (malformed, unauthenticated, or answered with an
+    /// error), or STUN on a socket without ICE.
+    pub drop_stun: u64,
+    /// DTLS datagrams refused: before an ICE check, from another source than the
+    /// handshake's, rejected by the handshake, or on a socket without DTLS.
+    pub drop_dtls: u64,
+    /// Replies (STUN answers, DTLS flights) not sent because the send queue was full
+    /// (outgoing: not part of `dropped`).
+    pub drop_transmit_full: u64,
+    /// STUN binding requests answered with success.
+    pub stun_answered: u64,
+    /// DTLS handshakes that completed and installed SRTP keys.
+    pub dtls_handshakes: u64,
+    /// DTLS handshakes that failed or did not complete in time (cleaned up).
+    pub dtls_failed: u64,
     pub rtcp_packets: u64,
     pub rtcp_bytes: u64,
     /// When the last accepted packet was forwarded (liveness for --timeout), in
@@ -270,6 +291,15 @@ impl FlowCounters {
         self.drop_srtp_index += o.drop_srtp_index;
         self.drop_denied_source += o.drop_denied_source;
         self.drop_denied_destination += o.drop_denied_destination;
+        self.drop_dtls_pending += o.drop_dtls_pending;
+        self.drop_ice_unchecked += o.drop_ice_unchecked;
+        self.drop_no_consent += o.drop_no_consent;
+        self.drop_stun += o.drop_stun;
+        self.drop_dtls += o.drop_dtls;
+        self.drop_transmit_full += o.drop_transmit_full;
+        self.stun_answered += o.stun_answered;
+        self.dtls_handshakes += o.dtls_handshakes;
+        self.dtls_failed += o.dtls_failed;
         self.rtcp_packets += o.rtcp_packets;
         self.rtcp_bytes += o.rtcp_bytes;
         self.relatched += o.relatched;
@@ -329,6 +359,8 @@ mod tests {
             drop_denied_source: 3,
             drop_srtp_index: 4,
             drop_denied_destination: 5,
+            drop_dtls_pending: 6,
+            dtls_handshakes: 1,
             ..Default::default()
         };
         let mut m = a.clone();
@@ -336,6 +368,7 @@ mod tests {
         assert_eq!((m.packets, m.forwarded, m.dropped, m.drop_malformed), (15, 14, 1, 1));
         assert_eq!((m.last_packet_ms, m.latched_peer, m.ssrc, m.lost), (200, peer, 2, 3));
         assert_eq!((m.drop_denied_source, m.drop_srtp_index, m.drop_denied_destination), (3, 4, 5));
+        assert_eq!((m.drop_dtls_pending, m.dtls_handshakes), (6, 1));
         let mut m2 = b.clone();
         m2.merge(&a);
         assert_eq!((m2.packets, m2.last_packet_ms, m2.latched_peer, m2.ssrc), (15, 200, peer, 2));

@@ -24,8 +24,18 @@ pub enum Delivery {
         payload: Vec<u8>,
     },
     Drop(DropReason),
+    /// For the relay itself (STUN, DTLS): its replies come from [`MemDataPlane::transmits`].
+    Consumed,
     /// No relay socket is open at that address (an endpoint's, or a closed one).
     NoSocket,
+}
+
+/// A datagram the relay itself sends (STUN answer, DTLS flight) from relay socket `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub payload: Vec<u8>,
 }
 
 /// Totals over all sockets (the per-socket ones are the flows' [`FlowCounters`]).
@@ -39,6 +49,8 @@ pub struct PlaneStats {
 struct Inner {
     table: FlowTable,
     counters: HashMap<SocketAddr, Arc<SharedCounters>>,
+    /// The rule each socket got last (tests re-apply it with changes).
+    rules: HashMap<SocketAddr, FlowRule>,
     stats: PlaneStats,
 }
 
@@ -51,7 +63,12 @@ pub struct MemDataPlane {
 
 impl MemDataPlane {
     pub fn new(settings: &FlowSettings, clock: SimClock) -> MemDataPlane {
-        let inner = Inner { table: settings.table(), counters: HashMap::new(), stats: PlaneStats::default() };
+        let inner = Inner {
+            table: settings.table(),
+            counters: HashMap::new(),
+            rules: HashMap::new(),
+            stats: PlaneStats::default(),
+        };
         MemDataPlane { clock, inner: Mutex::new(inner) }
     }
 
@@ -97,7 +114,38 @@ impl MemDataPlane {
                 stats.dropped += 1;
                 Delivery::Drop(r)
             }
+            Verdict::Consumed => Delivery::Consumed,
         }
+    }
+
+    /// The replies the flow table queued (STUN answers, DTLS flights), in order, as a
+    /// worker sends them after each batch.
+    pub fn transmits(&self) -> Vec<Reply> {
+        let mut g = self.lock();
+        let mut out = Vec::new();
+        while let Some(t) = g.table.poll_transmit() {
+            if let Some(f) = g.table.get(t.via) {
+                out.push(Reply { from: f.local, to: t.to, payload: t.data });
+            }
+        }
+        out
+    }
+
+    /// The flow table's timers (DTLS retransmissions and expiry) at the clock's time, as
+    /// a worker's tick runs them.
+    pub fn handle_timeout(&self) {
+        let now_us = self.clock.now_ms() * 1000;
+        self.lock().table.handle_timeout(now_us);
+    }
+
+    /// When the flow table's timers are next due, in simulated ms (rounded up).
+    pub fn next_timeout_ms(&self) -> Option<u64> {
+        self.lock().table.poll_timeout().map(|us| us.div_ceil(1000))
+    }
+
+    /// The rule applied last to the socket at `local`.
+    pub fn rule(&self, local: SocketAddr) -> Option<FlowRule> {
+        self.lock().rules.get(&local).cloned()
     }
 }
 
@@ -114,13 +162,16 @@ impl DataPlane for MemDataPlane {
     }
 
     fn apply(&self, rule: FlowRule) -> Result<(), ApplyError> {
-        self.lock().table.apply(&rule)
+        let mut g = self.lock();
+        g.rules.insert(rule.local, rule.clone());
+        g.table.apply(&rule)
     }
 
     fn close(&self, local: SocketAddr) {
         let mut g = self.lock();
         g.table.remove(local);
         g.counters.remove(&local);
+        g.rules.remove(&local);
     }
 
     fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {

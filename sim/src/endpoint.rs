@@ -70,6 +70,13 @@ impl Endpoint {
         self.key = Some(Crypto { tag: 1, key });
     }
 
+    /// Use SRTP keys that came from elsewhere (a DTLS handshake): `tx` protects what it
+    /// sends, `rx` opens what it receives. Its SDP stays as it was (no a=crypto).
+    pub fn use_keys(&mut self, tx: &SrtpKey, rx: &SrtpKey) {
+        self.tx = Some(context(tx));
+        self.rx = Some(context(rx));
+    }
+
     pub fn srtp(&self) -> bool {
         self.key.is_some()
     }

@@ -12,15 +12,18 @@
 //! - [`net`]: the network: datagrams in flight, impairments, NAT bindings.
 //! - [`relay`]: [`Relay`], which ties them together and runs the event loop.
 //! - [`endpoint`]: a SIP user agent's media side for tests: SDP, RTP, SDES-SRTP.
+//! - [`webrtc`]: a browser's media side: ICE checks, DTLS as client or server, DTLS-SRTP.
 
 pub mod clock;
 pub mod dataplane;
 pub mod endpoint;
 pub mod net;
 pub mod relay;
+pub mod webrtc;
 
 pub use clock::SimClock;
 pub use dataplane::{Delivery, MemDataPlane};
 pub use endpoint::Endpoint;
 pub use net::{Datagram, Impairment, Network};
 pub use relay::Relay;
+pub use webrtc::WebRtcPeer;

@@ -28,6 +28,8 @@ pub struct Relay {
     inboxes: HashMap<SocketAddr, Vec<Datagram>>,
     next_tick_ms: u64,
     next_cookie: u64,
+    /// When the data plane's timers last ran between ticks.
+    timers_ran_ms: u64,
 }
 
 impl Relay {
@@ -60,6 +62,7 @@ impl Relay {
             inboxes: HashMap::new(),
             next_tick_ms,
             next_cookie: 0,
+            timers_ran_ms: 0,
         }
     }
 
@@ -120,6 +123,19 @@ impl Relay {
     /// Deliver every datagram and run every tick due by `until_ms`, in time order.
     pub fn run_until(&mut self, until_ms: u64) {
         loop {
+            // the data plane's own timers (DTLS) are due at their time, as in a worker
+            // they are due at its next tick
+            // (at most once per simulated ms: a timer that stays due cannot stall the loop)
+            let due = self.dp.next_timeout_ms().map(|t| t.max(self.timers_ran_ms + 1)).filter(|t| *t <= until_ms);
+            if let Some(t) = due {
+                if self.net.next_at().is_none_or(|d| t < d) && t < self.next_tick_ms {
+                    self.clock.set_ms(t);
+                    self.timers_ran_ms = self.now_ms();
+                    self.dp.handle_timeout();
+                    self.send_replies();
+                    continue;
+                }
+            }
             let next_dg = self.net.next_at().filter(|t| *t <= until_ms);
             match next_dg {
                 Some(t) if t < self.next_tick_ms => {
@@ -133,6 +149,8 @@ impl Relay {
                     self.next_tick_ms += Self::TICK_MS;
                     let now = self.dp.now_ms();
                     self.engine.tick(now);
+                    self.dp.handle_timeout();
+                    self.send_replies();
                 }
                 _ => break,
             }
@@ -147,7 +165,16 @@ impl Relay {
                 self.net.send(from, to, payload, now);
             }
             Delivery::Drop(_) => {}
+            Delivery::Consumed => self.send_replies(),
             Delivery::NoSocket => self.inboxes.entry(d.to).or_default().push(d),
+        }
+    }
+
+    /// The data plane's replies (STUN answers, DTLS flights) onto the network.
+    fn send_replies(&mut self) {
+        let now = self.now_ms();
+        for r in self.dp.transmits() {
+            self.net.send(r.from, r.to, r.payload, now);
         }
     }
 

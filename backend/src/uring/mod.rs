@@ -4,6 +4,12 @@
 //! one `io_uring_enter` per loop iteration, whatever the number of packets. Rule updates
 //! arrive over a lock-free queue and are applied between batches.
 //!
+//! WebRTC sockets: the flow table answers STUN and runs DTLS itself and queues its
+//! replies (`FlowTable::poll_transmit`); the worker sends them from the socket they
+//! belong to after each batch, and drives the DTLS timers from its 100 ms timer
+//! (`handle_timeout`). Replies own their bytes (a `Vec` held until the send completes);
+//! forwarded media keeps its zero-copy, allocation-free path.
+//!
 //! The flow table sits behind a mutex that the worker takes once per batch of
 //! completions and never holds across `io_uring_enter`. On its own (backend uring) each
 //! worker has a table of its own and the lock is uncontended. Under the XDP backend the
@@ -98,6 +104,8 @@ struct SendSlot {
     addr: libc::sockaddr_in6,
     bid: u16,
     flow: usize,
+    /// A reply of the flow table (its bytes in `Worker::replies`), not a ring buffer.
+    reply: bool,
 }
 
 pub fn spawn(cfg: WorkerConfig, running: Arc<AtomicBool>) -> io::Result<WorkerHandle> {
@@ -131,6 +139,8 @@ struct Worker {
     epoch: Instant,
     backlog: VecDeque<squeue::Entry>,
     next_gen: u32,
+    /// The bytes of in-flight replies, by send slot.
+    replies: Vec<Option<Vec<u8>>>,
 }
 
 // The raw pointers in the send slots and msghdr point into memory the worker owns; the
@@ -166,6 +176,7 @@ impl Worker {
             // locked), so that the packet path does not allocate
             backlog: VecDeque::with_capacity(2 * cfg.ring_entries as usize),
             next_gen: 1,
+            replies: vec![None; send_slots],
         }
     }
 
@@ -243,15 +254,19 @@ impl Worker {
                     OP_SEND => self.on_send(&t, ud_slot(u), res),
                     OP_WAKE => {
                         self.apply_commands(&mut t);
+                        // a new rule may start a handshake (the active DTLS role)
+                        t.handle_timeout(now_us);
                         self.arm_wake();
                     }
                     OP_TIMER => {
                         self.stats.buffers_available.store(self.bufs.available as u64, Ordering::Relaxed);
+                        t.handle_timeout(now_us);
                         self.arm_timer();
                     }
                     _ => {}
                 }
             }
+            self.send_replies(&mut t);
             drop(t);
             self.bufs.publish();
             self.flush_backlog();
@@ -350,6 +365,7 @@ impl Worker {
                 let ss = &mut self.sends[sidx];
                 ss.bid = bid;
                 ss.flow = flow;
+                ss.reply = false;
                 ss.iov.iov_base = unsafe { base.add(off) } as *mut libc::c_void;
                 ss.iov.iov_len = plen;
                 let alen = sockaddr_to(to, &mut ss.addr);
@@ -365,18 +381,56 @@ impl Worker {
                 self.stats.count_verdict_drop(r);
                 self.bufs.push(bid);
             }
+            // for the relay itself (STUN, DTLS): replies are sent by send_replies
+            Verdict::Consumed => self.bufs.push(bid),
+        }
+    }
+
+    /// The flow table's replies (STUN answers, DTLS flights), each from the relay socket
+    /// of its flow. No send slot or no socket: dropped and counted (peers retransmit).
+    fn send_replies(&mut self, t: &mut FlowTable) {
+        while let Some(tx) = t.poll_transmit() {
+            let fd = self.flow_sock.get(tx.via).and_then(|s| self.socks.get(*s)).and_then(|s| s.as_ref());
+            let Some(fd) = fd.map(|s| s.raw) else {
+                bump(&self.stats.tx_errors, 1);
+                continue;
+            };
+            let Some(sidx) = self.free_sends.pop() else {
+                self.stats.count_drop(DropCause::TxFull, 1);
+                continue;
+            };
+            let data = self.replies[sidx].insert(tx.data);
+            let ss = &mut self.sends[sidx];
+            ss.reply = true;
+            ss.flow = tx.via;
+            ss.iov.iov_base = data.as_mut_ptr() as *mut libc::c_void;
+            ss.iov.iov_len = data.len();
+            let alen = sockaddr_to(tx.to, &mut ss.addr);
+            ss.msg.msg_name = &mut ss.addr as *mut _ as *mut libc::c_void;
+            ss.msg.msg_namelen = alen;
+            ss.msg.msg_iov = &mut ss.iov;
+            ss.msg.msg_iovlen = 1;
+            let e = opcode::SendMsg::new(types::Fd(fd), &ss.msg as *const _).build().user_data(ud(OP_SEND, sidx, 0));
+            self.push(e);
         }
     }
 
     fn on_send(&mut self, t: &FlowTable, sidx: usize, res: i32) {
-        let (bid, flow) = (self.sends[sidx].bid, self.sends[sidx].flow);
+        let (bid, flow, reply) = (self.sends[sidx].bid, self.sends[sidx].flow, self.sends[sidx].reply);
         if res < 0 {
             bump(&self.stats.tx_errors, 1);
-            t.send_failed(flow);
+            if !reply {
+                t.send_failed(flow);
+            }
         } else {
             bump(&self.stats.tx_packets, 1);
         }
-        self.bufs.push(bid);
+        if reply {
+            self.sends[sidx].reply = false;
+            self.replies[sidx] = None;
+        } else {
+            self.bufs.push(bid);
+        }
         self.free_sends.push(sidx);
     }
 

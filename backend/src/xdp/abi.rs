@@ -121,10 +121,11 @@ impl OwnKey {
 impl FlowVal {
     /// The program's view of a rule: a strict-source check when the rule pins the peer to
     /// its signalled address (asymmetric or trust-address with strict-source). Latched
-    /// peers are learned by the workers, which enforce strict-source for those.
+    /// peers are learned by the workers, which enforce strict-source for those. On an ICE
+    /// socket the source is whatever passed a check (the flow table decides): no pin.
     pub fn for_rule(rule: &FlowRule) -> FlowVal {
         let mut v = FlowVal { flags: 0, peer_port: 0, pad: 0, peer_addr: [0; 16] };
-        let pinned = rule.latch.asymmetric || rule.latch.trust_address;
+        let pinned = (rule.latch.asymmetric || rule.latch.trust_address) && rule.ice.is_none();
         if let (true, true, Some(peer)) = (rule.latch.strict_source, pinned, rule.signalled_peer) {
             if !peer.ip().is_unspecified() && peer.is_ipv4() == rule.local.is_ipv4() {
                 let k = FlowKey::new(peer);
@@ -134,5 +135,23 @@ impl FlowVal {
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rules::dataplane::{IceRule, LatchPolicy};
+
+    #[test]
+    fn the_program_pins_a_strict_signalled_peer_but_never_on_an_ice_socket() {
+        let local: SocketAddr = "203.0.113.1:30000".parse().unwrap();
+        let latch = LatchPolicy { trust_address: true, strict_source: true, ..Default::default() };
+        let rule = FlowRule { latch, ..FlowRule::rtp(local, Some("192.0.2.1:4000".parse().unwrap()), None) };
+        let v = FlowVal::for_rule(&rule);
+        assert_eq!((v.flags, u16::from_be(v.peer_port)), (FLOW_STRICT_SOURCE, 4000));
+        let ice = IceRule { local_ufrag: "u".into(), local_pwd: "p".into(), remote_ufrag: None, remote_pwd: None };
+        let v = FlowVal::for_rule(&FlowRule { ice: Some(ice), ..rule });
+        assert_eq!((v.flags, v.peer_port), (0, 0));
     }
 }

@@ -57,8 +57,16 @@ const SETTING_LOCAL_SOURCES: u32 = 1;
 const OWN_ADDRS_MAX: usize = 1024;
 
 /// Counter names of the program's per-CPU `stats` array, in its order.
-pub const PROGRAM_STATS: [&str; 7] =
-    ["steered", "pass-other", "pass-no-flow", "pass-no-socket", "pass-unparsed", "drop-source", "drop-martian"];
+pub const PROGRAM_STATS: [&str; 8] = [
+    "steered",
+    "pass-other",
+    "pass-no-flow",
+    "pass-no-socket",
+    "pass-unparsed",
+    "drop-source",
+    "drop-martian",
+    "pass-not-media",
+];
 
 /// The steering program attached to one interface, with its maps.
 pub struct Attached {

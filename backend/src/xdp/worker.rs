@@ -406,6 +406,10 @@ impl Worker {
                 self.stats.count_verdict_drop(r);
                 return self.drop_packet(p);
             }
+            // STUN/DTLS are not steered here (the program passes them to the socket
+            // path); should one arrive, its replies wait in the shared table for the
+            // io_uring workers, which send them from the relay socket
+            Verdict::Consumed => return self.drop_packet(p),
         };
         let Some(from) = t.get(via).map(|f| f.local) else {
             return self.drop_packet(p);

@@ -24,6 +24,15 @@ pub struct SharedCounters {
     pub drop_srtp_index: AtomicU64,
     pub drop_denied_source: AtomicU64,
     pub drop_denied_destination: AtomicU64,
+    pub drop_dtls_pending: AtomicU64,
+    pub drop_ice_unchecked: AtomicU64,
+    pub drop_no_consent: AtomicU64,
+    pub drop_stun: AtomicU64,
+    pub drop_dtls: AtomicU64,
+    pub drop_transmit_full: AtomicU64,
+    pub stun_answered: AtomicU64,
+    pub dtls_handshakes: AtomicU64,
+    pub dtls_failed: AtomicU64,
     pub rtcp_packets: AtomicU64,
     pub rtcp_bytes: AtomicU64,
     pub last_packet_ms: AtomicU64,
@@ -60,11 +69,16 @@ impl SharedCounters {
         let di = g(&self.drop_srtp_index);
         let dds = g(&self.drop_denied_source);
         let ddd = g(&self.drop_denied_destination);
+        let webrtc = g(&self.drop_dtls_pending)
+            + g(&self.drop_ice_unchecked)
+            + g(&self.drop_no_consent)
+            + g(&self.drop_stun)
+            + g(&self.drop_dtls);
         FlowCounters {
             packets: g(&self.packets),
             bytes: g(&self.bytes),
             forwarded: g(&self.forwarded),
-            dropped: dm + ds + df + dn + de + da + dr + di + dds + ddd,
+            dropped: dm + ds + df + dn + de + da + dr + di + dds + ddd + webrtc,
             drop_malformed: dm,
             drop_strict_source: ds,
             drop_foreign_source: df,
@@ -75,6 +89,15 @@ impl SharedCounters {
             drop_srtp_index: di,
             drop_denied_source: dds,
             drop_denied_destination: ddd,
+            drop_dtls_pending: g(&self.drop_dtls_pending),
+            drop_ice_unchecked: g(&self.drop_ice_unchecked),
+            drop_no_consent: g(&self.drop_no_consent),
+            drop_stun: g(&self.drop_stun),
+            drop_dtls: g(&self.drop_dtls),
+            drop_transmit_full: g(&self.drop_transmit_full),
+            stun_answered: g(&self.stun_answered),
+            dtls_handshakes: g(&self.dtls_handshakes),
+            dtls_failed: g(&self.dtls_failed),
             rtcp_packets: g(&self.rtcp_packets),
             rtcp_bytes: g(&self.rtcp_bytes),
             last_packet_ms: g(&self.last_packet_ms),

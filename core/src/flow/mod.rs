@@ -28,6 +28,7 @@
 
 pub mod counters;
 pub mod stats;
+pub mod webrtc;
 
 /// Default `--relatch-after`: silence from a latched peer before a proven new source may
 /// take its place (rule 5).
@@ -48,6 +49,8 @@ use crate::packet::{is_rtcp, Malformed, RtcpCompound, RtpPacket};
 use crate::srtp::{self, SrtpError};
 use counters::{bump, unbump, SharedCounters};
 use stats::RtpStats;
+pub use webrtc::Transmit;
+use webrtc::{WebRtc, WebRtcIo};
 
 pub type FlowId = usize;
 
@@ -67,6 +70,16 @@ pub enum DropReason {
     DeniedDestination,
     UnknownFlow,
     Srtp(SrtpError),
+    /// A DTLS-SRTP socket before its handshake gave keys (either direction).
+    DtlsPending,
+    /// An ICE socket: the source passed no check (or its consent expired).
+    IceUnchecked,
+    /// An ICE socket: no address with fresh consent to send to.
+    NoConsent,
+    /// STUN not answered with success, or on a socket without ICE.
+    Stun,
+    /// DTLS refused (no DTLS on the socket, another source's handshake, a failed one).
+    Dtls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +92,9 @@ pub enum Verdict {
         len: usize,
     },
     Drop(DropReason),
+    /// The datagram was for the relay itself (STUN, DTLS): nothing to forward; any reply
+    /// waits in [`FlowTable::poll_transmit`].
+    Consumed,
 }
 
 /// Before the first latch: the unexpected sources seen lately.
@@ -122,6 +138,9 @@ pub struct Flow {
     srtp_in: Option<(SrtpKey, Box<srtp::Context>)>,
     /// SRTP towards the party on this socket (applied to packets leaving through it).
     srtp_out: Option<(SrtpKey, Box<srtp::Context>)>,
+    /// ICE and DTLS of a WebRTC socket (webrtc.rs); None on plain sockets, whose path
+    /// pays one test for it.
+    webrtc: Option<Box<WebRtc>>,
 }
 
 /// The SRTP context of a rule's key, or why there is none.
@@ -159,6 +178,7 @@ impl Flow {
             rtcp_ssrc: None,
             srtp_in: None,
             srtp_out: None,
+            webrtc: None,
         }
     }
 
@@ -168,6 +188,31 @@ impl Flow {
             return self.signalled;
         }
         self.latched.or(self.signalled)
+    }
+
+    /// Where media leaving through this socket goes at `now_us`, or why it goes nowhere.
+    #[inline(always)]
+    fn destination(&self, now_us: u64) -> Result<SocketAddr, DropReason> {
+        if self.webrtc.is_some() {
+            return self.webrtc_destination(now_us);
+        }
+        self.plain_destination()
+    }
+
+    /// The latched or signalled peer (non-WebRTC rules).
+    #[inline(always)]
+    fn plain_destination(&self) -> Result<SocketAddr, DropReason> {
+        match self.peer() {
+            Some(to) => Ok(to),
+            None if self.signalled_denied => Err(DropReason::DeniedDestination),
+            None => Err(DropReason::NoDestination),
+        }
+    }
+
+    /// A WebRTC socket whose DTLS handshake completed (or that has no DTLS): true; a
+    /// plain socket: None.
+    pub fn webrtc_keyed(&self) -> Option<bool> {
+        self.webrtc.as_deref().map(|w| w.dtls.as_ref().is_none_or(|l| l.keyed))
     }
 
     /// The latch was learnt from an unexpected source after the set-up grace period.
@@ -363,6 +408,8 @@ pub struct FlowTable {
     pub replay_window: u32,
     /// Which remote addresses media may come from or go to.
     policy: Arc<AddressPolicy>,
+    /// Replies and DTLS timers of the WebRTC sockets.
+    io: WebRtcIo,
 }
 
 impl Default for FlowTable {
@@ -383,6 +430,7 @@ impl FlowTable {
             latch_grace_ms: DEFAULT_LATCH_GRACE_MS,
             replay_window: srtp::DEFAULT_REPLAY_WINDOW,
             policy: Arc::new(AddressPolicy::permissive()),
+            io: WebRtcIo::default(),
         }
     }
 
@@ -449,6 +497,7 @@ impl FlowTable {
         let id = self.by_addr.remove(&local)?;
         self.slots[id] = None;
         self.detach(id);
+        self.io.timers.retain(|t| *t != id);
         self.free.push(id);
         Some(id)
     }
@@ -492,9 +541,11 @@ impl FlowTable {
             None => Ok(Some(None)),
             Some(k) => context(k, direction).map(|c| Some(Some((k.clone(), Box::new(c.with_replay_window(window)))))),
         };
+        // a DTLS socket's keys come from its handshake (webrtc.rs), not from the rule
+        let keys_from_rule = |want, have, d| if rule.dtls.is_some() { Ok(None) } else { fresh(want, have, d) };
         let (srtp_in, srtp_out) = match (
-            fresh(&rule.srtp_in, &f.srtp_in, KeyDirection::In),
-            fresh(&rule.srtp_out, &f.srtp_out, KeyDirection::Out),
+            keys_from_rule(&rule.srtp_in, &f.srtp_in, KeyDirection::In),
+            keys_from_rule(&rule.srtp_out, &f.srtp_out, KeyDirection::Out),
         ) {
             (Ok(i), Ok(o)) => (i, o),
             (Err(e), _) | (_, Err(e)) => {
@@ -529,6 +580,16 @@ impl FlowTable {
         f.egress_rtcp = egress_rtcp;
         f.policy = rule.latch;
         f.clock_rate = rule.clock_rate.max(1);
+        let webrtc = WebRtc::apply(&mut f.webrtc, rule);
+        if webrtc.drop_keys {
+            f.srtp_in = None;
+            f.srtp_out = None;
+        }
+        if webrtc.kick {
+            if let Some(link) = f.webrtc.as_deref_mut().and_then(|w| w.dtls.as_mut()) {
+                self.io.watch(link, id);
+            }
+        }
         if let Some(c) = srtp_in {
             f.srtp_in = c;
         }
@@ -565,12 +626,23 @@ impl FlowTable {
         bump(&f.counters.packets, 1);
         bump(&f.counters.bytes, len as u64);
 
+        // 0. a WebRTC socket: STUN and DTLS stop here; media must pass the ICE and DTLS
+        // rules (webrtc.rs). On ICE sockets the check stands in for latching.
+        let mut ice_checked = false;
+        if f.webrtc.is_some() {
+            self.io.now_us = now_us;
+            match f.webrtc_ingress(id, src, &buf[..len], now_us, &mut self.io, self.replay_window, policy) {
+                Ok(checked) => ice_checked = checked,
+                Err(v) => return v,
+            }
+        }
+
         // 1. the source, before any crypto. The owner (latched or pinned peer) passed the
         // address policy when it became the owner: its packets pay one comparison.
         // `learn`: another source that may become the owner, decided after validation
         // (Some(idle): the owner has been silent for relatch_after_ms).
         let owner = if f.trusts_signalled() { f.signalled } else { f.latched };
-        let learn = if !f.policy.asymmetric && owner == Some(src) {
+        let learn = if ice_checked || (!f.policy.asymmetric && owner == Some(src)) {
             None
         } else {
             match f.screen_source(policy, src, now_ms, relatch_after_ms) {
@@ -677,11 +749,10 @@ impl FlowTable {
         };
         let outcome = match self.slots.get_mut(via).and_then(|e| e.as_mut()) {
             None => Err(DropReason::NoDestination),
-            Some(egress) => match (egress.peer(), egress.srtp_out.as_mut()) {
-                (None, _) if egress.signalled_denied => Err(DropReason::DeniedDestination),
-                (None, _) => Err(DropReason::NoDestination),
-                (Some(to), None) => Ok(to),
-                (Some(to), Some((_, ctx))) => {
+            Some(egress) => match (egress.destination(now_us), egress.srtp_out.as_mut()) {
+                (Err(r), _) => Err(r),
+                (Ok(to), None) => Ok(to),
+                (Ok(to), Some((_, ctx))) => {
                     match if rtcp { ctx.protect_rtcp(buf, len) } else { ctx.protect_rtp(buf, len) } {
                         Ok(n) => {
                             len = n;
@@ -715,10 +786,50 @@ impl FlowTable {
                     // encrypt twice under one keystream / nonce
                     DropReason::Srtp(_) => &c.drop_srtp_index,
                     DropReason::DeniedDestination => &c.drop_denied_destination,
+                    DropReason::DtlsPending => &c.drop_dtls_pending,
+                    DropReason::NoConsent => &c.drop_no_consent,
                     _ => &c.drop_no_destination,
                 };
                 bump(counter, 1);
                 Verdict::Drop(r)
+            }
+        }
+    }
+
+    /// The next datagram the relay itself sends (STUN answers, DTLS flights), in order.
+    /// Backends drain this after each batch and after `handle_timeout`.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.io.transmits.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due (relay microseconds):
+    /// DTLS retransmissions, handshake expiry, an active handshake to start.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let now = self.io.now_us;
+        self.io.timers.iter().filter_map(|id| self.get(*id)?.webrtc_deadline(now)).min()
+    }
+
+    /// Runs the DTLS timers that are due at `now_us` (and work a rule left: starting an
+    /// active handshake, keys after a fingerprint arrived). Cheap when nothing is due.
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        self.io.now_us = now_us;
+        let window = self.replay_window;
+        let mut i = 0;
+        while i < self.io.timers.len() {
+            let id = self.io.timers[i];
+            let due = self.slots.get(id).and_then(|f| f.as_ref()).and_then(|f| f.webrtc_deadline(now_us));
+            let keep = match (due, self.slots.get_mut(id).and_then(|f| f.as_mut())) {
+                (Some(t), Some(f)) if t <= now_us => f.webrtc_timeout(id, now_us, &mut self.io, window),
+                (Some(_), Some(_)) => true,
+                _ => false,
+            };
+            if keep {
+                i += 1;
+            } else {
+                self.io.timers.swap_remove(i);
+                if let Some(Some(f)) = self.slots.get_mut(id) {
+                    f.webrtc_unwatch();
+                }
             }
         }
     }
