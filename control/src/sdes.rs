@@ -99,7 +99,7 @@ pub fn format(c: &Crypto, pad: bool, lifetime: bool) -> String {
 
 /// A fresh random key for a suite.
 pub fn generate(suite: Suite) -> SrtpKey {
-    let mut k = SrtpKey { suite, key: vec![0u8; suite.key_len()], salt: vec![0u8; suite.salt_len()] };
+    let mut k = SrtpKey { suite, key: vec![0u8; suite.key_len()], salt: vec![0u8; suite.salt_len()], mki: None };
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k.key);
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k.salt);
     k

@@ -43,7 +43,7 @@ pub struct Endpoint {
 }
 
 fn context(k: &SrtpKey) -> Context {
-    Context::new(k.suite, &k.key, &k.salt).expect("key and salt of the suite's lengths")
+    Context::from_key(k).expect("key and salt of the suite's lengths")
 }
 
 impl Endpoint {
