@@ -36,6 +36,44 @@ fn aes_192_cm_reference_packets() {
     assert_eq!(&buf[..want.len()], &want[..]);
 }
 
+/// RFC 6188 §7.2 (AES-256) and §7.4 (AES-192) key derivation.
+#[test]
+fn rfc6188_key_derivation() {
+    for (suite, key, salt, enc, ssalt, auth) in [
+        (
+            Suite::AesCm256HmacSha1_80,
+            "f0f04914b513f2763a1b1fa130f10e2998f6f6e43e4309d1e622a0e332b9f1b6",
+            "3b04803de51ee7c96423ab5b78d2",
+            "5ba1064e30ec51613cad926c5a28ef731ec7fb397f70a960653caf06554cd8c4",
+            "fa31791685ca444a9e07c6c64e93",
+            "fd9c32d39ed5fbb5a9dc96b30818454d1313dc05",
+        ),
+        (
+            Suite::AesCm192HmacSha1_80,
+            "73edc66c4fa15776fb57f9505c17136550ffda71f3e8e5f1",
+            "c8522f3acd4ce86d5add78edbb11",
+            "31874736a8f1143870c26e4857d8a5b2c4a354407faadabb",
+            "2372b82d639b6d8503a47adc0a6c",
+            "355b10973cd95b9eacf4061c7e1a7151e7cfbfcb",
+        ),
+    ] {
+        let (rtp, _) = derive_session_keys(suite, &hex(key), &hex(salt));
+        assert_eq!((rtp.enc(), rtp.salt()), (&hex(enc)[..], &hex(ssalt)[..]), "{suite}");
+        assert_eq!(&rtp.auth[..], &hex(auth)[..], "{suite}");
+    }
+}
+
+/// RFC 6188 §7.3: the AES-192 counter-mode keystream, first and last three of 65282 blocks.
+#[test]
+fn rfc6188_aes_192_keystream() {
+    let mut ks = vec![0u8; 65282 * 16];
+    kdf::prf(&hex("eab234764e517b2d3d160d587d8c86219740f65f99b6bcf7"), &hex("f0f1f2f3f4f5f6f7f8f9fafbfcfd"), 0, &mut ks);
+    let first = "35096cba4610028dc1b57503804ce37c5de986291dcce161d5165ec4568f5c9a474a40c77894bc17180202272a4c264d";
+    let last = "d108d1a31a00bad6367ec23eb044b415c8f57129fdeb970b59f917b257662d4ca5dab625811034e8cebdfeb6dc158dd3";
+    assert_eq!(&ks[..48], &hex(first)[..]);
+    assert_eq!(&ks[ks.len() - 48..], &hex(last)[..]);
+}
+
 /// RFC 3711 B.2's f8 packet through a whole SRTP context: session key and (32-bit) salt
 /// given, ROC 0xd462564a.
 #[test]
