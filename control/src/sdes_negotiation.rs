@@ -258,7 +258,10 @@ mod tests {
         let k2 = "l+ZCWtSLM0RvUvGhovOXXNxnJve4FOfL9ervJeYb";
         let offer = media(
             "RTP/SAVP",
-            &[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:32"), &format!("2 AES_CM_128_HMAC_SHA1_32 inline:{k2}|2:32")],
+            &[
+                &format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:32"),
+                &format!("2 AES_CM_128_HMAC_SHA1_32 inline:{k2}|2:32"),
+            ],
         );
         let lines = negotiate(&mut c, &flags, section(&offer, 0, false)).unwrap().1.unwrap();
         assert_eq!(lines.len(), 12, "{lines:?}");

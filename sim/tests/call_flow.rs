@@ -403,7 +403,10 @@ fn mki_keys_on_one_leg_and_a_parity_suite_on_the_other() {
     c.a.new_srtp_key();
     c.b.new_srtp_key();
     let to_b = c.offer(Direction::SendRecv);
-    assert!(to_b.lines().any(|l| l.starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") && l.ends_with("|1:1")), "{to_b}");
+    assert!(
+        to_b.lines().any(|l| l.starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") && l.ends_with("|1:1")),
+        "{to_b}"
+    );
     assert!(to_b.contains("AES_192_CM_HMAC_SHA1_32") && to_b.contains("NULL_HMAC_SHA1_80"), "{to_b}");
     let to_a = c.answer();
     assert!(to_a.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") && to_a.contains("|1:1"), "{to_a}");

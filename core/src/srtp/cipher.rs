@@ -160,10 +160,22 @@ impl HmacSha1 {
 
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Transform {
-    Cm { aes: Aes, salt: [u8; 14], hmac: HmacSha1, tag: usize },
-    Gcm { aead: AesGcm, salt: [u8; 12] },
+    Cm {
+        aes: Aes,
+        salt: [u8; 14],
+        hmac: HmacSha1,
+        tag: usize,
+    },
+    Gcm {
+        aead: AesGcm,
+        salt: [u8; 12],
+    },
     /// HMAC-SHA1 with AES-f8 (`f8`) or with no cipher at all (None: the NULL suites).
-    Sha1 { f8: Option<Box<F8>>, hmac: HmacSha1, tag: usize },
+    Sha1 {
+        f8: Option<Box<F8>>,
+        hmac: HmacSha1,
+        tag: usize,
+    },
 }
 
 impl Transform {

@@ -75,11 +75,8 @@ mod tests {
         let header = hex("806e5cba50681de55c621599");
         let iv = F8::rtp_iv(&header, 0xd462_564a);
         assert_eq!(iv.to_vec(), hex("006e5cba50681de55c621599d462564a"));
-        let plain = hex(concat!(
-            "70736575646f72616e646f6d6e657373",
-            "20697320746865206e65787420626573",
-            "74207468696e67"
-        ));
+        let plain =
+            hex(concat!("70736575646f72616e646f6d6e657373", "20697320746865206e65787420626573", "74207468696e67"));
         let mut data = plain.clone();
         f8.apply(&iv, &mut data);
         assert_eq!(data, hex("019ce7a26e7854014a6366aa95d4eefd1ad4172a14f9faf455b7f1d4b62bd08f562c0eef7c4802"));

@@ -67,7 +67,12 @@ fn rfc6188_key_derivation() {
 #[test]
 fn rfc6188_aes_192_keystream() {
     let mut ks = vec![0u8; 65282 * 16];
-    kdf::prf(&hex("eab234764e517b2d3d160d587d8c86219740f65f99b6bcf7"), &hex("f0f1f2f3f4f5f6f7f8f9fafbfcfd"), 0, &mut ks);
+    kdf::prf(
+        &hex("eab234764e517b2d3d160d587d8c86219740f65f99b6bcf7"),
+        &hex("f0f1f2f3f4f5f6f7f8f9fafbfcfd"),
+        0,
+        &mut ks,
+    );
     let first = "35096cba4610028dc1b57503804ce37c5de986291dcce161d5165ec4568f5c9a474a40c77894bc17180202272a4c264d";
     let last = "d108d1a31a00bad6367ec23eb044b415c8f57129fdeb970b59f917b257662d4ca5dab625811034e8cebdfeb6dc158dd3";
     assert_eq!(&ks[..48], &hex(first)[..]);
