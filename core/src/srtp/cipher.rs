@@ -158,7 +158,10 @@ impl HmacSha1 {
     }
 }
 
+/// `repr(u8)`: an explicit tag byte, one compare per packet to pick the transform (a
+/// niche-encoded discriminant took a dozen instructions to decode).
 #[allow(clippy::large_enum_variant)]
+#[repr(u8)]
 pub(super) enum Transform {
     Cm {
         aes: Aes,
@@ -264,13 +267,7 @@ impl Transform {
                 let t = aead.seal(&nonce, head, &mut rest[..len - hl]);
                 buf[len..len + 16].copy_from_slice(&t);
             }
-            Transform::Sha1 { f8, hmac, tag } => {
-                if let Some(f8) = f8 {
-                    f8.apply(&F8::rtp_iv(buf, roc), &mut buf[hl..len]);
-                }
-                let full = hmac.tag(&buf[..len], &roc.to_be_bytes());
-                buf[len..len + tag].copy_from_slice(&full[..*tag]);
-            }
+            Transform::Sha1 { .. } => self.sha1_seal_rtp(buf, hl, len, roc),
         }
         Ok(())
     }
@@ -299,15 +296,7 @@ impl Transform {
                 let (ct, tag) = rest[..len - hl].split_at_mut(body - hl);
                 Self::gcm_open(aead, &nonce, head, ct, tag)?;
             }
-            Transform::Sha1 { f8, hmac, tag } => {
-                let body = len - tag;
-                if !hmac.verify(&buf[..body], &roc.to_be_bytes(), &buf[body..len]) {
-                    return Err(SrtpError::AuthFailed);
-                }
-                if let Some(f8) = f8 {
-                    f8.apply(&F8::rtp_iv(buf, roc), &mut buf[hl..body]);
-                }
-            }
+            Transform::Sha1 { .. } => return self.sha1_open_rtp(buf, hl, len, roc),
         }
         Ok(())
     }
@@ -330,20 +319,7 @@ impl Transform {
                 buf[len..len + 16].copy_from_slice(&t);
                 buf[len + 16..len + 20].copy_from_slice(&word);
             }
-            Transform::Sha1 { f8, hmac, tag } => {
-                // E = 0 under the NULL cipher: nothing is encrypted (as libsrtp sends it)
-                let word = match f8 {
-                    Some(f8) => {
-                        let word = 0x8000_0000 | index;
-                        f8.apply(&F8::rtcp_iv(buf, word), &mut buf[8..len]);
-                        word
-                    }
-                    None => index,
-                };
-                buf[len..len + 4].copy_from_slice(&word.to_be_bytes());
-                let full = hmac.tag(&buf[..len + 4], &[]);
-                buf[len + 4..len + 4 + tag].copy_from_slice(&full[..*tag]);
-            }
+            Transform::Sha1 { .. } => self.sha1_seal_rtcp(buf, len, index),
         }
         Ok(())
     }
@@ -387,18 +363,69 @@ impl Transform {
                 }
                 Ok(plain)
             }
-            Transform::Sha1 { f8, hmac, tag } => {
-                let body = len - tag;
-                if !hmac.verify(&buf[..body], &[], &buf[body..len]) {
-                    return Err(SrtpError::AuthFailed);
-                }
-                let plain = body - 4;
-                if let (true, Some(f8)) = (encrypted, f8) {
-                    f8.apply(&F8::rtcp_iv(buf, word), &mut buf[8..plain]);
-                }
-                Ok(plain)
-            }
+            Transform::Sha1 { .. } => self.sha1_open_rtcp(buf, len, word),
         }
+    }
+
+    // The f8 and NULL suites, out of line: their match arms stay one call in the hot
+    // functions of the suites that matter.
+
+    #[cold]
+    #[inline(never)]
+    fn sha1_seal_rtp(&self, buf: &mut [u8], hl: usize, len: usize, roc: u32) {
+        let Transform::Sha1 { f8, hmac, tag } = self else { return };
+        if let Some(f8) = f8 {
+            f8.apply(&F8::rtp_iv(buf, roc), &mut buf[hl..len]);
+        }
+        let full = hmac.tag(&buf[..len], &roc.to_be_bytes());
+        buf[len..len + tag].copy_from_slice(&full[..*tag]);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sha1_open_rtp(&self, buf: &mut [u8], hl: usize, len: usize, roc: u32) -> Result<(), SrtpError> {
+        let Transform::Sha1 { f8, hmac, tag } = self else { return Err(SrtpError::AuthFailed) };
+        let body = len - tag;
+        if !hmac.verify(&buf[..body], &roc.to_be_bytes(), &buf[body..len]) {
+            return Err(SrtpError::AuthFailed);
+        }
+        if let Some(f8) = f8 {
+            f8.apply(&F8::rtp_iv(buf, roc), &mut buf[hl..body]);
+        }
+        Ok(())
+    }
+
+    /// E = 0 under the NULL cipher: nothing is encrypted (as libsrtp sends it).
+    #[cold]
+    #[inline(never)]
+    fn sha1_seal_rtcp(&self, buf: &mut [u8], len: usize, index: u32) {
+        let Transform::Sha1 { f8, hmac, tag } = self else { return };
+        let word = match f8 {
+            Some(f8) => {
+                let word = 0x8000_0000 | index;
+                f8.apply(&F8::rtcp_iv(buf, word), &mut buf[8..len]);
+                word
+            }
+            None => index,
+        };
+        buf[len..len + 4].copy_from_slice(&word.to_be_bytes());
+        let full = hmac.tag(&buf[..len + 4], &[]);
+        buf[len + 4..len + 4 + tag].copy_from_slice(&full[..*tag]);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sha1_open_rtcp(&self, buf: &mut [u8], len: usize, word: u32) -> Result<usize, SrtpError> {
+        let Transform::Sha1 { f8, hmac, tag } = self else { return Err(SrtpError::AuthFailed) };
+        let body = len - tag;
+        if !hmac.verify(&buf[..body], &[], &buf[body..len]) {
+            return Err(SrtpError::AuthFailed);
+        }
+        let plain = body - 4;
+        if let (true, Some(f8)) = (word & 0x8000_0000 != 0, f8) {
+            f8.apply(&F8::rtcp_iv(buf, word), &mut buf[8..plain]);
+        }
+        Ok(plain)
     }
 }
 

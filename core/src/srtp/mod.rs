@@ -372,6 +372,10 @@ pub struct Context {
     suite: Suite,
     /// The MKI every packet carries (see the module's doc); None for most keys.
     mki: Option<Box<[u8]>>,
+    /// The suite's SRTP and SRTCP tag lengths, read per packet (a field, not a match over
+    /// every suite).
+    rtp_tag: usize,
+    rtcp_tag: usize,
     rtp: Transform,
     rtcp: Transform,
     window: u32,
@@ -431,6 +435,8 @@ impl Context {
         Context {
             suite,
             mki: None,
+            rtp_tag: suite.rtp_tag_len(),
+            rtcp_tag: suite.rtcp_tag_len(),
             rtp: Transform::new(suite, rtp, suite.rtp_tag_len(), portable),
             rtcp: Transform::new(suite, rtcp, suite.rtcp_tag_len(), portable),
             window: DEFAULT_REPLAY_WINDOW,
@@ -528,10 +534,10 @@ impl Context {
         r
     }
 
-    #[inline]
+    #[inline(always)]
     fn protect_rtp_inner(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let hl = header_len(&buf[..len]).map_err(|_| SrtpError::Malformed)?;
-        let tag = self.suite.rtp_tag_len();
+        let tag = self.rtp_tag;
         if buf.len() < len + tag {
             return Err(SrtpError::BufferTooSmall);
         }
@@ -596,9 +602,9 @@ impl Context {
         self.open_rtp_inner(buf, n).inspect_err(|_| Self::restore_mki(mki, buf, len, t))
     }
 
-    #[inline]
+    #[inline(always)]
     fn open_rtp_inner(&self, buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
-        let tag = self.suite.rtp_tag_len();
+        let tag = self.rtp_tag;
         let hl = header_len(&buf[..len]).map_err(|_| SrtpError::Malformed)?;
         if len < hl + tag {
             return Err(SrtpError::Malformed);
@@ -644,7 +650,7 @@ impl Context {
     }
 
     fn open_rtcp_inner(&self, buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
-        let tag = self.suite.rtcp_tag_len();
+        let tag = self.rtcp_tag;
         if len < 8 + 4 + tag || buf[0] >> 6 != 2 {
             return Err(SrtpError::Malformed);
         }
@@ -757,7 +763,7 @@ impl Context {
     }
 
     fn protect_rtcp_inner(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
-        let tag = self.suite.rtcp_tag_len();
+        let tag = self.rtcp_tag;
         if len < 8 || buf[0] >> 6 != 2 {
             return Err(SrtpError::Malformed);
         }
