@@ -318,7 +318,7 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:24802".parse().unwrap();
         assert_eq!(dp.apply(FlowRule::rtp(a, None, None)), Err(ApplyError::NotOpen(a)));
         dp.open(a, 0).unwrap();
-        let bad = SrtpKey { suite: Suite::AesCm128HmacSha1_80, key: vec![0; 15], salt: vec![0; 14] };
+        let bad = SrtpKey { suite: Suite::AesCm128HmacSha1_80, key: vec![0; 15], salt: vec![0; 14], mki: None };
         let r = dp.apply(FlowRule { srtp_in: Some(bad), ..FlowRule::rtp(a, None, None) });
         assert!(matches!(r, Err(ApplyError::UnusableKey { .. })), "{r:?}");
         assert_eq!(dp.apply(FlowRule::rtp(a, None, None)), Ok(()));

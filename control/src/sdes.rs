@@ -2,12 +2,12 @@
 
 use zeroize::Zeroizing;
 
-use rules::dataplane::{SrtpKey, Suite};
+use rules::dataplane::{Mki, SrtpKey, Suite};
 
-/// Every suite rtpengine offers, in its order. relayd offers the ones it implements
-/// ([`Suite::ALL`], in the same order) and numbers them by this list, so that tags agree
-/// with rtpengine's (an answer picking "7" means AES_CM_128_HMAC_SHA1_80 from either
-/// relay); the ones it does not implement are gaps.
+/// Every suite rtpengine offers, in its order (its `crypto_suites` table). relayd
+/// implements all of them ([`Suite::ALL`], in the same order) and numbers its offers by
+/// this list, so that tags agree with rtpengine's (an answer picking "7" means
+/// AES_CM_128_HMAC_SHA1_80 from either relay).
 pub const RTPENGINE_ORDER: [&str; 12] = [
     "AEAD_AES_256_GCM",
     "AEAD_AES_128_GCM",
@@ -41,7 +41,8 @@ impl std::fmt::Debug for Crypto {
 pub enum CryptoError {
     Malformed(String),
     UnknownSuite(String),
-    Mki,
+    /// An MKI that is not `value:length` with a length of 1 to 128 bytes the value fits in.
+    Mki(String),
     KeyLength(Suite),
 }
 
@@ -50,7 +51,9 @@ impl std::fmt::Display for CryptoError {
         match self {
             CryptoError::Malformed(l) => write!(f, "malformed a=crypto line {l:?}"),
             CryptoError::UnknownSuite(s) => write!(f, "unsupported SRTP suite {s}"),
-            CryptoError::Mki => write!(f, "a=crypto with an MKI is not supported"),
+            CryptoError::Mki(m) => {
+                write!(f, "a=crypto MKI {m:?} is not value:length (1 to {} bytes)", Suite::MAX_MKI_LEN)
+            }
             CryptoError::KeyLength(s) => write!(f, "a=crypto key of the wrong length for {s}"),
         }
     }
@@ -68,20 +71,35 @@ pub fn parse(line: &str) -> Result<Crypto, CryptoError> {
     // several keys may be given separated by ';': the first one is used
     let first = params.split(';').next().unwrap_or("");
     let inline = first.strip_prefix("inline:").ok_or_else(bad)?;
+    // key||salt, then an optional lifetime (ignored: relayd re-keys only on re-offers)
+    // and an optional MKI, which only the last part may be (RFC 4568 §6.1)
     let mut parts = inline.split('|');
     let b64 = parts.next().unwrap_or("");
-    for p in parts {
-        if p.contains(':') {
-            return Err(CryptoError::Mki);
-        }
+    let rest: Vec<&str> = parts.collect();
+    if rest.len() > 2 || rest.iter().rev().skip(1).any(|p| p.contains(':')) {
+        return Err(bad());
     }
+    let mki = match rest.last() {
+        Some(m) if m.contains(':') => Some(parse_mki(m).ok_or_else(|| CryptoError::Mki(m.chars().take(40).collect()))?),
+        _ => None,
+    };
     let raw = Zeroizing::new(base64_decode(b64).ok_or_else(bad)?);
     if raw.len() != suite.key_len() + suite.salt_len() {
         return Err(CryptoError::KeyLength(suite));
     }
     let (key, salt) = raw.split_at(suite.key_len());
-    let key = SrtpKey::new(suite, key, salt).map_err(|_| CryptoError::KeyLength(suite))?;
+    let key = SrtpKey::new(suite, key, salt).map_err(|_| CryptoError::KeyLength(suite))?.with_mki(mki);
     Ok(Crypto { tag, key })
+}
+
+/// `value:length` (RFC 4568 §6.1: decimal MKI value, length in bytes).
+fn parse_mki(s: &str) -> Option<Mki> {
+    let (v, l) = s.split_once(':')?;
+    let digits = |x: &str| !x.is_empty() && x.len() <= 20 && x.bytes().all(|b| b.is_ascii_digit());
+    if !digits(v) || !digits(l) {
+        return None;
+    }
+    Mki::from_value(v.parse().ok()?, l.parse().ok()?)
 }
 
 pub fn format(c: &Crypto, pad: bool, lifetime: bool) -> String {
@@ -94,12 +112,13 @@ pub fn format(c: &Crypto, pad: bool, lifetime: bool) -> String {
             b64.pop();
         }
     }
-    format!("a=crypto:{} {} inline:{}{}", c.tag, c.key.suite, *b64, if lifetime { "|2^31" } else { "" })
+    let mki = c.key.mki.as_ref().map(|m| format!("|{}:{}", m.value(), m.len())).unwrap_or_default();
+    format!("a=crypto:{} {} inline:{}{}{}", c.tag, c.key.suite, *b64, if lifetime { "|2^31" } else { "" }, mki)
 }
 
-/// A fresh random key for a suite.
+/// A fresh random key for a suite, without an MKI.
 pub fn generate(suite: Suite) -> SrtpKey {
-    let mut k = SrtpKey { suite, key: vec![0u8; suite.key_len()], salt: vec![0u8; suite.salt_len()] };
+    let mut k = SrtpKey { suite, key: vec![0u8; suite.key_len()], salt: vec![0u8; suite.salt_len()], mki: None };
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k.key);
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k.salt);
     k
@@ -147,6 +166,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mki_parsed_and_written_back() {
+        let k = "cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv";
+        for (line, mki) in [
+            (format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}|2^20|1:4"), &[0u8, 0, 0, 1][..]),
+            (format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}|1:32"), &[&[0u8; 31][..], &[1]].concat()[..]),
+            (format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}|2^31|258:2"), &[1u8, 2][..]),
+        ] {
+            let c = parse(&line).unwrap();
+            assert_eq!(c.key.mki.as_ref().map(|m| m.as_bytes().to_vec()), Some(mki.to_vec()), "{line}");
+            // written as rtpengine writes it: |value:length after the lifetime
+            let lifetime = line.contains("|2^");
+            let want = line.replace("|2^20", "|2^31");
+            assert_eq!(format(&c, false, lifetime), want);
+        }
+        for bad in ["1:0", "1:129", "256:1", "x:4", "1:", ":4", "-1:4", "1:4:4"] {
+            let line = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}|{bad}");
+            assert!(matches!(parse(&line), Err(CryptoError::Mki(_))), "{bad}: {:?}", parse(&line));
+        }
+        // an MKI must be the last part
+        assert!(matches!(
+            parse(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}|1:4|2^31")),
+            Err(CryptoError::Malformed(_))
+        ));
+        let e = parse(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}|1:200")).unwrap_err();
+        assert_eq!(e.to_string(), "a=crypto MKI \"1:200\" is not value:length (1 to 128 bytes)");
+    }
+
+    #[test]
+    fn parity_suites_parse_with_their_key_lengths() {
+        for (name, b64_len) in [
+            ("AES_192_CM_HMAC_SHA1_80", 51),
+            ("AES_192_CM_HMAC_SHA1_32", 51),
+            ("F8_128_HMAC_SHA1_80", 40),
+            ("F8_128_HMAC_SHA1_32", 40),
+            ("NULL_HMAC_SHA1_80", 40),
+            ("NULL_HMAC_SHA1_32", 40),
+        ] {
+            let s = Suite::from_name(name).unwrap();
+            let c = Crypto { tag: 5, key: generate(s) };
+            let line = format(&c, false, false);
+            let b64 = line.rsplit("inline:").next().unwrap();
+            assert_eq!(b64.len(), b64_len, "{line}");
+            assert_eq!(parse(&line).unwrap(), c);
+        }
+    }
+
+    #[test]
     fn base64_roundtrip() {
         for n in 0..50 {
             let d: Vec<u8> = (0..n as u8).map(|x| x.wrapping_mul(37)).collect();
@@ -173,11 +239,7 @@ mod tests {
         let c = parse(l).unwrap();
         assert_eq!((c.key.key.len(), c.key.salt.len()), (32, 14));
         assert_eq!(format(&c, true, true), l);
-        assert_eq!(
-            parse("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv|2^20|1:4"),
-            Err(CryptoError::Mki)
-        );
-        assert!(matches!(parse("a=crypto:1 F8_128_HMAC_SHA1_80 inline:AAAA"), Err(CryptoError::UnknownSuite(_))));
+        assert!(matches!(parse("a=crypto:1 F9_128_HMAC_SHA1_80 inline:AAAA"), Err(CryptoError::UnknownSuite(_))));
         assert!(matches!(parse("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"), Err(CryptoError::KeyLength(_))));
         assert!(matches!(parse("a=crypto:x"), Err(CryptoError::Malformed(_))));
         let g = generate(Suite::AeadAes128Gcm);

@@ -3,6 +3,13 @@
 //! a=crypto lines of the rewritten SDP. Every leg gets keys of its own (a leg's key never
 //! protects another leg); a re-offer keeps the keys already offered for the same tag and
 //! suite, so a re-INVITE does not re-key.
+//!
+//! MKIs (RFC 4568 §6.1): a party's key keeps the MKI its line gave (the data plane checks
+//! it on every packet). rtpengine never makes an MKI of its own but passes the offerer's
+//! keys on, MKI included, so the lines it writes for an MKI-carrying party carry that MKI;
+//! relayd writes the same lines with keys of its own: the relay's key under a tag the
+//! offerer gave an MKI carries the same MKI (value and length), towards the answerer and
+//! in the answer back to the offerer. Suites the relay adds get none, as rtpengine's.
 
 use std::fmt;
 
@@ -10,7 +17,7 @@ use crate::call::Call;
 use crate::ng::flags::{self, Flags};
 use crate::sdes::{self, Crypto, CryptoError};
 use crate::sdp::Media;
-use rules::dataplane::Suite;
+use rules::dataplane::{Mki, Suite};
 
 /// Why SDES could not be negotiated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,10 +113,10 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
             let n = flags::normalize(name);
             !flags.sdes_no.contains(&n) && (flags.sdes_only.is_empty() || flags.sdes_only.contains(&n))
         };
-        let mut list: Vec<(u32, Suite)> = Vec::new();
+        let mut list: Vec<(u32, Suite, Option<Mki>)> = Vec::new();
         for c in &offered {
-            if allowed(c.key.suite.name()) && !list.iter().any(|(_, s)| *s == c.key.suite) {
-                list.push((c.tag, c.key.suite));
+            if allowed(c.key.suite.name()) && !list.iter().any(|(_, s, _)| *s == c.key.suite) {
+                list.push((c.tag, c.key.suite, c.key.mki.clone()));
             }
         }
         if !flags.sdes_nonew || offered.is_empty() {
@@ -120,23 +127,23 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
                 }
                 tag += 1;
                 if let Some(suite) = Suite::from_name(name) {
-                    list.push((tag, suite));
+                    list.push((tag, suite, None));
                 }
             }
         }
         if list.is_empty() {
             return Err(SdesError::NoSuiteLeft);
         }
-        // a re-offer keeps the keys already offered for the same tag and suite
+        // a re-offer keeps the keys already offered for the same tag, suite and MKI
         let previous = std::mem::take(&mut yl.sdes_relay_offer);
         yl.sdes_relay_offer = list
             .into_iter()
-            .map(|(tag, suite)| {
+            .map(|(tag, suite, mki)| {
                 previous
                     .iter()
-                    .find(|c| c.tag == tag && c.key.suite == suite)
+                    .find(|c| c.tag == tag && c.key.suite == suite && c.key.mki == mki)
                     .cloned()
-                    .unwrap_or_else(|| Crypto { tag, key: sdes::generate(suite) })
+                    .unwrap_or_else(|| Crypto { tag, key: sdes::generate(suite).with_mki(mki) })
             })
             .collect();
         let lines = yl.sdes_relay_offer.iter().map(fmt).collect();
@@ -177,8 +184,8 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
         .cloned()
         .ok_or(SdesError::OfferHadNoCrypto)?;
     let out_key = match &yl.srtp_out {
-        Some(k) if k.suite == pick.key.suite => k.clone(),
-        _ => sdes::generate(pick.key.suite),
+        Some(k) if k.suite == pick.key.suite && k.mki == pick.key.mki => k.clone(),
+        _ => sdes::generate(pick.key.suite).with_mki(pick.key.mki.clone()),
     };
     yl.srtp_in = Some(pick.key.clone());
     yl.srtp_out = Some(out_key.clone());
@@ -241,16 +248,55 @@ mod tests {
         assert!(a.srtp_in.is_some() && a.srtp_out.is_some() && b.srtp_in.is_some() && b.srtp_out.is_some());
     }
 
+    /// An offer whose keys carry MKIs (Lync, gh-1474): accepted; the relay's keys under
+    /// those tags carry the same MKIs, its own suites none; a re-offer keeps every key;
+    /// each party's key keeps its MKI for the data plane.
+    #[test]
+    fn mki_offer_answer_and_re_offer() {
+        let mut c = call();
+        let flags = Flags::default();
+        let k2 = "l+ZCWtSLM0RvUvGhovOXXNxnJve4FOfL9ervJeYb";
+        let offer = media(
+            "RTP/SAVP",
+            &[
+                &format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:32"),
+                &format!("2 AES_CM_128_HMAC_SHA1_32 inline:{k2}|2:32"),
+            ],
+        );
+        let lines = negotiate(&mut c, &flags, section(&offer, 0, false)).unwrap().1.unwrap();
+        assert_eq!(lines.len(), 12, "{lines:?}");
+        assert!(lines[0].starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") && lines[0].ends_with("|1:32"));
+        assert!(lines[1].starts_with("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:") && lines[1].ends_with("|2:32"));
+        assert!(!lines[0].contains(KEY) && !lines[1].contains(k2), "fresh keys");
+        assert_eq!(lines[2].split(' ').nth(1), Some("AEAD_AES_256_GCM"));
+        assert!(lines[2..].iter().all(|l| !l.contains('|')), "{lines:?}");
+        assert_eq!(lines[11].split(' ').next(), Some("a=crypto:12"));
+        // the same offer again: the same lines
+        let again = negotiate(&mut c, &flags, section(&offer, 0, false)).unwrap().1.unwrap();
+        assert_eq!(again, lines);
+        // the answerer picks tag 2 with an MKI of its own
+        let theirs = "8AbZePWwsKhLGX3GlXA+yHYPQ3cgraer/9Dk";
+        let answer = media("RTP/SAVP", &[&format!("2 AES_CM_128_HMAC_SHA1_32 inline:{theirs}AAAA|7:1")]);
+        let back = negotiate(&mut c, &flags, section(&answer, 1, true)).unwrap().1.unwrap();
+        assert_eq!(back.len(), 1);
+        assert!(back[0].starts_with("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:") && back[0].ends_with("|2:32"));
+        let (a, b) = (&c.monologues[0].legs[0], &c.monologues[1].legs[0]);
+        let mki = |k: &Option<rules::dataplane::SrtpKey>| k.as_ref().and_then(|k| k.mki.as_ref()).map(|m| m.value());
+        assert_eq!((mki(&a.srtp_in), mki(&a.srtp_out)), (Some(2), Some(2)));
+        assert_eq!((mki(&b.srtp_in), mki(&b.srtp_out)), (Some(7), Some(2)));
+        assert_eq!(b.srtp_out.as_ref().unwrap().mki.as_ref().unwrap().len(), 32);
+    }
+
     #[test]
     fn refusals() {
         let flags = Flags::default();
         let e = negotiate(&mut call(), &flags, section(&media("RTP/SAVP", &[]), 0, false)).unwrap_err();
         assert_eq!(e.to_string(), "RTP/SAVP media without a=crypto line (DTLS-SRTP is not supported yet)");
-        let bad = media("RTP/SAVP", &["1 F8_128_HMAC_SHA1_80 inline:AAAA"]);
+        let bad = media("RTP/SAVP", &["1 SEED_CTR_128_HMAC_SHA1_80 inline:AAAA"]);
         let e = negotiate(&mut call(), &flags, section(&bad, 0, false)).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "no usable a=crypto line in RTP/SAVP media: unsupported SRTP suite F8_128_HMAC_SHA1_80"
+            "no usable a=crypto line in RTP/SAVP media: unsupported SRTP suite SEED_CTR_128_HMAC_SHA1_80"
         );
         let only = Flags { sdes_only: vec!["nothing".into()], ..Default::default() };
         let avp_to_savp = Flags { transport_protocol: Some("RTP/SAVP".into()), ..only };

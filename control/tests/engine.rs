@@ -287,7 +287,7 @@ const A_32: &str = "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:VAzLKvoE3jG9cdH/AZ
 fn sdes_flags_shape_the_offer() {
     let (mut e, _dp) = engine(cfg());
     let tp = ("transport-protocol", Value::from("RTP/SAVP"));
-    // AVP -> SAVP: the six implemented suites, under rtpengine's tags
+    // AVP -> SAVP: every suite, under rtpengine's tags
     let o = out_sdp(&offer(&mut e, "c1", "a", sdp("198.51.100.7", 4000, ""), std::slice::from_ref(&tp), 0));
     let tags: Vec<String> = cryptos(&o).iter().map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(
@@ -297,8 +297,14 @@ fn sdes_flags_shape_the_offer() {
             "a=crypto:2 AEAD_AES_128_GCM",
             "a=crypto:3 AES_256_CM_HMAC_SHA1_80",
             "a=crypto:4 AES_256_CM_HMAC_SHA1_32",
+            "a=crypto:5 AES_192_CM_HMAC_SHA1_80",
+            "a=crypto:6 AES_192_CM_HMAC_SHA1_32",
             "a=crypto:7 AES_CM_128_HMAC_SHA1_80",
-            "a=crypto:8 AES_CM_128_HMAC_SHA1_32"
+            "a=crypto:8 AES_CM_128_HMAC_SHA1_32",
+            "a=crypto:9 F8_128_HMAC_SHA1_80",
+            "a=crypto:10 F8_128_HMAC_SHA1_32",
+            "a=crypto:11 NULL_HMAC_SHA1_80",
+            "a=crypto:12 NULL_HMAC_SHA1_32"
         ]
     );
     assert!(
@@ -330,7 +336,7 @@ fn sdes_flags_shape_the_offer() {
             && c[1].starts_with("a=crypto:2 AES_CM_128_HMAC_SHA1_32 ")
     );
     assert_ne!(c[0], A_80, "fresh key towards the answerer");
-    assert_eq!(c.len(), 6);
+    assert_eq!(c.len(), 12);
     let o = out_sdp(&offer(
         &mut e,
         "c5",
@@ -365,7 +371,7 @@ fn sdes_flags_shape_the_offer() {
         "c8",
         "a",
         sdp("198.51.100.7", 4000, ""),
-        &[tp, ("SDES", Value::List(vec!["only-F8_128_HMAC_SHA1_80".into()]))],
+        &[tp, ("SDES", Value::List(vec!["only-SEED_128_CTR_HMAC_SHA1_80".into()]))],
         0,
     );
     assert!(r.get("error-reason").unwrap().as_str().unwrap().contains("no SRTP suite"));

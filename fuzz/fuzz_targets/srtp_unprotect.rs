@@ -1,5 +1,5 @@
 #![no_main]
-//! The SRTP receive side under hostile input, every suite.
+//! The SRTP receive side under hostile input, every suite, with and without an MKI.
 //!
 //! 1. Arbitrary bytes into SRTP and SRTCP open / unprotect: an error, never a panic, and
 //!    nothing unauthenticated ever comes out as plaintext.
@@ -11,6 +11,10 @@
 //!    unprotect leaves the context as it was (the next genuine packet still decrypts); an
 //!    opened packet opens again until it is committed, and commits at most once; the
 //!    genuine stream decrypts every packet, to the end.
+//!
+//! The first byte picks the suite (`% Suite::ALL.len()`) and the key's MKI (none, or 1 to
+//! 4 bytes: `/ Suite::ALL.len() % 5`); a bit flip may land in the MKI, which must then fail
+//! as any tampering does.
 use libfuzzer_sys::fuzz_target;
 use relay_core::srtp::{Accepted, Context, Suite};
 
@@ -53,8 +57,8 @@ fn rtp(seq: u16, ssrc: u32, len: usize) -> ([u8; 256], usize) {
     (b, len)
 }
 
-fn raw_bytes(suite: Suite, key: &[u8], salt: &[u8], body: &[u8]) {
-    let mut ctx = Context::new(suite, key, salt).unwrap();
+fn raw_bytes(suite: Suite, key: &[u8], salt: &[u8], mki: Option<&[u8]>, body: &[u8]) {
+    let mut ctx = Context::new(suite, key, salt).unwrap().with_mki(mki);
     let mut buf = [0u8; 2048];
     buf[..body.len()].copy_from_slice(body);
     if ctx.open_rtp(&mut buf, body.len()).is_ok() {
@@ -75,12 +79,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let suite = Suite::ALL[data[0] as usize % Suite::ALL.len()];
+    let mki_len = data[0] as usize / Suite::ALL.len() % 5;
+    let mki_bytes = [0xc3u8, 0x01, 0x5a, 0xff];
+    let mki = (mki_len > 0).then(|| &mki_bytes[..mki_len]);
     let key = vec![7u8; suite.key_len()];
     let salt = vec![9u8; suite.salt_len()];
-    raw_bytes(suite, &key, &salt, &data[1..data.len().min(2000)]);
+    raw_bytes(suite, &key, &salt, mki, &data[1..data.len().min(2000)]);
 
-    let mut tx = Context::new(suite, &key, &salt).unwrap();
-    let mut rx = Context::new(suite, &key, &salt).unwrap();
+    let ctx = || Context::new(suite, &key, &salt).unwrap().with_mki(mki);
+    let mut tx = ctx();
+    let mut rx = ctx();
     let mut seq: u16 = 65_500;
     let mut captured: Vec<Vec<u8>> = Vec::new();
     let mut pending: Option<(Vec<u8>, Accepted)> = None;
@@ -212,7 +220,7 @@ fuzz_target!(|data: &[u8]| {
             // others: within the 16 slots + 48 tombstones a receiving context keeps)
             9 => {
                 let ssrc = 0x0100_0000 + (input.byte().unwrap_or(0) % 40) as u32;
-                let mut other = Context::new(suite, &key, &salt).unwrap();
+                let mut other = ctx();
                 let (mut b, len) = rtp(arg as u16, ssrc, 40);
                 let plain = b;
                 let n = other.protect_rtp(&mut b, len).unwrap();

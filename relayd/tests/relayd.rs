@@ -980,8 +980,11 @@ fn sdes_srtp_to_rtp_and_rekeying_through_relayd() {
 
     // offers the relay cannot use are errors that name the problem
     for (line, why) in [
-        ("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv|2^20|1:4", "MKI"),
-        ("a=crypto:1 F8_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv", "unsupported SRTP suite"),
+        ("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv|2^20|1:200", "MKI"),
+        (
+            "a=crypto:1 SEED_128_CTR_HMAC_SHA1_80 inline:cJOJ7kxQjhFBp2fP6AYjs3vKw7CeBdWZCj0isbJv",
+            "unsupported SRTP suite",
+        ),
         ("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ", "wrong length"),
         ("a=crypto:1 AES_CM_128_HMAC_SHA1_80", "malformed"),
     ] {

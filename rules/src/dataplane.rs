@@ -47,14 +47,23 @@ pub struct SrtpKey {
     pub suite: Suite,
     pub key: Vec<u8>,
     pub salt: Vec<u8>,
+    /// The master key identifier every packet under this key carries (RFC 3711 §3.1,
+    /// SDES `|value:length`, RFC 4568 §6.1); None: the packets carry none.
+    pub mki: Option<Mki>,
 }
 
 impl SrtpKey {
-    /// A key whose master key and salt have the lengths `suite` takes.
+    /// A key whose master key and salt have the lengths `suite` takes, without an MKI.
     pub fn new(suite: Suite, key: &[u8], salt: &[u8]) -> Result<SrtpKey, KeyLengthError> {
-        let k = SrtpKey { suite, key: key.to_vec(), salt: salt.to_vec() };
+        let k = SrtpKey { suite, key: key.to_vec(), salt: salt.to_vec(), mki: None };
         k.check()?;
         Ok(k)
+    }
+
+    /// The same key, its packets carrying `mki`.
+    pub fn with_mki(mut self, mki: Option<Mki>) -> SrtpKey {
+        self.mki = mki;
+        self
     }
 
     /// The lengths still fit the suite (the fields are public).
@@ -65,6 +74,47 @@ impl SrtpKey {
         } else {
             Err(e)
         }
+    }
+}
+
+/// A master key identifier: 1 to [`Suite::MAX_MKI_LEN`] bytes (checked when it is made).
+/// Not secret: it travels in clear in every packet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Mki(Vec<u8>);
+
+impl Mki {
+    /// None for an empty or too long identifier.
+    pub fn new(bytes: &[u8]) -> Option<Mki> {
+        (1..=Suite::MAX_MKI_LEN).contains(&bytes.len()).then(|| Mki(bytes.to_vec()))
+    }
+
+    /// SDES's form (RFC 4568 §6.1 `value:length`): `value` big-endian in `len` bytes; None
+    /// when the length is out of range or the value does not fit in it.
+    pub fn from_value(value: u64, len: usize) -> Option<Mki> {
+        if len < 8 && value >> (8 * len) != 0 {
+            return None;
+        }
+        let mut b = vec![0u8; len];
+        let be = value.to_be_bytes();
+        let n = len.min(8);
+        b[len - n..].copy_from_slice(&be[8 - n..]);
+        Mki::new(&b)
+    }
+
+    /// The value SDES writes: the identifier's last 8 bytes as a big-endian integer
+    /// (exactly the value it was made from, for identifiers made by [`Mki::from_value`]).
+    pub fn value(&self) -> u64 {
+        let n = self.0.len().min(8);
+        self.0[self.0.len() - n..].iter().fold(0u64, |v, b| v << 8 | *b as u64)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    #[allow(clippy::len_without_is_empty)] // never empty
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -79,7 +129,10 @@ impl Drop for SrtpKey {
 impl fmt::Debug for SrtpKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // never log key material
-        write!(f, "SrtpKey({})", self.suite)
+        match &self.mki {
+            None => write!(f, "SrtpKey({})", self.suite),
+            Some(m) => write!(f, "SrtpKey({} MKI {}:{})", self.suite, m.value(), m.len()),
+        }
     }
 }
 
@@ -338,6 +391,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mki_in_sdes_form() {
+        let m = Mki::from_value(1, 4).unwrap();
+        assert_eq!((m.as_bytes(), m.value()), (&[0, 0, 0, 1][..], 1));
+        assert_eq!(Mki::from_value(258, 2).unwrap().as_bytes(), [1, 2]);
+        assert_eq!(Mki::from_value(256, 1), None);
+        assert_eq!(Mki::from_value(1, 0), None);
+        assert_eq!(Mki::from_value(1, Suite::MAX_MKI_LEN + 1), None);
+        let long = Mki::from_value(u64::MAX, 32).unwrap();
+        assert_eq!((long.len(), long.value(), long.as_bytes()[23]), (32, u64::MAX, 0));
+        assert_eq!(Mki::new(&[]), None);
+    }
+
+    #[test]
     fn merged_counters_sum_and_keep_the_latest_rtp_view() {
         let a = FlowCounters {
             packets: 10,
@@ -382,6 +448,8 @@ mod tests {
         let e = SrtpKey::new(s, &[1; 15], &[2; 14]).unwrap_err();
         assert_eq!(e, KeyLengthError { suite: s, key_len: 15, salt_len: 14 });
         assert!(SrtpKey::new(Suite::AeadAes128Gcm, &[1; 16], &[2; 14]).is_err());
+        let k = k.with_mki(Mki::from_value(1, 4));
+        assert_eq!(format!("{k:?}"), "SrtpKey(AES_CM_128_HMAC_SHA1_80 MKI 1:4)");
         let why = ApplyError::UnusableKey { direction: KeyDirection::Out, why: e };
         assert_eq!(
             why.to_string(),

@@ -9,22 +9,37 @@ use std::fmt;
 pub enum Suite {
     AesCm128HmacSha1_80,
     AesCm128HmacSha1_32,
+    /// RFC 6188: AES-192 counter mode, the AES-192 key derivation.
+    AesCm192HmacSha1_80,
+    AesCm192HmacSha1_32,
     AesCm256HmacSha1_80,
     AesCm256HmacSha1_32,
+    /// RFC 3711 §4.1.2: AES-128 in f8 mode (3GPP), SDES name F8_128_HMAC_SHA1_80.
+    F8_128HmacSha1_80,
+    F8_128HmacSha1_32,
+    /// RFC 4568 §6.2.3 / RFC 3711's NULL cipher: authenticated, not encrypted.
+    NullHmacSha1_80,
+    NullHmacSha1_32,
     AeadAes128Gcm,
     AeadAes256Gcm,
 }
 
 impl Suite {
-    /// Every suite, in the order relayd offers them (rtpengine's order, minus the suites
-    /// it does not implement: AES_192_CM, F8, NULL).
-    pub const ALL: [Suite; 6] = [
+    /// Every suite, in the order relayd offers them: rtpengine's order (its
+    /// `crypto_suites` table in daemon/crypto.c), so that SDES tags agree with rtpengine's.
+    pub const ALL: [Suite; 12] = [
         Suite::AeadAes256Gcm,
         Suite::AeadAes128Gcm,
         Suite::AesCm256HmacSha1_80,
         Suite::AesCm256HmacSha1_32,
+        Suite::AesCm192HmacSha1_80,
+        Suite::AesCm192HmacSha1_32,
         Suite::AesCm128HmacSha1_80,
         Suite::AesCm128HmacSha1_32,
+        Suite::F8_128HmacSha1_80,
+        Suite::F8_128HmacSha1_32,
+        Suite::NullHmacSha1_80,
+        Suite::NullHmacSha1_32,
     ];
 
     /// The SDES name (a=crypto).
@@ -32,8 +47,14 @@ impl Suite {
         match self {
             Suite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
             Suite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+            Suite::AesCm192HmacSha1_80 => "AES_192_CM_HMAC_SHA1_80",
+            Suite::AesCm192HmacSha1_32 => "AES_192_CM_HMAC_SHA1_32",
             Suite::AesCm256HmacSha1_80 => "AES_256_CM_HMAC_SHA1_80",
             Suite::AesCm256HmacSha1_32 => "AES_256_CM_HMAC_SHA1_32",
+            Suite::F8_128HmacSha1_80 => "F8_128_HMAC_SHA1_80",
+            Suite::F8_128HmacSha1_32 => "F8_128_HMAC_SHA1_32",
+            Suite::NullHmacSha1_80 => "NULL_HMAC_SHA1_80",
+            Suite::NullHmacSha1_32 => "NULL_HMAC_SHA1_32",
             Suite::AeadAes128Gcm => "AEAD_AES_128_GCM",
             Suite::AeadAes256Gcm => "AEAD_AES_256_GCM",
         }
@@ -45,11 +66,13 @@ impl Suite {
         Suite::ALL.into_iter().find(|x| x.name().eq_ignore_ascii_case(s))
     }
 
-    /// Master key length in bytes.
+    /// Master key length in bytes (also the key length of the key derivation's AES:
+    /// NULL and F8 derive with AES-128).
     pub fn key_len(self) -> usize {
         match self {
-            Suite::AesCm128HmacSha1_80 | Suite::AesCm128HmacSha1_32 | Suite::AeadAes128Gcm => 16,
-            _ => 32,
+            Suite::AesCm192HmacSha1_80 | Suite::AesCm192HmacSha1_32 => 24,
+            Suite::AesCm256HmacSha1_80 | Suite::AesCm256HmacSha1_32 | Suite::AeadAes256Gcm => 32,
+            _ => 16,
         }
     }
 
@@ -66,12 +89,26 @@ impl Suite {
         matches!(self, Suite::AeadAes128Gcm | Suite::AeadAes256Gcm)
     }
 
+    /// The payload is encrypted (every suite but NULL).
+    pub fn encrypts(self) -> bool {
+        !matches!(self, Suite::NullHmacSha1_80 | Suite::NullHmacSha1_32)
+    }
+
+    /// AES in f8 mode rather than counter mode.
+    pub fn is_f8(self) -> bool {
+        matches!(self, Suite::F8_128HmacSha1_80 | Suite::F8_128HmacSha1_32)
+    }
+
     /// Authentication tag on SRTP packets.
     pub fn rtp_tag_len(self) -> usize {
         match self {
-            Suite::AesCm128HmacSha1_32 | Suite::AesCm256HmacSha1_32 => 4,
-            Suite::AesCm128HmacSha1_80 | Suite::AesCm256HmacSha1_80 => 10,
-            _ => 16,
+            Suite::AeadAes128Gcm | Suite::AeadAes256Gcm => 16,
+            Suite::AesCm128HmacSha1_32
+            | Suite::AesCm192HmacSha1_32
+            | Suite::AesCm256HmacSha1_32
+            | Suite::F8_128HmacSha1_32
+            | Suite::NullHmacSha1_32 => 4,
+            _ => 10,
         }
     }
 
@@ -84,8 +121,13 @@ impl Suite {
         }
     }
 
-    /// Bytes a protected packet grows by: the most tail room a buffer needs.
-    pub const MAX_OVERHEAD: usize = 16 + 4;
+    /// The longest MKI an SDES key may carry (RFC 4568 §6.1: 1 to 128 bytes; libsrtp's
+    /// SRTP_MAX_MKI_LEN).
+    pub const MAX_MKI_LEN: usize = 128;
+
+    /// Bytes a protected packet grows by: the most tail room a buffer needs (tag, SRTCP
+    /// index, MKI).
+    pub const MAX_OVERHEAD: usize = 16 + 4 + Suite::MAX_MKI_LEN;
 }
 
 impl fmt::Display for Suite {
@@ -104,14 +146,34 @@ mod tests {
             assert_eq!(Suite::from_name(s.name()), Some(s));
             assert_eq!(Suite::from_name(&s.name().to_ascii_lowercase()), Some(s));
         }
-        assert_eq!(Suite::from_name("F8_128_HMAC_SHA1_80"), None);
+        assert_eq!(Suite::from_name("F8_128_HMAC_SHA1_80"), Some(Suite::F8_128HmacSha1_80));
+        assert_eq!(Suite::from_name("AES_CM_192_HMAC_SHA1_80"), None);
         assert_eq!(Suite::AesCm256HmacSha1_32.to_string(), "AES_256_CM_HMAC_SHA1_32");
     }
 
     #[test]
     fn lengths_follow_the_rfcs() {
         let lens: Vec<_> = Suite::ALL.iter().map(|s| (s.key_len(), s.salt_len(), s.rtp_tag_len())).collect();
-        assert_eq!(lens, [(32, 12, 16), (16, 12, 16), (32, 14, 10), (32, 14, 4), (16, 14, 10), (16, 14, 4)]);
-        assert!(Suite::ALL.iter().all(|s| s.rtp_tag_len().max(s.rtcp_tag_len()) + 4 <= Suite::MAX_OVERHEAD));
+        assert_eq!(
+            lens,
+            [
+                (32, 12, 16),
+                (16, 12, 16),
+                (32, 14, 10),
+                (32, 14, 4),
+                (24, 14, 10),
+                (24, 14, 4),
+                (16, 14, 10),
+                (16, 14, 4),
+                (16, 14, 10),
+                (16, 14, 4),
+                (16, 14, 10),
+                (16, 14, 4)
+            ]
+        );
+        assert!(Suite::ALL
+            .iter()
+            .all(|s| s.rtp_tag_len().max(s.rtcp_tag_len()) + 4 + Suite::MAX_MKI_LEN <= Suite::MAX_OVERHEAD));
+        assert_eq!(Suite::ALL.iter().filter(|s| !s.encrypts()).count(), 2);
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use control::sdes::{self, Crypto};
 use relay_core::packet::rtp::{emit_header, RtpPacket, FIXED_HEADER};
 use relay_core::srtp::{Context, Suite};
-use rules::dataplane::SrtpKey;
+use rules::dataplane::{Mki, SrtpKey};
 
 /// The suite an endpoint offers and picks unless told otherwise.
 pub const DEFAULT_SUITE: Suite = Suite::AesCm128HmacSha1_80;
@@ -31,6 +31,8 @@ pub struct Endpoint {
     pub ssrc: u32,
     /// The SRTP suite it offers, and picks from the relay's offer.
     pub suite: Suite,
+    /// The MKI its keys (and so its packets) carry, from the next key on.
+    pub mki: Option<Mki>,
     seq: u16,
     ts: u32,
     /// SDES: its own key (in its SDP; protects what it sends) and the context for it.
@@ -43,7 +45,7 @@ pub struct Endpoint {
 }
 
 fn context(k: &SrtpKey) -> Context {
-    Context::new(k.suite, &k.key, &k.salt).expect("key and salt of the suite's lengths")
+    Context::from_key(k).expect("key and salt of the suite's lengths")
 }
 
 impl Endpoint {
@@ -54,6 +56,7 @@ impl Endpoint {
             relay: None,
             ssrc,
             suite: DEFAULT_SUITE,
+            mki: None,
             seq: 1000,
             ts: 0,
             key: None,
@@ -65,7 +68,7 @@ impl Endpoint {
 
     /// Use SDES-SRTP from the next SDP on, with a fresh key (called again: a re-key).
     pub fn new_srtp_key(&mut self) {
-        let key = sdes::generate(self.suite);
+        let key = sdes::generate(self.suite).with_mki(self.mki.clone());
         self.tx = Some(context(&key));
         self.key = Some(Crypto { tag: 1, key });
     }

@@ -391,6 +391,31 @@ fn a_spoofed_srtp_packet_cannot_latch_or_touch_the_replay_window() {
     assert_eq!(cn.latched_peer, Some(c.a.addr));
 }
 
+/// Lync-style SDES keys with MKIs on one leg, a parity suite without on the other: the
+/// relay checks the caller's MKI on every packet, puts the MKI of its own key on what it
+/// sends the caller, and re-encrypts between the legs.
+#[test]
+fn mki_keys_on_one_leg_and_a_parity_suite_on_the_other() {
+    let mut c = Call::new(12, false);
+    c.a.suite = relay_core::srtp::Suite::AesCm128HmacSha1_80;
+    c.a.mki = rules::dataplane::Mki::from_value(1, 1);
+    c.b.suite = relay_core::srtp::Suite::AesCm192HmacSha1_32;
+    c.a.new_srtp_key();
+    c.b.new_srtp_key();
+    let to_b = c.offer(Direction::SendRecv);
+    assert!(
+        to_b.lines().any(|l| l.starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") && l.ends_with("|1:1")),
+        "{to_b}"
+    );
+    assert!(to_b.contains("AES_192_CM_HMAC_SHA1_32") && to_b.contains("NULL_HMAC_SHA1_80"), "{to_b}");
+    let to_a = c.answer();
+    assert!(to_a.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") && to_a.contains("|1:1"), "{to_a}");
+    let h = c.talk(30, true, true);
+    assert_eq!(h.by_b, sent('a', 1..=30));
+    assert_eq!(h.by_a, sent('b', 1..=30));
+    assert_eq!((c.counters_a().dropped, c.counters_b().dropped), (0, 0));
+}
+
 #[test]
 fn the_relay_re_encrypts_between_legs_of_different_suites() {
     let mut c = Call::new(11, false);

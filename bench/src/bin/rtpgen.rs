@@ -686,7 +686,7 @@ fn received_from(ip: IpAddr) -> Value {
 }
 
 fn ctx_of(k: &SrtpKey) -> Context {
-    Context::new(k.suite, &k.key, &k.salt).unwrap()
+    Context::from_key(k).unwrap()
 }
 
 /// The `a=crypto` line of `suite` in `sdp`.

@@ -60,7 +60,7 @@ pub struct DtlsSession {
 
 fn key(seed: u8) -> SrtpKey {
     let s = Suite::AesCm128HmacSha1_80;
-    SrtpKey { suite: s, key: vec![seed; s.key_len()], salt: vec![seed ^ 0x5a; s.salt_len()] }
+    SrtpKey { suite: s, key: vec![seed; s.key_len()], salt: vec![seed ^ 0x5a; s.salt_len()], mki: None }
 }
 
 impl DtlsSession {

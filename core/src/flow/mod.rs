@@ -145,7 +145,7 @@ pub struct Flow {
 
 /// The SRTP context of a rule's key, or why there is none.
 fn context(k: &SrtpKey, direction: KeyDirection) -> Result<srtp::Context, ApplyError> {
-    srtp::Context::new(k.suite, &k.key, &k.salt).map_err(|_| unusable(k, direction))
+    srtp::Context::from_key(k).map_err(|_| unusable(k, direction))
 }
 
 fn unusable(k: &SrtpKey, direction: KeyDirection) -> ApplyError {
@@ -1094,7 +1094,7 @@ mod tests {
         let (la, lb) = ("10.0.0.1:30000", "10.0.0.1:30002");
         let (pa, pb) = (a("192.0.2.10:4000"), a("198.51.100.20:5000"));
         let good = key("AES_CM_128_HMAC_SHA1_80", 1);
-        let bad = SrtpKey { suite: good.suite, key: vec![1; 15], salt: good.salt.clone() };
+        let bad = SrtpKey { suite: good.suite, key: vec![1; 15], salt: good.salt.clone(), mki: None };
         let rule_b = |out: SrtpKey| FlowRule { srtp_out: Some(out), ..FlowRule::rtp(a(lb), Some(pb), Some(a(la))) };
         let expected = ApplyError::UnusableKey {
             direction: KeyDirection::Out,

@@ -1,12 +1,14 @@
-//! The two SRTP transforms: AES counter mode + HMAC-SHA1 (RFC 3711, RFC 6188) and
-//! AES-GCM (RFC 7714). Keyed once; per packet only the IV changes.
+//! The SRTP transforms: AES counter mode + HMAC-SHA1 (RFC 3711, RFC 6188), AES-GCM
+//! (RFC 7714), and the two SDES parity ones, AES-f8 or no cipher + HMAC-SHA1 (RFC 3711
+//! §4.1.2, §4.1.3). Keyed once; per packet only the IV changes.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
-use aes::{Aes128Enc, Aes256Enc};
+use aes::{Aes128Enc, Aes192Enc, Aes256Enc};
 use ctr::{Ctr128BE, CtrCore};
 use sha1::digest::consts::U64;
 use sha1::digest::generic_array::GenericArray;
 
+use super::f8::F8;
 use super::gcm::AesGcm;
 use super::{SrtpError, Suite};
 
@@ -45,13 +47,16 @@ pub(super) enum Aes {
     Ni(super::aesni::Aes),
     A128(Aes128Enc),
     A256(Aes256Enc),
+    /// AES-192 (RFC 6188) is always RustCrypto's (itself on AES-NI where the CPU has it):
+    /// `srtp::aesni` expands 128- and 256-bit keys only.
+    A192(Aes192Enc),
 }
 
 impl Aes {
-    /// `key`: 16 or 32 bytes.
+    /// `key`: 16, 24 or 32 bytes.
     fn new(key: &[u8]) -> Aes {
         #[cfg(target_arch = "x86_64")]
-        if super::aesni::available() {
+        if key.len() != 24 && super::aesni::available() {
             // SAFETY: the CPU has the instructions (checked above).
             return Aes::Ni(unsafe { super::aesni::Aes::new(key) });
         }
@@ -62,6 +67,7 @@ impl Aes {
     fn new_portable(key: &[u8]) -> Aes {
         match key.len() {
             16 => Aes::A128(Aes128Enc::new(key.into())),
+            24 => Aes::A192(Aes192Enc::new(key.into())),
             _ => Aes::A256(Aes256Enc::new(key.into())),
         }
     }
@@ -77,6 +83,9 @@ impl Aes {
             }
             Aes::A256(a) => {
                 Ctr128BE::<Aes256Enc>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
+            }
+            Aes::A192(a) => {
+                Ctr128BE::<Aes192Enc>::from_core(CtrCore::inner_iv_init(a.clone(), iv.into())).apply_keystream(data)
             }
         }
     }
@@ -149,10 +158,27 @@ impl HmacSha1 {
     }
 }
 
+/// `repr(u8)`: an explicit tag byte, one compare per packet to pick the transform (a
+/// niche-encoded discriminant took a dozen instructions to decode).
 #[allow(clippy::large_enum_variant)]
+#[repr(u8)]
 pub(super) enum Transform {
-    Cm { aes: Aes, salt: [u8; 14], hmac: HmacSha1, tag: usize },
-    Gcm { aead: AesGcm, salt: [u8; 12] },
+    Cm {
+        aes: Aes,
+        salt: [u8; 14],
+        hmac: HmacSha1,
+        tag: usize,
+    },
+    Gcm {
+        aead: AesGcm,
+        salt: [u8; 12],
+    },
+    /// HMAC-SHA1 with AES-f8 (`f8`) or with no cipher at all (None: the NULL suites).
+    Sha1 {
+        f8: Option<Box<F8>>,
+        hmac: HmacSha1,
+        tag: usize,
+    },
 }
 
 impl Transform {
@@ -164,6 +190,9 @@ impl Transform {
             let mut salt = [0u8; 12];
             salt.copy_from_slice(&k.salt[..12]);
             Transform::Gcm { aead, salt }
+        } else if suite.is_f8() || !suite.encrypts() {
+            let f8 = suite.is_f8().then(|| Box::new(F8::new(k.enc(), k.salt())));
+            Transform::Sha1 { f8, hmac: HmacSha1::new(&k.auth), tag }
         } else {
             let aes = if portable { Aes::new_portable(k.enc()) } else { Aes::new(k.enc()) };
             let hmac = HmacSha1::new(&k.auth);
@@ -238,6 +267,7 @@ impl Transform {
                 let t = aead.seal(&nonce, head, &mut rest[..len - hl]);
                 buf[len..len + 16].copy_from_slice(&t);
             }
+            Transform::Sha1 { .. } => self.sha1_seal_rtp(buf, hl, len, roc),
         }
         Ok(())
     }
@@ -266,6 +296,7 @@ impl Transform {
                 let (ct, tag) = rest[..len - hl].split_at_mut(body - hl);
                 Self::gcm_open(aead, &nonce, head, ct, tag)?;
             }
+            Transform::Sha1 { .. } => return self.sha1_open_rtp(buf, hl, len, roc),
         }
         Ok(())
     }
@@ -288,6 +319,7 @@ impl Transform {
                 buf[len..len + 16].copy_from_slice(&t);
                 buf[len + 16..len + 20].copy_from_slice(&word);
             }
+            Transform::Sha1 { .. } => self.sha1_seal_rtcp(buf, len, index),
         }
         Ok(())
     }
@@ -331,7 +363,69 @@ impl Transform {
                 }
                 Ok(plain)
             }
+            Transform::Sha1 { .. } => self.sha1_open_rtcp(buf, len, word),
         }
+    }
+
+    // The f8 and NULL suites, out of line: their match arms stay one call in the hot
+    // functions of the suites that matter.
+
+    #[cold]
+    #[inline(never)]
+    fn sha1_seal_rtp(&self, buf: &mut [u8], hl: usize, len: usize, roc: u32) {
+        let Transform::Sha1 { f8, hmac, tag } = self else { return };
+        if let Some(f8) = f8 {
+            f8.apply(&F8::rtp_iv(buf, roc), &mut buf[hl..len]);
+        }
+        let full = hmac.tag(&buf[..len], &roc.to_be_bytes());
+        buf[len..len + tag].copy_from_slice(&full[..*tag]);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sha1_open_rtp(&self, buf: &mut [u8], hl: usize, len: usize, roc: u32) -> Result<(), SrtpError> {
+        let Transform::Sha1 { f8, hmac, tag } = self else { return Err(SrtpError::AuthFailed) };
+        let body = len - tag;
+        if !hmac.verify(&buf[..body], &roc.to_be_bytes(), &buf[body..len]) {
+            return Err(SrtpError::AuthFailed);
+        }
+        if let Some(f8) = f8 {
+            f8.apply(&F8::rtp_iv(buf, roc), &mut buf[hl..body]);
+        }
+        Ok(())
+    }
+
+    /// E = 0 under the NULL cipher: nothing is encrypted (as libsrtp sends it).
+    #[cold]
+    #[inline(never)]
+    fn sha1_seal_rtcp(&self, buf: &mut [u8], len: usize, index: u32) {
+        let Transform::Sha1 { f8, hmac, tag } = self else { return };
+        let word = match f8 {
+            Some(f8) => {
+                let word = 0x8000_0000 | index;
+                f8.apply(&F8::rtcp_iv(buf, word), &mut buf[8..len]);
+                word
+            }
+            None => index,
+        };
+        buf[len..len + 4].copy_from_slice(&word.to_be_bytes());
+        let full = hmac.tag(&buf[..len + 4], &[]);
+        buf[len + 4..len + 4 + tag].copy_from_slice(&full[..*tag]);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sha1_open_rtcp(&self, buf: &mut [u8], len: usize, word: u32) -> Result<usize, SrtpError> {
+        let Transform::Sha1 { f8, hmac, tag } = self else { return Err(SrtpError::AuthFailed) };
+        let body = len - tag;
+        if !hmac.verify(&buf[..body], &[], &buf[body..len]) {
+            return Err(SrtpError::AuthFailed);
+        }
+        let plain = body - 4;
+        if let (true, Some(f8)) = (word & 0x8000_0000 != 0, f8) {
+            f8.apply(&F8::rtcp_iv(buf, word), &mut buf[8..plain]);
+        }
+        Ok(plain)
     }
 }
 

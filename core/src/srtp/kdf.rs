@@ -1,8 +1,10 @@
 //! SRTP key derivation (RFC 3711 §4.3) with key derivation rate 0: the AES-CM PRF keyed
-//! with the master key, over the master salt XORed with the label.
+//! with the master key (AES-128, -192 or -256 by its length, RFC 6188), over the master
+//! salt XORed with the label. The NULL and f8 suites derive with AES-128, like libsrtp and
+//! rtpengine.
 
 use aes::cipher::{KeyIvInit, StreamCipher};
-use aes::{Aes128, Aes256};
+use aes::{Aes128, Aes192, Aes256};
 use ctr::Ctr128BE;
 
 use super::cipher::SessionKeys;
@@ -24,6 +26,8 @@ pub fn prf(master_key: &[u8], master_salt: &[u8], label: u8, out: &mut [u8]) {
     out.fill(0);
     match master_key.len() {
         16 => Ctr128BE::<Aes128>::new(master_key.into(), &iv.into()).apply_keystream(out),
+        // RFC 6188 §3: AES_192_CM_PRF
+        24 => Ctr128BE::<Aes192>::new(master_key.into(), &iv.into()).apply_keystream(out),
         32 => Ctr128BE::<Aes256>::new(master_key.into(), &iv.into()).apply_keystream(out),
         n => panic!("master key of {n} bytes"),
     }

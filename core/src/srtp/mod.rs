@@ -1,5 +1,11 @@
 //! SRTP and SRTCP (RFC 3711, RFC 7714, RFC 6188): pure, in-place, allocation-free.
 //!
+//! A key may carry an MKI (RFC 3711 §3.1): then every packet carries it between the
+//! (encrypted) payload, or SRTCP's E+index word, and the HMAC tag; under AEAD suites after
+//! the GCM tag (RFC 7714, as libsrtp and rtpengine place it). A received packet whose MKI
+//! is not the key's is an authentication failure. The MKI is handled around the
+//! transforms, in a cold path of its own: a key without one costs one predictable branch.
+//!
 //! A [`Context`] is one direction of one SDES key: it protects (sending leg) or
 //! unprotects (receiving leg) the packets of every SSRC that uses that key. Session keys
 //! are derived once (key derivation rate 0) and the keyed AES and HMAC states are kept,
@@ -10,6 +16,7 @@
 #[cfg(target_arch = "x86_64")]
 mod aesni;
 mod cipher;
+mod f8;
 pub mod gcm;
 mod kdf;
 mod replay;
@@ -363,6 +370,12 @@ static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 /// A context is meant for one direction: used both ways, one index window serves both.
 pub struct Context {
     suite: Suite,
+    /// The MKI every packet carries (see the module's doc); None for most keys.
+    mki: Option<Box<[u8]>>,
+    /// The suite's SRTP and SRTCP tag lengths, read per packet (a field, not a match over
+    /// every suite).
+    rtp_tag: usize,
+    rtcp_tag: usize,
     rtp: Transform,
     rtcp: Transform,
     window: u32,
@@ -382,6 +395,18 @@ impl Context {
         Context::check_key(suite, master_key, master_salt)?;
         let (rtp, rtcp) = derive_session_keys(suite, master_key, master_salt);
         Ok(Context::from_session_keys(suite, &rtp, &rtcp))
+    }
+
+    /// A context from a rule's key, MKI included.
+    pub fn from_key(k: &rules::dataplane::SrtpKey) -> Result<Context, SrtpError> {
+        Ok(Context::new(k.suite, &k.key, &k.salt)?.with_mki(k.mki.as_ref().map(|m| m.as_bytes())))
+    }
+
+    /// The packets under this key carry `mki` (None, or an empty one: no MKI). At most
+    /// [`Suite::MAX_MKI_LEN`] bytes are used.
+    pub fn with_mki(mut self, mki: Option<&[u8]>) -> Context {
+        self.mki = mki.filter(|m| !m.is_empty()).map(|m| m[..m.len().min(Suite::MAX_MKI_LEN)].into());
+        self
     }
 
     /// What `new` refuses, without deriving keys: a master key of another length than the
@@ -409,6 +434,9 @@ impl Context {
     fn with_keys(suite: Suite, rtp: &SessionKeys, rtcp: &SessionKeys, portable: bool) -> Context {
         Context {
             suite,
+            mki: None,
+            rtp_tag: suite.rtp_tag_len(),
+            rtcp_tag: suite.rtcp_tag_len(),
             rtp: Transform::new(suite, rtp, suite.rtp_tag_len(), portable),
             rtcp: Transform::new(suite, rtcp, suite.rtcp_tag_len(), portable),
             window: DEFAULT_REPLAY_WINDOW,
@@ -439,12 +467,77 @@ impl Context {
         Ok(i)
     }
 
+    /// The HMAC tag that follows the MKI in an SRTP (`rtcp` false) or SRTCP packet: none
+    /// under AEAD, whose tag comes before the MKI.
+    fn tag_after_mki(&self, rtcp: bool) -> usize {
+        match (self.suite.is_gcm(), rtcp) {
+            (true, _) => 0,
+            (false, false) => self.suite.rtp_tag_len(),
+            (false, true) => self.suite.rtcp_tag_len(),
+        }
+    }
+
+    /// Puts the MKI into the protected packet `buf[..n]` before its last `t` bytes (the
+    /// tag); returns the new length. The caller checked the room.
+    fn insert_mki(mki: &[u8], buf: &mut [u8], n: usize, t: usize) -> usize {
+        let (m, at) = (mki.len(), n - t);
+        buf.copy_within(at..n, at + m);
+        buf[at..at + m].copy_from_slice(mki);
+        n + m
+    }
+
+    /// Checks and takes out the MKI of the received packet `buf[..len]` (it sits before
+    /// the last `t` bytes); returns the packet's length without it. A wrong MKI is an
+    /// authentication failure.
+    fn remove_mki(mki: &[u8], buf: &mut [u8], len: usize, t: usize, min: usize) -> Result<usize, SrtpError> {
+        let m = mki.len();
+        if len < min + t + m {
+            return Err(SrtpError::Malformed);
+        }
+        let at = len - t - m;
+        if buf[at..at + m] != *mki {
+            return Err(SrtpError::AuthFailed);
+        }
+        buf.copy_within(len - t..len, at);
+        Ok(len - m)
+    }
+
+    /// Undoes [`Context::remove_mki`] after a failed open: the packet as it arrived.
+    fn restore_mki(mki: &[u8], buf: &mut [u8], len: usize, t: usize) {
+        let at = len - t - mki.len();
+        buf.copy_within(at..at + t, len - t);
+        buf[at..at + mki.len()].copy_from_slice(mki);
+    }
+
     /// Protect the RTP packet in `buf[..len]` in place; `buf` needs `rtp_tag_len` bytes of
-    /// tail room. Returns the SRTP packet's length. A packet whose index this context has
-    /// already used (or that is too old to tell) is refused: [`SrtpError::IndexReused`].
+    /// tail room (plus the MKI's). Returns the SRTP packet's length. A packet whose index
+    /// this context has already used (or that is too old to tell) is refused:
+    /// [`SrtpError::IndexReused`].
+    #[inline]
     pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        if self.mki.is_some() {
+            return self.protect_rtp_mki(buf, len);
+        }
+        self.protect_rtp_inner(buf, len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn protect_rtp_mki(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        let mki = self.mki.take().unwrap_or_default();
+        let r = if buf.len() < len + self.suite.rtp_tag_len() + mki.len() {
+            Err(SrtpError::BufferTooSmall)
+        } else {
+            self.protect_rtp_inner(buf, len).map(|n| Self::insert_mki(&mki, buf, n, self.tag_after_mki(false)))
+        };
+        self.mki = Some(mki);
+        r
+    }
+
+    #[inline(always)]
+    fn protect_rtp_inner(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let hl = header_len(&buf[..len]).map_err(|_| SrtpError::Malformed)?;
-        let tag = self.suite.rtp_tag_len();
+        let tag = self.rtp_tag;
         if buf.len() < len + tag {
             return Err(SrtpError::BufferTooSmall);
         }
@@ -495,7 +588,23 @@ impl Context {
     /// portable GCM, ring on CPUs without AES-NI, leaves the bytes unspecified).
     #[inline]
     pub fn open_rtp(&self, buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
-        let tag = self.suite.rtp_tag_len();
+        if let Some(mki) = &self.mki {
+            return self.open_rtp_mki(mki, buf, len);
+        }
+        self.open_rtp_inner(buf, len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn open_rtp_mki(&self, mki: &[u8], buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
+        let t = self.tag_after_mki(false);
+        let n = Self::remove_mki(mki, buf, len, t, 12)?;
+        self.open_rtp_inner(buf, n).inspect_err(|_| Self::restore_mki(mki, buf, len, t))
+    }
+
+    #[inline(always)]
+    fn open_rtp_inner(&self, buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
+        let tag = self.rtp_tag;
         let hl = header_len(&buf[..len]).map_err(|_| SrtpError::Malformed)?;
         if len < hl + tag {
             return Err(SrtpError::Malformed);
@@ -526,7 +635,22 @@ impl Context {
     /// returns the RTCP compound packet's length and the proof to
     /// [`commit`](Context::commit). Changes no state, like [`open_rtp`](Context::open_rtp).
     pub fn open_rtcp(&self, buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
-        let tag = self.suite.rtcp_tag_len();
+        if let Some(mki) = &self.mki {
+            return self.open_rtcp_mki(mki, buf, len);
+        }
+        self.open_rtcp_inner(buf, len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn open_rtcp_mki(&self, mki: &[u8], buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
+        let t = self.tag_after_mki(true);
+        let n = Self::remove_mki(mki, buf, len, t, 8 + 4)?;
+        self.open_rtcp_inner(buf, n).inspect_err(|_| Self::restore_mki(mki, buf, len, t))
+    }
+
+    fn open_rtcp_inner(&self, buf: &mut [u8], len: usize) -> Result<(usize, Accepted), SrtpError> {
+        let tag = self.rtcp_tag;
         if len < 8 + 4 + tag || buf[0] >> 6 != 2 {
             return Err(SrtpError::Malformed);
         }
@@ -623,10 +747,23 @@ impl Context {
         }
     }
 
-    /// Protect the RTCP compound packet in `buf[..len]` in place (encrypted, E = 1).
-    /// Needs 4 + `rtcp_tag_len` bytes of tail room.
+    /// Protect the RTCP compound packet in `buf[..len]` in place (encrypted, E = 1, but
+    /// for the NULL suites). Needs 4 + `rtcp_tag_len` bytes of tail room (plus the MKI's).
     pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
-        let tag = self.suite.rtcp_tag_len();
+        let Some(mki) = self.mki.take() else {
+            return self.protect_rtcp_inner(buf, len);
+        };
+        let r = if buf.len() < len + 4 + self.suite.rtcp_tag_len() + mki.len() {
+            Err(SrtpError::BufferTooSmall)
+        } else {
+            self.protect_rtcp_inner(buf, len).map(|n| Self::insert_mki(&mki, buf, n, self.tag_after_mki(true)))
+        };
+        self.mki = Some(mki);
+        r
+    }
+
+    fn protect_rtcp_inner(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        let tag = self.rtcp_tag;
         if len < 8 || buf[0] >> 6 != 2 {
             return Err(SrtpError::Malformed);
         }
@@ -667,5 +804,7 @@ impl Context {
     }
 }
 
+#[cfg(test)]
+mod parity_tests;
 #[cfg(test)]
 mod tests;
