@@ -34,8 +34,8 @@ run_profile() {
   pid=$!
   python3 "$suite/ngclient.py" --wait-ping 127.0.0.1:2223 10 >/dev/null || { cat "$log"; exit 1; }
   python3 "$suite/ng_conformance.py" --ng 127.0.0.1:2223 --profile "$profile" "${runner[@]}" \
-    --skip-tag savpf --skip-tag ice-add --skip-tag ice-force --skip-tag ice-default \
-    --skip-tag ice-restart --skip-tag trickle --skip-tag dtls --skip-tag webrtc --exclude "$exclude"
+    --skip-tag ice-add --skip-tag ice-force --skip-tag ice-default \
+    --skip-tag ice-restart --skip-tag trickle --exclude "$exclude"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 }
 

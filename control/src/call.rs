@@ -42,6 +42,9 @@ pub struct Leg {
     pub srtp_in: Option<SrtpKey>,
     /// SDES: the key the relay sends to this party with.
     pub srtp_out: Option<SrtpKey>,
+    /// DTLS-SRTP with this party (crate::dtls_sdp): a DTLS leg's keys come from the
+    /// handshake, never from SDES.
+    pub dtls: crate::dtls_sdp::LegDtls,
 }
 
 impl Leg {
@@ -183,6 +186,8 @@ impl Call {
             let rtp_kind = leg.rtp_kind();
             let rtcp_kind = if leg.plain_udp { FlowKind::Udp } else { FlowKind::Rtcp };
             let egress_rtcp = (forward && !other.plain_udp).then(|| other.rtcp_egress());
+            let dtls = leg.dtls.rule();
+            let sdes = |k: &Option<SrtpKey>| if dtls.is_some() { None } else { k.clone() };
             // the RTP socket and the RTCP socket of the leg differ only in these
             for (local, kind, signalled_peer, egress_rtp) in [
                 (leg.rtp(), rtp_kind, leg.peer, forward.then(|| other.rtp())),
@@ -198,10 +203,10 @@ impl Call {
                     reset_latch: reset,
                     sip_source,
                     clock_rate: leg.clock_rate,
-                    srtp_in: leg.srtp_in.clone(),
-                    srtp_out: leg.srtp_out.clone(),
+                    srtp_in: sdes(&leg.srtp_in),
+                    srtp_out: sdes(&leg.srtp_out),
                     ice: None,
-                    dtls: None,
+                    dtls: dtls.clone(),
                 });
             }
         }
@@ -235,6 +240,7 @@ pub(crate) mod tests {
             sdes_relay_offer: Vec::new(),
             srtp_in: None,
             srtp_out: None,
+            dtls: Default::default(),
         }
     }
 

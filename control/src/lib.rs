@@ -4,6 +4,7 @@
 
 pub mod bencode;
 pub mod call;
+pub mod dtls_sdp;
 pub mod engine;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]

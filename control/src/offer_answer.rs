@@ -34,6 +34,8 @@ pub struct Exchange<'a> {
 pub struct Relay<'a> {
     pub interfaces: &'a [Interface],
     pub policy: &'a AddressPolicy,
+    /// The certificate new DTLS legs advertise (None: the relay offers no DTLS).
+    pub dtls_identity: Option<&'a std::sync::Arc<rules::webrtc::DtlsIdentity>>,
 }
 
 /// What offer/answer asks of the relay's sockets.
@@ -210,6 +212,7 @@ pub fn offer_answer(
                     proto: m.m.proto.clone(),
                     sdes_offered: Vec::new(),
                     sdes_relay_offer: Vec::new(),
+                    dtls: Default::default(),
                 }
             };
             let legs = &mut call.monologues[mono].legs;
@@ -287,13 +290,18 @@ pub fn offer_answer(
         } else {
             (sender_mux && !flags.rtcp_mux_has("demux")) || flags.rtcp_mux_has("offer") || flags.rtcp_mux_has("require")
         };
-        let (proto, crypto) = if m.m.is_rtp() && m.m.port != 0 {
+        let (proto, crypto, dtls) = if m.m.is_rtp() && m.m.port != 0 {
             let s = Section { media: m, index: i, sender: x, recipient: y, is_answer };
-            sdes_negotiation::negotiate(call, flags, s)?
+            let dtls = crate::dtls_sdp::negotiate(call, flags, &s, &sdp.session, relay.dtls_identity)?;
+            let (proto, crypto) = sdes_negotiation::negotiate(call, flags, s)?;
+            (proto, crypto, Some(dtls))
         } else {
-            (None, None)
+            (None, None, None)
         };
-        outs.push(MediaOut { leg: Some(call.monologues[y].legs[i].clone()), fmts, proto, mux: mux_out, crypto });
+        let leg = Some(call.monologues[y].legs[i].clone());
+        let rtcp = crate::rewrite::RtcpAttr::from_flags(flags);
+        let mid = flags.generate_mid.then_some(i + 1);
+        outs.push(MediaOut { leg, fmts, proto, mux: mux_out, crypto, dtls, rtcp, mid });
     }
     // media sections dropped by a re-offer
     let n = sdp.media.len();
@@ -485,7 +493,7 @@ mod tests {
             Setup { interfaces: vec![Interface::parse("203.0.113.1").unwrap()], policy: AddressPolicy::permissive() }
         }
         fn relay(&self) -> Relay<'_> {
-            Relay { interfaces: &self.interfaces, policy: &self.policy }
+            Relay { interfaces: &self.interfaces, policy: &self.policy, dtls_identity: None }
         }
     }
 

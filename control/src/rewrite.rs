@@ -20,6 +20,36 @@ pub struct MediaOut {
     pub mux: bool,
     /// a=crypto lines for the recipient: they replace the sender's (None: leave them).
     pub crypto: Option<Vec<String>>,
+    /// The relay's a=setup / a=fingerprint / a=tls-id for the recipient: they replace the
+    /// sender's (crate::dtls_sdp; None: leave them).
+    pub dtls: Option<Vec<String>>,
+    pub rtcp: RtcpAttr,
+    /// `generate-mid`: a=mid value for a section that has none.
+    pub mid: Option<usize>,
+}
+
+/// How the relay writes a=rtcp (rtpengine's `insert_rtcp_attr`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RtcpAttr {
+    /// `a=rtcp:<port>`
+    #[default]
+    Port,
+    /// `a=rtcp:<port> IN IP4 <address>` (`full-rtcp-attribute`)
+    Full,
+    /// none (`no-rtcp-attribute`)
+    None,
+}
+
+impl RtcpAttr {
+    pub fn from_flags(f: &crate::ng::flags::Flags) -> RtcpAttr {
+        if f.no_rtcp_attr {
+            RtcpAttr::None
+        } else if f.full_rtcp_attr {
+            RtcpAttr::Full
+        } else {
+            RtcpAttr::Port
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,6 +127,10 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         }
     }
     let session_dir = find_direction(&sdp.session);
+    // the relay terminates DTLS: a sender's session-level DTLS attributes go too
+    if media.iter().any(|m| m.dtls.is_some()) {
+        out.retain(|l| !crate::dtls_sdp::is_dtls_attr(l));
+    }
     for (i, m) in sdp.media.iter().enumerate() {
         // one MediaOut per media section; a section without one is copied as it came
         let Some(mo) = media.get(i) else {
@@ -184,6 +218,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             if mo.crypto.is_some() && attr_name(l) == Some("crypto") {
                 continue;
             }
+            if mo.dtls.is_some() && crate::dtls_sdp::is_dtls_attr(l) {
+                continue;
+            }
             if let Some(pt) = pt_attr(l) {
                 if is_rtp && pt != "*" && !kept_fmts.iter().any(|f| f == pt) {
                     continue;
@@ -220,14 +257,27 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             let d = if hold { held(session_dir.unwrap_or("sendrecv")) } else { "sendrecv" };
             out.push(format!("a={d}"));
         }
+        if let Some(n) = mo.mid.filter(|_| !m.lines.iter().any(|l| attr_name(l) == Some("mid"))) {
+            out.push(format!("a=mid:{n}"));
+        }
         if is_rtp {
             let rtcp_port = if mo.mux { leg.port } else { leg.port.wrapping_add(1) };
-            out.push(format!("a=rtcp:{rtcp_port}"));
+            match mo.rtcp {
+                RtcpAttr::Port => out.push(format!("a=rtcp:{rtcp_port}")),
+                RtcpAttr::Full => {
+                    let a = addr_of(leg);
+                    out.push(format!("a=rtcp:{rtcp_port} IN {} {a}", crate::sdp::family_of(a)))
+                }
+                RtcpAttr::None => {}
+            }
             if mo.mux {
                 out.push("a=rtcp-mux".into());
             }
         }
         if let Some(lines) = &mo.crypto {
+            out.extend(lines.iter().cloned());
+        }
+        if let Some(lines) = &mo.dtls {
             out.extend(lines.iter().cloned());
         }
     }
@@ -257,7 +307,16 @@ mod tests {
     }
 
     fn out(leg: Option<Leg>) -> MediaOut {
-        MediaOut { leg, fmts: Vec::new(), proto: None, mux: false, crypto: None }
+        MediaOut {
+            leg,
+            fmts: Vec::new(),
+            proto: None,
+            mux: false,
+            crypto: None,
+            dtls: None,
+            rtcp: RtcpAttr::Port,
+            mid: None,
+        }
     }
 
     fn run(text: &str, session: &SessionOut, media: &[MediaOut]) -> String {
