@@ -290,6 +290,10 @@ pub fn negotiate(
         p
     } else if flags.protocol_accept {
         x_proto.clone()
+    } else if let Some(t) = flags.transport_protocol.as_ref().filter(|_| rtp(&x_proto)) {
+        // transport-protocol with the answer overrides what the offerer gets
+        yl.proto = t.clone();
+        t.clone()
     } else {
         yl.proto.clone()
     };

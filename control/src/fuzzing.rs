@@ -25,7 +25,10 @@ pub fn engine() -> (Engine, Arc<MemoryDataPlane>) {
         port_max: 30999,
         ..Default::default()
     };
-    (Engine::new(cfg, dp.clone()), dp)
+    let mut e = Engine::new(cfg, dp.clone());
+    // as relayd: a process-wide DTLS certificate, so DTLS offers reach crate::dtls_sdp
+    e.set_dtls_identity(crate::dtls_sdp::test_identity());
+    (e, dp)
 }
 
 fn unreachable_interface() -> Interface {
@@ -37,6 +40,13 @@ fn flags_for(opts: u8, req: &mut Value) {
     let mut flags: Vec<Value> = Vec::new();
     if opts & 1 != 0 {
         flags.push("trust-address".into());
+        // what Kamailio's rtpengine_offer(flags, via-branch) sends unparsed
+        req.insert(
+            "rtpp-flags",
+            "replace-origin via-branch=extra DTLS=passive SDES-off rtcp-mux-offer generate-mid full-rtcp-attribute \
+             loop-protect address-family=IP4"
+                .into(),
+        );
     }
     if opts & 2 != 0 {
         req.insert("transport-protocol", "RTP/SAVP".into());

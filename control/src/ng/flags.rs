@@ -207,7 +207,10 @@ impl Flags {
             }
         }
         f.via_branch = get_str("via-branch");
-        if let Some(s) = req.get("SDES") {
+        // a list, as rtpengine 10.5 reads it: a plain string value is ignored (the
+        // conformance cases send `SDES: "off"` and expect SDES; rtpp-flags' `SDES=off`
+        // arrives here as a list)
+        if let Some(s @ Value::List(_)) = req.get("SDES") {
             for x in s.strings() {
                 f.apply_flag(&format!("SDES-{x}"));
             }
