@@ -32,7 +32,7 @@ impl fmt::Display for SdesError {
         match self {
             SdesError::NoUsableCrypto { proto, err } => write!(f, "no usable a=crypto line in {proto} media: {err}"),
             SdesError::NoCrypto { proto } => {
-                write!(f, "{proto} media without a=crypto line (DTLS-SRTP is not supported yet)")
+                write!(f, "{proto} media without a=crypto line or DTLS (a=setup and a=fingerprint)")
             }
             SdesError::NoSuiteLeft => f.write_str("SDES flags leave no SRTP suite to offer"),
             SdesError::NotOffered { tag, suite } => {
@@ -259,7 +259,7 @@ mod tests {
     fn refusals() {
         let flags = Flags::default();
         let e = negotiate(&mut call(), &flags, section(&media("RTP/SAVP", &[]), 0, false)).unwrap_err();
-        assert_eq!(e.to_string(), "RTP/SAVP media without a=crypto line (DTLS-SRTP is not supported yet)");
+        assert_eq!(e.to_string(), "RTP/SAVP media without a=crypto line or DTLS (a=setup and a=fingerprint)");
         let bad = media("RTP/SAVP", &["1 F8_128_HMAC_SHA1_80 inline:AAAA"]);
         let e = negotiate(&mut call(), &flags, section(&bad, 0, false)).unwrap_err();
         assert_eq!(
