@@ -475,8 +475,14 @@ mod tests {
         assert!(again.is_ok());
         assert_eq!(c.monologues[0].legs[0].dtls.generation, 1);
         let new_fp = FP.replace("DA:89", "DA:88");
-        run(&mut c, &Flags::default(), &sdp("UDP/TLS/RTP/SAVPF", &["setup:actpass", &format!("fingerprint:{new_fp}")]), 0, false)
-            .unwrap();
+        run(
+            &mut c,
+            &Flags::default(),
+            &sdp("UDP/TLS/RTP/SAVPF", &["setup:actpass", &format!("fingerprint:{new_fp}")]),
+            0,
+            false,
+        )
+        .unwrap();
         assert_eq!(c.monologues[0].legs[0].dtls.generation, 2);
     }
 
@@ -500,7 +506,10 @@ mod tests {
         assert!(lines[1].starts_with("a=fingerprint:sha-1 "), "a re-offer keeps the hash and the protocol");
         assert_eq!(c.monologues[1].legs[0].proto, "RTP/SAVP");
         // an offerer offering both is answered with DTLS, or SDES with DTLS=off
-        let both = sdp("RTP/SAVP", &["setup:actpass", &format!("fingerprint:{FP}"), "crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x"]);
+        let both = sdp(
+            "RTP/SAVP",
+            &["setup:actpass", &format!("fingerprint:{FP}"), "crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x"],
+        );
         let mut c = call();
         run(&mut c, &Flags::default(), &both, 0, false).unwrap();
         assert!(!run(&mut c, &Flags::default(), &sdp("RTP/SAVP", &[]), 1, true).unwrap().is_empty());

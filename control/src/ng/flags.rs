@@ -107,11 +107,9 @@ impl std::fmt::Display for FlagsError {
                  UDP/TLS/RTP/SAVP, UDP/TLS/RTP/SAVPF or accept)",
                 crate::ng::log_text(p.as_bytes(), 40)
             ),
-            FlagsError::RtppFlagsTooMany(n) => write!(
-                f,
-                "rtpp-flags has {n} items, more than {}",
-                crate::ng::rtpp_flags::MAX_ITEMS
-            ),
+            FlagsError::RtppFlagsTooMany(n) => {
+                write!(f, "rtpp-flags has {n} items, more than {}", crate::ng::rtpp_flags::MAX_ITEMS)
+            }
         }
     }
 }
