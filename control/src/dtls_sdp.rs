@@ -113,6 +113,10 @@ pub struct LegDtls {
     pub hash: Option<HashFunction>,
     /// The certificate the relay advertised to this party: kept for the call's lifetime.
     pub identity: Option<Arc<DtlsIdentity>>,
+    /// rtpengine's passthrough: both parties do ICE and the relay is not forced into the
+    /// path (`ICE=force-relay` / `ICE=optional`, or the `passthrough` flag): SDES and
+    /// DTLS go end to end, the parties' own attributes pass through untouched.
+    pub passthrough: bool,
 }
 
 impl LegDtls {
@@ -217,6 +221,25 @@ pub fn fingerprint_of(identity: &DtlsIdentity, hash: HashFunction) -> Fingerprin
     Fingerprint { hash, value }
 }
 
+/// rtpengine's passthrough decision (call.c `__ice_offer`): decided by an offer, kept by
+/// the answer unless flags decide again.
+fn passthrough(call: &mut Call, flags: &Flags, s: &Section<'_>, session: &[String]) -> bool {
+    let (x, y, i) = (s.sender, s.recipient, s.index);
+    if flags.passthrough_on || flags.passthrough_off {
+        return flags.passthrough_on;
+    }
+    let relay_optional = matches!(flags.ice.as_deref(), Some("force-relay" | "optional"));
+    let was = call.monologues[x].legs[i].dtls.passthrough || call.monologues[y].legs[i].dtls.passthrough;
+    let sender_ice = find(&s.media.lines, session, "ice-ufrag").is_some();
+    let now = if s.is_answer { was } else { relay_optional && sender_ice };
+    if !now {
+        for l in [x, y] {
+            call.monologues[l].legs[i].dtls.passthrough = false;
+        }
+    }
+    now
+}
+
 fn new_tls_id() -> String {
     let b: [u8; 16] = rand::random();
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -234,6 +257,19 @@ pub fn negotiate(
 ) -> Result<Vec<String>, DtlsSdpError> {
     let (m, x, y, i) = (s.media, s.sender, s.recipient, s.index);
     let attrs = Attrs::parse(&m.lines, session)?;
+    if passthrough(call, flags, s, session) {
+        for l in [x, y] {
+            let d = &mut call.monologues[l].legs[i].dtls;
+            d.disable();
+            d.passthrough = true;
+        }
+        call.monologues[x].legs[i].proto = m.m.proto.clone();
+        if !s.is_answer {
+            let p = flags.transport_protocol.clone().filter(|_| rtp(&m.m.proto)).unwrap_or(m.m.proto.clone());
+            call.monologues[y].legs[i].proto = p;
+        }
+        return Ok(Vec::new());
+    }
     let x_proto = m.m.proto.clone();
     let x_proto_before = call.monologues[x].legs[i].proto.clone();
 
@@ -541,6 +577,26 @@ mod tests {
         let s = Section { media: &offer.media[0], index: 0, sender: 0, recipient: 1, is_answer: false };
         let e = negotiate(&mut call(), &Flags::default(), &s, &offer.session, None).unwrap_err();
         assert_eq!(e.to_string(), "UDP/TLS/RTP/SAVPF media with DTLS only, and the relay has no DTLS certificate");
+    }
+
+    #[test]
+    fn passthrough_with_ice_on_both_sides_and_the_relay_not_forced() {
+        let offer = sdp(
+            "UDP/TLS/RTP/SAVPF",
+            &["ice-ufrag:abcd", "ice-pwd:0123456789012345678901", "setup:actpass", &format!("fingerprint:{FP}")],
+        );
+        let mut c = call();
+        let relay = Flags { ice: Some("force-relay".into()), ..Default::default() };
+        assert!(run(&mut c, &relay, &offer, 0, false).unwrap().is_empty());
+        assert!(c.monologues[1].legs[0].dtls.passthrough && c.monologues[0].legs[0].dtls.rule().is_none());
+        run(&mut c, &Flags::default(), &offer, 1, true).unwrap();
+        assert!(c.monologues[0].legs[0].dtls.passthrough, "the answer keeps it");
+        assert!(c.monologues.iter().all(|m| m.legs[0].dtls.rule().is_none()));
+        // ICE=force puts the relay in the path: DTLS is terminated
+        let mut c = call();
+        let force = Flags { ice: Some("force".into()), ..Default::default() };
+        assert!(!run(&mut c, &force, &offer, 0, false).unwrap().is_empty());
+        assert!(!c.monologues[1].legs[0].dtls.passthrough);
     }
 
     #[test]

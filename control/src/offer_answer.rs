@@ -294,7 +294,8 @@ pub fn offer_answer(
             let s = Section { media: m, index: i, sender: x, recipient: y, is_answer };
             let dtls = crate::dtls_sdp::negotiate(call, flags, &s, &sdp.session, relay.dtls_identity)?;
             let (proto, crypto) = sdes_negotiation::negotiate(call, flags, s)?;
-            (proto, crypto, Some(dtls))
+            // passthrough: the parties' own DTLS attributes go through
+            (proto, crypto, (!call.monologues[y].legs[i].dtls.passthrough).then_some(dtls))
         } else {
             (None, None, None)
         };

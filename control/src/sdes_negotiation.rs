@@ -91,6 +91,17 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
     let fmt = |c: &Crypto| sdes::format(c, flags.sdes_pad, flags.sdes_lifetime);
     let x_proto = m.m.proto.clone();
     call.monologues[x].legs[i].proto = x_proto.clone();
+    if call.monologues[x].legs[i].dtls.passthrough {
+        // SRTP end to end (crate::dtls_sdp): the a=crypto lines go through, no keys here
+        for l in [x, y] {
+            let leg = &mut call.monologues[l].legs[i];
+            (leg.srtp_in, leg.srtp_out) = (None, None);
+            leg.sdes_relay_offer.clear();
+        }
+        let y_proto = &call.monologues[y].legs[i].proto;
+        let proto = (!s.is_answer && *y_proto != x_proto).then(|| y_proto.clone());
+        return Ok((proto, None));
+    }
     if !s.is_answer {
         // the recipient's protocol and whether it is offered SDES: crate::dtls_sdp decided
         let y_proto = call.monologues[y].legs[i].proto.clone();

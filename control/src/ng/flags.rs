@@ -65,6 +65,9 @@ pub struct Flags {
     pub trickle_ice: bool,
     /// `fatal`: a delete that finds nothing is an error (rtpengine: a warning).
     pub fatal: bool,
+    /// `passthrough` / `no-passthrough`: SDES and DTLS end to end, or terminated.
+    pub passthrough_on: bool,
+    pub passthrough_off: bool,
     /// Flags we accept and ignore (logged at debug level).
     pub ignored: Vec<String>,
 }
@@ -252,6 +255,8 @@ impl Flags {
             "full-rtcp-attribute" => self.full_rtcp_attr = true,
             "loop-protect" => self.loop_protect = true,
             "fatal" => self.fatal = true,
+            "passthrough" => self.passthrough_on = true,
+            "no-passthrough" => self.passthrough_off = true,
             "trickle-ice" => self.trickle_ice = true,
             "webrtc" => crate::ng::rtpp_flags::webrtc(self),
             _ if n.starts_with("rtcp-mux-") => self.rtcp_mux.extend(n.strip_prefix("rtcp-mux-").map(str::to_string)),
