@@ -302,7 +302,8 @@ pub fn offer_answer(
         let leg = Some(call.monologues[y].legs[i].clone());
         let rtcp = crate::rewrite::RtcpAttr::from_flags(flags);
         let mid = flags.generate_mid.then_some(i + 1);
-        outs.push(MediaOut { leg, fmts, proto, mux: mux_out, crypto, dtls, rtcp, mid });
+        let mux_offered = mux_out && !is_answer && !flags.rtcp_mux_has("require");
+        outs.push(MediaOut { leg, fmts, proto, mux: mux_out, crypto, dtls, rtcp, mux_offered, mid });
     }
     // media sections dropped by a re-offer
     let n = sdp.media.len();

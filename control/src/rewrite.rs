@@ -24,11 +24,14 @@ pub struct MediaOut {
     /// sender's (crate::dtls_sdp; None: leave them).
     pub dtls: Option<Vec<String>>,
     pub rtcp: RtcpAttr,
+    /// rtcp-mux offered but not agreed yet (an offer without `rtcp-mux-require`): a=rtcp
+    /// names the RTCP port, which stays open in case the answerer declines mux.
+    pub mux_offered: bool,
     /// `generate-mid`: a=mid value for a section that has none.
     pub mid: Option<usize>,
 }
 
-/// How the relay writes a=rtcp (rtpengine's `insert_rtcp_attr`).
+/// How the relay writes a=rtcp (rtpengine's `print_rtcp` / `insert_rtcp_attr`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RtcpAttr {
     /// `a=rtcp:<port>`
@@ -38,12 +41,16 @@ pub enum RtcpAttr {
     Full,
     /// none (`no-rtcp-attribute`)
     None,
+    /// only with rtcp-mux (`ICE=force-relay`: no RTCP stream of its own is advertised)
+    MuxOnly,
 }
 
 impl RtcpAttr {
     pub fn from_flags(f: &crate::ng::flags::Flags) -> RtcpAttr {
         if f.no_rtcp_attr {
             RtcpAttr::None
+        } else if f.ice.as_deref() == Some("force-relay") {
+            RtcpAttr::MuxOnly
         } else if f.full_rtcp_attr {
             RtcpAttr::Full
         } else {
@@ -261,9 +268,11 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             out.push(format!("a=mid:{n}"));
         }
         if is_rtp {
-            let rtcp_port = if mo.mux { leg.port } else { leg.port.wrapping_add(1) };
+            let rtcp_port = if mo.mux && !mo.mux_offered { leg.port } else { leg.port.wrapping_add(1) };
             match mo.rtcp {
                 RtcpAttr::Port => out.push(format!("a=rtcp:{rtcp_port}")),
+                RtcpAttr::MuxOnly if mo.mux => out.push(format!("a=rtcp:{rtcp_port}")),
+                RtcpAttr::MuxOnly => {}
                 RtcpAttr::Full => {
                     let a = addr_of(leg);
                     out.push(format!("a=rtcp:{rtcp_port} IN {} {a}", crate::sdp::family_of(a)))
@@ -315,6 +324,7 @@ mod tests {
             crypto: None,
             dtls: None,
             rtcp: RtcpAttr::Port,
+            mux_offered: false,
             mid: None,
         }
     }
@@ -388,6 +398,42 @@ mod tests {
         let t38 = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=image 4000 udptl t38\r\n";
         let s = run(t38, &SessionOut::default(), &[out(Some(leg_at("image", "203.0.113.1", 30000, None)))]);
         assert!(s.contains("m=image 30000 udptl t38\r\n") && !s.contains("a=rtcp"), "{s}");
+    }
+
+    #[test]
+    fn rtcp_attribute_forms_as_rtpengine_writes_them() {
+        let with = |rtcp: RtcpAttr, mux: bool, mux_offered: bool| {
+            let mut m = out(Some(leg(30000)));
+            (m.rtcp, m.mux, m.mux_offered) = (rtcp, mux, mux_offered);
+            run(OFFER, &SessionOut::default(), &[m])
+        };
+        assert!(with(RtcpAttr::Full, false, false).ends_with("a=rtcp:30001 IN IP4 203.0.113.1\r\n"));
+        assert!(!with(RtcpAttr::None, true, false).contains("a=rtcp:"));
+        assert!(with(RtcpAttr::None, true, false).ends_with("a=rtcp-mux\r\n"));
+        // an offer of mux names the RTCP port (kept open if the answerer declines)
+        assert!(with(RtcpAttr::Port, true, true).ends_with("a=rtcp:30001\r\na=rtcp-mux\r\n"));
+        assert!(with(RtcpAttr::Port, true, false).ends_with("a=rtcp:30000\r\na=rtcp-mux\r\n"));
+        // ICE=force-relay: a=rtcp only with mux
+        assert!(!with(RtcpAttr::MuxOnly, false, false).contains("a=rtcp"));
+        assert!(with(RtcpAttr::MuxOnly, true, false).contains("a=rtcp:30000\r\n"));
+    }
+
+    #[test]
+    fn dtls_attributes_are_replaced_and_mids_generated() {
+        let text = OFFER
+            .replace("t=0 0\r\n", "t=0 0\r\na=fingerprint:sha-256 AA\r\n")
+            .replace("a=sendrecv\r\n", "a=sendrecv\r\na=setup:actpass\r\na=tls-id:x\r\n");
+        let mut m = out(Some(leg(30000)));
+        let s = run(&text, &SessionOut::default(), std::slice::from_ref(&m));
+        assert!(s.contains("a=fingerprint:sha-256 AA") && s.contains("a=setup:actpass"), "left alone: {s}");
+        m.dtls = Some(vec!["a=setup:passive".into(), "a=fingerprint:sha-256 BB".into()]);
+        m.mid = Some(1);
+        let s = run(&text, &SessionOut::default(), &[m.clone()]);
+        assert!(!s.contains("AA") && !s.contains("actpass") && !s.contains("tls-id"), "the sender's go: {s}");
+        assert!(s.ends_with("a=mid:1\r\na=rtcp:30001\r\na=setup:passive\r\na=fingerprint:sha-256 BB\r\n"), "{s}");
+        // a section with its own a=mid keeps it
+        let s = run(&text.replace("a=sendrecv\r\n", "a=sendrecv\r\na=mid:audio\r\n"), &SessionOut::default(), &[m]);
+        assert!(s.contains("a=mid:audio") && !s.contains("a=mid:1"), "{s}");
     }
 
     #[test]
