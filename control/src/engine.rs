@@ -290,6 +290,10 @@ impl Engine {
         if !flags.ignored.is_empty() {
             log::debug!("call {call_id}: ignoring flags {:?}", flags.ignored);
         }
+        if flags.loop_protect && crate::loop_protect::is_duplicate(&sdp) {
+            // this relay already handled this SDP (a routing loop): unchanged, nothing done
+            return Ok(crate::loop_protect::unchanged(&sdp));
+        }
         if is_answer && !self.calls.contains_key(&call_id) {
             return Err(NgError::UnknownCallId(call_id));
         }

@@ -96,7 +96,8 @@ pub fn answer_for(offer_out: &str) -> String {
             "c=IN IP4 198.51.100.9".into()
         } else if l.starts_with("c=IN IP6") {
             "c=IN IP6 2001:db8::9".into()
-        } else if l.starts_with("a=rtcp:") {
+        } else if l.starts_with("a=rtcp:") || l.starts_with("a=rtpengine:") {
+            // (the loop-protect mark: an answerer does not echo it)
             continue;
         } else if l.starts_with("a=crypto:") {
             if crypto_seen {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod interface;
+pub mod loop_protect;
 pub mod ng;
 pub mod offer_answer;
 pub mod rewrite;

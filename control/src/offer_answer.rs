@@ -374,6 +374,7 @@ fn session_out(mono: &mut Monologue, sdp: &Sdp, flags: &Flags, relay_addr: Optio
     let mut out = SessionOut {
         replace_zero_address: flags.replace_zero_address,
         media_address: flags.media_address,
+        loop_protect: flags.loop_protect,
         ..Default::default()
     };
     let o_line = sdp.session.iter().find(|l| l.starts_with("o=")).cloned().unwrap_or_default();

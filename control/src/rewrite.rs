@@ -65,6 +65,8 @@ pub struct SessionOut {
     pub session_name_line: Option<String>,
     pub replace_zero_address: bool,
     pub media_address: Option<IpAddr>,
+    /// `loop-protect`: the session gets the relay's mark (crate::loop_protect).
+    pub loop_protect: bool,
 }
 
 const ICE_ATTRS: [&str; 8] = [
@@ -132,6 +134,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         } else {
             out.push(l.clone());
         }
+    }
+    if session.loop_protect {
+        out.push(crate::loop_protect::mark());
     }
     let session_dir = find_direction(&sdp.session);
     // the relay terminates DTLS: a sender's session-level DTLS attributes go too

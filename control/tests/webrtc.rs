@@ -131,3 +131,23 @@ fn a_reinvite_keeps_the_association_and_a_new_fingerprint_restarts_it() {
     let after = cmd(&mut e, "answer", "browser", Some("phone"), PHONE, TO_BROWSER);
     assert_eq!(rule(&dp, port_of(&after)).dtls.unwrap().generation, first.generation + 1, "DTLS restart");
 }
+
+#[test]
+fn loop_protect_marks_and_answers_a_looped_sdp_unchanged() {
+    let (mut e, dp) = engine();
+    let out = cmd(&mut e, "offer", "a", None, PHONE, "loop-protect");
+    let mark = format!("a=rtpengine:{}", control::loop_protect::instance_id());
+    assert!(out.contains(&format!("{mark}\r\n")), "{out}");
+    let sockets = dp.state.lock().unwrap().open.len();
+    // the proxy sends the relay's own SDP back to it: nothing is allocated
+    let mut r = Value::dict();
+    r.insert("command", "offer".into());
+    r.insert("call-id", "looped".into());
+    r.insert("from-tag", "x".into());
+    r.insert("sdp", out.as_str().into());
+    r.insert("flags", Value::List(vec!["loop-protect".into()]));
+    let v = e.command(&r, 1000, 0);
+    assert_eq!(v.get("sdp").and_then(Value::as_str), Some(out.as_str()));
+    assert_eq!(dp.state.lock().unwrap().open.len(), sockets);
+    assert!(!e.calls.contains_key("looped"));
+}

@@ -60,8 +60,9 @@ pub struct Flags {
     /// `no-rtcp-attribute` / `full-rtcp-attribute`: how a=rtcp is written.
     pub no_rtcp_attr: bool,
     pub full_rtcp_attr: bool,
-    /// `loop-protect`, `trickle-ICE`: accepted (rtpengine's meaning; see docs/ng-protocol.md).
+    /// `loop-protect`: mark the SDP, answer a marked one unchanged (crate::loop_protect).
     pub loop_protect: bool,
+    /// `trickle-ICE`: accepted (ICE is crate::ice's).
     pub trickle_ice: bool,
     /// `fatal`: a delete that finds nothing is an error (rtpengine: a warning).
     pub fatal: bool,
