@@ -101,6 +101,9 @@ pub struct LegDtls {
     /// The a=setup the relay last wrote in an SDP to this party: the data plane's role
     /// follows it and nothing else.
     pub announced: Option<Setup>,
+    /// The role the last completed exchange with this party settled on: a re-offer's
+    /// actpass keeps it (the running association) until the party answers otherwise.
+    pub settled: Option<DtlsRole>,
     /// The party's certificate must match this (its a=fingerprint).
     pub remote_fingerprint: Option<Fingerprint>,
     /// The party's a=tls-id (it speaks RFC 8842: the relay's SDP to it carries one too).
@@ -129,9 +132,11 @@ impl LegDtls {
         let role = match self.announced? {
             Setup::Active => DtlsRole::Active,
             Setup::Passive => DtlsRole::Passive,
-            // the relay offered actpass: the answerer's choice, passive until it chose
+            // the relay offered actpass: the answerer's choice; until it chose, the role
+            // settled before (a re-offer), else passive (wait for its ClientHello)
             Setup::ActPass if self.can_active && !self.can_passive => DtlsRole::Active,
-            Setup::ActPass => DtlsRole::Passive,
+            Setup::ActPass if self.can_passive && !self.can_active => DtlsRole::Passive,
+            Setup::ActPass => self.settled.unwrap_or(DtlsRole::Passive),
             Setup::HoldConn => return None,
         };
         Some(DtlsRule {
@@ -309,6 +314,10 @@ pub fn negotiate(
         }
         xd.enabled = wants_dtls && (identity.is_some() || xd.identity.is_some());
         xd.sdes = attrs.has_crypto && srtp(&x_proto);
+        if s.is_answer && xd.announced == Some(Setup::ActPass) {
+            // the answer to the relay's actpass settles the role
+            xd.settled = xd.rule().map(|r| r.role);
+        }
         call.monologues[x].legs[i].proto = x_proto.clone();
     }
 
@@ -363,6 +372,7 @@ pub fn negotiate(
             _ => false,
         };
         (yd.can_active, yd.can_passive) = (!passive, passive);
+        yd.settled = Some(if passive { DtlsRole::Passive } else { DtlsRole::Active });
         if passive {
             Setup::Passive
         } else {
@@ -490,6 +500,12 @@ mod tests {
         let r = c.monologues[1].legs[0].dtls.rule().unwrap();
         assert_eq!((r.role, r.generation), (DtlsRole::Active, 0));
         assert_eq!(c.monologues[0].legs[0].dtls.rule(), None, "the phone's leg is plain");
+        // the phone re-INVITEs: actpass again, the running association keeps its role
+        let lines = run(&mut c, &f, &sdp("RTP/AVP", &[]), 0, false).unwrap();
+        assert_eq!(lines[0], "a=setup:actpass");
+        assert_eq!(c.monologues[1].legs[0].dtls.rule().unwrap(), r, "no restart on a re-offer");
+        run(&mut c, &Flags::default(), &answer, 1, true).unwrap();
+        assert_eq!(c.monologues[1].legs[0].dtls.rule().unwrap(), r);
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl Flags {
         }
         f.from_interface = get_str("from-interface");
         f.to_interface = get_str("to-interface");
-        if let Some(af) = get_str("address-family") {
+        if let Some(af) = get_str("address-family").or_else(|| get_str("address family")) {
             let af = af.to_ascii_uppercase();
             if af != "IP4" && af != "IP6" {
                 return Err(FlagsError::AddressFamily(af));
