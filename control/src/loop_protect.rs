@@ -21,7 +21,7 @@ pub fn mark() -> String {
 /// The SDP already went through this relay (it carries the mark).
 pub fn is_duplicate(sdp: &Sdp) -> bool {
     let m = mark();
-    sdp.session.iter().any(|l| *l == m)
+    sdp.session.contains(&m)
 }
 
 /// The SDP as it came (lines and line ending kept).
