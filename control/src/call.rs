@@ -45,6 +45,11 @@ pub struct Leg {
     /// DTLS-SRTP with this party (crate::dtls_sdp): a DTLS leg's keys come from the
     /// handshake, never from SDES.
     pub dtls: crate::dtls_sdp::LegDtls,
+    /// The media ID (RFC 5888 a=mid) the relay writes towards this party: what this party
+    /// sent in its offers, else the one copied from the other side (or generated with
+    /// `generate-mid`) when this party was offered the section. As rtpengine: answers
+    /// change no media ID, and a=mid never passes from one party to the other as a line.
+    pub mid: Option<String>,
 }
 
 impl Leg {
@@ -241,6 +246,7 @@ pub(crate) mod tests {
             srtp_in: None,
             srtp_out: None,
             dtls: Default::default(),
+            mid: None,
         }
     }
 

@@ -213,6 +213,7 @@ pub fn offer_answer(
                     sdes_offered: Vec::new(),
                     sdes_relay_offer: Vec::new(),
                     dtls: Default::default(),
+                    mid: None,
                 }
             };
             let legs = &mut call.monologues[mono].legs;
@@ -301,7 +302,17 @@ pub fn offer_answer(
         };
         let leg = Some(call.monologues[y].legs[i].clone());
         let rtcp = crate::rewrite::RtcpAttr::from_flags(flags);
-        let mid = flags.generate_mid.then_some(i + 1);
+        if !is_answer {
+            // media IDs (rtpengine's media_update_media_id / media_copy_media_id)
+            if let Some(mid) = m.attr("mid").filter(|v| !v.is_empty()) {
+                call.monologues[x].legs[i].mid = Some(mid.to_string());
+            }
+            if call.monologues[y].legs[i].mid.is_none() {
+                let copied = call.monologues[x].legs[i].mid.clone();
+                call.monologues[y].legs[i].mid = copied.or_else(|| flags.generate_mid.then(|| (i + 1).to_string()));
+            }
+        }
+        let mid = call.monologues[y].legs[i].mid.clone();
         let mux_offered = mux_out && !is_answer && !flags.rtcp_mux_has("require");
         outs.push(MediaOut { leg, fmts, proto, mux: mux_out, crypto, dtls, rtcp, mux_offered, mid });
     }

@@ -27,8 +27,8 @@ pub struct MediaOut {
     /// rtcp-mux offered but not agreed yet (an offer without `rtcp-mux-require`): a=rtcp
     /// names the RTCP port, which stays open in case the answerer declines mux.
     pub mux_offered: bool,
-    /// `generate-mid`: a=mid value for a section that has none.
-    pub mid: Option<usize>,
+    /// The recipient's media ID (crate::call::Leg::mid): replaces the sender's a=mid.
+    pub mid: Option<String>,
 }
 
 /// How the relay writes a=rtcp (rtpengine's `print_rtcp` / `insert_rtcp_attr`).
@@ -123,7 +123,12 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
     };
     let mut out: Vec<String> = Vec::with_capacity(sdp.session.len() + 16 * sdp.media.len());
     for l in &sdp.session {
-        if l.starts_with("o=") {
+        if let Some(ids) = l.strip_prefix("a=group:BUNDLE") {
+            // the group names the recipient's media IDs of the sections the sender grouped
+            if let Some(g) = bundle_group(sdp, media, ids) {
+                out.push(g);
+            }
+        } else if l.starts_with("o=") {
             out.push(session.origin_line.clone().unwrap_or_else(|| l.clone()));
         } else if l.starts_with("s=") {
             out.push(session.session_name_line.clone().unwrap_or_else(|| l.clone()));
@@ -211,6 +216,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         let mut wrote_c = false;
         let need_c = !has_media_c && new_session_c.as_deref() != Some(c_line.as_str());
         let mut dir_seen = false;
+        let mut wrote_mid = false;
         let is_rtp = mline.is_rtp();
         let kept_fmts = &mline.fmts;
         let mut have_rtpmap: Vec<&str> = Vec::new();
@@ -231,6 +237,14 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 continue;
             }
             if mo.dtls.is_some() && crate::dtls_sdp::is_dtls_attr(l) {
+                continue;
+            }
+            if attr_name(l) == Some("mid") {
+                // the recipient's own media ID, where the sender had its
+                if let Some(mid) = mo.mid.as_ref().filter(|_| !wrote_mid) {
+                    out.push(format!("a=mid:{mid}"));
+                    wrote_mid = true;
+                }
                 continue;
             }
             if let Some(pt) = pt_attr(l) {
@@ -269,8 +283,8 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             let d = if hold { held(session_dir.unwrap_or("sendrecv")) } else { "sendrecv" };
             out.push(format!("a={d}"));
         }
-        if let Some(n) = mo.mid.filter(|_| !m.lines.iter().any(|l| attr_name(l) == Some("mid"))) {
-            out.push(format!("a=mid:{n}"));
+        if let Some(mid) = mo.mid.as_ref().filter(|_| !wrote_mid) {
+            out.push(format!("a=mid:{mid}"));
         }
         if is_rtp {
             let rtcp_port = if mo.mux && !mo.mux_offered { leg.port } else { leg.port.wrapping_add(1) };
@@ -301,6 +315,28 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         s += sdp.eol;
     }
     s
+}
+
+/// `a=group:BUNDLE` for the recipient: each of the sender's IDs replaced by the
+/// recipient's media ID of that section; None when no section is left in the group.
+fn bundle_group(sdp: &Sdp, media: &[MediaOut], ids: &str) -> Option<String> {
+    let mut out = String::from("a=group:BUNDLE");
+    let mut any = false;
+    for id in ids.split_whitespace() {
+        let section = sdp.media.iter().position(|m| m.attr("mid") == Some(id));
+        // a section the relay does not manage keeps its own ID
+        let mapped = match section.map(|k| media.get(k)) {
+            Some(Some(mo)) => mo.mid.as_deref(),
+            Some(None) => Some(id),
+            None => None,
+        };
+        if let Some(m) = mapped {
+            out.push(' ');
+            out += m;
+            any = true;
+        }
+    }
+    any.then_some(out)
 }
 
 /// Direction a party on legacy hold (c=0.0.0.0) ends up with.
@@ -432,13 +468,20 @@ mod tests {
         let s = run(&text, &SessionOut::default(), std::slice::from_ref(&m));
         assert!(s.contains("a=fingerprint:sha-256 AA") && s.contains("a=setup:actpass"), "left alone: {s}");
         m.dtls = Some(vec!["a=setup:passive".into(), "a=fingerprint:sha-256 BB".into()]);
-        m.mid = Some(1);
+        m.mid = Some("1".into());
         let s = run(&text, &SessionOut::default(), &[m.clone()]);
         assert!(!s.contains("AA") && !s.contains("actpass") && !s.contains("tls-id"), "the sender's go: {s}");
         assert!(s.ends_with("a=mid:1\r\na=rtcp:30001\r\na=setup:passive\r\na=fingerprint:sha-256 BB\r\n"), "{s}");
-        // a section with its own a=mid keeps it
-        let s = run(&text.replace("a=sendrecv\r\n", "a=sendrecv\r\na=mid:audio\r\n"), &SessionOut::default(), &[m]);
-        assert!(s.contains("a=mid:audio") && !s.contains("a=mid:1"), "{s}");
+        // the sender's a=mid is replaced in place by the recipient's; BUNDLE follows
+        let bundled = text
+            .replace("t=0 0\r\n", "t=0 0\r\na=group:BUNDLE audio video\r\n")
+            .replace("a=sendrecv\r\n", "a=sendrecv\r\na=mid:audio\r\n");
+        let s = run(&bundled, &SessionOut::default(), std::slice::from_ref(&m));
+        assert!(s.contains("a=sendrecv\r\na=mid:1\r\n") && !s.contains("a=mid:audio"), "{s}");
+        assert!(s.contains("a=group:BUNDLE 1\r\n"), "{s}");
+        m.mid = None;
+        let s = run(&bundled, &SessionOut::default(), &[m]);
+        assert!(!s.contains("a=mid") && !s.contains("a=group"), "no media ID towards this party: {s}");
     }
 
     #[test]

@@ -75,6 +75,8 @@ fn browser_calls_phone() {
     assert_eq!(setup(&to_browser), Some("passive"), "{to_browser}");
     assert!(to_browser.contains(" UDP/TLS/RTP/SAVPF "), "{to_browser}");
     assert!(to_browser.contains("a=fingerprint:sha-256 "), "{to_browser}");
+    // the browser gets its own media ID back although the phone's answer has none
+    assert!(to_browser.contains("a=mid:0\r\n"), "{to_browser}");
     let browser_socket = rule(&dp, port_of(&to_browser));
     let d = browser_socket.dtls.expect("the browser's socket does DTLS");
     assert_eq!(d.role, DtlsRole::Passive, "what the answer told the browser");
