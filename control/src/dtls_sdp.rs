@@ -175,9 +175,19 @@ impl Attrs {
             Some(s) => Some(Setup::parse(s).ok_or_else(|| DtlsSdpError::UnknownSetup(s.to_string()))?),
             None => None,
         };
-        let fingerprint = match find(media, session, "fingerprint") {
-            Some(s) => Some(Fingerprint::parse(s).ok_or_else(|| DtlsSdpError::BadFingerprint(s.to_string()))?),
-            None => None,
+        // RFC 8122 allows several (one per hash): the first one relayd can check; an error
+        // only when there are some and none is usable
+        let all = |lines: &'_ [String]| -> Vec<String> {
+            lines.iter().filter_map(|l| l.strip_prefix("a=fingerprint:")).map(str::to_string).collect()
+        };
+        let mut given = all(media);
+        if given.is_empty() {
+            given = all(session);
+        }
+        let fingerprint = match given.iter().find_map(|s| Fingerprint::parse(s)) {
+            Some(f) => Some(f),
+            None if given.is_empty() => None,
+            None => return Err(DtlsSdpError::BadFingerprint(given[0].clone())),
         };
         let tls_id = match find(media, session, "tls-id") {
             Some(s) => {
@@ -588,6 +598,12 @@ mod tests {
             let e = run(&mut call(), &Flags::default(), &sdp("UDP/TLS/RTP/SAVPF", &[a]), 0, false).unwrap_err();
             assert_eq!(e.to_string(), want);
         }
+        // several fingerprints: the first usable one
+        let several =
+            sdp("UDP/TLS/RTP/SAVPF", &["setup:actpass", "fingerprint:sha-3-256 00:11", &format!("fingerprint:{FP}")]);
+        let mut c = call();
+        run(&mut c, &Flags::default(), &several, 0, false).unwrap();
+        assert_eq!(c.monologues[0].legs[0].dtls.remote_fingerprint, Fingerprint::parse(FP));
         // DTLS only while the relay has no certificate
         let offer = sdp("UDP/TLS/RTP/SAVPF", &["setup:actpass", &format!("fingerprint:{FP}")]);
         let s = Section { media: &offer.media[0], index: 0, sender: 0, recipient: 1, is_answer: false };
