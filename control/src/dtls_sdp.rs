@@ -110,8 +110,11 @@ pub struct LegDtls {
     pub remote_tls_id: Option<String>,
     /// The relay's a=tls-id towards this party (new with each DTLS restart).
     pub local_tls_id: Option<String>,
-    /// Bumped when the party's fingerprint or tls-id changes: a new association.
+    /// Bumped when the party's fingerprint or tls-id changes, or it restarts ICE without
+    /// tls-ids on either side (rtpengine's rule, unless `no-tls-id`): a new association.
     pub generation: u32,
+    /// The party's ICE credentials (`ufrag:pwd`) as last seen, to notice an ICE restart.
+    pub remote_ice: Option<String>,
     /// Hash of the relay's a=fingerprint towards this party (kept once chosen).
     pub hash: Option<HashFunction>,
     /// The certificate the relay advertised to this party: kept for the call's lifetime.
@@ -163,6 +166,8 @@ struct Attrs {
     fingerprint: Option<Fingerprint>,
     tls_id: Option<String>,
     has_crypto: bool,
+    /// `ufrag:pwd`
+    ice: Option<String>,
 }
 
 fn find<'a>(media: &'a [String], session: &'a [String], name: &str) -> Option<&'a str> {
@@ -201,7 +206,11 @@ impl Attrs {
             None => None,
         };
         let has_crypto = media.iter().any(|l| l.starts_with("a=crypto:"));
-        Ok(Attrs { setup, fingerprint, tls_id, has_crypto })
+        let ice = match (find(media, session, "ice-ufrag"), find(media, session, "ice-pwd")) {
+            (Some(u), Some(p)) => Some(format!("{u}:{p}")),
+            _ => None,
+        };
+        Ok(Attrs { setup, fingerprint, tls_id, has_crypto, ice })
     }
 }
 
@@ -316,8 +325,20 @@ pub fn negotiate(
         } else if xd.remote_tls_id.is_some() && attrs.tls_id != xd.remote_tls_id {
             xd.generation = xd.generation.wrapping_add(1);
             xd.local_tls_id = None;
+        } else if xd.remote_ice.is_some()
+            && attrs.ice.is_some()
+            && attrs.ice != xd.remote_ice
+            && xd.remote_tls_id.is_none()
+            && attrs.tls_id.is_none()
+            && !flags.no_tls_id
+        {
+            // ICE restart without tls-id: DTLS restarts too
+            xd.generation = xd.generation.wrapping_add(1);
         }
         xd.remote_tls_id = attrs.tls_id.clone();
+        if attrs.ice.is_some() {
+            xd.remote_ice = attrs.ice.clone();
+        }
         let wants_dtls = (act || pas) && xd.remote_fingerprint.is_some() && srtp(&x_proto);
         if wants_dtls && identity.is_none() && xd.identity.is_none() && !attrs.has_crypto {
             return Err(DtlsSdpError::NoIdentity { proto: x_proto });
@@ -536,6 +557,21 @@ mod tests {
         again = run(&mut c, &Flags::default(), &new_tls, 0, false);
         assert!(again.is_ok());
         assert_eq!(c.monologues[0].legs[0].dtls.generation, 1);
+        // an ICE restart restarts DTLS only without tls-ids
+        let ice = |u: &str| {
+            sdp(
+                "UDP/TLS/RTP/SAVPF",
+                &["setup:actpass", &format!("fingerprint:{FP}"), u, "ice-pwd:0123456789abcdefghijkl"],
+            )
+        };
+        let mut c2 = call();
+        run(&mut c2, &Flags::default(), &ice("ice-ufrag:aaaa"), 0, false).unwrap();
+        run(&mut c2, &Flags::default(), &ice("ice-ufrag:aaaa"), 0, false).unwrap();
+        assert_eq!(c2.monologues[0].legs[0].dtls.generation, 0);
+        run(&mut c2, &Flags::default(), &ice("ice-ufrag:bbbb"), 0, false).unwrap();
+        assert_eq!(c2.monologues[0].legs[0].dtls.generation, 1, "ICE restart");
+        run(&mut c2, &Flags { no_tls_id: true, ..Default::default() }, &ice("ice-ufrag:cccc"), 0, false).unwrap();
+        assert_eq!(c2.monologues[0].legs[0].dtls.generation, 1, "not with no-tls-id");
         let new_fp = FP.replace("DA:89", "DA:88");
         run(
             &mut c,
