@@ -153,3 +153,33 @@ fn loop_protect_marks_and_answers_a_looped_sdp_unchanged() {
     assert_eq!(dp.state.lock().unwrap().open.len(), sockets);
     assert!(!e.calls.contains_key("looped"));
 }
+
+#[test]
+fn a_call_keeps_the_certificate_it_advertised() {
+    let (mut e, dp) = engine();
+    cmd(&mut e, "offer", "browser", None, CHROME, TO_PHONE);
+    let to_browser = cmd(&mut e, "answer", "browser", Some("phone"), PHONE, TO_BROWSER);
+    let fp = |s: &str| s.lines().find(|l| l.starts_with("a=fingerprint:")).unwrap().to_string();
+    // the certificate is renewed
+    let mut renewed = (*control::dtls_sdp::test_identity()).clone();
+    renewed.cert_der = b"the renewed certificate".to_vec();
+    // (a dummy: any 32 bytes other than the first certificate's SHA-256)
+    renewed.fingerprint.value =
+        control::dtls_sdp::fingerprint_of(&renewed, rules::webrtc::HashFunction::Sha384).value[..32].to_vec();
+    let renewed = Arc::new(renewed);
+    e.set_dtls_identity(renewed.clone());
+    cmd(&mut e, "offer", "browser", Some("phone"), CHROME, TO_PHONE);
+    let again = cmd(&mut e, "answer", "browser", Some("phone"), PHONE, TO_BROWSER);
+    assert_eq!(fp(&again), fp(&to_browser), "the running call keeps its certificate");
+    assert_ne!(rule(&dp, port_of(&again)).dtls.unwrap().identity, renewed);
+    // a new call advertises the renewed one
+    let mut r = Value::dict();
+    r.insert("command", "offer".into());
+    r.insert("call-id", "second".into());
+    r.insert("from-tag", "p".into());
+    r.insert("sdp", PHONE.into());
+    r.insert("rtpp-flags", TO_BROWSER.into());
+    let v = e.command(&r, 1000, 0);
+    let out = v.get("sdp").and_then(Value::as_str).unwrap();
+    assert_eq!(fp(out), format!("a=fingerprint:{}", renewed.fingerprint));
+}
