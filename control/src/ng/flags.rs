@@ -133,7 +133,7 @@ impl Flags {
         // `rtpp-flags` (Kamailio's raw string) and `key=value` / transport items of the
         // flags list become the dictionary keys they stand for
         let merged = crate::ng::rtpp_flags::merge(req)?;
-        let req = &merged;
+        let req: &Value = &merged;
         let mut f = Flags::default();
         let get_str = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
         if let Some(flags) = req.get("flags") {

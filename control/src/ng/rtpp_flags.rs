@@ -114,7 +114,7 @@ const LIST_KEYS: [&str; 6] = ["SDES", "rtcp-mux", "replace", "direction", "DTLS"
 
 /// The request with `rtpp-flags` and the `key=value` / transport items of `flags` turned
 /// into dictionary keys; plain flags stay in `flags`.
-pub fn merge(req: &Value) -> Result<Value, FlagsError> {
+pub fn merge(req: &Value) -> Result<std::borrow::Cow<'_, Value>, FlagsError> {
     let mut list = Vec::new();
     if let Some(raw) = req.get("rtpp-flags").and_then(Value::as_str) {
         items(raw, &mut list)?;
@@ -128,8 +128,10 @@ pub fn merge(req: &Value) -> Result<Value, FlagsError> {
             None => list.push(Item::Word(f)),
         }
     }
-    if list.is_empty() {
-        return Ok(req.clone());
+    let plain = |i: &Item| matches!(i, Item::Word(w) if transport_word(w, None).is_none() && w != "internal" && w != "external");
+    if from_rtpp == 0 && list.iter().all(plain) {
+        // nothing to turn into keys: the request as it is (no copy of its SDP)
+        return Ok(std::borrow::Cow::Borrowed(req));
     }
     let mut out = req.clone();
     let mut flags = Vec::new();
@@ -178,7 +180,7 @@ pub fn merge(req: &Value) -> Result<Value, FlagsError> {
         out.insert("direction", Value::List(directions));
     }
     out.insert("flags", Value::List(flags));
-    Ok(out)
+    Ok(std::borrow::Cow::Owned(out))
 }
 
 fn is_from_request(req: &Value, key: &str) -> bool {
