@@ -10,7 +10,7 @@
 #                  via-branch of an unanswered call, and its answer drops a=group:BUNDLE / a=mid
 #   gh-661-plain-from-rtp, gh-661-from-rtp-suppress-one, gh-966, gh-1086:
 #                  rtpengine also offers AES_192_CM, F8 and NULL suites; relayd offers only
-#                  the suites it implements (gh-1086 also expects a DTLS fingerprint)
+#                  the suites it implements
 #   gh-661-plain-L11997: rtpengine reuses the offerer's SDES keys towards the answerer;
 #                  relayd gives every leg fresh keys (a leg's key never protects another leg)
 #   mki-re-invite: a=crypto with an MKI is rejected at negotiation (not supported)
