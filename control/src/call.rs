@@ -44,6 +44,14 @@ pub struct Leg {
     pub srtp_out: Option<SrtpKey>,
     /// ICE towards this party (rtpengine's per-media ICE state; `ice_sdp`).
     pub ice: crate::ice_sdp::LegIce,
+    /// DTLS-SRTP with this party (crate::dtls_sdp): a DTLS leg's keys come from the
+    /// handshake, never from SDES.
+    pub dtls: crate::dtls_sdp::LegDtls,
+    /// The media ID (RFC 5888 a=mid) the relay writes towards this party: what this party
+    /// sent in its offers, else the one copied from the other side (or generated with
+    /// `generate-mid`) when this party was offered the section. As rtpengine: answers
+    /// change no media ID, and a=mid never passes from one party to the other as a line.
+    pub mid: Option<String>,
 }
 
 impl Leg {
@@ -198,6 +206,8 @@ impl Call {
                 let (rtp, rtcp) = (SocketAddr::new(s.local, s.port), SocketAddr::new(s.local, s.port.wrapping_add(1)));
                 [(rtp, rtp_kind, None, forward.then(|| other.rtp())), (rtcp, rtcp_kind, None, None)]
             });
+            let dtls = leg.dtls.rule();
+            let sdes = |k: &Option<SrtpKey>| if dtls.is_some() { None } else { k.clone() };
             // the RTP socket and the RTCP socket of the leg differ only in these
             for (local, kind, signalled_peer, egress_rtp) in [
                 (leg.rtp(), rtp_kind, leg.peer, forward.then(|| other.rtp())),
@@ -216,10 +226,10 @@ impl Call {
                     reset_latch: reset,
                     sip_source,
                     clock_rate: leg.clock_rate,
-                    srtp_in: leg.srtp_in.clone(),
-                    srtp_out: leg.srtp_out.clone(),
+                    srtp_in: sdes(&leg.srtp_in),
+                    srtp_out: sdes(&leg.srtp_out),
                     ice: ice.clone(),
-                    dtls: None,
+                    dtls: dtls.clone(),
                 });
             }
         }
@@ -254,6 +264,8 @@ pub(crate) mod tests {
             srtp_in: None,
             srtp_out: None,
             ice: Default::default(),
+            dtls: Default::default(),
+            mid: None,
         }
     }
 

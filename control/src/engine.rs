@@ -113,6 +113,8 @@ pub struct Engine {
     pub stats: EngineStats,
     next_affinity: u64,
     error_log: crate::ng::LogLimiter,
+    /// The certificate new DTLS legs advertise (calls keep the one they advertised).
+    dtls_identity: Option<Arc<rules::webrtc::DtlsIdentity>>,
 }
 
 /// Most call-ids one `list` reply carries (the HTTP API's /calls lists them all).
@@ -165,7 +167,23 @@ impl Engine {
             }
         }
         let error_log = crate::ng::LogLimiter::new(cfg.error_logs_per_second);
-        Engine { cfg, dp, pools, calls: HashMap::new(), stats: EngineStats::default(), next_affinity: 0, error_log }
+        Engine {
+            cfg,
+            dp,
+            pools,
+            calls: HashMap::new(),
+            stats: EngineStats::default(),
+            next_affinity: 0,
+            error_log,
+            dtls_identity: None,
+        }
+    }
+
+    /// The process's DTLS certificate (relayd renews it before it expires): new DTLS legs
+    /// advertise this one; a call keeps the one its SDP advertised. Without one the relay
+    /// offers no DTLS and refuses DTLS-only media.
+    pub fn set_dtls_identity(&mut self, identity: Arc<rules::webrtc::DtlsIdentity>) {
+        self.dtls_identity = Some(identity);
     }
 
     pub fn dataplane(&self) -> &Arc<dyn DataPlane> {
@@ -239,7 +257,14 @@ impl Engine {
             Request::Ping => Ok(Reply::Pong),
             Request::Offer(o) => self.offer_answer(o, false, now_ms, unix).map(Reply::Sdp),
             Request::Answer(o) => self.offer_answer(o, true, now_ms, unix).map(Reply::Sdp),
-            Request::Delete(d) => self.delete(d, now_ms).map(Reply::Deleted),
+            Request::Delete(d) => {
+                let fatal = d.flags.fatal;
+                match self.delete(d, now_ms) {
+                    Ok(t) => Ok(Reply::Deleted(t)),
+                    Err(NgError::UnknownCallId(_) | NgError::UnknownFromTag(_)) if !fatal => Ok(Reply::NotDeleted),
+                    Err(e) => Err(e),
+                }
+            }
             Request::Query { call_id } => Snapshot::take(self, Some(&call_id), now_ms)
                 .query(self.dp.as_ref())
                 .map(Reply::Query)
@@ -280,6 +305,10 @@ impl Engine {
         if !flags.ignored.is_empty() {
             log::debug!("call {call_id}: ignoring flags {:?}", flags.ignored);
         }
+        if flags.loop_protect && crate::loop_protect::is_duplicate(&sdp) {
+            // this relay already handled this SDP (a routing loop): unchanged, nothing done
+            return Ok(crate::loop_protect::unchanged(&sdp));
+        }
         if is_answer && !self.calls.contains_key(&call_id) {
             return Err(NgError::UnknownCallId(call_id));
         }
@@ -293,7 +322,11 @@ impl Engine {
         // work on a copy so that a failing request leaves the call as it was
         let mut call = self.calls.get(&call_id).unwrap().clone();
         let ex = Exchange { sdp: &sdp, flags: &flags, from_tag: &from_tag, to_tag: to_tag.as_deref(), is_answer, unix };
-        let relay = Relay { interfaces: &self.cfg.interfaces, policy: &self.cfg.media_policy };
+        let relay = Relay {
+            interfaces: &self.cfg.interfaces,
+            policy: &self.cfg.media_policy,
+            dtls_identity: self.dtls_identity.as_ref(),
+        };
         let mut ports = PoolPorts { pools: &mut self.pools, dp: self.dp.as_ref(), deferred: Some(Vec::new()) };
         // a panic in here (a bug) must not leak the ports this request allocated: it
         // becomes an error, and the release below runs

@@ -47,8 +47,8 @@ pub enum NgError {
         n: usize,
         max: usize,
     },
-    /// A media section with a DTLS transport (the protocol named).
-    DtlsSrtp(String),
+    /// A section's DTLS attributes cannot be used (crate::dtls_sdp).
+    Dtls(crate::dtls_sdp::DtlsSdpError),
     UnknownCallId(String),
     /// The data plane refused a forwarding rule of the call (an SRTP key it cannot use, a
     /// socket that is not open, ...): the request is refused, nothing is forwarded in plain.
@@ -97,7 +97,7 @@ impl fmt::Display for NgError {
             NgError::TooManyMonologues { n, max } => {
                 write!(f, "call would have {n} monologues, more than max-monologues-per-call ({max})")
             }
-            NgError::DtlsSrtp(proto) => write!(f, "DTLS-SRTP ({proto}) is not supported yet"),
+            NgError::Dtls(e) => e.fmt(f),
             NgError::UnknownCallId(c) => write!(f, "Unknown call-id {c:?}"),
             NgError::RuleRefused { local, why } => write!(f, "cannot apply forwarding rule for {local}: {why}"),
             NgError::UnknownFromTag(t) => write!(f, "Unknown from-tag {t:?}"),
@@ -134,6 +134,12 @@ impl From<FlagsError> for NgError {
 impl From<PortError> for NgError {
     fn from(e: PortError) -> Self {
         NgError::Ports(e)
+    }
+}
+
+impl From<crate::dtls_sdp::DtlsSdpError> for NgError {
+    fn from(e: crate::dtls_sdp::DtlsSdpError) -> Self {
+        NgError::Dtls(e)
     }
 }
 

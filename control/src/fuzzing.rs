@@ -26,7 +26,10 @@ pub fn engine() -> (Engine, Arc<MemoryDataPlane>) {
         port_max: 30999,
         ..Default::default()
     };
-    (Engine::new(cfg, dp.clone()), dp)
+    let mut e = Engine::new(cfg, dp.clone());
+    // as relayd: a process-wide DTLS certificate, so DTLS offers reach crate::dtls_sdp
+    e.set_dtls_identity(crate::dtls_sdp::test_identity());
+    (e, dp)
 }
 
 fn unreachable_interface() -> Interface {
@@ -38,6 +41,13 @@ fn flags_for(opts: u8, req: &mut Value) {
     let mut flags: Vec<Value> = Vec::new();
     if opts & 1 != 0 {
         flags.push("trust-address".into());
+        // what Kamailio's rtpengine_offer(flags, via-branch) sends unparsed
+        req.insert(
+            "rtpp-flags",
+            "replace-origin via-branch=extra DTLS=passive SDES-off rtcp-mux-offer generate-mid full-rtcp-attribute \
+             loop-protect address-family=IP4"
+                .into(),
+        );
     }
     if opts & 2 != 0 {
         req.insert("transport-protocol", "RTP/SAVP".into());
@@ -87,7 +97,8 @@ pub fn answer_for(offer_out: &str) -> String {
             "c=IN IP4 198.51.100.9".into()
         } else if l.starts_with("c=IN IP6") {
             "c=IN IP6 2001:db8::9".into()
-        } else if l.starts_with("a=rtcp:") {
+        } else if l.starts_with("a=rtcp:") || l.starts_with("a=rtpengine:") {
+            // (the loop-protect mark: an answerer does not echo it)
             continue;
         } else if l.starts_with("a=crypto:") {
             if crypto_seen {

@@ -4,6 +4,7 @@
 
 pub mod bencode;
 pub mod call;
+pub mod dtls_sdp;
 pub mod engine;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -12,6 +13,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod ice_sdp;
 pub mod interface;
+pub mod loop_protect;
 pub mod ng;
 pub mod offer_answer;
 pub mod rewrite;

@@ -35,6 +35,8 @@ pub struct Exchange<'a> {
 pub struct Relay<'a> {
     pub interfaces: &'a [Interface],
     pub policy: &'a AddressPolicy,
+    /// The certificate new DTLS legs advertise (None: the relay offers no DTLS).
+    pub dtls_identity: Option<&'a std::sync::Arc<rules::webrtc::DtlsIdentity>>,
 }
 
 /// What offer/answer asks of the relay's sockets.
@@ -224,6 +226,8 @@ pub fn offer_answer(
                         .filter(|l| l.media_type == m.m.media)
                         .map(|l| l.ice.restarted())
                         .unwrap_or_default(),
+                    dtls: Default::default(),
+                    mid: None,
                 }
             };
             let legs = &mut call.monologues[mono].legs;
@@ -301,15 +305,32 @@ pub fn offer_answer(
         } else {
             (sender_mux && !flags.rtcp_mux_has("demux")) || flags.rtcp_mux_has("offer") || flags.rtcp_mux_has("require")
         };
-        let (proto, crypto) = if m.m.is_rtp() && m.m.port != 0 {
+        let (proto, crypto, dtls) = if m.m.is_rtp() && m.m.port != 0 {
             let s = Section { media: m, index: i, sender: x, recipient: y, is_answer };
-            sdes_negotiation::negotiate(call, flags, s)?
+            let dtls = crate::dtls_sdp::negotiate(call, flags, &s, &sdp.session, relay.dtls_identity)?;
+            let (proto, crypto) = sdes_negotiation::negotiate(call, flags, s)?;
+            // passthrough: the parties' own DTLS attributes go through
+            (proto, crypto, (!call.monologues[y].legs[i].dtls.passthrough).then_some(dtls))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let s = ice_sdp::Section { sdp, index: i, sender: x, recipient: y, is_answer, mux: mux_out };
         let ice = ice_sdp::negotiate(call, relay.interfaces, ports, flags, s)?;
-        outs.push(MediaOut { leg: Some(call.monologues[y].legs[i].clone()), fmts, proto, mux: mux_out, crypto, ice });
+        let leg = Some(call.monologues[y].legs[i].clone());
+        let rtcp = crate::rewrite::RtcpAttr::from_flags(flags);
+        if !is_answer {
+            // media IDs (rtpengine's media_update_media_id / media_copy_media_id)
+            if let Some(mid) = m.attr("mid").filter(|v| !v.is_empty()) {
+                call.monologues[x].legs[i].mid = Some(mid.to_string());
+            }
+            if call.monologues[y].legs[i].mid.is_none() {
+                let copied = call.monologues[x].legs[i].mid.clone();
+                call.monologues[y].legs[i].mid = copied.or_else(|| flags.generate_mid.then(|| (i + 1).to_string()));
+            }
+        }
+        let mid = call.monologues[y].legs[i].mid.clone();
+        let mux_offered = mux_out && !is_answer && !flags.rtcp_mux_has("require");
+        outs.push(MediaOut { leg, fmts, proto, mux: mux_out, crypto, ice, dtls, rtcp, mux_offered, mid });
     }
     // media sections dropped by a re-offer
     let n = sdp.media.len();
@@ -382,6 +403,7 @@ fn session_out(mono: &mut Monologue, sdp: &Sdp, flags: &Flags, relay_addr: Optio
     let mut out = SessionOut {
         replace_zero_address: flags.replace_zero_address,
         media_address: flags.media_address,
+        loop_protect: flags.loop_protect,
         ..Default::default()
     };
     let o_line = sdp.session.iter().find(|l| l.starts_with("o=")).cloned().unwrap_or_default();
@@ -503,7 +525,7 @@ mod tests {
             Setup { interfaces: vec![Interface::parse("203.0.113.1").unwrap()], policy: AddressPolicy::permissive() }
         }
         fn relay(&self) -> Relay<'_> {
-            Relay { interfaces: &self.interfaces, policy: &self.policy }
+            Relay { interfaces: &self.interfaces, policy: &self.policy, dtls_identity: None }
         }
     }
 

@@ -23,6 +23,43 @@ pub struct MediaOut {
     pub crypto: Option<Vec<String>>,
     /// ICE towards the recipient: the relay's lines, or the sender's kept (passthrough).
     pub ice: IceOut,
+    /// The relay's a=setup / a=fingerprint / a=tls-id for the recipient: they replace the
+    /// sender's (crate::dtls_sdp; None: leave them).
+    pub dtls: Option<Vec<String>>,
+    pub rtcp: RtcpAttr,
+    /// rtcp-mux offered but not agreed yet (an offer without `rtcp-mux-require`): a=rtcp
+    /// names the RTCP port, which stays open in case the answerer declines mux.
+    pub mux_offered: bool,
+    /// The recipient's media ID (crate::call::Leg::mid): replaces the sender's a=mid.
+    pub mid: Option<String>,
+}
+
+/// How the relay writes a=rtcp (rtpengine's `print_rtcp` / `insert_rtcp_attr`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RtcpAttr {
+    /// `a=rtcp:<port>`
+    #[default]
+    Port,
+    /// `a=rtcp:<port> IN IP4 <address>` (`full-rtcp-attribute`)
+    Full,
+    /// none (`no-rtcp-attribute`)
+    None,
+    /// only with rtcp-mux (`ICE=force-relay`: no RTCP stream of its own is advertised)
+    MuxOnly,
+}
+
+impl RtcpAttr {
+    pub fn from_flags(f: &crate::ng::flags::Flags) -> RtcpAttr {
+        if f.no_rtcp_attr {
+            RtcpAttr::None
+        } else if f.ice.as_deref() == Some("force-relay") {
+            RtcpAttr::MuxOnly
+        } else if f.full_rtcp_attr {
+            RtcpAttr::Full
+        } else {
+            RtcpAttr::Port
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,6 +72,8 @@ pub struct SessionOut {
     pub ice_lite: bool,
     /// Session-level ICE attributes of the sender stay (ICE passthrough).
     pub keep_session_ice: bool,
+    /// `loop-protect`: the session gets the relay's mark (crate::loop_protect).
+    pub loop_protect: bool,
 }
 
 fn is_ice(line: &str) -> bool {
@@ -80,7 +119,12 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
     };
     let mut out: Vec<String> = Vec::with_capacity(sdp.session.len() + 16 * sdp.media.len());
     for l in &sdp.session {
-        if l.starts_with("o=") {
+        if let Some(ids) = l.strip_prefix("a=group:BUNDLE") {
+            // the group names the recipient's media IDs of the sections the sender grouped
+            if let Some(g) = bundle_group(sdp, media, ids) {
+                out.push(g);
+            }
+        } else if l.starts_with("o=") {
             out.push(session.origin_line.clone().unwrap_or_else(|| l.clone()));
         } else if l.starts_with("s=") {
             out.push(session.session_name_line.clone().unwrap_or_else(|| l.clone()));
@@ -95,7 +139,14 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
     if session.ice_lite {
         out.push("a=ice-lite".into());
     }
+    if session.loop_protect {
+        out.push(crate::loop_protect::mark());
+    }
     let session_dir = find_direction(&sdp.session);
+    // the relay terminates DTLS: a sender's session-level DTLS attributes go too
+    if media.iter().any(|m| m.dtls.is_some()) {
+        out.retain(|l| !crate::dtls_sdp::is_dtls_attr(l));
+    }
     for (i, m) in sdp.media.iter().enumerate() {
         // one MediaOut per media section; a section without one is copied as it came
         let Some(mo) = media.get(i) else {
@@ -164,6 +215,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         let mut wrote_c = false;
         let need_c = !has_media_c && new_session_c.as_deref() != Some(c_line.as_str());
         let mut dir_seen = false;
+        let mut wrote_mid = false;
         let is_rtp = mline.is_rtp();
         let kept_fmts = &mline.fmts;
         let mut have_rtpmap: Vec<&str> = Vec::new();
@@ -181,6 +233,17 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 continue;
             }
             if mo.crypto.is_some() && attr_name(l) == Some("crypto") {
+                continue;
+            }
+            if mo.dtls.is_some() && crate::dtls_sdp::is_dtls_attr(l) {
+                continue;
+            }
+            if attr_name(l) == Some("mid") {
+                // the recipient's own media ID, where the sender had its
+                if let Some(mid) = mo.mid.as_ref().filter(|_| !wrote_mid) {
+                    out.push(format!("a=mid:{mid}"));
+                    wrote_mid = true;
+                }
                 continue;
             }
             if let Some(pt) = pt_attr(l) {
@@ -219,14 +282,29 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             let d = if hold { held(session_dir.unwrap_or("sendrecv")) } else { "sendrecv" };
             out.push(format!("a={d}"));
         }
+        if let Some(mid) = mo.mid.as_ref().filter(|_| !wrote_mid) {
+            out.push(format!("a=mid:{mid}"));
+        }
         if is_rtp {
-            let rtcp_port = if mo.mux { leg.port } else { leg.port.wrapping_add(1) };
-            out.push(format!("a=rtcp:{rtcp_port}"));
+            let rtcp_port = if mo.mux && !mo.mux_offered { leg.port } else { leg.port.wrapping_add(1) };
+            match mo.rtcp {
+                RtcpAttr::Port => out.push(format!("a=rtcp:{rtcp_port}")),
+                RtcpAttr::MuxOnly if mo.mux => out.push(format!("a=rtcp:{rtcp_port}")),
+                RtcpAttr::MuxOnly => {}
+                RtcpAttr::Full => {
+                    let a = addr_of(leg);
+                    out.push(format!("a=rtcp:{rtcp_port} IN {} {a}", crate::sdp::family_of(a)))
+                }
+                RtcpAttr::None => {}
+            }
             if mo.mux {
                 out.push("a=rtcp-mux".into());
             }
         }
         if let Some(lines) = &mo.crypto {
+            out.extend(lines.iter().cloned());
+        }
+        if let Some(lines) = &mo.dtls {
             out.extend(lines.iter().cloned());
         }
         out.extend(mo.ice.lines.iter().cloned());
@@ -237,6 +315,28 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         s += sdp.eol;
     }
     s
+}
+
+/// `a=group:BUNDLE` for the recipient: each of the sender's IDs replaced by the
+/// recipient's media ID of that section; None when no section is left in the group.
+fn bundle_group(sdp: &Sdp, media: &[MediaOut], ids: &str) -> Option<String> {
+    let mut out = String::from("a=group:BUNDLE");
+    let mut any = false;
+    for id in ids.split_whitespace() {
+        let section = sdp.media.iter().position(|m| m.attr("mid") == Some(id));
+        // a section the relay does not manage keeps its own ID
+        let mapped = match section.map(|k| media.get(k)) {
+            Some(Some(mo)) => mo.mid.as_deref(),
+            Some(None) => Some(id),
+            None => None,
+        };
+        if let Some(m) = mapped {
+            out.push(' ');
+            out += m;
+            any = true;
+        }
+    }
+    any.then_some(out)
 }
 
 /// Direction a party on legacy hold (c=0.0.0.0) ends up with.
@@ -257,7 +357,18 @@ mod tests {
     }
 
     fn out(leg: Option<Leg>) -> MediaOut {
-        MediaOut { leg, fmts: Vec::new(), proto: None, mux: false, crypto: None, ice: IceOut::default() }
+        MediaOut {
+            leg,
+            fmts: Vec::new(),
+            proto: None,
+            mux: false,
+            crypto: None,
+            ice: IceOut::default(),
+            dtls: None,
+            rtcp: RtcpAttr::Port,
+            mux_offered: false,
+            mid: None,
+        }
     }
 
     fn run(text: &str, session: &SessionOut, media: &[MediaOut]) -> String {
@@ -329,6 +440,49 @@ mod tests {
         let t38 = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=image 4000 udptl t38\r\n";
         let s = run(t38, &SessionOut::default(), &[out(Some(leg_at("image", "203.0.113.1", 30000, None)))]);
         assert!(s.contains("m=image 30000 udptl t38\r\n") && !s.contains("a=rtcp"), "{s}");
+    }
+
+    #[test]
+    fn rtcp_attribute_forms_as_rtpengine_writes_them() {
+        let with = |rtcp: RtcpAttr, mux: bool, mux_offered: bool| {
+            let mut m = out(Some(leg(30000)));
+            (m.rtcp, m.mux, m.mux_offered) = (rtcp, mux, mux_offered);
+            run(OFFER, &SessionOut::default(), &[m])
+        };
+        assert!(with(RtcpAttr::Full, false, false).ends_with("a=rtcp:30001 IN IP4 203.0.113.1\r\n"));
+        assert!(!with(RtcpAttr::None, true, false).contains("a=rtcp:"));
+        assert!(with(RtcpAttr::None, true, false).ends_with("a=rtcp-mux\r\n"));
+        // an offer of mux names the RTCP port (kept open if the answerer declines)
+        assert!(with(RtcpAttr::Port, true, true).ends_with("a=rtcp:30001\r\na=rtcp-mux\r\n"));
+        assert!(with(RtcpAttr::Port, true, false).ends_with("a=rtcp:30000\r\na=rtcp-mux\r\n"));
+        // ICE=force-relay: a=rtcp only with mux
+        assert!(!with(RtcpAttr::MuxOnly, false, false).contains("a=rtcp"));
+        assert!(with(RtcpAttr::MuxOnly, true, false).contains("a=rtcp:30000\r\n"));
+    }
+
+    #[test]
+    fn dtls_attributes_are_replaced_and_mids_generated() {
+        let text = OFFER
+            .replace("t=0 0\r\n", "t=0 0\r\na=fingerprint:sha-256 AA\r\n")
+            .replace("a=sendrecv\r\n", "a=sendrecv\r\na=setup:actpass\r\na=tls-id:x\r\n");
+        let mut m = out(Some(leg(30000)));
+        let s = run(&text, &SessionOut::default(), std::slice::from_ref(&m));
+        assert!(s.contains("a=fingerprint:sha-256 AA") && s.contains("a=setup:actpass"), "left alone: {s}");
+        m.dtls = Some(vec!["a=setup:passive".into(), "a=fingerprint:sha-256 BB".into()]);
+        m.mid = Some("1".into());
+        let s = run(&text, &SessionOut::default(), &[m.clone()]);
+        assert!(!s.contains("AA") && !s.contains("actpass") && !s.contains("tls-id"), "the sender's go: {s}");
+        assert!(s.ends_with("a=mid:1\r\na=rtcp:30001\r\na=setup:passive\r\na=fingerprint:sha-256 BB\r\n"), "{s}");
+        // the sender's a=mid is replaced in place by the recipient's; BUNDLE follows
+        let bundled = text
+            .replace("t=0 0\r\n", "t=0 0\r\na=group:BUNDLE audio video\r\n")
+            .replace("a=sendrecv\r\n", "a=sendrecv\r\na=mid:audio\r\n");
+        let s = run(&bundled, &SessionOut::default(), std::slice::from_ref(&m));
+        assert!(s.contains("a=sendrecv\r\na=mid:1\r\n") && !s.contains("a=mid:audio"), "{s}");
+        assert!(s.contains("a=group:BUNDLE 1\r\n"), "{s}");
+        m.mid = None;
+        let s = run(&bundled, &SessionOut::default(), &[m]);
+        assert!(!s.contains("a=mid") && !s.contains("a=group"), "no media ID towards this party: {s}");
     }
 
     #[test]

@@ -39,7 +39,7 @@ impl fmt::Display for SdesError {
         match self {
             SdesError::NoUsableCrypto { proto, err } => write!(f, "no usable a=crypto line in {proto} media: {err}"),
             SdesError::NoCrypto { proto } => {
-                write!(f, "{proto} media without a=crypto line (DTLS-SRTP is not supported yet)")
+                write!(f, "{proto} media without a=crypto line or DTLS (a=setup and a=fingerprint)")
             }
             SdesError::NoSuiteLeft => f.write_str("SDES flags leave no SRTP suite to offer"),
             SdesError::NotOffered { tag, suite } => {
@@ -98,15 +98,32 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
     let fmt = |c: &Crypto| sdes::format(c, flags.sdes_pad, flags.sdes_lifetime);
     let x_proto = m.m.proto.clone();
     call.monologues[x].legs[i].proto = x_proto.clone();
+    if call.monologues[x].legs[i].dtls.passthrough {
+        // SRTP end to end (crate::dtls_sdp): the a=crypto lines go through, no keys here
+        for l in [x, y] {
+            let leg = &mut call.monologues[l].legs[i];
+            (leg.srtp_in, leg.srtp_out) = (None, None);
+            leg.sdes_relay_offer.clear();
+        }
+        let y_proto = &call.monologues[y].legs[i].proto;
+        let proto = (!s.is_answer && *y_proto != x_proto).then(|| y_proto.clone());
+        return Ok((proto, None));
+    }
     if !s.is_answer {
-        let y_proto = flags.transport_protocol.clone().unwrap_or_else(|| x_proto.clone());
-        let offered = if savp(&x_proto) { parse_all(m)? } else { Vec::new() };
+        // the recipient's protocol and whether it is offered SDES: crate::dtls_sdp decided
+        let y_proto = call.monologues[y].legs[i].proto.clone();
+        let proto_out = (y_proto != x_proto).then(|| y_proto.clone());
+        let offered = match (savp(&x_proto), call.monologues[x].legs[i].dtls.enabled) {
+            (false, _) => Vec::new(),
+            // DTLS with the offerer: its a=crypto lines are optional
+            (true, true) => parse_all(m).unwrap_or_default(),
+            (true, false) => parse_all(m)?,
+        };
         call.monologues[x].legs[i].sdes_offered = offered.clone();
         let yl = &mut call.monologues[y].legs[i];
-        yl.proto = y_proto.clone();
-        if !savp(&y_proto) || flags.sdes_off {
+        if !savp(&y_proto) || !yl.dtls.sdes {
             yl.sdes_relay_offer.clear();
-            return Ok((flags.transport_protocol.clone(), Some(Vec::new())));
+            return Ok((proto_out, Some(Vec::new())));
         }
         // the suites to offer: the offerer's first (same tags), then the others
         let allowed = |name: &str| {
@@ -147,10 +164,10 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
             })
             .collect();
         let lines = yl.sdes_relay_offer.iter().map(fmt).collect();
-        return Ok((flags.transport_protocol.clone(), Some(lines)));
+        return Ok((proto_out, Some(lines)));
     }
     // answer from x (answerer) back to y (offerer)
-    let chosen = if savp(&x_proto) {
+    let chosen = if savp(&x_proto) && !call.monologues[x].legs[i].dtls.enabled {
         let c = parse_all(m)?.remove(0);
         let xl = &mut call.monologues[x].legs[i];
         let ours = xl
@@ -170,8 +187,10 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
     };
     let yl = &mut call.monologues[y].legs[i];
     let y_proto = yl.proto.clone();
-    let proto = (y_proto != x_proto).then(|| y_proto.clone());
-    if !savp(&y_proto) {
+    // `transport-protocol=accept`: the answerer's protocol goes through
+    let proto = (y_proto != x_proto && !flags.protocol_accept).then(|| y_proto.clone());
+    // a DTLS leg's keys come from the handshake; a leg that offered no SDES gets none
+    if !savp(&y_proto) || yl.dtls.enabled || !yl.dtls.sdes {
         yl.srtp_in = None;
         yl.srtp_out = None;
         return Ok((proto, Some(Vec::new())));
@@ -225,6 +244,12 @@ mod tests {
 
     fn section(sdp: &Sdp, sender: usize, is_answer: bool) -> Section<'_> {
         Section { media: &sdp.media[0], index: 0, sender, recipient: 1 - sender, is_answer }
+    }
+
+    /// crate::dtls_sdp's part first (no DTLS certificate: SDES only), as offer_answer does.
+    fn negotiate(c: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesOut, SdesError> {
+        crate::dtls_sdp::negotiate(c, flags, &s, &[], None).unwrap();
+        super::negotiate(c, flags, s)
     }
 
     #[test]
@@ -291,7 +316,7 @@ mod tests {
     fn refusals() {
         let flags = Flags::default();
         let e = negotiate(&mut call(), &flags, section(&media("RTP/SAVP", &[]), 0, false)).unwrap_err();
-        assert_eq!(e.to_string(), "RTP/SAVP media without a=crypto line (DTLS-SRTP is not supported yet)");
+        assert_eq!(e.to_string(), "RTP/SAVP media without a=crypto line or DTLS (a=setup and a=fingerprint)");
         let bad = media("RTP/SAVP", &["1 SEED_CTR_128_HMAC_SHA1_80 inline:AAAA"]);
         let e = negotiate(&mut call(), &flags, section(&bad, 0, false)).unwrap_err();
         assert_eq!(

@@ -157,7 +157,12 @@ fn delete_delay_keeps_media_then_releases() {
     assert_eq!(e.ports_in_use(), 4);
     e.tick(31_000);
     assert_eq!(e.ports_in_use(), 0);
+    // gone: ok with rtpengine's warning, an error only with the fatal flag
     let d = e.command(&req(&[("command", "delete".into()), ("call-id", "c".into())]), 32_000, 0);
+    assert_eq!(result(&d), "ok");
+    assert_eq!(d.get("warning").and_then(Value::as_str), Some("Call-ID not found or tags didn't match"));
+    let fatal = Value::List(vec!["fatal".into()]);
+    let d = e.command(&req(&[("command", "delete".into()), ("call-id", "c".into()), ("flags", fatal)]), 32_000, 0);
     assert!(d.get("error-reason").unwrap().as_str().unwrap().contains("Unknown call-id"));
 }
 

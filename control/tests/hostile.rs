@@ -198,3 +198,40 @@ fn list_is_capped() {
     let out = ng.handle(&mut e, src, b"l d7:command4:list5:limiti100000ee", 0, 0).unwrap();
     assert!(out.len() <= 4_200);
 }
+
+/// DTLS attributes and rtpp-flags a peer controls: each refusal names the problem, and a
+/// refused offer leaves no call, port or socket behind.
+#[test]
+fn hostile_dtls_attributes_and_rtpp_flags_are_refused_by_name() {
+    let (mut e, dp) = engine(EngineConfig::default());
+    e.set_dtls_identity(control::dtls_sdp::test_identity());
+    let fp = "a=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F";
+    let dtls = |extra: &str| sdp("198.51.100.7", 4000, extra).replace("RTP/AVP", "UDP/TLS/RTP/SAVPF");
+    for (extra, want) in [
+        ("a=setup:actpass\r\na=fingerprint:sha-256 D2:FA\r\n", "invalid a=fingerprint \"sha-256 D2:FA\""),
+        ("a=setup:actpass\r\na=fingerprint:\r\n", "invalid a=fingerprint \"\""),
+        (&format!("a=setup:both\r\n{fp}\r\n"), "unknown a=setup value \"both\""),
+        (&format!("a=setup:actpass\r\n{fp}\r\na=tls-id:!!\r\n"), "invalid a=tls-id \"!!\""),
+        ("a=setup:actpass\r\n", "UDP/TLS/RTP/SAVPF media without a=crypto line"),
+    ] {
+        let r = offer(&mut e, "d", "a", None, &dtls(extra));
+        assert_eq!(result(&r), "error", "{extra}");
+        assert!(reason(&r).starts_with(want), "{extra}: {}", reason(&r));
+    }
+    assert_eq!((e.calls.len(), e.ports_in_use(), open_sockets(&dp)), (0, 0, 0));
+    // a huge rtpp-flags string, a CRLF in a transport-protocol
+    let mut r = Value::dict();
+    r.insert("command", "offer".into());
+    r.insert("call-id", "f".into());
+    r.insert("from-tag", "a".into());
+    r.insert("sdp", sdp("198.51.100.7", 4000, "").as_str().into());
+    r.insert("rtpp-flags", "trust-address ".repeat(20_000).as_str().into());
+    let v = e.command(&r, 1000, 0);
+    assert_eq!(reason(&v), "rtpp-flags has 20000 items, more than 512");
+    r.insert("rtpp-flags", "transport-protocol=RTP/AVP\r\nm=x".into());
+    r.insert("transport-protocol", "RTP/AVP\r\nm=video 1 RTP/AVP 0".into());
+    let v = e.command(&r, 1000, 0);
+    assert!(reason(&v).starts_with("unknown transport-protocol \"RTP/AVP\\\\r\\\\nm=video"), "{v:?}");
+    assert_eq!((e.calls.len(), e.ports_in_use(), open_sockets(&dp)), (0, 0, 0));
+    assert_eq!(e.stats.panics, 0);
+}

@@ -12,7 +12,10 @@ static STATE: OnceLock<Mutex<(Engine, NgServer, u64)>> = OnceLock::new();
 fuzz_target!(|data: &[u8]| {
     let st = STATE.get_or_init(|| {
         let cfg = EngineConfig { port_min: 30000, port_max: 30100, ..Default::default() };
-        Mutex::new((Engine::new(cfg, Arc::new(MemoryDataPlane::default())), NgServer::new(), 0))
+        let mut e = Engine::new(cfg, Arc::new(MemoryDataPlane::default()));
+        // a DTLS certificate, so DTLS offers reach control::dtls_sdp
+        e.set_dtls_identity(control::dtls_sdp::test_identity());
+        Mutex::new((e, NgServer::new(), 0))
     });
     let mut g = st.lock().unwrap();
     let (e, ng, n) = &mut *g;

@@ -1,7 +1,7 @@
 # Writes fuzz/seeds/sdp_offer/ (run from the repository root): hand-made SDPs of desk
 # phones, softphones and browsers, and every offer of /work/shared/conformance/cases.json
 # whose case expects ok. Format: one option byte (see control/src/fuzzing.rs) + the SDP.
-# Seeds relayd answers with an error (DTLS) are named *.expect-error.
+# Seeds relayd answers with an error are named *.expect-error.
 import re
 import json, os, base64
 D='fuzz/seeds/sdp_offer'
@@ -167,8 +167,9 @@ a=ssrc:2231627014 cname:4TOk42mSjXCkVIa6
 w('browser-webrtc-sdes', 32, browser_sdes)
 w('browser-webrtc-sdes-keep-ice', 8, browser_sdes)
 dtls=browser_sdes.replace('RTP/SAVPF','UDP/TLS/RTP/SAVPF').replace(f'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k1}\r\n','a=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F\r\na=setup:actpass\r\n')
-# DTLS-SRTP is not supported yet: an error reply, still a seed worth mutating
-w('browser-webrtc-dtls.expect-error', 32, dtls)
+# a Chrome offer (DTLS-SRTP, ICE, rtcp-mux); option bit 1 adds a Kamailio rtpp-flags string
+w('browser-webrtc-dtls', 32, dtls)
+w('browser-webrtc-dtls-rtpp-flags', 33, dtls)
 ipv6=crlf("""v=0
 o=- 1 1 IN IP6 2001:db8::20
 s=-
@@ -215,6 +216,5 @@ for case in c:
         if s.get('cmd')=='offer' and s.get('sdp') and s.get('expect',{}).get('result')=='ok':
             n+=1
             opts = 32 if s.get('params',{}).get('ICE')=='remove' else 0
-            unsupported = 'UDP/TLS' in s['sdp']
-            w(f"rtpengine-{n:03}-{case['id']}"[:80] + ('.expect-error' if unsupported else ''), opts, s['sdp'])
+            w(f"rtpengine-{n:03}-{case['id']}"[:80], opts, s['sdp'])
 print(n)

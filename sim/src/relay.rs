@@ -74,6 +74,11 @@ impl Relay {
         &self.engine
     }
 
+    /// The DTLS certificate the engine advertises (relayd generates one at start).
+    pub fn set_dtls_identity(&mut self, identity: Arc<rules::webrtc::DtlsIdentity>) {
+        self.engine.set_dtls_identity(identity);
+    }
+
     pub fn dataplane(&self) -> &MemDataPlane {
         &self.dp
     }

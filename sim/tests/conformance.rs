@@ -707,6 +707,8 @@ fn ng_conformance_in_process() {
     let (mut run, mut failed) = (0, Vec::new());
     for p in &PROFILES {
         let mut r = Runner { relay: Relay::new(engine_config(p), 1), cookie: 0 };
+        // as relayd: one process-wide DTLS certificate (a fixed dummy: no handshake here)
+        r.relay.set_dtls_identity(control::dtls_sdp::test_identity());
         let mut ctx = Ctx::new(p);
         let ping = r.request(&{
             let mut v = Value::dict();

@@ -52,6 +52,29 @@ pub struct Flags {
     /// SDES-lifetime: add the |2^31 lifetime to generated keys.
     pub sdes_lifetime: bool,
     pub dtls_off: bool,
+    /// `DTLS=passive` / `DTLS-reverse=passive` (Some(true)) or `DTLS=active` (Some(false)):
+    /// the relay's role when it answers an `a=setup:actpass` (crate::dtls_sdp).
+    pub dtls_passive: Option<bool>,
+    /// `DTLS-fingerprint`: the hash of the fingerprint the relay offers.
+    pub dtls_fingerprint: Option<rules::webrtc::HashFunction>,
+    /// `SDES-prefer`: an offerer offering both SDES and DTLS gets SDES.
+    pub sdes_prefer: bool,
+    /// `no-tls-id`: never write a=tls-id.
+    pub no_tls_id: bool,
+    /// `transport-protocol=accept`: the answer passes the answerer's protocol through.
+    pub protocol_accept: bool,
+    /// `generate-mid`: a section without a=mid gets `a=mid:<n>` (1-based, as rtpengine).
+    pub generate_mid: bool,
+    /// `no-rtcp-attribute` / `full-rtcp-attribute`: how a=rtcp is written.
+    pub no_rtcp_attr: bool,
+    pub full_rtcp_attr: bool,
+    /// `loop-protect`: mark the SDP, answer a marked one unchanged (crate::loop_protect).
+    pub loop_protect: bool,
+    /// `fatal`: a delete that finds nothing is an error (rtpengine: a warning).
+    pub fatal: bool,
+    /// `passthrough` / `no-passthrough`: SDES and DTLS end to end, or terminated.
+    pub passthrough_on: bool,
+    pub passthrough_off: bool,
     /// Flags we accept and ignore (logged at debug level).
     pub ignored: Vec<String>,
 }
@@ -66,6 +89,12 @@ pub enum FlagsError {
     DeleteDelayNotANumber,
     /// `delete-delay` above [`MAX_DELETE_DELAY`].
     DeleteDelayTooLong(i64),
+    /// `DTLS-fingerprint` naming no hash function relayd knows.
+    DtlsFingerprint(String),
+    /// `transport-protocol` naming no RTP transport.
+    TransportProtocol(String),
+    /// `rtpp-flags` with more items than [`crate::ng::rtpp_flags::MAX_ITEMS`].
+    RtppFlagsTooMany(usize),
 }
 
 impl std::fmt::Display for FlagsError {
@@ -76,6 +105,20 @@ impl std::fmt::Display for FlagsError {
             FlagsError::DeleteDelayNotANumber => f.write_str("delete-delay is not a number"),
             FlagsError::DeleteDelayTooLong(d) => {
                 write!(f, "delete-delay {d} is more than a day ({MAX_DELETE_DELAY} s)")
+            }
+            FlagsError::DtlsFingerprint(h) => write!(
+                f,
+                "unknown DTLS-fingerprint hash {:?} (expected sha-1, sha-224, sha-256, sha-384 or sha-512)",
+                crate::ng::log_text(h.as_bytes(), 40)
+            ),
+            FlagsError::TransportProtocol(p) => write!(
+                f,
+                "unknown transport-protocol {:?} (expected RTP/AVP, RTP/AVPF, RTP/SAVP, RTP/SAVPF, \
+                 UDP/TLS/RTP/SAVP, UDP/TLS/RTP/SAVPF or accept)",
+                crate::ng::log_text(p.as_bytes(), 40)
+            ),
+            FlagsError::RtppFlagsTooMany(n) => {
+                write!(f, "rtpp-flags has {n} items, more than {}", crate::ng::rtpp_flags::MAX_ITEMS)
             }
         }
     }
@@ -93,6 +136,10 @@ pub fn normalize(flag: &str) -> String {
 
 impl Flags {
     pub fn from_request(req: &Value) -> Result<Flags, FlagsError> {
+        // `rtpp-flags` (Kamailio's raw string) and `key=value` / transport items of the
+        // flags list become the dictionary keys they stand for
+        let merged = crate::ng::rtpp_flags::merge(req)?;
+        let req: &Value = &merged;
         let mut f = Flags::default();
         let get_str = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
         if let Some(flags) = req.get("flags") {
@@ -129,7 +176,7 @@ impl Flags {
         }
         f.from_interface = get_str("from-interface");
         f.to_interface = get_str("to-interface");
-        if let Some(af) = get_str("address-family") {
+        if let Some(af) = get_str("address-family").or_else(|| get_str("address family")) {
             let af = af.to_ascii_uppercase();
             if af != "IP4" && af != "IP6" {
                 return Err(FlagsError::AddressFamily(af));
@@ -139,9 +186,15 @@ impl Flags {
         if let Some(ma) = get_str("media-address") {
             f.media_address = Some(ma.parse().map_err(|_| FlagsError::MediaAddress(ma))?);
         }
-        f.transport_protocol = get_str("transport-protocol").or_else(|| get_str("transport protocol"));
+        if let Some(p) = get_str("transport-protocol").or_else(|| get_str("transport protocol")) {
+            match crate::ng::rtpp_flags::transport(&p) {
+                Some("accept") => f.protocol_accept = true,
+                Some(t) => f.transport_protocol = Some(t.to_string()),
+                None => return Err(FlagsError::TransportProtocol(p)),
+            }
+        }
         if let Some(r) = req.get("rtcp-mux") {
-            f.rtcp_mux = r.strings().iter().map(|s| normalize(s)).collect();
+            f.rtcp_mux.extend(r.strings().iter().map(|s| normalize(s)));
         }
         if let Some(c) = req.get("codec") {
             let list = |k: &str| c.get(k).map(Value::strings).unwrap_or_default();
@@ -165,15 +218,27 @@ impl Flags {
             }
         }
         f.via_branch = get_str("via-branch");
-        if let Some(s) = req.get("SDES") {
+        // a list, as rtpengine 10.5 reads it: a plain string value is ignored (the
+        // conformance cases send `SDES: "off"` and expect SDES; rtpp-flags' `SDES=off`
+        // arrives here as a list)
+        if let Some(s @ Value::List(_)) = req.get("SDES") {
             for x in s.strings() {
                 f.apply_flag(&format!("SDES-{x}"));
             }
         }
-        if let Some(d) = get_str("DTLS") {
-            if matches!(normalize(&d).as_str(), "off" | "no" | "disable") {
-                f.dtls_off = true;
+        for key in ["DTLS", "DTLS-reverse"] {
+            for d in req.get(key).map(Value::strings).unwrap_or_default() {
+                match normalize(&d).as_str() {
+                    "off" | "no" | "disable" | "disabled" => f.dtls_off = true,
+                    "passive" => f.dtls_passive = Some(true),
+                    "active" => f.dtls_passive = Some(false),
+                    other => f.ignored.push(format!("{key}={other}")),
+                }
             }
+        }
+        if let Some(h) = get_str("DTLS-fingerprint").or_else(|| get_str("DTLS fingerprint")) {
+            let hash = rules::webrtc::HashFunction::from_name(&h).ok_or(FlagsError::DtlsFingerprint(h))?;
+            f.dtls_fingerprint = Some(hash);
         }
         for k in ["trust-address", "asymmetric", "strict-source", "symmetric"] {
             if req.get(k).is_some() {
@@ -200,6 +265,17 @@ impl Flags {
             // rtpp-flags style `ICE=force` / `ICE-lite=backward` in the flags list
             _ if n.starts_with("ice=") => self.ice = n.strip_prefix("ice=").map(str::to_string),
             _ if n.starts_with("ice-lite=") => self.ice_lite = n.strip_prefix("ice-lite=").map(str::to_string),
+            "sdes-prefer" => self.sdes_prefer = true,
+            "no-tls-id" => self.no_tls_id = true,
+            "generate-mid" => self.generate_mid = true,
+            "no-rtcp-attribute" => self.no_rtcp_attr = true,
+            "full-rtcp-attribute" => self.full_rtcp_attr = true,
+            "loop-protect" => self.loop_protect = true,
+            "fatal" => self.fatal = true,
+            "passthrough" => self.passthrough_on = true,
+            "no-passthrough" => self.passthrough_off = true,
+            "webrtc" => crate::ng::rtpp_flags::webrtc(self),
+            _ if n.starts_with("rtcp-mux-") => self.rtcp_mux.extend(n.strip_prefix("rtcp-mux-").map(str::to_string)),
             "sdes-nonew" => self.sdes_nonew = true,
             "sdes-pad" => self.sdes_pad = true,
             "sdes-lifetime" => self.sdes_lifetime = true,

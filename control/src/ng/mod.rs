@@ -14,6 +14,7 @@ pub mod client;
 pub mod flags;
 pub mod reply;
 pub mod request;
+pub mod rtpp_flags;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -15,6 +15,10 @@ pub enum Reply {
     Sdp(String),
     /// delete: the call's totals when it was deleted.
     Deleted(Totals),
+    /// delete of a call (or tag) that is not there: ok with rtpengine's warning (Kamailio
+    /// deletes on CANCEL and in failure routes, often for calls never offered); an error
+    /// only with the `fatal` flag.
+    NotDeleted,
     Query(CallQuery),
     List(CallList),
     Statistics(Statistics),
@@ -162,6 +166,9 @@ impl TagQuery {
     }
 }
 
+/// rtpengine's warning for a delete that found nothing (call_delete_ng).
+pub const NOT_DELETED: &str = "Call-ID not found or tags didn't match";
+
 impl Reply {
     /// The reply dictionary (`result` "ok", or "pong" for ping).
     pub fn encode(&self) -> Value {
@@ -179,6 +186,11 @@ impl Reply {
             Reply::Deleted(totals) => {
                 let mut v = ok();
                 v.insert("totals", totals.encode());
+                v
+            }
+            Reply::NotDeleted => {
+                let mut v = ok();
+                v.insert("warning", NOT_DELETED.into());
                 v
             }
             Reply::Query(q) => {

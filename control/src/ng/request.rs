@@ -205,11 +205,6 @@ impl OfferAnswer {
         }
         admit(&call_id, &from_tag)?;
         let flags = Flags::from_request(req)?;
-        for m in &sdp.media {
-            if m.m.port != 0 && m.m.proto.to_ascii_uppercase().contains("TLS") {
-                return Err(NgError::DtlsSrtp(m.m.proto.clone()));
-            }
-        }
         Ok(OfferAnswer { call_id, from_tag, to_tag, sdp, flags })
     }
 }
@@ -334,7 +329,7 @@ mod tests {
             ("flags", many),
         ];
         assert!(decode(&req(&p)).is_ok());
-        // DTLS transports are refused
+        // DTLS transports decode (crate::dtls_sdp negotiates them)
         let sdp = SDP.replace("RTP/AVP", "UDP/TLS/RTP/SAVPF");
         let p = [
             ("command", "offer".into()),
@@ -342,6 +337,6 @@ mod tests {
             ("from-tag", "a".into()),
             ("sdp", sdp.as_str().into()),
         ];
-        assert_eq!(reason(&p), "DTLS-SRTP (UDP/TLS/RTP/SAVPF) is not supported yet");
+        assert!(decode(&req(&p)).is_ok());
     }
 }
