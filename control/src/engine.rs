@@ -186,6 +186,11 @@ impl Engine {
         self.dtls_identity = Some(identity);
     }
 
+    /// The certificate new offers advertise (None: the relay offers no DTLS).
+    pub fn dtls_identity(&self) -> Option<&Arc<rules::webrtc::DtlsIdentity>> {
+        self.dtls_identity.as_ref()
+    }
+
     pub fn dataplane(&self) -> &Arc<dyn DataPlane> {
         &self.dp
     }

@@ -3,4 +3,5 @@
 //! chosen backend.
 
 pub mod config;
+pub mod dtls_identity;
 pub mod http_server;

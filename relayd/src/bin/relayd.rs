@@ -26,6 +26,21 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// A week before the DTLS certificate expires new calls get a new one (running calls keep
+/// theirs).
+fn renew_dtls_identity(e: &mut Engine) {
+    let now = unix_now();
+    if e.dtls_identity().is_some_and(|id| relayd::dtls_identity::needs_renewal(id, now)) {
+        match relayd::dtls_identity::fresh(now) {
+            Ok(id) => {
+                log::info!("DTLS certificate renewed: {}", id.fingerprint);
+                e.set_dtls_identity(id);
+            }
+            Err(e) => log::error!("{e}; keeping the old one"),
+        }
+    }
+}
+
 /// Raise the soft RLIMIT_NOFILE to the hard limit (every relay socket is a descriptor);
 /// returns the soft limit in force.
 fn raise_nofile_limit() -> u64 {
@@ -115,7 +130,11 @@ fn run(cfg: Config) -> Result<(), String> {
         Err(e) => return Err(e),
     };
     check_nofile(&cfg, nofile, if xdp.is_some() { 2 } else { 1 });
-    let engine = Arc::new(Mutex::new(Engine::new(cfg.engine.clone(), dp.clone())));
+    let mut engine = Engine::new(cfg.engine.clone(), dp.clone());
+    let identity = relayd::dtls_identity::fresh(unix_now())?;
+    log::info!("DTLS certificate {}", identity.fingerprint);
+    engine.set_dtls_identity(identity);
+    let engine = Arc::new(Mutex::new(engine));
     log::info!(
         "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, backend {}, cpus {:?}, tos {}, srtp crypto {}",
         cfg.listen_ng,
@@ -150,6 +169,7 @@ fn run(cfg: Config) -> Result<(), String> {
                 std::thread::sleep(Duration::from_millis(500));
                 let mut e = control::lock(&e);
                 let now = e.dataplane().now_ms();
+                renew_dtls_identity(&mut e);
                 // a bug in the timers must not stop them for good
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.tick(now))).is_err() {
                     e.stats.panics += 1;
