@@ -2,6 +2,7 @@
 //! table with its latching rules and RFC 3550 statistics. Sans-IO: byte slices in, verdicts
 //! out, time passed in explicitly. The backends in `backend` move the bytes.
 
+pub mod dtls;
 pub mod flow;
 pub mod packet;
 pub mod srtp;
