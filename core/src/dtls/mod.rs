@@ -268,6 +268,8 @@ fn instant(now_us: u64) -> Instant {
     anchor() + Duration::from_micros(now_us.min(MAX_NOW_US))
 }
 
+/// Rounded up: dimpl's deadlines carry nanoseconds, and a deadline rounded down would
+/// come back as "not due yet" forever.
 fn micros(at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(anchor()).as_micros()).unwrap_or(u64::MAX)
+    u64::try_from(at.saturating_duration_since(anchor()).as_nanos().div_ceil(1000)).unwrap_or(u64::MAX)
 }
