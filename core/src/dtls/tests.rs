@@ -456,7 +456,7 @@ fn fingerprints_match_the_fips_180_vectors() {
 #[test]
 #[ignore]
 fn write_fuzz_seeds() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/dtls");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/seeds/dtls");
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(format!("{dir}/client-hello-hybrid"), client_hello()).unwrap();
     let (a, b) = identities();
