@@ -1,1 +1,2 @@
 pub mod xsk;
+pub mod dtls_openssl;

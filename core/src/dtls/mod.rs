@@ -226,8 +226,12 @@ impl DtlsSession {
         Err("DTLS library produced endless output".into())
     }
 
-    /// Fails on a certificate that does not match; Connected once everything is there.
+    /// Fails on a certificate that does not match, or a handshake that completed without a
+    /// use_srtp profile in common; Connected once everything is there.
     fn check_peer(&mut self) -> Result<(), DtlsError> {
+        if self.handshake_done && self.keys.is_none() && !self.keys_taken {
+            return Err(self.fail("handshake completed without an SRTP profile in common".into()));
+        }
         if let (Some(cert), Some(fp)) = (&self.peer_cert, &self.remote_fingerprint) {
             if !identity::matches(fp, cert) {
                 let why = format!("peer certificate does not match a=fingerprint {}", fp.hash.name());
