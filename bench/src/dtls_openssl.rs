@@ -54,7 +54,13 @@ pub struct OpensslDtls {
 }
 
 impl OpensslDtls {
+    /// An endpoint with its own context (tests).
     pub fn new(client: bool, cert_der: &[u8], key_pkcs8: &[u8], profiles: &str) -> Result<OpensslDtls, ErrorStack> {
+        OpensslDtls::with_context(&Self::context(cert_der, key_pkcs8, profiles)?, client)
+    }
+
+    /// The per-process part (a relay builds it once): certificate, key, use_srtp profiles.
+    pub fn context(cert_der: &[u8], key_pkcs8: &[u8], profiles: &str) -> Result<SslContext, ErrorStack> {
         let mut ctx = SslContext::builder(SslMethod::dtls())?;
         let cert = X509::from_der(cert_der)?;
         let key = PKey::private_key_from_pkcs8(key_pkcs8)?;
@@ -63,7 +69,12 @@ impl OpensslDtls {
         ctx.set_tlsext_use_srtp(profiles)?;
         ctx.set_verify_callback(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT, |_, _| true);
         ctx.set_options(SslOptions::NO_QUERY_MTU);
-        let mut ssl = Ssl::new(&ctx.build())?;
+        Ok(ctx.build())
+    }
+
+    /// The per-session part: one SSL on memory buffers.
+    pub fn with_context(ctx: &SslContext, client: bool) -> Result<OpensslDtls, ErrorStack> {
+        let mut ssl = Ssl::new(ctx)?;
         ssl.set_mtu(1200)?;
         let r = if client { ssl.connect(Wire::default()) } else { ssl.accept(Wire::default()) };
         Ok(OpensslDtls { stage: Self::stage(r) })
