@@ -10,11 +10,14 @@ use std::io::{self, Read, Write};
 
 use openssl::error::ErrorStack;
 use openssl::pkey::PKey;
-use openssl::ssl::{HandshakeError, MidHandshakeSslStream, Ssl, SslContext, SslMethod, SslOptions, SslStream, SslVerifyMode};
+use openssl::ssl::{
+    HandshakeError, MidHandshakeSslStream, Ssl, SslContext, SslMethod, SslOptions, SslStream, SslVerifyMode,
+};
 use openssl::x509::X509;
 
 /// Every use_srtp profile relayd implements, in relayd's order (RFC 5764, RFC 7714).
-pub const ALL_PROFILES: &str = "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32";
+pub const ALL_PROFILES: &str =
+    "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32";
 
 #[derive(Default)]
 pub struct Wire {

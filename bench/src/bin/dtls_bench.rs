@@ -17,6 +17,7 @@ use bench::dtls_openssl::{OpensslDtls, ALL_PROFILES};
 use relay_core::dtls::{generate_identity, DtlsSession, DtlsState};
 use rules::webrtc::{DtlsIdentity, DtlsRole, DtlsRule};
 
+#[allow(clippy::large_enum_variant)] // a handful per run
 enum Endpoint {
     Dimpl(DtlsSession, u64),
     Openssl(OpensslDtls),
@@ -24,7 +25,8 @@ enum Endpoint {
 
 impl Endpoint {
     fn dimpl(role: DtlsRole, me: &Arc<DtlsIdentity>, peer: &Arc<DtlsIdentity>) -> Endpoint {
-        let rule = DtlsRule { role, identity: me.clone(), remote_fingerprint: Some(peer.fingerprint.clone()), generation: 0 };
+        let rule =
+            DtlsRule { role, identity: me.clone(), remote_fingerprint: Some(peer.fingerprint.clone()), generation: 0 };
         Endpoint::Dimpl(DtlsSession::new(&rule, 1_000_000).unwrap(), 1_000_000)
     }
 
@@ -133,7 +135,10 @@ fn main() {
         let other = if role == Passive { Active } else { Passive };
         let d = rate(bench(n, || Endpoint::dimpl(role, r, p), || Endpoint::openssl(other, &peer_ctx)));
         let o = rate(bench(n, || Endpoint::openssl(role, &relay_ctx), || Endpoint::openssl(other, &peer_ctx)));
-        println!("relay {role:?} vs OpenSSL peer (DTLS 1.2): dimpl {d:.0}/s, OpenSSL {o:.0}/s, OpenSSL/dimpl {:.2}", o / d);
+        println!(
+            "relay {role:?} vs OpenSSL peer (DTLS 1.2): dimpl {d:.0}/s, OpenSSL {o:.0}/s, OpenSSL/dimpl {:.2}",
+            o / d
+        );
     }
     let d13 = rate(bench(n, || Endpoint::dimpl(Passive, r, p), || Endpoint::dimpl(Active, p, r)));
     println!("relay Passive vs dimpl peer (DTLS 1.3): dimpl {d13:.0}/s");

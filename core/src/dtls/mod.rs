@@ -79,7 +79,8 @@ impl std::error::Error for DtlsError {}
 
 /// One DTLS association on one relay socket.
 pub struct DtlsSession {
-    dtls: Dtls,
+    /// Boxed: dimpl's state is ~3.5 KB, and sessions move around the data plane's tables.
+    dtls: Box<Dtls>,
     role: DtlsRole,
     remote_fingerprint: Option<Fingerprint>,
     /// The peer's leaf certificate (DER) as the handshake presented it.
@@ -105,11 +106,9 @@ impl DtlsSession {
     /// A session in the rule's role: Active (`a=setup:active`) is the DTLS client and has its
     /// ClientHello ready in `poll_transmit`; Passive waits for one.
     pub fn new(rule: &DtlsRule, now_us: u64) -> Result<DtlsSession, DtlsError> {
-        let cert = DtlsCertificate {
-            certificate: rule.identity.cert_der.clone(),
-            private_key: rule.identity.key_der.clone(),
-        };
-        let mut dtls = Dtls::new_auto(config()?, cert, instant(now_us));
+        let cert =
+            DtlsCertificate { certificate: rule.identity.cert_der.clone(), private_key: rule.identity.key_der.clone() };
+        let mut dtls = Box::new(Dtls::new_auto(config()?, cert, instant(now_us)));
         if rule.role == DtlsRole::Active {
             dtls.set_active(true);
         }

@@ -21,12 +21,7 @@ fn identities() -> &'static (Arc<DtlsIdentity>, Arc<DtlsIdentity>) {
 }
 
 fn rule(role: DtlsRole, me: &Arc<DtlsIdentity>, peer: Option<&Arc<DtlsIdentity>>) -> DtlsRule {
-    DtlsRule {
-        role,
-        identity: me.clone(),
-        remote_fingerprint: peer.map(|p| p.fingerprint.clone()),
-        generation: 0,
-    }
+    DtlsRule { role, identity: me.clone(), remote_fingerprint: peer.map(|p| p.fingerprint.clone()), generation: 0 }
 }
 
 /// (relay in `role`, its peer in the other role), each knowing the other's fingerprint.
@@ -46,7 +41,7 @@ fn dtls12_peer(role: DtlsRole, me: &Arc<DtlsIdentity>, peer: &Arc<DtlsIdentity>)
     let mut dtls = Dtls::new_12(config().unwrap(), cert, instant(START_US));
     dtls.set_active(role == DtlsRole::Active);
     let mut s = DtlsSession::new(&rule(role, me, Some(peer)), START_US).unwrap();
-    s.dtls = dtls;
+    s.dtls = Box::new(dtls);
     s.transmit.clear();
     let r = s.dtls.handle_timeout(instant(START_US));
     s.after(r).unwrap();
@@ -56,11 +51,7 @@ fn dtls12_peer(role: DtlsRole, me: &Arc<DtlsIdentity>, peer: &Arc<DtlsIdentity>)
 /// Moves datagrams both ways through `wire` (which may drop, rewrite or split them) and
 /// advances time to the next deadline whenever the wire is quiet, until both sides are
 /// Connected or one failed. Returns the time reached.
-fn run(
-    a: &mut DtlsSession,
-    b: &mut DtlsSession,
-    mut wire: impl FnMut(bool, Vec<u8>) -> Vec<Vec<u8>>,
-) -> u64 {
+fn run(a: &mut DtlsSession, b: &mut DtlsSession, mut wire: impl FnMut(bool, Vec<u8>) -> Vec<Vec<u8>>) -> u64 {
     let mut now = START_US;
     for _ in 0..500 {
         let mut moved = false;
@@ -149,8 +140,10 @@ fn client_write_key_is_local_for_the_client() {
     let k = keys::split(&m, dimpl::SrtpProfile::AEAD_AES_256_GCM, DtlsRole::Active).unwrap();
     assert_eq!((k.local.key[0], k.remote.key[0], k.local.salt[0], k.remote.salt[0]), (0, 32, 64, 76));
     let k = keys::split(&m[..60], dimpl::SrtpProfile::AES128_CM_SHA1_80, DtlsRole::Passive).unwrap();
-    assert_eq!((k.local.suite, k.local.key[0], k.remote.key[0], k.local.salt[0], k.remote.salt[0]),
-        (Suite::AesCm128HmacSha1_80, 16, 0, 46, 32));
+    assert_eq!(
+        (k.local.suite, k.local.key[0], k.remote.key[0], k.local.salt[0], k.remote.salt[0]),
+        (Suite::AesCm128HmacSha1_80, 16, 0, 46, 32)
+    );
     let k = keys::split(&m[..56], dimpl::SrtpProfile::AEAD_AES_128_GCM, DtlsRole::Active).unwrap();
     assert_eq!((k.local.suite, k.remote.salt.len()), (Suite::AeadAes128Gcm, 12));
     assert!(keys::split(&m[..55], dimpl::SrtpProfile::AEAD_AES_128_GCM, DtlsRole::Active).is_err());
@@ -391,8 +384,8 @@ fn garbage_is_an_error_and_the_handshake_survives_it() {
         let _ = relay.handle_datagram(START_US, &d);
         let _ = relay.handle_datagram(START_US, &d[..(13 + len % (d.len() - 13))]);
     }
-    let mut relay = DtlsSession::new(&rule(DtlsRole::Passive, &identities().0, Some(&identities().1)), START_US)
-        .unwrap();
+    let mut relay =
+        DtlsSession::new(&rule(DtlsRole::Passive, &identities().0, Some(&identities().1)), START_US).unwrap();
     for d in &framing_errors {
         let _ = relay.handle_datagram(START_US, d);
     }
@@ -465,4 +458,3 @@ fn write_fuzz_seeds() {
     let mut f = Fragmenter { size: 100, per_datagram: 8, reverse: false, next_seq: 0, hellos: 0 };
     std::fs::write(format!("{dir}/client-hello-fragmented"), f.apply(client_hello()).concat()).unwrap();
 }
-
