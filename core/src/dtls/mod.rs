@@ -41,6 +41,15 @@ const MAX_DATAGRAM: usize = 16 * 1024;
 /// this only keeps a library bug from becoming an endless loop.
 const MAX_OUTPUTS_PER_DRAIN: usize = 256;
 
+/// dimpl reports "nothing armed" as a deadline ten years away; anything beyond this is
+/// reported as no deadline at all.
+const NO_TIMER_BEYOND_US: u64 = 3600 * 1_000_000;
+
+/// Larger datagrams are refused before dimpl sees them: handshake records fit a path MTU
+/// (browsers send at most ~1200 bytes, jumbo frames 9000), and a passive session retains up
+/// to 64 datagrams until the first complete ClientHello, so this bounds that to ~590 KB.
+const MAX_DATAGRAM_IN: usize = 9216;
+
 /// `now_us` is capped here (~35 years) so that `anchor + now_us` never overflows an Instant.
 const MAX_NOW_US: u64 = 1 << 50;
 
@@ -126,7 +135,7 @@ impl DtlsSession {
             buf: vec![0; 2048],
         };
         let r = s.dtls.handle_timeout(instant(now_us));
-        s.after(r)?;
+        s.after(now_us, r)?;
         Ok(s)
     }
 
@@ -137,9 +146,12 @@ impl DtlsSession {
         if let DtlsState::Failed(why) = &self.state {
             return Err(DtlsError(format!("session failed: {why}")));
         }
+        if datagram.len() > MAX_DATAGRAM_IN {
+            return Err(DtlsError(format!("a {}-byte DTLS datagram", datagram.len())));
+        }
         record::check_datagram(datagram)?;
         let r = self.dtls.handle_timeout(instant(now_us)).and_then(|()| self.dtls.handle_packet(datagram));
-        self.after(r)
+        self.after(now_us, r)
     }
 
     /// The next datagram to send to the peer (from the socket and to the address the
@@ -148,7 +160,8 @@ impl DtlsSession {
         self.transmit.pop_front()
     }
 
-    /// When `handle_timeout` is due (absolute `now_us`); None once the session failed.
+    /// When `handle_timeout` is due (absolute `now_us`); None when no timer is armed (a
+    /// server waiting for a ClientHello, a completed handshake) or the session failed.
     pub fn poll_timeout(&self) -> Option<u64> {
         match self.state {
             DtlsState::Failed(_) => None,
@@ -164,7 +177,7 @@ impl DtlsSession {
         }
         let r = self.dtls.handle_timeout(instant(now_us));
         // the outcome is in `state`
-        let _ = self.after(r);
+        let _ = self.after(now_us, r);
     }
 
     /// The peer's `a=fingerprint` arrived or changed: the certificate seen (if any) is
@@ -190,14 +203,14 @@ impl DtlsSession {
     }
 
     /// Drains dimpl after an input, then settles the state.
-    fn after(&mut self, r: Result<(), dimpl::Error>) -> Result<(), DtlsError> {
-        match r.map_err(|e| format!("handshake failed: {e}")).and_then(|()| self.drain()) {
+    fn after(&mut self, now_us: u64, r: Result<(), dimpl::Error>) -> Result<(), DtlsError> {
+        match r.map_err(|e| format!("handshake failed: {e}")).and_then(|()| self.drain(now_us)) {
             Ok(()) => self.check_peer(),
             Err(why) => Err(self.fail(why)),
         }
     }
 
-    fn drain(&mut self) -> Result<(), String> {
+    fn drain(&mut self, now_us: u64) -> Result<(), String> {
         for _ in 0..MAX_OUTPUTS_PER_DRAIN {
             match self.dtls.poll_output(&mut self.buf) {
                 Output::Packet(p) => {
@@ -209,7 +222,8 @@ impl DtlsSession {
                 Output::BufferTooSmall { needed } if needed <= MAX_DATAGRAM => self.buf.resize(needed, 0),
                 Output::BufferTooSmall { needed } => return Err(format!("a {needed}-byte record to send")),
                 Output::Timeout(at) => {
-                    self.timeout_us = Some(micros(at));
+                    let at = micros(at);
+                    self.timeout_us = (at <= now_us.saturating_add(NO_TIMER_BEYOND_US)).then_some(at);
                     return Ok(());
                 }
                 Output::Connected => self.handshake_done = true,
