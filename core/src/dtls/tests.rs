@@ -462,3 +462,11 @@ fn write_fuzz_seeds() {
     let mut f = Fragmenter { size: 100, per_datagram: 8, reverse: false, next_seq: 0, hellos: 0 };
     std::fs::write(format!("{dir}/client-hello-fragmented"), f.apply(client_hello()).concat()).unwrap();
 }
+
+#[test]
+fn sessions_move_between_threads() {
+    fn send<T: Send + 'static>() {}
+    send::<DtlsSession>();
+    send::<DtlsKeys>();
+    send::<DtlsError>();
+}
