@@ -239,21 +239,26 @@ impl DtlsSession {
         Err("DTLS library produced endless output".into())
     }
 
-    /// Fails on a certificate that does not match, or a handshake that completed without a
-    /// use_srtp profile in common; Connected once everything is there.
+    /// Once the handshake has completed (its Finished messages authenticate the transcript,
+    /// the certificate included; nothing earlier is trusted to change the state): fails on a
+    /// certificate that does not match the fingerprint or on no use_srtp profile in common,
+    /// becomes Connected when the fingerprint matches, waits while none is known.
     fn check_peer(&mut self) -> Result<(), DtlsError> {
-        if self.handshake_done && self.keys.is_none() && !self.keys_taken {
+        if !self.handshake_done {
+            return Ok(());
+        }
+        if self.keys.is_none() && !self.keys_taken {
             return Err(self.fail("handshake completed without an SRTP profile in common".into()));
         }
-        if let (Some(cert), Some(fp)) = (&self.peer_cert, &self.remote_fingerprint) {
-            if !identity::matches(fp, cert) {
-                let why = format!("peer certificate does not match a=fingerprint {}", fp.hash.name());
-                return Err(self.fail(why));
-            }
-            if self.handshake_done && (self.keys.is_some() || self.keys_taken) {
-                self.state = DtlsState::Connected;
-            }
+        let Some(cert) = &self.peer_cert else {
+            return Err(self.fail("handshake completed without a peer certificate".into()));
+        };
+        let Some(fp) = &self.remote_fingerprint else { return Ok(()) };
+        if !identity::matches(fp, cert) {
+            let why = format!("peer certificate does not match a=fingerprint {}", fp.hash.name());
+            return Err(self.fail(why));
         }
+        self.state = DtlsState::Connected;
         Ok(())
     }
 
