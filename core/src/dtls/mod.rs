@@ -76,7 +76,7 @@ pub enum DtlsState {
 
 /// Why a datagram was refused, a certificate not made, or a session failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DtlsError(String);
+pub struct DtlsError(pub String);
 
 impl fmt::Display for DtlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
