@@ -8,6 +8,16 @@
 //! exported keys mapped to the relay's SRTP suites, and malformed datagrams reported
 //! instead of silently dropped.
 //!
+//! Bounds on what a peer makes a session hold: datagrams over 9216 bytes are refused;
+//! dimpl buffers 30 incoming records for reassembly and retains at most 64 datagrams before
+//! the first complete ClientHello; 32 outgoing datagrams; a handshake not done in 40 s fails
+//! (the data plane drops the session and counts it). The server answers a ClientHello
+//! with a cookie round trip (HelloVerifyRequest / HelloRetryRequest), so a spoofed source
+//! gets one small datagram, not a certificate flight.
+//!
+//! Not zeroized: dimpl's copy of the certificate key and of the exported keying material
+//! (its types have no Drop that wipes them); the `SrtpKey`s handed out are.
+//!
 //! Time: dimpl counts in `Instant`s; `now_us` is mapped onto one process-wide anchor
 //! (`anchor + now_us`), so dimpl's deadlines map back to `now_us` exactly and no clock is
 //! read while a session runs.
