@@ -1,1 +1,2 @@
+pub mod dtls_openssl;
 pub mod xsk;

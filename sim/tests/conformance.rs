@@ -708,7 +708,9 @@ fn ng_conformance_in_process() {
     for p in &PROFILES {
         let mut r = Runner { relay: Relay::new(engine_config(p), 1), cookie: 0 };
         // as relayd: one process-wide DTLS certificate (a fixed dummy: no handshake here)
-        r.relay.set_dtls_identity(control::dtls_sdp::test_identity());
+        r.relay.set_dtls_identity(std::sync::Arc::new(
+            relay_core::dtls::generate_identity(1_800_000_000, 86_400).unwrap(),
+        ));
         let mut ctx = Ctx::new(p);
         let ping = r.request(&{
             let mut v = Value::dict();

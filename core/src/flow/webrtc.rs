@@ -571,6 +571,8 @@ mod tests {
                 while let Some(d) = b.poll_transmit() {
                     run(t, fa, from, &d, now);
                 }
+                // the relay's acknowledgement of it (DTLS 1.3) is of no further use here
+                transmits(t);
                 return k;
             }
         }
@@ -618,8 +620,12 @@ mod tests {
         assert_eq!((v, out), (Verdict::Forward { via: fb, to: phone, len: 172 }, rtp(3)));
         // phone -> browser: protected with the handshake's keys, to the checked address
         let (v, mut out) = run(&mut t, fb, phone, &rtp(4), 7_000);
-        assert!(matches!(v, Verdict::Forward { via, to, len: 182 } if via == fa && to == browser), "{v:?}");
-        let m = b_rx.unprotect_rtp(&mut out, 182).unwrap();
+        let protected = 172 + keys.remote.suite.rtp_tag_len();
+        assert!(
+            matches!(v, Verdict::Forward { via, to, len } if via == fa && to == browser && len == protected),
+            "{v:?}"
+        );
+        let m = b_rx.unprotect_rtp(&mut out, protected).unwrap();
         assert_eq!(&out[..m], &rtp(4)[..]);
         // a spoofed source with valid SRTP but no check: dropped before any crypto
         b[..172].copy_from_slice(&rtp(5));
@@ -780,7 +786,8 @@ mod tests {
             t.handle_timeout(now);
             assert!(now <= 10_000 + DTLS_HANDSHAKE_TIMEOUT_US);
         }
-        assert_eq!(now, 10_000 + DTLS_HANDSHAKE_TIMEOUT_US);
+        // the DTLS library may give up on its own retransmission schedule before the bound
+        assert!(now > next);
         assert_eq!(t.get(fa).unwrap().counters.snapshot().dtls_failed, 1);
         transmits(&mut t);
 
