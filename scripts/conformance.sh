@@ -9,7 +9,7 @@
 #                  MKIs) towards the answerer; relayd gives every leg fresh keys (a leg's
 #                  key never protects another leg). With the offerer's key material read
 #                  as CRYPTO128 mki-re-invite passes, MKIs included.
-exclude='gh-850|rtcp-mux-branched-|gh-661-plain-L11997|mki-re-invite'
+exclude='gh-661-plain-L11997|mki-re-invite'
 
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -52,6 +52,11 @@ pub struct Leg {
     /// `generate-mid`) when this party was offered the section. As rtpengine: answers
     /// change no media ID, and a=mid never passes from one party to the other as a line.
     pub mid: Option<String>,
+    /// rtpengine's media ptime (call.c `__media_init_from_flags`): the last a=ptime either
+    /// party sent for this section (an SDP with one sets it on both parties' legs); it
+    /// replaces any a=ptime in what this party is sent, and is written where the sender
+    /// had none (an answer without a=ptime gets the offer's).
+    pub ptime: Option<u32>,
 }
 
 impl Leg {
@@ -266,6 +271,7 @@ pub(crate) mod tests {
             ice: Default::default(),
             dtls: Default::default(),
             mid: None,
+            ptime: None,
         }
     }
 

@@ -52,7 +52,7 @@ impl RtcpAttr {
     pub fn from_flags(f: &crate::ng::flags::Flags) -> RtcpAttr {
         if f.no_rtcp_attr {
             RtcpAttr::None
-        } else if f.ice.as_deref() == Some("force-relay") {
+        } else if crate::ice_sdp::IceFlags::from_flags(f).option == crate::ice_sdp::IceOption::ForceRelay {
             RtcpAttr::MuxOnly
         } else if f.full_rtcp_attr {
             RtcpAttr::Full
@@ -74,6 +74,10 @@ pub struct SessionOut {
     pub keep_session_ice: bool,
     /// `loop-protect`: the session gets the relay's mark (crate::loop_protect).
     pub loop_protect: bool,
+    /// `ICE=force-relay`: the relay is reached only through its relay candidates, so
+    /// (rtpengine's sdp_replace) the sender's c= lines, m= lines (port, transport,
+    /// payload types), o= address and a=rtcp / a=rtcp-mux go through as they came.
+    pub force_relay: bool,
 }
 
 fn is_ice(line: &str) -> bool {
@@ -112,6 +116,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
     let first_relayed =
         media.iter().enumerate().find(|(_, m)| m.leg.as_ref().is_some_and(|l| l.relayed() && !l.rejected));
     let new_session_c = match first_relayed {
+        _ if session.force_relay => orig_session_c.clone(),
         Some((i, m)) if !keep_zero.get(i).copied().unwrap_or(false) => {
             m.leg.as_ref().map(|l| Connection::line_for(addr_of(l)))
         }
@@ -186,7 +191,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             mline.port = 0;
             out.push(mline.emit());
             for l in &m.lines {
-                if l.starts_with("c=") {
+                if l.starts_with("c=") && !session.force_relay {
                     match leg.or(first_relayed.and_then(|(_, f)| f.leg.as_ref())) {
                         Some(lg) => out.push(Connection::line_for(addr_of(lg))),
                         None => out.push(l.clone()),
@@ -205,18 +210,26 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         let Some(leg) = leg else { continue };
         let hold = holds[i];
         let c_line = Connection::line_for(addr_of(leg));
-        let c_line = if keep_zero[i] {
+        let c_line = if keep_zero[i] || session.force_relay {
             sdp.effective_connection(i).map(|c| format!("c=IN {} {}", c.family, c.addr)).unwrap_or(c_line)
         } else {
             c_line
         };
-        mline.port = leg.port;
-        out.push(mline.emit());
+        if session.force_relay {
+            mline = m.m.clone();
+            out.push(m.raw_m.clone());
+        } else {
+            mline.port = leg.port;
+            out.push(mline.emit());
+        }
         let mut wrote_c = false;
         let need_c = !has_media_c && new_session_c.as_deref() != Some(c_line.as_str());
         let mut dir_seen = false;
         let mut wrote_mid = false;
         let is_rtp = mline.is_rtp();
+        // rtpengine's media ptime (crate::call::Leg::ptime): the sender's a=ptime gives
+        // way to it, written after the crypto and DTLS lines
+        let ptime = leg.ptime.filter(|_| is_rtp);
         let kept_fmts = &mline.fmts;
         let mut have_rtpmap: Vec<&str> = Vec::new();
         for l in &m.lines {
@@ -229,7 +242,13 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 wrote_c = true;
                 continue;
             }
-            if (is_ice(l) && !mo.ice.keep_sender) || matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) {
+            if is_ice(l) && !mo.ice.keep_sender {
+                continue;
+            }
+            if matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) && !session.force_relay {
+                continue;
+            }
+            if ptime.is_some() && attr_name(l) == Some("ptime") {
                 continue;
             }
             if mo.crypto.is_some() && attr_name(l) == Some("crypto") {
@@ -289,7 +308,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             let rtcp_port = if mo.mux && !mo.mux_offered { leg.port } else { leg.port.wrapping_add(1) };
             match mo.rtcp {
                 RtcpAttr::Port => out.push(format!("a=rtcp:{rtcp_port}")),
-                RtcpAttr::MuxOnly if mo.mux => out.push(format!("a=rtcp:{rtcp_port}")),
+                // rtpengine's print_rtcp: a=rtcp only once mux is agreed (an answer, or
+                // an offer that requires it), a=rtcp-mux with it and not without
+                RtcpAttr::MuxOnly if mo.mux && !mo.mux_offered => out.push(format!("a=rtcp:{rtcp_port}")),
                 RtcpAttr::MuxOnly => {}
                 RtcpAttr::Full => {
                     let a = addr_of(leg);
@@ -297,7 +318,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 }
                 RtcpAttr::None => {}
             }
-            if mo.mux {
+            if mo.mux && (mo.rtcp != RtcpAttr::MuxOnly || !mo.mux_offered) {
                 out.push("a=rtcp-mux".into());
             }
         }
@@ -306,6 +327,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         }
         if let Some(lines) = &mo.dtls {
             out.extend(lines.iter().cloned());
+        }
+        if let Some(p) = ptime {
+            out.push(format!("a=ptime:{p}"));
         }
         out.extend(mo.ice.lines.iter().cloned());
     }
