@@ -130,6 +130,12 @@ pub fn offer_answer(
     };
     call.monologues[x].counterpart = Some(y);
     call.monologues[y].counterpart = Some(x);
+    let branch = flags.via_branch.as_deref().unwrap_or("");
+    if is_answer {
+        call.branches.answered(branch);
+    } else {
+        call.branches.offered(branch);
+    }
     if flags.label.is_some() {
         call.monologues[x].label = flags.label.clone();
     }

@@ -485,6 +485,29 @@ mod tests {
     }
 
     #[test]
+    fn force_relay_keeps_the_senders_lines_and_ptime_is_the_media_s() {
+        let text = OFFER
+            .replace("m=audio 4000 RTP/AVP 8 0\r\n", "m=audio 4000 RTP/AVP 8 0\r\nc=IN IP4 198.51.100.9\r\n")
+            .replace("a=sendrecv\r\n", "a=sendrecv\r\na=ptime:30\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n");
+        let session = SessionOut { force_relay: true, ..Default::default() };
+        let mut m = out(Some(leg(30000)));
+        (m.rtcp, m.mux, m.mux_offered) = (RtcpAttr::MuxOnly, true, true);
+        m.leg.as_mut().unwrap().ptime = Some(20);
+        let s = run(&text, &session, std::slice::from_ref(&m));
+        assert_eq!(
+            s,
+            "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 8 0\r\nc=IN IP4 198.51.100.9\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n\
+             a=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n"
+        );
+        // mux agreed (an answer): the relay's a=rtcp and a=rtcp-mux besides the sender's
+        m.mux_offered = false;
+        let s = run(&text, &session, &[m]);
+        assert!(s.ends_with("a=rtcp:30000\r\na=rtcp-mux\r\na=ptime:20\r\n"), "{s}");
+        assert_eq!(s.matches("a=rtcp-mux").count(), 2, "{s}");
+    }
+
+    #[test]
     fn dtls_attributes_are_replaced_and_mids_generated() {
         let text = OFFER
             .replace("t=0 0\r\n", "t=0 0\r\na=fingerprint:sha-256 AA\r\n")
