@@ -84,6 +84,15 @@ fn is_ice(line: &str) -> bool {
     crate::ice_sdp::is_ice_line(line)
 }
 
+/// A sender's `a=candidate` of type relay: `ICE=force-relay` drops them, the relay's own
+/// taking their place (rtpengine's process_session/media_attributes).
+fn is_relay_candidate(line: &str) -> bool {
+    line.strip_prefix("a=candidate:").is_some_and(|v| {
+        let mut f = v.split_ascii_whitespace().skip(6);
+        f.next() == Some("typ") && f.next().is_some_and(|t| t.eq_ignore_ascii_case("relay"))
+    })
+}
+
 fn has_ice(lines: &[String]) -> bool {
     lines.iter().any(|l| attr_name(l) == Some("ice-ufrag"))
 }
@@ -135,7 +144,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             out.push(session.session_name_line.clone().unwrap_or_else(|| l.clone()));
         } else if l.starts_with("c=") {
             out.push(new_session_c.clone().unwrap_or_else(|| l.clone()));
-        } else if is_ice(l) && !session.keep_session_ice {
+        } else if (is_ice(l) && !session.keep_session_ice) || (session.force_relay && is_relay_candidate(l)) {
             continue;
         } else {
             out.push(l.clone());
@@ -223,7 +232,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             out.push(mline.emit());
         }
         let mut wrote_c = false;
-        let need_c = !has_media_c && new_session_c.as_deref() != Some(c_line.as_str());
+        let need_c = !has_media_c && !session.force_relay && new_session_c.as_deref() != Some(c_line.as_str());
         let mut dir_seen = false;
         let mut wrote_mid = false;
         let is_rtp = mline.is_rtp();
@@ -242,7 +251,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 wrote_c = true;
                 continue;
             }
-            if is_ice(l) && !mo.ice.keep_sender {
+            if (is_ice(l) && !mo.ice.keep_sender) || (session.force_relay && is_relay_candidate(l)) {
                 continue;
             }
             if matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) && !session.force_relay {
@@ -490,6 +499,13 @@ mod tests {
             .replace("m=audio 4000 RTP/AVP 8 0\r\n", "m=audio 4000 RTP/AVP 8 0\r\nc=IN IP4 198.51.100.9\r\n")
             .replace("a=sendrecv\r\n", "a=sendrecv\r\na=ptime:30\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n");
         let session = SessionOut { force_relay: true, ..Default::default() };
+        // the sender's relay candidates go, its others stay (ICE passthrough)
+        let cands = "a=candidate:1 1 udp 5 192.0.2.9 5000 typ RELAY raddr 1.2.3.4 rport 1\r\n\
+                     a=candidate:2 1 udp 9 192.0.2.9 5002 typ host\r\na=candidate:3 1 udp 9 x\r\n";
+        let mut m = out(Some(leg(30000)));
+        m.ice.keep_sender = true;
+        let s = run(&format!("{text}{cands}"), &session, &[m]);
+        assert!(!s.contains("typ RELAY") && s.contains("typ host") && s.contains("a=candidate:3 1 udp 9 x"), "{s}");
         let mut m = out(Some(leg(30000)));
         (m.rtcp, m.mux, m.mux_offered) = (RtcpAttr::MuxOnly, true, true);
         m.leg.as_mut().unwrap().ptime = Some(20);
