@@ -52,6 +52,11 @@ pub struct Leg {
     /// `generate-mid`) when this party was offered the section. As rtpengine: answers
     /// change no media ID, and a=mid never passes from one party to the other as a line.
     pub mid: Option<String>,
+    /// rtpengine's media ptime (call.c `__media_init_from_flags`): the last a=ptime either
+    /// party sent for this section (an SDP with one sets it on both parties' legs); it
+    /// replaces any a=ptime in what this party is sent, and is written where the sender
+    /// had none (an answer without a=ptime gets the offer's).
+    pub ptime: Option<u32>,
 }
 
 impl Leg {
@@ -147,6 +152,8 @@ pub struct Call {
     pub delete_at_ms: Option<u64>,
     /// Groups the call's sockets onto one data-plane worker.
     pub affinity: u64,
+    /// The via-branches its offers named (a branch can be deleted on its own).
+    pub branches: crate::branch::Branches,
 }
 
 impl Call {
@@ -160,7 +167,23 @@ impl Call {
             monologues: Vec::new(),
             delete_at_ms: None,
             affinity,
+            branches: Default::default(),
         }
+    }
+
+    /// Forget via-branch `name`: its name and what its offer asked of rtcp-mux (the
+    /// legs are shared with the other branches and stay).
+    pub fn forget_branch(&mut self, name: &str) {
+        self.branches.remove(name);
+        for leg in self.monologues.iter_mut().flat_map(|m| m.legs.iter_mut()) {
+            leg.mux_forced.retain(|(b, _)| b != name);
+        }
+    }
+
+    /// Parties with a SIP tag (rtpengine counts these to decide whether a call whose
+    /// branch went is left with a dialogue).
+    pub fn tagged(&self) -> usize {
+        self.monologues.iter().filter(|m| !m.tag.is_empty()).count()
     }
 
     pub fn find(&self, tag: &str) -> Option<usize> {
@@ -266,6 +289,7 @@ pub(crate) mod tests {
             ice: Default::default(),
             dtls: Default::default(),
             mid: None,
+            ptime: None,
         }
     }
 

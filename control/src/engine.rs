@@ -414,25 +414,54 @@ impl Engine {
         }
     }
 
-    /// Delete a call now or after its delete-delay; the reply carries its totals.
+    /// Delete a call (or one via-branch of it) now or after its delete-delay; the reply
+    /// carries the call's totals.
     fn delete(&mut self, d: Delete, now_ms: u64) -> Result<Totals, NgError> {
-        let Delete { call_id, from_tag, flags } = d;
+        let Delete { call_id, from_tag, to_tag, flags } = d;
         let Some(call) = self.calls.get(&call_id) else {
             return Err(NgError::UnknownCallId(call_id));
         };
+        let delay = flags.delete_delay.unwrap_or(self.cfg.delete_delay);
+        // rtpengine's call_delete_branch: with a from-tag and no to-tag, a via-branch the
+        // call knows is what goes (before the from-tag is looked at); one it does not know
+        // leaves the from-tag to name the call
+        let branch = flags.via_branch.as_deref().filter(|_| from_tag.is_some() && to_tag.is_none());
+        if let Some(b) = branch.filter(|b| call.branches.contains(b) && !call.branches.is_answered(b)) {
+            let totals = Snapshot::take(self, Some(&call_id), now_ms).totals(self.dp.as_ref());
+            self.delete_branch(&call_id, b, delay, now_ms);
+            return Ok(totals);
+        }
         if let Some(ft) = from_tag {
             if call.find(&ft).is_none() {
                 return Err(NgError::UnknownFromTag(ft));
             }
         }
         let totals = Snapshot::take(self, Some(&call_id), now_ms).totals(self.dp.as_ref());
-        let delay = flags.delete_delay.unwrap_or(self.cfg.delete_delay);
         if delay == 0 {
             self.destroy(&call_id, EndReason::Deleted);
         } else if let Some(call) = self.calls.get_mut(&call_id) {
             call.delete_at_ms = Some(now_ms.saturating_add(delay.saturating_mul(1000)));
         }
         Ok(totals)
+    }
+
+    /// One unanswered branch of a call goes, now or after `delay_s`; the call goes with
+    /// it when that leaves no branch and fewer than two tagged parties (rtpengine's
+    /// `monologue_destroy`). The answered branch is the dialogue: deleting it deletes the
+    /// call (rtpengine keeps the call while other branches ring; relayd's branches share
+    /// the answerer's legs).
+    fn delete_branch(&mut self, call_id: &str, branch: &str, delay_s: u64, now_ms: u64) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        if delay_s > 0 {
+            call.branches.schedule(branch, now_ms.saturating_add(delay_s.saturating_mul(1000)));
+            return;
+        }
+        call.forget_branch(branch);
+        if call.branches.is_empty() && call.tagged() < 2 {
+            self.destroy(call_id, EndReason::Deleted);
+        }
     }
 
     /// Tear a call down now (operator request through the API).
@@ -455,7 +484,20 @@ impl Engine {
     /// Timers: delete-delay expiry and media timeouts. Returns the calls ended.
     pub fn tick(&mut self, now_ms: u64) -> Vec<(String, EndReason)> {
         let mut ended = Vec::new();
+        // branches deleted with a delay whose time has come
+        for (id, call) in self.calls.iter_mut() {
+            let due = call.branches.expire(now_ms);
+            for b in &due {
+                call.forget_branch(b);
+            }
+            if !due.is_empty() && call.branches.is_empty() && call.tagged() < 2 {
+                ended.push((id.clone(), EndReason::Deleted));
+            }
+        }
         for (id, call) in &self.calls {
+            if ended.iter().any(|(e, _)| e == id) {
+                continue;
+            }
             if call.delete_at_ms.is_some_and(|t| now_ms >= t) {
                 ended.push((id.clone(), EndReason::Deleted));
                 continue;
@@ -591,7 +633,7 @@ mod tests {
         now: u64,
     ) -> Result<Totals, NgError> {
         let flags = Flags { delete_delay: delay, ..Default::default() };
-        e.delete(Delete { call_id: id.into(), from_tag: from_tag.map(Into::into), flags }, now)
+        e.delete(Delete { call_id: id.into(), from_tag: from_tag.map(Into::into), to_tag: None, flags }, now)
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! API's request handling. Everything here is sans-IO (the daemon serves the API).
 
 pub mod bencode;
+pub mod branch;
 pub mod call;
 pub mod dtls_sdp;
 pub mod engine;

@@ -130,6 +130,12 @@ pub fn offer_answer(
     };
     call.monologues[x].counterpart = Some(y);
     call.monologues[y].counterpart = Some(x);
+    let branch = flags.via_branch.as_deref().unwrap_or("");
+    if is_answer {
+        call.branches.answered(branch);
+    } else {
+        call.branches.offered(branch);
+    }
     if flags.label.is_some() {
         call.monologues[x].label = flags.label.clone();
     }
@@ -228,6 +234,8 @@ pub fn offer_answer(
                         .unwrap_or_default(),
                     dtls: Default::default(),
                     mid: None,
+                    // rtpengine's media keeps its ptime whatever its sockets
+                    ptime: existing.as_ref().and_then(|l| l.ptime),
                 }
             };
             let legs = &mut call.monologues[mono].legs;
@@ -263,6 +271,11 @@ pub fn offer_answer(
                 }
                 leg.mux_forced.push((branch, forced));
             }
+        }
+        // the sender's a=ptime sets both parties' (rtpengine's __media_init_from_flags)
+        if let Some(p) = m.attr("ptime").and_then(ptime_value) {
+            call.monologues[x].legs[i].ptime = Some(p);
+            call.monologues[y].legs[i].ptime = Some(p);
         }
         if is_answer {
             call.monologues[y].legs[i].rejected |= m.m.port == 0;
@@ -348,7 +361,17 @@ pub fn offer_answer(
     let mut session = session_out(&mut call.monologues[x], sdp, flags, first_adv);
     session.ice_lite = outs.iter().any(|o| o.ice.session_lite);
     session.keep_session_ice = outs.iter().any(|o| o.ice.keep_sender);
+    session.force_relay = ice_sdp::IceFlags::from_flags(flags).option == ice_sdp::IceOption::ForceRelay;
     Ok(Outcome { sdp: rewrite(sdp, &session, &outs), sender: x })
+}
+
+/// An a=ptime value as rtpengine reads it (`str_to_i`): the leading decimal digits
+/// after any blanks ("20", " 30", "20.5" → 20); none for 0, a sign, no digits or a
+/// value past u32.
+fn ptime_value(v: &str) -> Option<u32> {
+    let v = v.trim_start();
+    let end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    v[..end].parse::<u32>().ok().filter(|&p| p > 0)
 }
 
 /// Where the sender of media section `m` receives RTP and RTCP according to its SDP,
@@ -433,7 +456,9 @@ fn session_out(mono: &mut Monologue, sdp: &Sdp, flags: &Flags, relay_addr: Optio
     }
     let user = if flags.replace_username { st.username.clone() } else { parts[0].to_string() };
     let version = if flags.replace_sdp_version { st.version.to_string() } else { parts[2].to_string() };
-    let (fam, addr) = match (flags.replace_origin, flags.media_address.or(relay_addr)) {
+    // ICE=force-relay leaves the o= address as it came (rtpengine's sdp_replace)
+    let force_relay = ice_sdp::IceFlags::from_flags(flags).option == ice_sdp::IceOption::ForceRelay;
+    let (fam, addr) = match (flags.replace_origin && !force_relay, flags.media_address.or(relay_addr)) {
         (true, Some(a)) => (family_of(a).to_string(), a.to_string()),
         _ => (parts[4].to_string(), parts[5].to_string()),
     };

@@ -52,7 +52,7 @@ impl RtcpAttr {
     pub fn from_flags(f: &crate::ng::flags::Flags) -> RtcpAttr {
         if f.no_rtcp_attr {
             RtcpAttr::None
-        } else if f.ice.as_deref() == Some("force-relay") {
+        } else if crate::ice_sdp::IceFlags::from_flags(f).option == crate::ice_sdp::IceOption::ForceRelay {
             RtcpAttr::MuxOnly
         } else if f.full_rtcp_attr {
             RtcpAttr::Full
@@ -74,10 +74,23 @@ pub struct SessionOut {
     pub keep_session_ice: bool,
     /// `loop-protect`: the session gets the relay's mark (crate::loop_protect).
     pub loop_protect: bool,
+    /// `ICE=force-relay`: the relay is reached only through its relay candidates, so
+    /// (rtpengine's sdp_replace) the sender's c= lines, m= lines (port, transport,
+    /// payload types), o= address and a=rtcp / a=rtcp-mux go through as they came.
+    pub force_relay: bool,
 }
 
 fn is_ice(line: &str) -> bool {
     crate::ice_sdp::is_ice_line(line)
+}
+
+/// A sender's `a=candidate` of type relay: `ICE=force-relay` drops them, the relay's own
+/// taking their place (rtpengine's process_session/media_attributes).
+fn is_relay_candidate(line: &str) -> bool {
+    line.strip_prefix("a=candidate:").is_some_and(|v| {
+        let mut f = v.split_ascii_whitespace().skip(6);
+        f.next() == Some("typ") && f.next().is_some_and(|t| t.eq_ignore_ascii_case("relay"))
+    })
 }
 
 fn has_ice(lines: &[String]) -> bool {
@@ -112,6 +125,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
     let first_relayed =
         media.iter().enumerate().find(|(_, m)| m.leg.as_ref().is_some_and(|l| l.relayed() && !l.rejected));
     let new_session_c = match first_relayed {
+        _ if session.force_relay => orig_session_c.clone(),
         Some((i, m)) if !keep_zero.get(i).copied().unwrap_or(false) => {
             m.leg.as_ref().map(|l| Connection::line_for(addr_of(l)))
         }
@@ -130,7 +144,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             out.push(session.session_name_line.clone().unwrap_or_else(|| l.clone()));
         } else if l.starts_with("c=") {
             out.push(new_session_c.clone().unwrap_or_else(|| l.clone()));
-        } else if is_ice(l) && !session.keep_session_ice {
+        } else if (is_ice(l) && !session.keep_session_ice) || (session.force_relay && is_relay_candidate(l)) {
             continue;
         } else {
             out.push(l.clone());
@@ -186,7 +200,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             mline.port = 0;
             out.push(mline.emit());
             for l in &m.lines {
-                if l.starts_with("c=") {
+                if l.starts_with("c=") && !session.force_relay {
                     match leg.or(first_relayed.and_then(|(_, f)| f.leg.as_ref())) {
                         Some(lg) => out.push(Connection::line_for(addr_of(lg))),
                         None => out.push(l.clone()),
@@ -205,18 +219,26 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         let Some(leg) = leg else { continue };
         let hold = holds[i];
         let c_line = Connection::line_for(addr_of(leg));
-        let c_line = if keep_zero[i] {
+        let c_line = if keep_zero[i] || session.force_relay {
             sdp.effective_connection(i).map(|c| format!("c=IN {} {}", c.family, c.addr)).unwrap_or(c_line)
         } else {
             c_line
         };
-        mline.port = leg.port;
-        out.push(mline.emit());
+        if session.force_relay {
+            mline = m.m.clone();
+            out.push(m.raw_m.clone());
+        } else {
+            mline.port = leg.port;
+            out.push(mline.emit());
+        }
         let mut wrote_c = false;
-        let need_c = !has_media_c && new_session_c.as_deref() != Some(c_line.as_str());
+        let need_c = !has_media_c && !session.force_relay && new_session_c.as_deref() != Some(c_line.as_str());
         let mut dir_seen = false;
         let mut wrote_mid = false;
         let is_rtp = mline.is_rtp();
+        // rtpengine's media ptime (crate::call::Leg::ptime): the sender's a=ptime gives
+        // way to it, written after the crypto and DTLS lines
+        let ptime = leg.ptime.filter(|_| is_rtp);
         let kept_fmts = &mline.fmts;
         let mut have_rtpmap: Vec<&str> = Vec::new();
         for l in &m.lines {
@@ -229,7 +251,13 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 wrote_c = true;
                 continue;
             }
-            if (is_ice(l) && !mo.ice.keep_sender) || matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) {
+            if (is_ice(l) && !mo.ice.keep_sender) || (session.force_relay && is_relay_candidate(l)) {
+                continue;
+            }
+            if matches!(attr_name(l), Some("rtcp" | "rtcp-mux")) && !session.force_relay {
+                continue;
+            }
+            if ptime.is_some() && attr_name(l) == Some("ptime") {
                 continue;
             }
             if mo.crypto.is_some() && attr_name(l) == Some("crypto") {
@@ -289,7 +317,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
             let rtcp_port = if mo.mux && !mo.mux_offered { leg.port } else { leg.port.wrapping_add(1) };
             match mo.rtcp {
                 RtcpAttr::Port => out.push(format!("a=rtcp:{rtcp_port}")),
-                RtcpAttr::MuxOnly if mo.mux => out.push(format!("a=rtcp:{rtcp_port}")),
+                // rtpengine's print_rtcp: a=rtcp only once mux is agreed (an answer, or
+                // an offer that requires it), a=rtcp-mux with it and not without
+                RtcpAttr::MuxOnly if mo.mux && !mo.mux_offered => out.push(format!("a=rtcp:{rtcp_port}")),
                 RtcpAttr::MuxOnly => {}
                 RtcpAttr::Full => {
                     let a = addr_of(leg);
@@ -297,7 +327,7 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
                 }
                 RtcpAttr::None => {}
             }
-            if mo.mux {
+            if mo.mux && (mo.rtcp != RtcpAttr::MuxOnly || !mo.mux_offered) {
                 out.push("a=rtcp-mux".into());
             }
         }
@@ -306,6 +336,9 @@ pub fn rewrite(sdp: &Sdp, session: &SessionOut, media: &[MediaOut]) -> String {
         }
         if let Some(lines) = &mo.dtls {
             out.extend(lines.iter().cloned());
+        }
+        if let Some(p) = ptime {
+            out.push(format!("a=ptime:{p}"));
         }
         out.extend(mo.ice.lines.iter().cloned());
     }
@@ -458,6 +491,36 @@ mod tests {
         // ICE=force-relay: a=rtcp only with mux
         assert!(!with(RtcpAttr::MuxOnly, false, false).contains("a=rtcp"));
         assert!(with(RtcpAttr::MuxOnly, true, false).contains("a=rtcp:30000\r\n"));
+    }
+
+    #[test]
+    fn force_relay_keeps_the_senders_lines_and_ptime_is_the_media_s() {
+        let text = OFFER
+            .replace("m=audio 4000 RTP/AVP 8 0\r\n", "m=audio 4000 RTP/AVP 8 0\r\nc=IN IP4 198.51.100.9\r\n")
+            .replace("a=sendrecv\r\n", "a=sendrecv\r\na=ptime:30\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n");
+        let session = SessionOut { force_relay: true, ..Default::default() };
+        // the sender's relay candidates go, its others stay (ICE passthrough)
+        let cands = "a=candidate:1 1 udp 5 192.0.2.9 5000 typ RELAY raddr 1.2.3.4 rport 1\r\n\
+                     a=candidate:2 1 udp 9 192.0.2.9 5002 typ host\r\na=candidate:3 1 udp 9 x\r\n";
+        let mut m = out(Some(leg(30000)));
+        m.ice.keep_sender = true;
+        let s = run(&format!("{text}{cands}"), &session, &[m]);
+        assert!(!s.contains("typ RELAY") && s.contains("typ host") && s.contains("a=candidate:3 1 udp 9 x"), "{s}");
+        let mut m = out(Some(leg(30000)));
+        (m.rtcp, m.mux, m.mux_offered) = (RtcpAttr::MuxOnly, true, true);
+        m.leg.as_mut().unwrap().ptime = Some(20);
+        let s = run(&text, &session, std::slice::from_ref(&m));
+        assert_eq!(
+            s,
+            "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 8 0\r\nc=IN IP4 198.51.100.9\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n\
+             a=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n"
+        );
+        // mux agreed (an answer): the relay's a=rtcp and a=rtcp-mux besides the sender's
+        m.mux_offered = false;
+        let s = run(&text, &session, &[m]);
+        assert!(s.ends_with("a=rtcp:30000\r\na=rtcp-mux\r\na=ptime:20\r\n"), "{s}");
+        assert_eq!(s.matches("a=rtcp-mux").count(), 2, "{s}");
     }
 
     #[test]

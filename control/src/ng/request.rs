@@ -101,6 +101,8 @@ pub struct Delete {
     pub call_id: String,
     /// `None` when missing or empty: the whole call.
     pub from_tag: Option<String>,
+    /// `None` when missing or empty (then a `via-branch` may name the branch to delete).
+    pub to_tag: Option<String>,
     pub flags: Flags,
 }
 
@@ -214,7 +216,8 @@ impl Delete {
         let call_id = required(req, "call-id", "call-id")?;
         let flags = Flags::from_request(req)?;
         let from_tag = string(req, "from-tag").filter(|t| !t.is_empty());
-        Ok(Delete { call_id, from_tag, flags })
+        let to_tag = string(req, "to-tag").filter(|t| !t.is_empty());
+        Ok(Delete { call_id, from_tag, to_tag, flags })
     }
 }
 
