@@ -49,6 +49,13 @@ pub const MAX_CHECK_LEN: usize = 1500;
 /// At most this many attribute types are listed in a 420's UNKNOWN-ATTRIBUTES.
 const MAX_UNKNOWN_LISTED: usize = 16;
 
+/// Transaction IDs of authenticated requests remembered (with their source) to refuse a
+/// copy of a check sent again from another address: a check carries nothing that proves it
+/// fresh, so an on-path observer's replay of the browser's nominating check would
+/// otherwise authenticate and move the media to the observer. Kept for the consent window,
+/// at most this many (the oldest go first): ~3 KB per ICE socket.
+pub const MAX_SEEN_CHECKS: usize = 64;
+
 /// Why a STUN datagram got no answer (each a counted drop reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StunDrop {
@@ -67,15 +74,20 @@ pub enum StunDrop {
     /// FINGERPRINT missing or wrong. RFC 8445 §7.2.4 makes it mandatory in checks (every
     /// browser sends it; rtpengine drops checks without it too); it is what tells STUN from the DTLS and SRTP sharing the port.
     BadFingerprint,
+    /// An authenticated check whose transaction ID was seen from another address within the
+    /// consent window: a copy replayed by someone else (a retransmission comes from the
+    /// same address and is answered again).
+    Replayed,
 }
 
 impl StunDrop {
-    pub const ALL: [StunDrop; 5] = [
+    pub const ALL: [StunDrop; 6] = [
         StunDrop::Malformed,
         StunDrop::NotARequest,
         StunDrop::UnknownUser,
         StunDrop::BadIntegrity,
         StunDrop::BadFingerprint,
+        StunDrop::Replayed,
     ];
 
     pub fn index(self) -> usize {
@@ -89,6 +101,7 @@ impl StunDrop {
             StunDrop::UnknownUser => "stun-unknown-user",
             StunDrop::BadIntegrity => "stun-bad-integrity",
             StunDrop::BadFingerprint => "stun-bad-fingerprint",
+            StunDrop::Replayed => "stun-replayed",
         }
     }
 }
@@ -121,6 +134,8 @@ pub struct IceLite {
     rule: IceRule,
     key: hmac::Key,
     checked: Vec<Checked>,
+    /// Authenticated requests lately: (transaction ID, source, when), oldest first.
+    seen: std::collections::VecDeque<(TransactionId, SocketAddr, u64)>,
 }
 
 impl IceLite {
@@ -129,6 +144,7 @@ impl IceLite {
             rule: rule.clone(),
             key: stun::short_term_key(&rule.local_pwd),
             checked: Vec::with_capacity(MAX_CHECKED),
+            seen: std::collections::VecDeque::new(),
         }
     }
 
@@ -139,6 +155,7 @@ impl IceLite {
     pub fn update(&mut self, rule: &IceRule) {
         if rule.local_ufrag != self.rule.local_ufrag || rule.local_pwd != self.rule.local_pwd {
             self.checked.clear();
+            self.seen.clear();
             self.key = stun::short_term_key(&rule.local_pwd);
         }
         self.rule = rule.clone();
@@ -168,6 +185,9 @@ impl IceLite {
 
         // authenticated from here on
         let txid = m.transaction_id();
+        if !self.first_seen(txid, src, now_us) {
+            return StunOutcome::Dropped(StunDrop::Replayed);
+        }
         let mut unknown = [0u8; 2 * MAX_UNKNOWN_LISTED];
         let mut n = 0;
         for a in m.attrs() {
@@ -250,6 +270,22 @@ impl IceLite {
         {
             *victim = entry;
         }
+    }
+
+    /// Remembers an authenticated request; false when its transaction ID came from another
+    /// address within the consent window (a replayed copy).
+    fn first_seen(&mut self, txid: &TransactionId, src: SocketAddr, now_us: u64) -> bool {
+        while self.seen.front().is_some_and(|&(_, _, at)| now_us.saturating_sub(at) > CONSENT_TIMEOUT_US) {
+            self.seen.pop_front();
+        }
+        if let Some(&(_, from, _)) = self.seen.iter().find(|(t, _, _)| t == txid) {
+            return from == src;
+        }
+        if self.seen.len() == MAX_SEEN_CHECKS {
+            self.seen.pop_front();
+        }
+        self.seen.push_back((*txid, src, now_us));
+        true
     }
 
     /// Writes an error response to an authenticated request.

@@ -281,10 +281,17 @@ impl Flow {
                     bump(&c.drop_dtls, 1);
                     return Err(Verdict::Drop(DropReason::IceUnchecked));
                 }
-                // without ICE the handshake's first source owns it (rule 4)
+                // without ICE the handshake's first source owns it (rule 4), except that the
+                // peer signalling or RTP latching names takes over a handshake that is not
+                // keyed yet from any other source: one stranger's ClientHello must not lock
+                // the real peer out for the handshake's lifetime
                 if checked.is_none() && link.session.is_some() && link.remote.is_some_and(|r| r != src) {
-                    bump(&c.drop_dtls, 1);
-                    return Err(Verdict::Drop(DropReason::Dtls));
+                    let expected = |a: SocketAddr| self.signalled == Some(a) || self.latched == Some(a);
+                    if link.keyed || !expected(src) || link.remote.is_some_and(expected) {
+                        bump(&c.drop_dtls, 1);
+                        return Err(Verdict::Drop(DropReason::Dtls));
+                    }
+                    link.session = None;
                 }
                 if link.session.is_none() {
                     if link.failed && link.active() {
@@ -641,6 +648,22 @@ mod tests {
         assert_eq!(c.drop_dtls_pending, 1);
         let c = t.get(fb).unwrap().counters.snapshot();
         assert_eq!((c.drop_dtls_pending, c.drop_no_consent, c.forwarded), (2, 1, 1));
+    }
+
+    #[test]
+    fn without_ice_a_strangers_hello_does_not_lock_the_signalled_peer_out() {
+        let (mut t, fa, fb, _) = call(None, Some(dtls(DtlsRole::Passive, 0)));
+        let stranger = a("203.0.113.66:1");
+        let hello = peer(DtlsRole::Active, 0).poll_transmit().unwrap();
+        assert_eq!(run(&mut t, fa, stranger, &hello, 1_000).0, Verdict::Consumed);
+        transmits(&mut t);
+        // the signalled peer takes the unkeyed handshake over and completes it
+        browser_handshake(&mut t, fa, a(BROWSER), 2_000);
+        assert_eq!(t.get(fa).unwrap().webrtc_keyed(), Some(true));
+        assert!(matches!(run(&mut t, fb, a(PHONE), &rtp(1), 3_000).0, Verdict::Forward { to, .. } if to == a(BROWSER)));
+        // once keyed, nobody takes it over
+        assert_eq!(run(&mut t, fa, stranger, &hello, 4_000).0, Verdict::Drop(DropReason::Dtls));
+        assert_eq!(t.get(fa).unwrap().webrtc_keyed(), Some(true));
     }
 
     #[test]

@@ -38,8 +38,12 @@ fn chrome_check(username: &str, pwd: &str, txid: u8, use_candidate: bool) -> Vec
     out
 }
 
+/// A check with a transaction ID of its own (a browser never reuses one: a repeated ID
+/// from another address is a replayed copy).
 fn check(use_candidate: bool) -> Vec<u8> {
-    chrome_check("evtj:h6vY", SAMPLE_PASSWORD, 7, use_candidate)
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(8);
+    let txid = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).max(8);
+    chrome_check("evtj:h6vY", SAMPLE_PASSWORD, txid, use_candidate)
 }
 
 /// The response in `out` is authentic: right class, transaction, integrity, fingerprint.
@@ -57,7 +61,8 @@ fn a_chrome_check_is_answered_with_the_mapped_address() {
         let mut ice = IceLite::new(&rule(Some(REMOTE_UFRAG)));
         let mut out = vec![1, 2, 3];
         assert_eq!(ice.peer(0), None);
-        assert_eq!(ice.handle(1_000, src, &check(false), &mut out), StunOutcome::Answered { nominated: false });
+        let c = chrome_check("evtj:h6vY", SAMPLE_PASSWORD, 7, false);
+        assert_eq!(ice.handle(1_000, src, &c, &mut out), StunOutcome::Answered { nominated: false });
         let m = assert_response(&out, Class::Success, &[7; 12]);
         assert_eq!(m.attrs().collect::<Vec<_>>()[0], Attr::XorMappedAddress(src));
         assert!(ice.is_checked(src, 1_000));
@@ -398,4 +403,30 @@ fn the_fuzz_seeds_get_the_outcomes_they_were_made_for() {
         assert_eq!(ice.handle(0, addr("192.0.2.1:1"), seed, &mut out), want);
     }
     assert_eq!(include_bytes!("../../../fuzz/seeds/stun/rfc5769-2.1-request")[..], hex(SAMPLE_REQUEST)[..]);
+}
+
+#[test]
+fn a_check_copied_and_sent_again_from_elsewhere_is_refused() {
+    let mut ice = IceLite::new(&rule(Some(REMOTE_UFRAG)));
+    let (browser, observer) = (addr("192.0.2.1:1000"), addr("203.0.113.66:4000"));
+    let nominating = check(true);
+    let mut out = vec![];
+    assert_eq!(ice.handle(1_000, browser, &nominating, &mut out), StunOutcome::Answered { nominated: true });
+    // the browser's own retransmission (our answer was lost) is answered again
+    assert_eq!(ice.handle(2_000, browser, &nominating, &mut out), StunOutcome::Answered { nominated: true });
+    // the observer's copy is authentic but not fresh: dropped, nothing moves, no answer
+    assert_eq!(ice.handle(3_000, observer, &nominating, &mut out), StunOutcome::Dropped(StunDrop::Replayed));
+    assert!(out.is_empty());
+    assert_eq!(ice.peer(4_000), Some(browser));
+    assert!(!ice.is_checked(observer, 4_000));
+    // the window is bounded: the oldest IDs go once MAX_SEEN_CHECKS newer ones came
+    for i in 0..MAX_SEEN_CHECKS {
+        ice.handle(
+            5_000 + i as u64,
+            browser,
+            &chrome_check("evtj:h6vY", SAMPLE_PASSWORD, 200 + (i % 50) as u8, false),
+            &mut out,
+        );
+    }
+    assert!(ice.seen.len() <= MAX_SEEN_CHECKS);
 }
