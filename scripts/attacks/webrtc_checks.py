@@ -124,6 +124,10 @@ def check_k(t):
     atk_rx = w.Collector(t.udp("aA", t.ATTACKER))
     atk = atk_rx.sock
     rss0 = t.proc_kb("VmRSS")
+    # for k9 (consent expiry): a call whose browser checks once now and never again
+    b9, call9, _ = up(t, lab, "k9")
+    checked9 = time.monotonic()
+    good9, _ = phone_to_browser(t, lab, call9, b9, 20)
 
     # ---- k1: forged STUN at a WebRTC socket: no reply at all, to anyone
     b, call, req = up(t, lab, "k1")
@@ -149,8 +153,10 @@ def check_k(t):
     for _ in range(20):
         for pkt in forged.values():
             atk.sendto(pkt, call.a)
-            raw.udp(spoof_src, call.a, pkt)  # a spoofed victim: the caller's host, another port
-            sent += 2
+            sent += 1
+            if len(pkt) <= 1400:  # one Ethernet frame
+                raw.udp(spoof_src, call.a, pkt)  # a spoofed victim: the caller's host, another port
+                sent += 1
     t.settle(0.5)
     replies = len(atk_rx.since(m_atk)) + len(catch.since(m_catch))
     stray = len(b.rx.since(m_b, "stun"))
@@ -197,6 +203,16 @@ def check_k(t):
                    % (len(answered), good5, at_atk, ep[0], ep[1],
                       "  ** MEDIA HIJACKED by a replayed check **" if at_atk else "")))
     # the real browser checks again (a consent check, as browsers send every few seconds)
+    b.check()
+    consent = b.check_bytes(use_candidate=False)
+    b.sock.sendto(consent, call.a)
+    t.settle(0.1)
+    for _ in range(3):
+        atk.sendto(consent, call.a)  # a copied consent check without USE-CANDIDATE
+    t.settle(0.1)
+    good5c, (at_atk3,) = phone_to_browser(t, lab, call, b, 50, others=[atk_rx])
+    t.sub("k5c a copied consent check (no USE-CANDIDATE) replayed from the attacker: media stays with the browser",
+          lambda: (good5c >= 48 and at_atk3 == 0, "%d/50 to the browser, %d to the attacker" % (good5c, at_atk3)))
     b.check()
     good5b, (at_atk2,) = phone_to_browser(t, lab, call, b, 50, others=[atk_rx])
     t.sub("k5b after the browser's next nominating check the media is the browser's again",
@@ -326,6 +342,25 @@ def check_k(t):
         s.close()
     lab.ng.delete(call4.cid)
     b4.close()
+
+    # ---- k9: consent expires (RFC 7675: 30 s after the last check): media towards the browser stops
+    wait = checked9 + 31.0 - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    late, _ = phone_to_browser(t, lab, call9, b9, 50)
+    m9 = b9.rx.mark()
+    t.send_paced(lab.callee, call9.b, t.Stream(random.randrange(1 << 30)).take(20), 250)
+    t.settle(0.3)
+    sent9 = len(b9.rx.since(m9, "rtp"))
+    up9 = browser_to_phone(t, lab, b9, 20)
+    b9.check()
+    back9, _ = phone_to_browser(t, lab, call9, b9, 50)
+    t.sub("k9 31 s without a check: consent expired, no media either way; a new check restores it",
+          lambda: (good9 >= 19 and late == 0 and sent9 == 0 and up9 == 0 and back9 >= 48,
+                   "before %d/20; after expiry phone->browser %d/50 (+%d), browser->phone %d/20; after a new "
+                   "check %d/50" % (good9, late, sent9, up9, back9)))
+    lab.ng.delete(call9.cid)
+    b9.close()
 
     rss3 = t.proc_kb("VmRSS")
     t.sub("k8 relayd alive and its memory bounded after check k",
