@@ -113,7 +113,7 @@ def stats_line(t):
         return "?"
     rows = [ln for ln in body.decode(errors="replace").splitlines()
             if not ln.startswith("#") and any(k in ln for k in ("stun", "dtls", "ice", "consent"))]
-    return "; ".join(rows[:12]) or "no stun/dtls series"
+    return "; ".join(rows[:12]) or "(no STUN/DTLS/ICE counters in /metrics)"
 
 
 # ================================================================== check k
