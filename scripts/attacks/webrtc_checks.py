@@ -312,6 +312,16 @@ def check_k(t):
     b3.close()
 
     # ---- k4: a DTLS socket without ICE (a DTLS-SRTP SIP endpoint): ClientHello flood, amplification
+    # (k4c first: without an attacker, such a socket's handshake completes: the control for k4b)
+    b4c = w.Browser(t.udp("aC", t.CALLER))
+    call4c = webrtc_call(t, lab, "k4c", b4c, TO_DTLS_NO_ICE)
+    hs4c = b4c.handshake(timeout=3.0)
+    up4c = browser_to_phone(t, lab, b4c, 50) if hs4c else 0
+    t.sub("k4c (control) a DTLS socket without ICE, no attacker: the signalled peer's handshake completes",
+          lambda: (hs4c and up4c >= 48, "handshake %s, browser->phone %d/50"
+                   % ("completed" if hs4c else "NOT completed", up4c)))
+    lab.ng.delete(call4c.cid)
+    b4c.close()
     b4 = w.Browser(t.udp("aC", t.CALLER))
     call4 = webrtc_call(t, lab, "k4", b4, TO_DTLS_NO_ICE)
     socks = [w.Collector(t.udp("aA", t.ATTACKER)) for _ in range(20)]
