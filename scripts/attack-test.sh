@@ -27,6 +27,11 @@
 #      list cap                                                               [6]
 #   i  port prediction                                                        [5]
 #   j  RLIMIT_NOFILE raised, CPU set honoured (once)                          [7]
+#   k  WebRTC sockets (issue 11): forged/replayed STUN checks, STUN at a plain
+#      socket, ClientHellos from unchecked sources and floods, a wrong
+#      certificate, SRTP before keys, garbage of every first-byte range
+#   l  hostile WebRTC SDP and flags over ng: candidates, ufrag/pwd,
+#      fingerprint, setup, rtpp-flags; the running call unaffected
 # Prints `attacks: N passed, M failed` and exits non-zero on any failure.
 source "$(dirname "$0")/lib.sh"
 t_begin attacks root
@@ -37,7 +42,7 @@ HTTP=127.0.0.1:9980
 LAB_NG=127.0.0.1:2290
 LAB_HTTP=127.0.0.1:9990
 TOKEN=attack-test-token-$RANDOM$RANDOM
-ATTACKS=${ATTACKS:-a b c d e f g h i j}
+ATTACKS=${ATTACKS:-a b c d e f g h i j k l}
 BACKENDS=${BACKENDS:-uring xdp}
 
 topo_down() {

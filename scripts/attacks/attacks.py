@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""The attacks of issue 9 against a running relayd (driven by scripts/attack-test.sh).
+"""The attacks of issues 9 and 11 against a running relayd (driven by scripts/attack-test.sh).
 
 Runs inside the relay namespace (aR: the proxy's side, ng and HTTP on loopback) and opens
 every other socket in the namespace it belongs to (setns): the caller's in aC, the
 callee's in aE, the attacker's (UDP, and AF_PACKET for spoofed frames) in aA. One check
-per run (--check a..j); each prints one line per verdict, `ok <what>` or `fail <what>`,
-and exits 1 when any failed. Expected outcomes are what issue 9 requires, checked on
+per run (--check a..l; k and l, the WebRTC inputs of issue 11, live in webrtc_checks.py); each
+prints one line per verdict, `ok <what>` or `fail <what>`, and exits 1 when any failed. Expected outcomes are what issue 9 requires, checked on
 behaviour (result == "error" and the reason names the address or the limit), not on
 exact wording. docs/security.md describes the defences these attacks exercise.
 """
@@ -1363,8 +1363,20 @@ def check_j():
         sub("j2 workers stay in the CPU set the process was started with", j_cpus)
 
 
+def check_k():
+    """STUN, DTLS and media at the WebRTC sockets (webrtc_checks.py)."""
+    import webrtc_checks
+    webrtc_checks.check_k(sys.modules[__name__])
+
+
+def check_l():
+    """Hostile WebRTC SDP and flags over ng (webrtc_checks.py)."""
+    import webrtc_checks
+    webrtc_checks.check_l(sys.modules[__name__])
+
+
 CHECKS = {"a": check_a, "b": check_b, "c": check_c, "d": check_d, "e": check_e, "f": check_f, "g": check_g,
-          "h": check_h, "i": check_i, "j": check_j}
+          "h": check_h, "i": check_i, "j": check_j, "k": check_k, "l": check_l}
 
 
 def main():
