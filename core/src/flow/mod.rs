@@ -511,6 +511,9 @@ impl FlowTable {
             if f.egress_rtcp == Some(id) {
                 f.egress_rtcp = None;
             }
+            if let Some(w) = f.webrtc.as_deref_mut() {
+                w.siblings.retain(|s| *s != id);
+            }
         }
     }
 
@@ -527,6 +530,11 @@ impl FlowTable {
     pub fn apply(&mut self, rule: &FlowRule) -> Result<(), ApplyError> {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));
         let egress_rtcp = rule.egress_rtcp.and_then(|a| self.lookup(a));
+        // (an ICE group only: a rule without ICE has no siblings to send through)
+        let siblings: Vec<FlowId> = match rule.ice {
+            Some(_) => rule.ice_siblings.iter().filter(|a| **a != rule.local).filter_map(|a| self.lookup(*a)).collect(),
+            None => Vec::new(),
+        };
         let window = self.replay_window;
         let Some(id) = self.lookup(rule.local) else {
             return Err(ApplyError::NotOpen(rule.local));
@@ -581,6 +589,9 @@ impl FlowTable {
         f.policy = rule.latch;
         f.clock_rate = rule.clock_rate.max(1);
         let webrtc = WebRtc::apply(&mut f.webrtc, rule);
+        if let Some(w) = f.webrtc.as_deref_mut() {
+            w.siblings = siblings;
+        }
         if webrtc.drop_keys {
             f.srtp_in = None;
             f.srtp_out = None;
@@ -743,10 +754,20 @@ impl FlowTable {
         // 6. destination: the egress socket's peer (latched or signalled, so it passed
         // the address policy), with its SRTP applied
         let via = if rtcp { f.egress_rtcp } else { f.egress_rtp };
-        let Some(via) = via else {
+        let Some(mut via) = via else {
             bump(&c.drop_no_destination, 1);
             return Verdict::Drop(DropReason::NoDestination);
         };
+        // an ICE socket with siblings: media leaves from the one the party nominated
+        // (webrtc.rs rule 8); a plain egress pays one pointer test
+        if self
+            .slots
+            .get(via)
+            .and_then(|e| e.as_ref())
+            .is_some_and(|e| e.webrtc.as_deref().is_some_and(|w| !w.siblings.is_empty()))
+        {
+            via = webrtc::ice_egress(&self.slots, via, now_us);
+        }
         let outcome = match self.slots.get_mut(via).and_then(|e| e.as_mut()) {
             None => Err(DropReason::NoDestination),
             Some(egress) => match (egress.destination(now_us), egress.srtp_out.as_mut()) {
