@@ -199,6 +199,26 @@ impl Flow {
         self.plain_destination()
     }
 
+    /// Applies this socket's outgoing SRTP (if any) to the packet in `buf[..*len]` about
+    /// to leave through it towards `to`.
+    #[inline(always)]
+    fn protect_out(
+        &mut self,
+        to: SocketAddr,
+        rtcp: bool,
+        buf: &mut [u8],
+        len: &mut usize,
+    ) -> Result<SocketAddr, DropReason> {
+        let Some((_, ctx)) = self.srtp_out.as_mut() else { return Ok(to) };
+        match if rtcp { ctx.protect_rtcp(buf, *len) } else { ctx.protect_rtp(buf, *len) } {
+            Ok(n) => {
+                *len = n;
+                Ok(to)
+            }
+            Err(e) => Err(DropReason::Srtp(e)),
+        }
+    }
+
     /// The latched or signalled peer (non-WebRTC rules).
     #[inline(always)]
     fn plain_destination(&self) -> Result<SocketAddr, DropReason> {
@@ -754,20 +774,10 @@ impl FlowTable {
         // 6. destination: the egress socket's peer (latched or signalled, so it passed
         // the address policy), with its SRTP applied
         let via = if rtcp { f.egress_rtcp } else { f.egress_rtp };
-        let Some(mut via) = via else {
+        let Some(via) = via else {
             bump(&c.drop_no_destination, 1);
             return Verdict::Drop(DropReason::NoDestination);
         };
-        // an ICE socket with siblings: media leaves from the one the party nominated
-        // (webrtc.rs rule 8); a plain egress pays one pointer test
-        if self
-            .slots
-            .get(via)
-            .and_then(|e| e.as_ref())
-            .is_some_and(|e| e.webrtc.as_deref().is_some_and(|w| !w.siblings.is_empty()))
-        {
-            via = webrtc::ice_egress(&self.slots, via, now_us);
-        }
         let outcome = match self.slots.get_mut(via).and_then(|e| e.as_mut()) {
             None => Err(DropReason::NoDestination),
             Some(egress) => match (egress.destination(now_us), egress.srtp_out.as_mut()) {
@@ -783,6 +793,20 @@ impl FlowTable {
                     }
                 }
             },
+        };
+        // a socket of an ICE group sends nothing itself: the group picks the socket
+        // (webrtc.rs rule 8), off the plain path, which only ever sees Ok here
+        let (via, outcome) = match outcome {
+            Err(_) if webrtc::in_group(&self.slots, via) => {
+                match webrtc::send_via_group(&mut self.slots, via, rtcp, buf, len, now_us) {
+                    (v, Ok((to, n))) => {
+                        len = n;
+                        (v, Ok(to))
+                    }
+                    (v, Err(r)) => (v, Err(r)),
+                }
+            }
+            o => (via, o),
         };
         // the ingress flow's counters, looked up again rather than holding a clone of its Arc
         let Some(Some(f)) = self.slots.get(id) else {

@@ -355,10 +355,19 @@ impl Flow {
         }
     }
 
-    /// Rules 2-3 for media leaving through this socket.
+    /// Rules 2-3 for media leaving through this socket; in an ICE group an error that
+    /// sends the packet to [`send_via_group`] (rule 8).
     #[cold]
     #[inline(never)]
     pub(crate) fn webrtc_destination(&self, now_us: u64) -> Result<SocketAddr, DropReason> {
+        if self.webrtc.as_deref().is_some_and(|w| !w.siblings.is_empty()) {
+            return Err(DropReason::NoConsent);
+        }
+        self.socket_destination(now_us)
+    }
+
+    /// Rules 2-3 for media leaving through this very socket.
+    fn socket_destination(&self, now_us: u64) -> Result<SocketAddr, DropReason> {
         let Some(w) = self.webrtc.as_deref() else { return self.plain_destination() };
         if w.dtls.as_ref().is_some_and(|l| !l.keyed) {
             return Err(DropReason::DtlsPending);
@@ -432,19 +441,47 @@ impl Flow {
     }
 }
 
+/// Media leaving through WebRTC socket `via` (rules 2, 3 and 8): out of the socket of its
+/// ICE group the party chose, to that socket's destination, under its keys. The verdict's
+/// socket, and where the packet goes with its new length (or why it goes nowhere).
+#[cold]
+#[inline(never)]
+pub(crate) fn send_via_group(
+    slots: &mut [Option<Flow>],
+    via: FlowId,
+    rtcp: bool,
+    buf: &mut [u8],
+    mut len: usize,
+    now_us: u64,
+) -> (FlowId, Result<(SocketAddr, usize), DropReason>) {
+    let via = ice_egress(slots, via, now_us);
+    let out = match slots.get_mut(via).and_then(|e| e.as_mut()) {
+        None => Err(DropReason::NoDestination),
+        Some(e) => e.socket_destination(now_us).and_then(|to| e.protect_out(to, rtcp, buf, &mut len)),
+    };
+    (via, out.map(|to| (to, len)))
+}
+
+/// Flow `id` is a socket of an ICE group (rule 8).
+pub(crate) fn in_group(slots: &[Option<Flow>], id: FlowId) -> bool {
+    let w = slots.get(id).and_then(|f| f.as_ref()).and_then(|f| f.webrtc.as_deref());
+    w.is_some_and(|w| !w.siblings.is_empty())
+}
+
 /// Rule 8: the socket of `via`'s ICE group that media towards the party leaves from: of
 /// the ones that can send (an ICE socket with fresh consent and, with DTLS, keys), the
 /// latest nominated, else the latest checked; `via` itself when none can (its own drop
-/// reason then stands) or on a tie.
-#[cold]
-#[inline(never)]
-pub(crate) fn ice_egress(slots: &[Option<Flow>], via: FlowId, now_us: u64) -> FlowId {
+/// reason then stands), on a tie, or without a group.
+fn ice_egress(slots: &[Option<Flow>], via: FlowId, now_us: u64) -> FlowId {
     let Some(w) = slots.get(via).and_then(|f| f.as_ref()).and_then(|f| f.webrtc.as_deref()) else { return via };
+    if w.siblings.is_empty() {
+        return via;
+    }
     let ready = |id: FlowId| {
         let f = slots.get(id)?.as_ref()?;
         let w = f.webrtc.as_deref()?;
         w.ice.as_ref()?;
-        f.webrtc_destination(now_us).ok()?;
+        f.socket_destination(now_us).ok()?;
         Some((w.nominated_us, w.checked_us))
     };
     // the last of equal maxima wins: `via` comes last
