@@ -224,9 +224,22 @@ impl Call {
             let egress_rtcp = (forward && !other.plain_udp).then(|| other.rtcp_egress());
             let ice = leg.ice.rule();
             // the leg's sockets on the interface's other addresses (ICE candidates) take
-            // what arrives like its own; media towards the party leaves from its own
-            let extra = leg.ice.extra.iter().flat_map(|s| {
-                let (rtp, rtcp) = (SocketAddr::new(s.local, s.port), SocketAddr::new(s.local, s.port.wrapping_add(1)));
+            // what arrives like its own; media towards the party leaves from whichever of
+            // a component's sockets the party's ICE nominated (the data plane picks it
+            // among the siblings each rule names)
+            let extra: Vec<(SocketAddr, SocketAddr)> = leg
+                .ice
+                .extra
+                .iter()
+                .map(|s| (SocketAddr::new(s.local, s.port), SocketAddr::new(s.local, s.port.wrapping_add(1))))
+                .collect();
+            let rtp_group: Vec<SocketAddr> = std::iter::once(leg.rtp()).chain(extra.iter().map(|e| e.0)).collect();
+            let rtcp_group: Vec<SocketAddr> = std::iter::once(leg.rtcp()).chain(extra.iter().map(|e| e.1)).collect();
+            let siblings = |group: &[SocketAddr], me: SocketAddr| match ice {
+                Some(_) => group.iter().copied().filter(|s| *s != me).collect(),
+                None => Vec::new(),
+            };
+            let extra = extra.iter().flat_map(|&(rtp, rtcp)| {
                 [(rtp, rtp_kind, None, forward.then(|| other.rtp())), (rtcp, rtcp_kind, None, None)]
             });
             let dtls = leg.dtls.rule();
@@ -239,6 +252,7 @@ impl Call {
             .into_iter()
             .chain(extra)
             {
+                let group = if rtp_group.contains(&local) { &rtp_group } else { &rtcp_group };
                 out.push(FlowRule {
                     local,
                     kind,
@@ -253,6 +267,7 @@ impl Call {
                     srtp_out: sdes(&leg.srtp_out),
                     ice: ice.clone(),
                     dtls: dtls.clone(),
+                    ice_siblings: siblings(group, local),
                 });
             }
         }
@@ -461,5 +476,32 @@ pub(crate) mod tests {
         assert!(c.rules_for(0).iter().all(|x| !x.reset_latch), "only once");
         // the counterpart's rules keep their own policy
         assert!(c.rules_for(1).iter().all(|x| x.latch == LatchPolicy::default() && x.sip_source.is_none()));
+    }
+
+    #[test]
+    fn an_ice_legs_sockets_on_other_addresses_name_each_other_per_component() {
+        let mut c = call();
+        let l = &mut c.monologues[0].legs[0];
+        let extra = crate::ice_sdp::RelaySocket {
+            local: "2001:db8::1".parse().unwrap(),
+            advertised: "2001:db8::1".parse().unwrap(),
+            port: 40000,
+        };
+        l.ice.extra.push(extra);
+        // a socket group only where the relay terminates ICE
+        assert!(c.rules_for(0).iter().all(|r| r.ice_siblings.is_empty()));
+        let l = &mut c.monologues[0].legs[0];
+        l.ice.enabled = true;
+        l.ice.local = Some(crate::ice_sdp::Credentials { ufrag: "u".into(), pwd: "p".repeat(22) });
+        let r = c.rules_for(0);
+        let of = |s: &str| r.iter().find(|x| x.local == sa(s)).unwrap();
+        assert_eq!(r.len(), 4);
+        assert_eq!(of("10.0.0.1:30000").ice_siblings, vec![sa("[2001:db8::1]:40000")]);
+        assert_eq!(of("[2001:db8::1]:40000").ice_siblings, vec![sa("10.0.0.1:30000")]);
+        assert_eq!(of("10.0.0.1:30001").ice_siblings, vec![sa("[2001:db8::1]:40001")]);
+        assert_eq!(of("[2001:db8::1]:40001").ice_siblings, vec![sa("10.0.0.1:30001")]);
+        assert!(r.iter().all(|x| x.ice.is_some()));
+        // the phone's leg forwards into the main socket; the group picks the way out
+        assert_eq!(c.rules_for(1)[0].egress_rtp, Some(sa("10.0.0.1:30000")));
     }
 }

@@ -442,6 +442,27 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
             ("reason=\"srtp-index\"".into(), sum(|c| c.drop_srtp_index)),
             ("reason=\"denied-source\"".into(), sum(|c| c.drop_denied_source)),
             ("reason=\"denied-destination\"".into(), sum(|c| c.drop_denied_destination)),
+            ("reason=\"dtls-pending\"".into(), sum(|c| c.drop_dtls_pending)),
+            ("reason=\"ice-unchecked\"".into(), sum(|c| c.drop_ice_unchecked)),
+            ("reason=\"no-consent\"".into(), sum(|c| c.drop_no_consent)),
+            ("reason=\"stun\"".into(), sum(|c| c.drop_stun)),
+            ("reason=\"dtls\"".into(), sum(|c| c.drop_dtls)),
+        ],
+    );
+    family(
+        "relay_active_flow_replies_dropped",
+        "gauge",
+        "Replies of the relay itself (STUN answers, DTLS flights) not sent on the flows of calls in progress, by reason",
+        vec![("reason=\"transmit-full\"".into(), sum(|c| c.drop_transmit_full))],
+    );
+    family(
+        "relay_active_flow_webrtc",
+        "gauge",
+        "ICE and DTLS events on the flows of calls in progress",
+        vec![
+            ("event=\"stun-answered\"".into(), sum(|c| c.stun_answered)),
+            ("event=\"dtls-handshake\"".into(), sum(|c| c.dtls_handshakes)),
+            ("event=\"dtls-failed\"".into(), sum(|c| c.dtls_failed)),
         ],
     );
     let mut by_name: Vec<(String, Vec<(String, u64)>)> = Vec::new();
@@ -594,6 +615,41 @@ mod tests {
         assert_eq!(r.body, json!({"status": "ok", "calls": 2}).to_string());
         assert_eq!(route(&a, "PUT", "/calls", &[LOCAL]).status, 404);
         assert_eq!(route(&a, "GET", "http://127.0.0.1:9900/calls/b", &[]).status, 200);
+    }
+
+    #[test]
+    fn metrics_show_the_webrtc_drop_reasons_and_events() {
+        let (e, dp) = engine_with_calls(&["w"]);
+        let socks: Vec<_> = crate::lock(&e).flows(None, 0).iter().map(|f| f.local).collect();
+        let webrtc = FlowCounters {
+            drop_dtls_pending: 1,
+            drop_ice_unchecked: 2,
+            drop_no_consent: 3,
+            drop_stun: 4,
+            drop_dtls: 5,
+            drop_transmit_full: 6,
+            stun_answered: 7,
+            dtls_handshakes: 8,
+            dtls_failed: 9,
+            ..Default::default()
+        };
+        dp.state.lock().unwrap().counters.insert(socks[0], webrtc.clone());
+        dp.state.lock().unwrap().counters.insert(socks[1], webrtc);
+        let body = route(&Api::new(e, HttpOptions::default()), "GET", "/metrics", &[LOCAL]).body;
+        for line in [
+            "relay_active_flow_drops{reason=\"dtls-pending\"} 2\n",
+            "relay_active_flow_drops{reason=\"ice-unchecked\"} 4\n",
+            "relay_active_flow_drops{reason=\"no-consent\"} 6\n",
+            "relay_active_flow_drops{reason=\"stun\"} 8\n",
+            "relay_active_flow_drops{reason=\"dtls\"} 10\n",
+            "relay_active_flow_replies_dropped{reason=\"transmit-full\"} 12\n",
+            "relay_active_flow_webrtc{event=\"stun-answered\"} 14\n",
+            "relay_active_flow_webrtc{event=\"dtls-handshake\"} 16\n",
+            "relay_active_flow_webrtc{event=\"dtls-failed\"} 18\n",
+            "# TYPE relay_active_flow_webrtc gauge\n",
+        ] {
+            assert!(body.contains(line), "{line} in\n{body}");
+        }
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Snapshot {
     calls: Vec<CallRec>,
     monos: Vec<MonoRec>,
     legs: Vec<LegRec>,
+    /// The legs' sockets on the interface's other addresses (ICE candidates).
+    extra: Vec<crate::ice_sdp::RelaySocket>,
 }
 
 type Span = (usize, usize);
@@ -86,12 +88,22 @@ struct LegRec {
     peer_rtcp: Option<SocketAddr>,
     rtp_kind: FlowKind,
     rejected: bool,
+    /// Its sockets on the interface's other addresses, in `Snapshot::extra`.
+    extra: Span,
 }
 
 impl LegRec {
     fn rtcp(&self) -> SocketAddr {
         SocketAddr::new(self.rtp.ip(), self.rtp.port().wrapping_add(1))
     }
+}
+
+/// One socket of a leg, as the views list it.
+struct SocketRec {
+    local: SocketAddr,
+    advertised: SocketAddr,
+    kind: FlowKind,
+    peer: Option<SocketAddr>,
 }
 
 impl Snapshot {
@@ -103,6 +115,7 @@ impl Snapshot {
             calls: Vec::with_capacity(if only.is_some() { 1 } else { e.calls.len() }),
             monos: Vec::with_capacity(if only.is_some() { 2 } else { e.calls.len() * 2 }),
             legs: Vec::with_capacity(if only.is_some() { 4 } else { e.calls.len() * 2 }),
+            extra: Vec::new(),
         };
         match only {
             Some(id) => {
@@ -130,6 +143,10 @@ impl Snapshot {
             let l0 = self.legs.len();
             for (i, l) in m.legs.iter().enumerate() {
                 let media_type = self.put(&l.media_type);
+                let e0 = self.extra.len();
+                if l.relayed() {
+                    self.extra.extend_from_slice(&l.ice.extra);
+                }
                 self.legs.push(LegRec {
                     media: i + 1,
                     media_type,
@@ -140,6 +157,7 @@ impl Snapshot {
                     peer_rtcp: l.peer_rtcp,
                     rtp_kind: l.rtp_kind(),
                     rejected: l.rejected,
+                    extra: (e0, self.extra.len()),
                 });
             }
             self.monos.push(MonoRec {
@@ -181,7 +199,36 @@ impl Snapshot {
 
     /// Every relay socket of the copied calls.
     pub fn sockets(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.legs.iter().filter(|l| l.relayed).flat_map(|l| [l.rtp, l.rtcp()])
+        self.legs.iter().filter(|l| l.relayed).flat_map(|l| self.sockets_of(l).map(|s| s.local))
+    }
+
+    /// A relayed leg's sockets: its RTP and RTCP socket, then the pair on each of the
+    /// interface's other addresses (ICE candidates: the party may send there instead).
+    fn sockets_of<'a>(&'a self, l: &'a LegRec) -> impl Iterator<Item = SocketRec> + 'a {
+        let at = |local: SocketAddr, advertised, kind, peer| SocketRec {
+            local,
+            advertised: SocketAddr::new(advertised, local.port()),
+            kind,
+            peer,
+        };
+        let own =
+            [at(l.rtp, l.advertised, l.rtp_kind, l.peer), at(l.rtcp(), l.advertised, FlowKind::Rtcp, l.peer_rtcp)];
+        let extra = self.extra[l.extra.0..l.extra.1].iter().flat_map(move |x| {
+            let rtp = SocketAddr::new(x.local, x.port);
+            let rtcp = SocketAddr::new(x.local, x.port.wrapping_add(1));
+            [at(rtp, x.advertised, l.rtp_kind, None), at(rtcp, x.advertised, FlowKind::Rtcp, None)]
+        });
+        own.into_iter().chain(extra)
+    }
+
+    /// A relayed leg's counters added to the totals (its extra sockets' too).
+    fn add_leg_totals(&self, t: &mut Totals, dp: &dyn DataPlane, l: &LegRec) {
+        let (a, b) = counters_of(dp, l);
+        add_totals(t, &a, &b);
+        for x in &self.extra[l.extra.0..l.extra.1] {
+            let c = |port: u16| dp.counters(SocketAddr::new(x.local, port)).unwrap_or_default();
+            add_totals(t, &c(x.port), &c(x.port.wrapping_add(1)));
+        }
     }
 
     /// Every copied call's traffic (for one call, that call's): the ng `totals`.
@@ -189,8 +236,7 @@ impl Snapshot {
         let mut t = Totals::default();
         for c in &self.calls {
             for (_, l) in self.legs_of(c) {
-                let (a, b) = counters_of(dp, l);
-                add_totals(&mut t, &a, &b);
+                self.add_leg_totals(&mut t, dp, l);
             }
         }
         t
@@ -207,8 +253,8 @@ impl Snapshot {
             for l in &self.legs[m.legs.0..m.legs.1] {
                 let mut streams = Vec::new();
                 if l.relayed {
+                    self.add_leg_totals(&mut totals, dp, l);
                     let (a, b) = counters_of(dp, l);
-                    add_totals(&mut totals, &a, &b);
                     for (local, x, peer) in [(l.rtp, a, l.peer), (l.rtcp(), b, l.peer_rtcp)] {
                         streams.push(StreamQuery {
                             local,
@@ -246,8 +292,8 @@ impl Snapshot {
             .map(|c| {
                 let (mut packets, mut bytes, mut dropped) = (0, 0, 0);
                 for (_, l) in self.legs_of(c) {
-                    for s in [l.rtp, l.rtcp()] {
-                        if let Some(x) = dp.counters(s) {
+                    for s in self.sockets_of(l) {
+                        if let Some(x) = dp.counters(s.local) {
                             packets += x.packets;
                             bytes += x.bytes;
                             dropped += x.dropped;
@@ -276,7 +322,7 @@ impl Snapshot {
         let mut out = Vec::with_capacity(self.legs.len() * 2);
         for c in self.sorted() {
             for (m, l) in self.legs_of(c) {
-                for (sock, kind, peer) in [(l.rtp, l.rtp_kind, l.peer), (l.rtcp(), FlowKind::Rtcp, l.peer_rtcp)] {
+                for SocketRec { local: sock, advertised, kind, peer } in self.sockets_of(l) {
                     let counters = dp.counters(sock).unwrap_or_default();
                     let state = if l.rejected {
                         "rejected"
@@ -293,7 +339,7 @@ impl Snapshot {
                         media: l.media,
                         kind,
                         local: sock,
-                        advertised: SocketAddr::new(l.advertised, sock.port()),
+                        advertised,
                         signalled_peer: peer,
                         state,
                         age_s: self.now_ms.saturating_sub(c.created_ms) / 1000,
@@ -409,5 +455,30 @@ mod tests {
         assert_eq!(q.tags[0].medias[0].media_type, "audio");
         assert_eq!(snap.flows(dp.as_ref()).len(), 2);
         assert_eq!(snap.sockets().count(), 2);
+    }
+
+    /// A leg's sockets on the interface's other addresses (ICE candidates) are listed and
+    /// counted like its own: a browser that picked one sends and receives only there.
+    #[test]
+    fn a_legs_ice_candidate_sockets_are_flows_and_count_in_the_totals() {
+        let (mut e, dp) = engine();
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let x = crate::ice_sdp::RelaySocket { local: v6, advertised: v6, port: 40000 };
+        e.calls.get_mut("c").unwrap().monologues[0].legs[0].ice.extra.push(x);
+        let sock = SocketAddr::new(v6, 40000);
+        let c = FlowCounters { packets: 5, bytes: 500, dropped: 2, drop_no_consent: 2, ..Default::default() };
+        dp.state.lock().unwrap().open.insert(sock, None);
+        dp.state.lock().unwrap().counters.insert(sock, c);
+        let snap = Snapshot::take(&e, Some("c"), 0);
+        assert_eq!(snap.sockets().count(), 6);
+        assert!(snap.sockets().any(|s| s == SocketAddr::new(v6, 40001)));
+        let flows = snap.flows(dp.as_ref());
+        let f = flows.iter().find(|f| f.local == sock).unwrap();
+        assert_eq!((f.tag.as_str(), f.advertised, f.signalled_peer, f.counters.drop_no_consent), ("a", sock, None, 2));
+        assert_eq!(flows.len(), 6);
+        let t = snap.totals(dp.as_ref());
+        assert_eq!(t.rtp, Block { packets: 5, bytes: 500, errors: 2 });
+        assert_eq!(snap.query(dp.as_ref()).unwrap().totals, t);
+        assert_eq!((snap.calls(dp.as_ref())[0].packets, snap.calls(dp.as_ref())[0].dropped), (5, 2));
     }
 }

@@ -103,6 +103,46 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// Every drop reason of a flow's counters (the JSON field) with the name /metrics gives it.
+const DROP_REASONS: [(&str, &str); 15] = [
+    ("drop_malformed", "malformed"),
+    ("drop_strict_source", "strict-source"),
+    ("drop_foreign_source", "foreign-source"),
+    ("drop_no_destination", "no-destination"),
+    ("drop_send_error", "send-error"),
+    ("drop_srtp_auth", "srtp-auth"),
+    ("drop_srtp_replay", "srtp-replay"),
+    ("drop_srtp_index", "srtp-index"),
+    ("drop_denied_source", "denied-source"),
+    ("drop_denied_destination", "denied-destination"),
+    ("drop_dtls_pending", "dtls-pending"),
+    ("drop_ice_unchecked", "ice-unchecked"),
+    ("drop_no_consent", "no-consent"),
+    ("drop_stun", "stun"),
+    ("drop_dtls", "dtls"),
+];
+
+/// The ICE and DTLS events of a flow (and the relay's own replies it could not queue).
+const WEBRTC_EVENTS: [(&str, &str); 4] = [
+    ("stun_answered", "stun"),
+    ("dtls_handshakes", "dtls"),
+    ("dtls_failed", "dtls-failed"),
+    ("drop_transmit_full", "transmit-full"),
+];
+
+/// `name=n` for every non-zero counter of `fields`, comma-separated; "-" when all are 0.
+fn nonzero(c: &Value, fields: &[(&str, &str)]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .filter_map(|(field, name)| c[*field].as_u64().filter(|n| *n > 0).map(|n| format!("{name}={n}")))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
+}
+
 fn flow_rows(flows: &Value) -> Vec<Vec<String>> {
     flows
         .as_array()
@@ -120,6 +160,8 @@ fn flow_rows(flows: &Value) -> Vec<Vec<String>> {
                         s(&c["packets"]),
                         s(&c["forwarded"]),
                         s(&c["dropped"]),
+                        nonzero(c, &DROP_REASONS),
+                        nonzero(c, &WEBRTC_EVENTS),
                         s(&c["lost"]),
                         format!("{:.1}", c["jitter_us"].as_f64().unwrap_or(0.0) / 1000.0),
                         f["idle_ms"]
@@ -133,8 +175,22 @@ fn flow_rows(flows: &Value) -> Vec<Vec<String>> {
         .unwrap_or_default()
 }
 
-const FLOW_HEADERS: [&str; 12] =
-    ["CALL", "TAG", "MEDIA", "LOCAL", "PEER", "STATE", "PACKETS", "FWD", "DROPS", "LOST", "JITTER_MS", "IDLE"];
+const FLOW_HEADERS: [&str; 14] = [
+    "CALL",
+    "TAG",
+    "MEDIA",
+    "LOCAL",
+    "PEER",
+    "STATE",
+    "PACKETS",
+    "FWD",
+    "DROPS",
+    "WHY",
+    "WEBRTC",
+    "LOST",
+    "JITTER_MS",
+    "IDLE",
+];
 
 fn run(cli: Cli) -> Result<(), String> {
     let (method, path) = match &cli.cmd {
@@ -236,5 +292,28 @@ fn main() -> ExitCode {
             eprintln!("relayctl: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_rows_name_the_drop_reasons_and_webrtc_events() {
+        let flows = serde_json::json!([{
+            "call_id": "c", "tag": "t", "media": 1, "kind": "rtp-mux", "local": "10.0.0.1:30000",
+            "signalled_peer": null, "state": "latched", "idle_ms": null,
+            "counters": {
+                "packets": 9, "forwarded": 2, "dropped": 7, "drop_malformed": 0, "drop_dtls_pending": 3,
+                "drop_no_consent": 4, "stun_answered": 5, "dtls_handshakes": 1, "drop_transmit_full": 0,
+                "latched_peer": "192.0.2.1:5000", "lost": 0, "jitter_us": 0
+            }
+        }]);
+        let r = &flow_rows(&flows)[0];
+        assert_eq!(r.len(), FLOW_HEADERS.len());
+        assert_eq!((r[9].as_str(), r[10].as_str()), ("dtls-pending=3,no-consent=4", "stun=5,dtls=1"));
+        let quiet = serde_json::json!([{ "counters": { "dropped": 0 } }]);
+        assert_eq!((flow_rows(&quiet)[0][9].as_str(), flow_rows(&quiet)[0][10].as_str()), ("-", "-"));
     }
 }

@@ -233,6 +233,12 @@ pub struct FlowRule {
     /// The SRTP keys of this socket come from a DTLS handshake on it (`srtp_in`/`srtp_out`
     /// are then None): media in either direction waits for the handshake.
     pub dtls: Option<DtlsRule>,
+    /// The leg's other sockets of the same component (its ICE host candidates on the
+    /// interface's other addresses; each one's rule names the rest). Media forwarded into
+    /// this socket leaves from whichever of the group the party's ICE nominated (with that
+    /// socket's DTLS keys): the peer picks the address family, not the relay. Empty
+    /// without ICE.
+    pub ice_siblings: Vec<SocketAddr>,
 }
 
 impl FlowRule {
@@ -254,6 +260,7 @@ impl FlowRule {
             srtp_out: None,
             ice: None,
             dtls: None,
+            ice_siblings: Vec::new(),
         }
     }
 }

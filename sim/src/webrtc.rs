@@ -76,6 +76,57 @@ impl WebRtcPeer {
         }
     }
 
+    /// The offer a browser sends (Chrome's shape): one audio section, DTLS-SRTP with its
+    /// certificate's fingerprint (`a=setup:actpass`), its ICE credentials, rtcp-mux, and a
+    /// host candidate for every address in `candidates` (the first one is in c= and m=).
+    pub fn offer_sdp(&self, candidates: &[SocketAddr]) -> String {
+        let first = candidates.first().copied().unwrap_or(self.media.addr);
+        let family = |a: &SocketAddr| if a.is_ipv4() { "IP4" } else { "IP6" };
+        let mut s = format!(
+            "v=0\r\no=- 4611731400430051336 2 IN {f} {ip}\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+             m=audio {port} UDP/TLS/RTP/SAVPF 0\r\nc=IN {f} {ip}\r\na=rtcp:9 IN IP4 0.0.0.0\r\n",
+            f = family(&first),
+            ip = first.ip(),
+            port = first.port()
+        );
+        for (i, c) in candidates.iter().enumerate() {
+            s += &format!(
+                "a=candidate:{} 1 udp {} {} {} typ host\r\n",
+                i + 1,
+                2_122_260_223 - i as u32 * 256,
+                c.ip(),
+                c.port()
+            );
+        }
+        s += &format!(
+            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{}\r\na=setup:actpass\r\na=mid:0\r\n\
+             a=sendrecv\r\na=rtcp-mux\r\na=rtpmap:0 PCMU/8000\r\n",
+            self.ufrag, self.pwd, self.identity.fingerprint
+        );
+        s
+    }
+
+    /// Reads the relay's answer: its ICE credentials (kept for the checks) and its host
+    /// candidates of component 1 (RTP), in the answer's order.
+    pub fn learn_answer(&mut self, sdp: &str) -> Vec<SocketAddr> {
+        let mut candidates = Vec::new();
+        for l in sdp.lines() {
+            if let Some(u) = l.strip_prefix("a=ice-ufrag:") {
+                self.relay_ufrag = u.trim().to_string();
+            } else if let Some(p) = l.strip_prefix("a=ice-pwd:") {
+                self.relay_pwd = p.trim().to_string();
+            } else if let Some(c) = l.strip_prefix("a=candidate:") {
+                let f: Vec<&str> = c.split_whitespace().collect();
+                if f.len() >= 6 && f[1] == "1" {
+                    if let (Ok(ip), Ok(port)) = (f[4].parse(), f[5].parse()) {
+                        candidates.push(SocketAddr::new(ip, port));
+                    }
+                }
+            }
+        }
+        candidates
+    }
+
     /// A connectivity (or consent) check towards the relay: a binding request with
     /// USE-CANDIDATE (aggressive nomination), authenticated with the relay's password.
     pub fn binding_request(&mut self) -> Vec<u8> {

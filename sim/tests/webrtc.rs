@@ -7,6 +7,10 @@
 //! Decided here (docs in core/src/flow/webrtc.rs): on an ICE socket DTLS is accepted
 //! only from an address that passed a check (RFC 8445 §12.1); DTLS from anywhere else is
 //! dropped and not answered, so a forged source cannot make the relay send flights.
+//!
+//! The dual-stack call is set up wholly by the engine (the Kamailio config's flags, ICE
+//! and DTLS from the SDPs): the browser's leg has a socket per address of the interface,
+//! and media towards the browser leaves from the one its ICE nominated.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -239,4 +243,81 @@ fn the_relay_as_dtls_client_sends_its_hello_to_the_checked_address() {
     let h = c.talk(20);
     assert_eq!(h.by_phone, expect("a", first, c.sent));
     assert_eq!(h.by_browser, expect("b", first, c.sent));
+}
+
+/// The relay's interface "default" on an IPv4 and an IPv6 address (`--interface=A
+/// --interface=B`): with ICE the browser's leg advertises a host candidate on each.
+const RELAY_IP6: &str = "2001:db8::1";
+
+/// The flags of the most copied Kamailio WebRTC-to-SIP config, sent raw as rtpp-flags.
+const TO_PHONE: &str = "replace-origin replace-session-connection ICE=remove DTLS=off RTP/AVP \
+                        rtcp-mux-demux address-family=IP4 trust-address";
+const TO_BROWSER: &str = "replace-origin replace-session-connection ICE=force DTLS=passive \
+                          UDP/TLS/RTP/SAVPF rtcp-mux-offer rtcp-mux-require SDES-off generate-mid";
+
+impl Call {
+    /// The whole call through the engine: the browser offers from IPv4 and IPv6 host
+    /// candidates, the phone answers plain RTP, the relay answers the browser with its
+    /// candidates on both addresses of the interface; the browser then does ICE and DTLS
+    /// on the relay's IPv6 candidate only (it preferred IPv6), from its IPv6 address.
+    fn dual_stack() -> Call {
+        let (ip4, ip6) = (RELAY_IP.parse().unwrap(), RELAY_IP6.parse().unwrap());
+        let media_policy = AddressPolicy { own: vec![ip4, ip6], own_ports: vec![(30000, 40000)], ..Default::default() };
+        let interfaces = vec![Interface::parse(RELAY_IP).unwrap(), Interface::parse(RELAY_IP6).unwrap()];
+        let mut relay = Relay::new(EngineConfig { interfaces, media_policy, ..Default::default() }, 7);
+        let relay_identity = Arc::new(generate_identity(Relay::UNIX_START, 30 * 86_400).unwrap());
+        relay.set_dtls_identity(relay_identity.clone());
+        let (browser4, browser6) = (addr("198.51.100.10:50000"), addr("[2001:db8:b::10]:50000"));
+        let mut browser = WebRtcPeer::new("browser", browser6, 0xb7);
+        let mut phone = Endpoint::new("phone", addr("192.0.2.20:5000"), 0xf0);
+        let ng = |relay: &mut Relay, cmd: &str, tags: &[(&str, &str)], sdp: &str, flags: &str| {
+            let mut req = Value::dict();
+            req.insert("command", Value::str(cmd));
+            req.insert("call-id", Value::str(CALL_ID));
+            for (k, v) in tags {
+                req.insert(k, Value::str(v));
+            }
+            req.insert("sdp", Value::str(sdp));
+            req.insert("rtpp-flags", Value::str(flags));
+            let r = relay.ng(&req);
+            assert_eq!(r.get("result").and_then(Value::as_str), Some("ok"), "{r:?}");
+            r.get("sdp").and_then(Value::as_str).unwrap().to_string()
+        };
+        let offer = browser.offer_sdp(&[browser4, browser6]);
+        let out = ng(&mut relay, "offer", &[("from-tag", "br")], &offer, TO_PHONE);
+        phone.learn(&out);
+        let answer = phone.sdp(Direction::SendRecv);
+        let out = ng(&mut relay, "answer", &[("from-tag", "br"), ("to-tag", "ph")], &answer, TO_BROWSER);
+        let candidates = browser.learn_answer(&out);
+        assert_eq!(candidates.len(), 2, "a host candidate per address of the interface: {out}");
+        assert!(candidates[0].is_ipv4(), "the leg's own socket first: {out}");
+        let a_sock = *candidates.iter().find(|c| c.is_ipv6()).expect("an IPv6 candidate");
+        browser.media.relay = Some(a_sock);
+        let b_sock = phone.relay.unwrap();
+        Call { relay, browser, phone, a_sock, b_sock, relay_identity, sent: 0 }
+    }
+}
+
+#[test]
+fn dual_stack_interface_the_browser_checks_and_keys_the_ipv6_candidate_media_both_ways() {
+    let mut c = Call::dual_stack();
+    let main_sock = c.relay.dataplane().rule(c.b_sock).unwrap().egress_rtp.unwrap();
+    assert!(main_sock.is_ipv4(), "the phone's media is forwarded into the leg's IPv4 socket");
+    c.check();
+    assert_eq!(c.run(50).checks_ok, 1);
+    let now = c.now_us();
+    let fingerprint = c.relay_identity.fingerprint.clone();
+    let hello = c.browser.start_dtls(&fingerprint, now);
+    c.browser_sends(hello);
+    c.run(200);
+    assert!(c.browser.keyed, "the handshake on the IPv6 socket completed");
+    let first = c.sent + 1;
+    let h = c.talk(50);
+    assert_eq!(h.by_phone, expect("a", first, c.sent), "browser -> phone");
+    assert_eq!(h.by_browser, expect("b", first, c.sent), "phone -> browser, out of the IPv6 socket");
+    let (c6, c4) = (c.counters(c.a_sock), c.counters(main_sock));
+    assert_eq!((c6.stun_answered, c6.dtls_handshakes, c6.forwarded), (1, 1, 50));
+    assert_eq!((c4.stun_answered, c4.dtls_handshakes, c4.packets), (0, 0, 0), "the IPv4 socket saw nothing");
+    assert_eq!(c.counters(c.b_sock).forwarded, 50);
+    assert_eq!(c.counters(c.b_sock).dropped, 0);
 }

@@ -199,6 +199,26 @@ impl Flow {
         self.plain_destination()
     }
 
+    /// Applies this socket's outgoing SRTP (if any) to the packet in `buf[..*len]` about
+    /// to leave through it towards `to`.
+    #[inline(always)]
+    fn protect_out(
+        &mut self,
+        to: SocketAddr,
+        rtcp: bool,
+        buf: &mut [u8],
+        len: &mut usize,
+    ) -> Result<SocketAddr, DropReason> {
+        let Some((_, ctx)) = self.srtp_out.as_mut() else { return Ok(to) };
+        match if rtcp { ctx.protect_rtcp(buf, *len) } else { ctx.protect_rtp(buf, *len) } {
+            Ok(n) => {
+                *len = n;
+                Ok(to)
+            }
+            Err(e) => Err(DropReason::Srtp(e)),
+        }
+    }
+
     /// The latched or signalled peer (non-WebRTC rules).
     #[inline(always)]
     fn plain_destination(&self) -> Result<SocketAddr, DropReason> {
@@ -511,6 +531,9 @@ impl FlowTable {
             if f.egress_rtcp == Some(id) {
                 f.egress_rtcp = None;
             }
+            if let Some(w) = f.webrtc.as_deref_mut() {
+                w.siblings.retain(|s| *s != id);
+            }
         }
     }
 
@@ -527,6 +550,11 @@ impl FlowTable {
     pub fn apply(&mut self, rule: &FlowRule) -> Result<(), ApplyError> {
         let egress_rtp = rule.egress_rtp.and_then(|a| self.lookup(a));
         let egress_rtcp = rule.egress_rtcp.and_then(|a| self.lookup(a));
+        // (an ICE group only: a rule without ICE has no siblings to send through)
+        let siblings: Vec<FlowId> = match rule.ice {
+            Some(_) => rule.ice_siblings.iter().filter(|a| **a != rule.local).filter_map(|a| self.lookup(*a)).collect(),
+            None => Vec::new(),
+        };
         let window = self.replay_window;
         let Some(id) = self.lookup(rule.local) else {
             return Err(ApplyError::NotOpen(rule.local));
@@ -581,6 +609,9 @@ impl FlowTable {
         f.policy = rule.latch;
         f.clock_rate = rule.clock_rate.max(1);
         let webrtc = WebRtc::apply(&mut f.webrtc, rule);
+        if let Some(w) = f.webrtc.as_deref_mut() {
+            w.siblings = siblings;
+        }
         if webrtc.drop_keys {
             f.srtp_in = None;
             f.srtp_out = None;
@@ -762,6 +793,20 @@ impl FlowTable {
                     }
                 }
             },
+        };
+        // a socket of an ICE group sends nothing itself: the group picks the socket
+        // (webrtc.rs rule 8), off the plain path, which only ever sees Ok here
+        let (via, outcome) = match outcome {
+            Err(_) if webrtc::in_group(&self.slots, via) => {
+                match webrtc::send_via_group(&mut self.slots, via, rtcp, buf, len, now_us) {
+                    (v, Ok((to, n))) => {
+                        len = n;
+                        (v, Ok(to))
+                    }
+                    (v, Err(r)) => (v, Err(r)),
+                }
+            }
+            o => (via, o),
         };
         // the ingress flow's counters, looked up again rather than holding a clone of its Arc
         let Some(Some(f)) = self.slots.get(id) else {

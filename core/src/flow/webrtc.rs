@@ -25,6 +25,13 @@
 //!    role, identity, generation or fingerprint starts a new handshake (the old keys are
 //!    dropped with it). A fingerprint that arrives later (None before) is handed to the
 //!    running handshake. ICE credentials update in place ([`IceLite::update`]).
+//! 8. ICE siblings (`FlowRule::ice_siblings`: the leg's sockets of one component on the
+//!    interface's other addresses, one host candidate each): the peer, not the relay,
+//!    picks the candidate, so media forwarded into any socket of the group leaves from
+//!    the one the peer nominated (latest nomination, else latest check, among those with
+//!    fresh consent and DTLS keys), with that socket's keys, to its checked address. A
+//!    grouped socket in the active DTLS role waits for a nomination before its hello, so
+//!    the peer gets one handshake, on the pair it selected.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -86,6 +93,13 @@ impl WebRtcIo {
 pub(crate) struct WebRtc {
     pub(crate) ice: Option<IceLite>,
     pub(crate) dtls: Option<DtlsLink>,
+    /// The other sockets of this socket's ICE group (rule 8), resolved when the rule is
+    /// applied; a socket that closes leaves every group (`FlowTable::detach`).
+    pub(crate) siblings: Vec<FlowId>,
+    /// When a check on this socket was last answered, and last carried USE-CANDIDATE:
+    /// which socket of the group the peer chose (rule 8).
+    checked_us: Option<u64>,
+    nominated_us: Option<u64>,
     /// STUN answers are written here, then copied into their transmit.
     scratch: Vec<u8>,
 }
@@ -165,7 +179,16 @@ impl WebRtc {
             *w = None;
             return Applied { drop_keys: had_dtls, kick: false };
         }
-        let w = w.get_or_insert_with(|| Box::new(WebRtc { ice: None, dtls: None, scratch: Vec::new() }));
+        let w = w.get_or_insert_with(|| {
+            Box::new(WebRtc {
+                ice: None,
+                dtls: None,
+                siblings: Vec::new(),
+                checked_us: None,
+                nominated_us: None,
+                scratch: Vec::new(),
+            })
+        });
         match (&rule.ice, w.ice.as_mut()) {
             (None, _) => w.ice = None,
             (Some(r), Some(ice)) => ice.update(r),
@@ -246,8 +269,12 @@ impl Flow {
                     return Err(Verdict::Drop(DropReason::Stun));
                 };
                 match ice.handle(now_us, src, data, &mut w.scratch) {
-                    StunOutcome::Answered { .. } => {
+                    StunOutcome::Answered { nominated } => {
                         bump(&c.stun_answered, 1);
+                        w.checked_us = Some(now_us);
+                        if nominated {
+                            w.nominated_us = Some(now_us);
+                        }
                         io.send(c, id, src, w.scratch.clone());
                         if ice.peer(now_us) == Some(src) {
                             let mut l = c.latched.lock().unwrap_or_else(|e| e.into_inner());
@@ -255,8 +282,10 @@ impl Flow {
                                 *l = Some(src);
                             }
                         }
-                        // the active role starts once there is a checked address
-                        if let Some(link) = w.dtls.as_mut().filter(|l| l.active() && l.session.is_none()) {
+                        // the active role starts once there is a checked address (in an
+                        // ICE group: a nominated one, rule 8)
+                        let chosen = w.siblings.is_empty() || w.nominated_us.is_some();
+                        if let Some(link) = w.dtls.as_mut().filter(|l| chosen && l.active() && l.session.is_none()) {
                             if !link.failed {
                                 link.kick = true;
                                 io.watch(link, id);
@@ -333,10 +362,19 @@ impl Flow {
         }
     }
 
-    /// Rules 2-3 for media leaving through this socket.
+    /// Rules 2-3 for media leaving through this socket; in an ICE group an error that
+    /// sends the packet to [`send_via_group`] (rule 8).
     #[cold]
     #[inline(never)]
     pub(crate) fn webrtc_destination(&self, now_us: u64) -> Result<SocketAddr, DropReason> {
+        if self.webrtc.as_deref().is_some_and(|w| !w.siblings.is_empty()) {
+            return Err(DropReason::NoConsent);
+        }
+        self.socket_destination(now_us)
+    }
+
+    /// Rules 2-3 for media leaving through this very socket.
+    fn socket_destination(&self, now_us: u64) -> Result<SocketAddr, DropReason> {
         let Some(w) = self.webrtc.as_deref() else { return self.plain_destination() };
         if w.dtls.as_ref().is_some_and(|l| !l.keyed) {
             return Err(DropReason::DtlsPending);
@@ -353,7 +391,9 @@ impl Flow {
         let c = &*self.counters;
         let peer = self.peer();
         let Some(w) = self.webrtc.as_deref_mut() else { return false };
-        let ice_peer = w.ice.as_ref().map(|ice| ice.peer(now_us));
+        // in an ICE group only a nominated socket sends a hello (rule 8)
+        let chosen = w.siblings.is_empty() || w.nominated_us.is_some();
+        let ice_peer = w.ice.as_ref().map(|ice| ice.peer(now_us).filter(|_| chosen));
         let Some(link) = w.dtls.as_mut() else { return false };
         if !link.in_timers {
             return false;
@@ -406,6 +446,59 @@ impl Flow {
             self.srtp_out = o;
         }
     }
+}
+
+/// Media leaving through WebRTC socket `via` (rules 2, 3 and 8): out of the socket of its
+/// ICE group the party chose, to that socket's destination, under its keys. The verdict's
+/// socket, and where the packet goes with its new length (or why it goes nowhere).
+#[cold]
+#[inline(never)]
+pub(crate) fn send_via_group(
+    slots: &mut [Option<Flow>],
+    via: FlowId,
+    rtcp: bool,
+    buf: &mut [u8],
+    mut len: usize,
+    now_us: u64,
+) -> (FlowId, Result<(SocketAddr, usize), DropReason>) {
+    let via = ice_egress(slots, via, now_us);
+    let out = match slots.get_mut(via).and_then(|e| e.as_mut()) {
+        None => Err(DropReason::NoDestination),
+        Some(e) => e.socket_destination(now_us).and_then(|to| e.protect_out(to, rtcp, buf, &mut len)),
+    };
+    (via, out.map(|to| (to, len)))
+}
+
+/// Flow `id` is a socket of an ICE group (rule 8).
+pub(crate) fn in_group(slots: &[Option<Flow>], id: FlowId) -> bool {
+    let w = slots.get(id).and_then(|f| f.as_ref()).and_then(|f| f.webrtc.as_deref());
+    w.is_some_and(|w| !w.siblings.is_empty())
+}
+
+/// Rule 8: the socket of `via`'s ICE group that media towards the party leaves from: of
+/// the ones that can send (an ICE socket with fresh consent and, with DTLS, keys), the
+/// latest nominated, else the latest checked; `via` itself when none can (its own drop
+/// reason then stands), on a tie, or without a group.
+fn ice_egress(slots: &[Option<Flow>], via: FlowId, now_us: u64) -> FlowId {
+    let Some(w) = slots.get(via).and_then(|f| f.as_ref()).and_then(|f| f.webrtc.as_deref()) else { return via };
+    if w.siblings.is_empty() {
+        return via;
+    }
+    let ready = |id: FlowId| {
+        let f = slots.get(id)?.as_ref()?;
+        let w = f.webrtc.as_deref()?;
+        w.ice.as_ref()?;
+        f.socket_destination(now_us).ok()?;
+        Some((w.nominated_us, w.checked_us))
+    };
+    // the last of equal maxima wins: `via` comes last
+    w.siblings
+        .iter()
+        .copied()
+        .chain(std::iter::once(via))
+        .filter_map(|id| ready(id).map(|score| (score, id)))
+        .max_by_key(|(score, _)| *score)
+        .map_or(via, |(_, id)| id)
 }
 
 /// A new session for `link` (its clock starts now); false (counted) when it cannot be made.
@@ -846,5 +939,119 @@ mod tests {
         t.handle_timeout(2_000);
         assert_eq!(t.get(fa).unwrap().webrtc_keyed(), Some(true));
         assert!(matches!(run(&mut t, fb, a(PHONE), &rtp(1), 3_000).0, Verdict::Forward { .. }));
+    }
+
+    /// The browser's leg on two addresses of the interface (one host candidate each):
+    /// main socket LA (IPv4) and its sibling LA6 (IPv6), both with the same ICE and DTLS
+    /// rule, each naming the other; B a plain phone forwarding into LA.
+    const LA6: &str = "[2001:db8::1]:30000";
+    const BROWSER6: &str = "[2001:db8:b::10]:50000";
+
+    fn dual(dtls_rule: Option<DtlsRule>) -> (FlowTable, FlowId, FlowId, FlowId) {
+        let mut t = FlowTable::new(2000);
+        let fa = t.insert(a(LA), Default::default());
+        let fa6 = t.insert(a(LA6), Default::default());
+        let fb = t.insert(a(LB), Default::default());
+        let leg = |local: &str, peer: Option<&str>, sibling: &str| FlowRule {
+            ice: Some(ice()),
+            dtls: dtls_rule.clone(),
+            ice_siblings: vec![a(sibling)],
+            ..FlowRule::rtp(a(local), peer.map(a), Some(a(LB)))
+        };
+        t.apply(&leg(LA, Some(BROWSER), LA6)).unwrap();
+        t.apply(&leg(LA6, None, LA)).unwrap();
+        t.apply(&FlowRule::rtp(a(LB), Some(a(PHONE)), Some(a(LA)))).unwrap();
+        (t, fa, fa6, fb)
+    }
+
+    /// A check without USE-CANDIDATE (a full agent's ordinary check before it nominates).
+    fn stun_unnominated(tx: u8) -> Vec<u8> {
+        let r = ice();
+        let user = format!("{}:{}", r.local_ufrag, r.remote_ufrag.unwrap());
+        let mut m = Vec::new();
+        crate::stun::StunWriter::new(&mut m, crate::stun::Class::Request, crate::stun::BINDING, &[tx; 12])
+            .attr(&crate::stun::Attr::Username(user.as_bytes()))
+            .attr(&crate::stun::Attr::IceControlling(7))
+            .message_integrity(&crate::stun::short_term_key(&r.local_pwd))
+            .fingerprint();
+        m
+    }
+
+    #[test]
+    fn media_to_the_browser_leaves_from_the_sibling_socket_it_checked_and_keyed() {
+        let (mut t, fa, fa6, fb) = dual(Some(dtls(DtlsRole::Passive, 0)));
+        let (browser6, phone) = (a(BROWSER6), a(PHONE));
+        // nothing ready anywhere: the main socket's reason stands
+        assert_eq!(run(&mut t, fb, phone, &rtp(1), 1_000).0, Verdict::Drop(DropReason::DtlsPending));
+        // the browser picked IPv6: its check and its handshake reach the sibling only
+        assert_eq!(run(&mut t, fa6, browser6, &stun(1), 2_000).0, Verdict::Consumed);
+        let tx = transmits(&mut t);
+        assert_eq!((tx.len(), tx[0].via, tx[0].to), (1, fa6, browser6));
+        let keys = browser_handshake(&mut t, fa6, browser6, 3_000);
+        assert_eq!((t.get(fa).unwrap().webrtc_keyed(), t.get(fa6).unwrap().webrtc_keyed()), (Some(false), Some(true)));
+        // phone -> browser: out of the IPv6 socket, with its handshake's keys
+        let (v, mut out) = run(&mut t, fb, phone, &rtp(2), 4_000);
+        assert_eq!(v, Verdict::Forward { via: fa6, to: browser6, len: 182 });
+        let n = ctx(&keys.remote).unprotect_rtp(&mut out, 182).unwrap();
+        assert_eq!(&out[..n], &rtp(2)[..]);
+        // browser -> phone on the IPv6 socket
+        let mut b = [0u8; 2048];
+        b[..172].copy_from_slice(&rtp(3));
+        let n = ctx(&keys.local).protect_rtp(&mut b, 172).unwrap();
+        assert_eq!(
+            run(&mut t, fa6, browser6, &b[..n], 5_000),
+            (Verdict::Forward { via: fb, to: phone, len: 172 }, rtp(3))
+        );
+        // consent on the IPv6 socket expires: nothing is ready, the main socket's reason
+        let late = 2_000 + crate::ice::CONSENT_TIMEOUT_US + 1;
+        assert_eq!(run(&mut t, fb, phone, &rtp(4), late).0, Verdict::Drop(DropReason::DtlsPending));
+        let c = t.get(fb).unwrap().counters.snapshot();
+        assert_eq!((c.forwarded, c.drop_dtls_pending), (1, 2));
+        // the sibling closes: the group forgets it, the main socket sends alone
+        t.remove(a(LA6));
+        assert!(t.get(fa).unwrap().webrtc.as_deref().unwrap().siblings.is_empty());
+    }
+
+    #[test]
+    fn the_nominated_socket_of_the_group_wins_over_a_merely_checked_one() {
+        let (mut t, fa, fa6, fb) = dual(None);
+        let (browser, browser6, phone) = (a(BROWSER), a(BROWSER6), a(PHONE));
+        let to = |t: &mut FlowTable, seq, now| match run(t, fb, phone, &rtp(seq), now).0 {
+            Verdict::Forward { via, to, .. } => Some((via, to)),
+            _ => None,
+        };
+        assert_eq!(to(&mut t, 1, 1_000), None);
+        // an ordinary check on IPv4, then a nomination on IPv6, then IPv4 checked again
+        run(&mut t, fa, browser, &stun_unnominated(1), 2_000);
+        assert_eq!(to(&mut t, 2, 2_500), Some((fa, browser)));
+        run(&mut t, fa6, browser6, &stun(2), 3_000);
+        assert_eq!(to(&mut t, 3, 3_500), Some((fa6, browser6)));
+        run(&mut t, fa, browser, &stun_unnominated(3), 4_000);
+        assert_eq!(to(&mut t, 4, 4_500), Some((fa6, browser6)), "nominated beats checked later");
+        // a later nomination on IPv4 (the browser switched pairs) moves it back
+        run(&mut t, fa, browser, &stun(4), 5_000);
+        assert_eq!(to(&mut t, 5, 5_500), Some((fa, browser)));
+        // the IPv4 consent expires while IPv6 was refreshed: IPv6 again
+        run(&mut t, fa6, browser6, &stun_unnominated(5), 20_000_000);
+        assert_eq!(to(&mut t, 6, 5_000 + crate::ice::CONSENT_TIMEOUT_US + 1), Some((fa6, browser6)));
+        // a rule without ICE has no group, whatever it names
+        let plain = FlowRule { ice_siblings: vec![a(LA6)], ..FlowRule::rtp(a(LA), Some(a(BROWSER)), Some(a(LB))) };
+        t.apply(&plain).unwrap();
+        assert!(t.get(fa).unwrap().webrtc.is_none());
+    }
+
+    #[test]
+    fn in_a_group_the_active_role_says_hello_only_on_the_nominated_socket() {
+        let (mut t, fa, fa6, _) = dual(Some(dtls(DtlsRole::Active, 0)));
+        // checked but not nominated: no hello
+        run(&mut t, fa, a(BROWSER), &stun_unnominated(1), 1_000);
+        t.handle_timeout(1_000);
+        assert_eq!(transmits(&mut t).len(), 1, "the STUN answer only");
+        // nominated on the sibling: the hello goes there
+        run(&mut t, fa6, a(BROWSER6), &stun(2), 2_000);
+        t.handle_timeout(2_000);
+        let tx = transmits(&mut t);
+        assert_eq!(tx.len(), 2, "the STUN answer, then the hello");
+        assert_eq!((tx[1].via, tx[1].to, tx[1].data[0]), (fa6, a(BROWSER6), 22));
     }
 }
