@@ -991,8 +991,9 @@ mod tests {
         assert_eq!((t.get(fa).unwrap().webrtc_keyed(), t.get(fa6).unwrap().webrtc_keyed()), (Some(false), Some(true)));
         // phone -> browser: out of the IPv6 socket, with its handshake's keys
         let (v, mut out) = run(&mut t, fb, phone, &rtp(2), 4_000);
-        assert_eq!(v, Verdict::Forward { via: fa6, to: browser6, len: 182 });
-        let n = ctx(&keys.remote).unprotect_rtp(&mut out, 182).unwrap();
+        let protected = 172 + keys.remote.suite.rtp_tag_len();
+        assert_eq!(v, Verdict::Forward { via: fa6, to: browser6, len: protected });
+        let n = ctx(&keys.remote).unprotect_rtp(&mut out, protected).unwrap();
         assert_eq!(&out[..n], &rtp(2)[..]);
         // browser -> phone on the IPv6 socket
         let mut b = [0u8; 2048];
