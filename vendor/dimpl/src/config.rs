@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::crypto::{CryptoProvider, SupportedDtls12CipherSuite};
-use crate::crypto::{SupportedDtls13CipherSuite, SupportedKxGroup};
+use crate::crypto::{SrtpProfile, SupportedDtls13CipherSuite, SupportedKxGroup};
 use crate::dtls12::message::Dtls12CipherSuite;
 use crate::types::{Dtls13CipherSuite, NamedGroup};
 use crate::{ConfigError, Error};
@@ -77,6 +77,7 @@ pub struct Config {
     dtls12_cipher_suites: Option<Vec<Dtls12CipherSuite>>,
     dtls13_cipher_suites: Option<Vec<Dtls13CipherSuite>>,
     kx_groups: Option<Vec<NamedGroup>>,
+    srtp_profiles: Option<Vec<SrtpProfile>>,
     psk: Option<Psk>,
 }
 
@@ -98,6 +99,7 @@ impl Config {
             dtls12_cipher_suites: None,
             dtls13_cipher_suites: None,
             kx_groups: None,
+            srtp_profiles: None,
             psk: None,
         }
     }
@@ -287,6 +289,18 @@ impl Config {
                 None => true,
             })
     }
+
+    /// Allowed DTLS-SRTP protection profiles, in preference order
+    /// ([`SrtpProfile::ALL`]), filtered by the config's allow-list.
+    ///
+    /// Returns all supported profiles when no filter is set.
+    pub fn srtp_profiles(&self) -> impl Iterator<Item = SrtpProfile> + '_ {
+        let filter = self.srtp_profiles.as_ref();
+        SrtpProfile::ALL
+            .iter()
+            .copied()
+            .filter(move |p| filter.is_none_or(|list| list.contains(p)))
+    }
 }
 
 /// Builder for [`Config`]. See each setter for defaults.
@@ -305,6 +319,7 @@ pub struct ConfigBuilder {
     dtls12_cipher_suites: Option<Vec<Dtls12CipherSuite>>,
     dtls13_cipher_suites: Option<Vec<Dtls13CipherSuite>>,
     kx_groups: Option<Vec<NamedGroup>>,
+    srtp_profiles: Option<Vec<SrtpProfile>>,
     psk: Option<Psk>,
 }
 
@@ -478,6 +493,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// Restrict which DTLS-SRTP protection profiles are offered (use_srtp in
+    /// the ClientHello) and accepted (as a server).
+    ///
+    /// The preference order stays [`SrtpProfile::ALL`]'s. An empty list is
+    /// rejected by `build()`.
+    ///
+    /// By default all supported profiles are used.
+    pub fn srtp_profiles(mut self, profiles: &[SrtpProfile]) -> Self {
+        self.srtp_profiles = Some(profiles.to_vec());
+        self
+    }
+
     /// Configure PSK for a client endpoint.
     ///
     /// The `identity` is sent to the server during the handshake.
@@ -627,6 +654,10 @@ impl ConfigBuilder {
             }
         }
 
+        if self.srtp_profiles.as_ref().is_some_and(|list| list.is_empty()) {
+            return Err(Error::ConfigError(ConfigError::NoSrtpProfiles));
+        }
+
         Ok(Config {
             mtu: self.mtu,
             max_queue_rx: self.max_queue_rx,
@@ -642,6 +673,7 @@ impl ConfigBuilder {
             dtls12_cipher_suites: self.dtls12_cipher_suites,
             dtls13_cipher_suites: self.dtls13_cipher_suites,
             kx_groups: self.kx_groups,
+            srtp_profiles: self.srtp_profiles,
             psk: self.psk,
         })
     }
@@ -692,6 +724,7 @@ impl fmt::Debug for Config {
             .field("dtls12_cipher_suites", &self.dtls12_cipher_suites)
             .field("dtls13_cipher_suites", &self.dtls13_cipher_suites)
             .field("kx_groups", &self.kx_groups)
+            .field("srtp_profiles", &self.srtp_profiles)
             .field("psk", &self.psk)
             .finish()
     }
@@ -717,6 +750,7 @@ impl fmt::Debug for ConfigBuilder {
             .field("dtls12_cipher_suites", &self.dtls12_cipher_suites)
             .field("dtls13_cipher_suites", &self.dtls13_cipher_suites)
             .field("kx_groups", &self.kx_groups)
+            .field("srtp_profiles", &self.srtp_profiles)
             .field("psk", &self.psk)
             .finish()
     }
@@ -903,6 +937,24 @@ mod tests {
             Err(other) => panic!("expected ConfigError, got: {other:?}"),
             Ok(_) => panic!("expected error for empty kx groups"),
         }
+    }
+
+    #[test]
+    fn srtp_profiles_filter_keeps_preference_order() {
+        let config = Config::builder()
+            .srtp_profiles(&[SrtpProfile::AES128_CM_SHA1_32, SrtpProfile::AEAD_AES_128_GCM])
+            .build()
+            .unwrap();
+        let profiles: Vec<_> = config.srtp_profiles().collect();
+        assert_eq!(
+            profiles,
+            [SrtpProfile::AEAD_AES_128_GCM, SrtpProfile::AES128_CM_SHA1_32]
+        );
+        assert_eq!(Config::default().srtp_profiles().count(), SrtpProfile::ALL.len());
+        assert!(matches!(
+            Config::builder().srtp_profiles(&[]).build(),
+            Err(Error::ConfigError(ConfigError::NoSrtpProfiles))
+        ));
     }
 
     #[test]

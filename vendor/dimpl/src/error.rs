@@ -559,6 +559,8 @@ pub enum ConfigError {
     NoDtls12KeyExchangeGroupsAfterFiltering,
     /// DTLS 1.3 suites are enabled but no key exchange group remains enabled.
     NoDtls13KeyExchangeGroupsAfterFiltering,
+    /// The DTLS-SRTP profile allow-list is empty.
+    NoSrtpProfiles,
     /// Crypto provider validation failed.
     CryptoProvider(CryptoProviderValidationError),
 }
@@ -1266,6 +1268,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "DTLS 1.3 cipher suites are enabled but no key exchange groups remain after filtering"
             ),
+            Self::NoSrtpProfiles => write!(f, "the DTLS-SRTP profile allow-list is empty"),
             Self::CryptoProvider(err) => write!(f, "crypto provider validation failed: {err}"),
         }
     }

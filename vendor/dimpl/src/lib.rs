@@ -43,7 +43,8 @@
 //! - **Key exchange**: ECDHE (P‑256/P‑384), X25519
 //! - **Signatures**: ECDSA P‑256/SHA‑256, ECDSA P‑384/SHA‑384
 //! - **DTLS‑SRTP**: Exports keying material for `SRTP_AEAD_AES_256_GCM`,
-//!   `SRTP_AEAD_AES_128_GCM`, and `SRTP_AES128_CM_SHA1_80` ([RFC 5764], [RFC 7714]).
+//!   `SRTP_AEAD_AES_128_GCM`, `SRTP_AES128_CM_SHA1_80` and `SRTP_AES128_CM_SHA1_32`
+//!   ([RFC 5764], [RFC 7714]).
 //! - **Extended Master Secret** ([RFC 7627]) is negotiated and enforced (DTLS 1.2).
 //!
 //! ## Certificate model

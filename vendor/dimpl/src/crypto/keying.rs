@@ -32,6 +32,8 @@ impl std::fmt::Debug for KeyingMaterial {
 pub enum SrtpProfile {
     /// SRTP_AES128_CM_HMAC_SHA1_80 (RFC 5764)
     AES128_CM_SHA1_80,
+    /// SRTP_AES128_CM_HMAC_SHA1_32 (RFC 5764)
+    AES128_CM_SHA1_32,
     /// AEAD_AES_128_GCM (RFC 7714)
     AEAD_AES_128_GCM,
     /// AEAD_AES_256_GCM (RFC 7714)
@@ -44,6 +46,7 @@ impl SrtpProfile {
         SrtpProfile::AEAD_AES_256_GCM,
         SrtpProfile::AEAD_AES_128_GCM,
         SrtpProfile::AES128_CM_SHA1_80,
+        SrtpProfile::AES128_CM_SHA1_32,
     ];
 
     /// The length of keying material to extract from the DTLS session in bytes.
@@ -54,6 +57,7 @@ impl SrtpProfile {
              // TODO: This is a duplication of info that is held in srtp.rs, because we
              // don't want a dependency in that direction.
             SrtpProfile::AES128_CM_SHA1_80 => 16 * 2 + 14 * 2,
+            SrtpProfile::AES128_CM_SHA1_32 => 16 * 2 + 14 * 2,
             SrtpProfile::AEAD_AES_128_GCM   => 16 * 2 + 12 * 2,
             SrtpProfile::AEAD_AES_256_GCM   => 32 * 2 + 12 * 2,
         }
@@ -64,6 +68,7 @@ impl std::fmt::Display for SrtpProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SrtpProfile::AES128_CM_SHA1_80 => write!(f, "SRTP_AES128_CM_SHA1_80"),
+            SrtpProfile::AES128_CM_SHA1_32 => write!(f, "SRTP_AES128_CM_SHA1_32"),
             SrtpProfile::AEAD_AES_128_GCM => write!(f, "SRTP_AEAD_AES_128_GCM"),
             SrtpProfile::AEAD_AES_256_GCM => write!(f, "SRTP_AEAD_AES_256_GCM"),
         }

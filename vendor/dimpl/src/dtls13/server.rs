@@ -719,7 +719,7 @@ impl State {
         if let Some(profiles) = client_srtp_profiles {
             for profile_id in profiles {
                 let profile: SrtpProfile = (*profile_id).into();
-                if SrtpProfile::ALL.contains(&profile) {
+                if server.engine.config().srtp_profiles().any(|p| p == profile) {
                     server.negotiated_srtp_profile = Some(profile);
                     break;
                 }

@@ -15,6 +15,7 @@ pub type SrtpProfileVec = ArrayVec<SrtpProfileId, { SrtpProfileId::supported().l
 pub enum SrtpProfileId {
     #[default]
     SRTP_AES128_CM_SHA1_80 = 0x0001,
+    SRTP_AES128_CM_SHA1_32 = 0x0002,
     SRTP_AEAD_AES_128_GCM = 0x0007,
     SRTP_AEAD_AES_256_GCM = 0x0008,
 }
@@ -24,6 +25,7 @@ impl SrtpProfileId {
         let (input, value) = be_u16(input)?;
         let profile = match value {
             0x0001 => SrtpProfileId::SRTP_AES128_CM_SHA1_80,
+            0x0002 => SrtpProfileId::SRTP_AES128_CM_SHA1_32,
             0x0007 => SrtpProfileId::SRTP_AEAD_AES_128_GCM,
             0x0008 => SrtpProfileId::SRTP_AEAD_AES_256_GCM,
             _ => {
@@ -41,16 +43,17 @@ impl SrtpProfileId {
     }
 
     /// All recognized SRTP profile IDs (every non-`Unknown` variant).
-    pub const fn all() -> &'static [SrtpProfileId; 3] {
+    pub const fn all() -> &'static [SrtpProfileId; 4] {
         &[
             SrtpProfileId::SRTP_AES128_CM_SHA1_80,
+            SrtpProfileId::SRTP_AES128_CM_SHA1_32,
             SrtpProfileId::SRTP_AEAD_AES_128_GCM,
             SrtpProfileId::SRTP_AEAD_AES_256_GCM,
         ]
     }
 
     /// Supported SRTP profile IDs.
-    pub const fn supported() -> &'static [SrtpProfileId; 3] {
+    pub const fn supported() -> &'static [SrtpProfileId; 4] {
         Self::all()
     }
 }
@@ -59,6 +62,7 @@ impl From<SrtpProfile> for SrtpProfileId {
     fn from(profile: SrtpProfile) -> Self {
         match profile {
             SrtpProfile::AES128_CM_SHA1_80 => SrtpProfileId::SRTP_AES128_CM_SHA1_80,
+            SrtpProfile::AES128_CM_SHA1_32 => SrtpProfileId::SRTP_AES128_CM_SHA1_32,
             SrtpProfile::AEAD_AES_128_GCM => SrtpProfileId::SRTP_AEAD_AES_128_GCM,
             SrtpProfile::AEAD_AES_256_GCM => SrtpProfileId::SRTP_AEAD_AES_256_GCM,
         }
@@ -69,6 +73,7 @@ impl From<SrtpProfileId> for SrtpProfile {
     fn from(profile: SrtpProfileId) -> Self {
         match profile {
             SrtpProfileId::SRTP_AES128_CM_SHA1_80 => SrtpProfile::AES128_CM_SHA1_80,
+            SrtpProfileId::SRTP_AES128_CM_SHA1_32 => SrtpProfile::AES128_CM_SHA1_32,
             SrtpProfileId::SRTP_AEAD_AES_128_GCM => SrtpProfile::AEAD_AES_128_GCM,
             SrtpProfileId::SRTP_AEAD_AES_256_GCM => SrtpProfile::AEAD_AES_256_GCM,
         }
@@ -87,17 +92,10 @@ impl UseSrtpExtension {
         UseSrtpExtension { profiles, mki }
     }
 
-    /// Create a default UseSrtpExtension with standard profiles
-    pub fn default() -> Self {
-        let mut profiles = SrtpProfileVec::new();
-        // Add profiles in order of preference (most secure first)
-        profiles.push(SrtpProfileId::SRTP_AEAD_AES_256_GCM);
-        profiles.push(SrtpProfileId::SRTP_AEAD_AES_128_GCM);
-        profiles.push(SrtpProfileId::SRTP_AES128_CM_SHA1_80);
-
-        // MKI is typically empty as per RFC 5764
+    /// The profiles the config allows, in its preference order; MKI empty.
+    pub fn from_config(config: &crate::Config) -> Self {
         UseSrtpExtension {
-            profiles,
+            profiles: config.srtp_profiles().map(SrtpProfileId::from).collect(),
             mki: ArrayVec::new(),
         }
     }
@@ -120,6 +118,9 @@ impl UseSrtpExtension {
             match value {
                 0x0001 => profiles
                     .try_push(SrtpProfileId::SRTP_AES128_CM_SHA1_80)
+                    .map_err(|_| Err::Failure(Error::new(profile_input, ErrorKind::LengthValue)))?,
+                0x0002 => profiles
+                    .try_push(SrtpProfileId::SRTP_AES128_CM_SHA1_32)
                     .map_err(|_| Err::Failure(Error::new(profile_input, ErrorKind::LengthValue)))?,
                 0x0007 => profiles
                     .try_push(SrtpProfileId::SRTP_AEAD_AES_128_GCM)
@@ -226,7 +227,8 @@ mod tests {
             &[
                 SrtpProfileId::SRTP_AEAD_AES_128_GCM,
                 SrtpProfileId::SRTP_AEAD_AES_256_GCM,
-                SrtpProfileId::SRTP_AES128_CM_SHA1_80
+                SrtpProfileId::SRTP_AES128_CM_SHA1_80,
+                SrtpProfileId::SRTP_AES128_CM_SHA1_32
             ]
         );
         assert_eq!(parsed.mki, ArrayVec::<u8, 255>::new());
@@ -235,7 +237,8 @@ mod tests {
     #[test]
     fn too_many_supported_srtp_profiles_are_rejected() {
         let bytes = [
-            0x00, 0x08, // Four profile IDs.
+            0x00, 0x0A, // Five profile IDs.
+            0x00, 0x01, // SRTP_AES128_CM_SHA1_80.
             0x00, 0x01, // SRTP_AES128_CM_SHA1_80.
             0x00, 0x01, // SRTP_AES128_CM_SHA1_80.
             0x00, 0x01, // SRTP_AES128_CM_SHA1_80.

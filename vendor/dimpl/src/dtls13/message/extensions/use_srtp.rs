@@ -13,6 +13,7 @@ use nom::{Err, IResult};
 pub enum SrtpProfileId {
     #[default]
     SRTP_AES128_CM_SHA1_80 = 0x0001,
+    SRTP_AES128_CM_SHA1_32 = 0x0002,
     SRTP_AEAD_AES_128_GCM = 0x0007,
     SRTP_AEAD_AES_256_GCM = 0x0008,
 }
@@ -22,6 +23,7 @@ impl SrtpProfileId {
         let (input, value) = be_u16(input)?;
         let profile = match value {
             0x0001 => SrtpProfileId::SRTP_AES128_CM_SHA1_80,
+            0x0002 => SrtpProfileId::SRTP_AES128_CM_SHA1_32,
             0x0007 => SrtpProfileId::SRTP_AEAD_AES_128_GCM,
             0x0008 => SrtpProfileId::SRTP_AEAD_AES_256_GCM,
             _ => {
@@ -39,16 +41,17 @@ impl SrtpProfileId {
     }
 
     /// All recognized SRTP profile IDs (every non-`Unknown` variant).
-    pub const fn all() -> &'static [SrtpProfileId; 3] {
+    pub const fn all() -> &'static [SrtpProfileId; 4] {
         &[
             SrtpProfileId::SRTP_AES128_CM_SHA1_80,
+            SrtpProfileId::SRTP_AES128_CM_SHA1_32,
             SrtpProfileId::SRTP_AEAD_AES_128_GCM,
             SrtpProfileId::SRTP_AEAD_AES_256_GCM,
         ]
     }
 
     /// Supported SRTP profile IDs.
-    pub const fn supported() -> &'static [SrtpProfileId; 3] {
+    pub const fn supported() -> &'static [SrtpProfileId; 4] {
         Self::all()
     }
 }
@@ -57,6 +60,7 @@ impl From<SrtpProfile> for SrtpProfileId {
     fn from(profile: SrtpProfile) -> Self {
         match profile {
             SrtpProfile::AES128_CM_SHA1_80 => SrtpProfileId::SRTP_AES128_CM_SHA1_80,
+            SrtpProfile::AES128_CM_SHA1_32 => SrtpProfileId::SRTP_AES128_CM_SHA1_32,
             SrtpProfile::AEAD_AES_128_GCM => SrtpProfileId::SRTP_AEAD_AES_128_GCM,
             SrtpProfile::AEAD_AES_256_GCM => SrtpProfileId::SRTP_AEAD_AES_256_GCM,
         }
@@ -67,6 +71,7 @@ impl From<SrtpProfileId> for SrtpProfile {
     fn from(profile: SrtpProfileId) -> Self {
         match profile {
             SrtpProfileId::SRTP_AES128_CM_SHA1_80 => SrtpProfile::AES128_CM_SHA1_80,
+            SrtpProfileId::SRTP_AES128_CM_SHA1_32 => SrtpProfile::AES128_CM_SHA1_32,
             SrtpProfileId::SRTP_AEAD_AES_128_GCM => SrtpProfile::AEAD_AES_128_GCM,
             SrtpProfileId::SRTP_AEAD_AES_256_GCM => SrtpProfile::AEAD_AES_256_GCM,
         }
@@ -76,26 +81,19 @@ impl From<SrtpProfileId> for SrtpProfile {
 /// UseSrtp extension as defined in RFC 5764
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseSrtpExtension {
-    pub profiles: ArrayVec<SrtpProfileId, 3>,
+    pub profiles: ArrayVec<SrtpProfileId, 4>,
     pub mki: ArrayVec<u8, 255>, // MKI value (usually empty)
 }
 
 impl UseSrtpExtension {
-    pub fn new(profiles: ArrayVec<SrtpProfileId, 3>, mki: ArrayVec<u8, 255>) -> Self {
+    pub fn new(profiles: ArrayVec<SrtpProfileId, 4>, mki: ArrayVec<u8, 255>) -> Self {
         UseSrtpExtension { profiles, mki }
     }
 
-    /// Create a default UseSrtpExtension with standard profiles
-    pub fn default() -> Self {
-        let mut profiles = ArrayVec::new();
-        // Add profiles in order of preference (most secure first)
-        profiles.push(SrtpProfileId::SRTP_AEAD_AES_256_GCM);
-        profiles.push(SrtpProfileId::SRTP_AEAD_AES_128_GCM);
-        profiles.push(SrtpProfileId::SRTP_AES128_CM_SHA1_80);
-
-        // MKI is typically empty as per RFC 5764
+    /// The profiles the config allows, in its preference order; MKI empty.
+    pub fn from_config(config: &crate::Config) -> Self {
         UseSrtpExtension {
-            profiles,
+            profiles: config.srtp_profiles().map(SrtpProfileId::from).collect(),
             mki: ArrayVec::new(),
         }
     }
@@ -108,7 +106,7 @@ impl UseSrtpExtension {
         let (input, profiles_data) = take(profiles_length)(input)?;
 
         // Parse the profiles (ignore unknown profile IDs instead of failing)
-        let mut profiles: ArrayVec<SrtpProfileId, 3> = ArrayVec::new();
+        let mut profiles: ArrayVec<SrtpProfileId, 4> = ArrayVec::new();
         let mut profiles_rest = profiles_data;
 
         while profiles_rest.len() >= 2 {
@@ -118,6 +116,9 @@ impl UseSrtpExtension {
             match value {
                 0x0001 => profiles
                     .try_push(SrtpProfileId::SRTP_AES128_CM_SHA1_80)
+                    .map_err(|_| Err::Failure(Error::new(profile_input, ErrorKind::LengthValue)))?,
+                0x0002 => profiles
+                    .try_push(SrtpProfileId::SRTP_AES128_CM_SHA1_32)
                     .map_err(|_| Err::Failure(Error::new(profile_input, ErrorKind::LengthValue)))?,
                 0x0007 => profiles
                     .try_push(SrtpProfileId::SRTP_AEAD_AES_128_GCM)
@@ -218,7 +219,8 @@ mod tests {
             &[
                 SrtpProfileId::SRTP_AEAD_AES_128_GCM,
                 SrtpProfileId::SRTP_AEAD_AES_256_GCM,
-                SrtpProfileId::SRTP_AES128_CM_SHA1_80
+                SrtpProfileId::SRTP_AES128_CM_SHA1_80,
+                SrtpProfileId::SRTP_AES128_CM_SHA1_32
             ]
         );
         assert_eq!(parsed.mki, ArrayVec::<u8, 255>::new());
@@ -226,7 +228,7 @@ mod tests {
 
     #[test]
     fn capacity_matches_profile_count() {
-        let ext = UseSrtpExtension::default();
+        let ext = UseSrtpExtension::from_config(&crate::Config::default());
         assert_eq!(
             ext.profiles.capacity(),
             SrtpProfileId::supported().len(),
@@ -237,7 +239,8 @@ mod tests {
     #[test]
     fn too_many_supported_srtp_profiles_are_rejected() {
         let bytes = [
-            0x00, 0x08, // Four profile IDs.
+            0x00, 0x0A, // Five profile IDs.
+            0x00, 0x01, // SRTP_AES128_CM_SHA1_80.
             0x00, 0x01, // SRTP_AES128_CM_SHA1_80.
             0x00, 0x01, // SRTP_AES128_CM_SHA1_80.
             0x00, 0x01, // SRTP_AES128_CM_SHA1_80.
