@@ -654,7 +654,11 @@ impl ConfigBuilder {
             }
         }
 
-        if self.srtp_profiles.as_ref().is_some_and(|list| list.is_empty()) {
+        if self
+            .srtp_profiles
+            .as_ref()
+            .is_some_and(|list| list.is_empty())
+        {
             return Err(Error::ConfigError(ConfigError::NoSrtpProfiles));
         }
 
@@ -942,15 +946,24 @@ mod tests {
     #[test]
     fn srtp_profiles_filter_keeps_preference_order() {
         let config = Config::builder()
-            .srtp_profiles(&[SrtpProfile::AES128_CM_SHA1_32, SrtpProfile::AEAD_AES_128_GCM])
+            .srtp_profiles(&[
+                SrtpProfile::AES128_CM_SHA1_32,
+                SrtpProfile::AEAD_AES_128_GCM,
+            ])
             .build()
             .unwrap();
         let profiles: Vec<_> = config.srtp_profiles().collect();
         assert_eq!(
             profiles,
-            [SrtpProfile::AEAD_AES_128_GCM, SrtpProfile::AES128_CM_SHA1_32]
+            [
+                SrtpProfile::AEAD_AES_128_GCM,
+                SrtpProfile::AES128_CM_SHA1_32
+            ]
         );
-        assert_eq!(Config::default().srtp_profiles().count(), SrtpProfile::ALL.len());
+        assert_eq!(
+            Config::default().srtp_profiles().count(),
+            SrtpProfile::ALL.len()
+        );
         assert!(matches!(
             Config::builder().srtp_profiles(&[]).build(),
             Err(Error::ConfigError(ConfigError::NoSrtpProfiles))
