@@ -15,6 +15,7 @@ pub(super) fn suite_of(profile: SrtpProfile) -> Option<Suite> {
         SrtpProfile::AEAD_AES_256_GCM => Some(Suite::AeadAes256Gcm),
         SrtpProfile::AEAD_AES_128_GCM => Some(Suite::AeadAes128Gcm),
         SrtpProfile::AES128_CM_SHA1_80 => Some(Suite::AesCm128HmacSha1_80),
+        SrtpProfile::AES128_CM_SHA1_32 => Some(Suite::AesCm128HmacSha1_32),
         _ => None,
     }
 }

@@ -8,6 +8,12 @@
 //! exported keys mapped to the relay's SRTP suites, and malformed datagrams reported
 //! instead of silently dropped.
 //!
+//! use_srtp profiles, offered as the client in this order: AEAD_AES_256_GCM,
+//! AEAD_AES_128_GCM, AES128_CM_SHA1_80, AES128_CM_SHA1_32 (dimpl's `SrtpProfile::ALL`; the
+//! last one comes from the patched copy in vendor/dimpl, see its PATCHES.md); as the server
+//! dimpl picks the first of these the client offers (DTLS 1.2) or the client's first one
+//! (DTLS 1.3). Each maps to the SDES suite with the same transforms (`keys::suite_of`).
+//!
 //! Bounds on what a peer makes a session hold: datagrams over 9216 bytes are refused;
 //! dimpl buffers 30 incoming records for reassembly and retains at most 64 datagrams before
 //! the first complete ClientHello; 32 outgoing datagrams; a handshake not done in 40 s fails

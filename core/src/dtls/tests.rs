@@ -37,9 +37,27 @@ fn pair(role: DtlsRole) -> (DtlsSession, DtlsSession) {
 /// A session around a DTLS 1.2-only dimpl endpoint (what OpenSSL-based stacks such as
 /// aiortc speak).
 fn dtls12_peer(role: DtlsRole, me: &Arc<DtlsIdentity>, peer: &Arc<DtlsIdentity>) -> DtlsSession {
+    configured_peer(role, me, peer, config().unwrap(), Some(dimpl::ProtocolVersion::DTLS1_2))
+}
+
+/// A session around a dimpl endpoint with its own configuration (e.g. fewer use_srtp
+/// profiles), speaking only `version` or, with None, both like the relay.
+fn configured_peer(
+    role: DtlsRole,
+    me: &Arc<DtlsIdentity>,
+    peer: &Arc<DtlsIdentity>,
+    config: Arc<Config>,
+    version: Option<dimpl::ProtocolVersion>,
+) -> DtlsSession {
     let cert = DtlsCertificate { certificate: me.cert_der.clone(), private_key: me.key_der.clone() };
-    let mut dtls = Dtls::new_12(config().unwrap(), cert, instant(START_US));
-    dtls.set_active(role == DtlsRole::Active);
+    let mut dtls = match version {
+        Some(dimpl::ProtocolVersion::DTLS1_2) => Dtls::new_12(config, cert, instant(START_US)),
+        Some(v) => panic!("no {v:?}-only peer"),
+        None => Dtls::new_auto(config, cert, instant(START_US)),
+    };
+    if role == DtlsRole::Active {
+        dtls.set_active(true);
+    }
     let mut s = DtlsSession::new(&rule(role, me, Some(peer)), START_US).unwrap();
     s.dtls = Box::new(dtls);
     s.transmit.clear();
@@ -137,6 +155,26 @@ fn dtls12_only_peers_handshake_in_either_role() {
 }
 
 #[test]
+fn a_peer_offering_only_aes128_cm_sha1_32_gets_it() {
+    // RFC 5764's fourth profile (4-byte RTP auth tag): the relay offers it last as the
+    // client and accepts it as the server, in DTLS 1.3 and 1.2
+    let (a, b) = identities();
+    let only_32 = Arc::new(Config::builder().srtp_profiles(&[dimpl::SrtpProfile::AES128_CM_SHA1_32]).build().unwrap());
+    for version in [None, Some(dimpl::ProtocolVersion::DTLS1_2)] {
+        for role in [DtlsRole::Active, DtlsRole::Passive] {
+            let other = if role == DtlsRole::Active { DtlsRole::Passive } else { DtlsRole::Active };
+            let mut relay = DtlsSession::new(&rule(role, a, Some(b)), START_US).unwrap();
+            let mut peer = configured_peer(other, b, a, only_32.clone(), version);
+            run(&mut relay, &mut peer, pass);
+            let suite = assert_crosswise(&mut relay, &mut peer);
+            assert_eq!(suite, Suite::AesCm128HmacSha1_32, "{version:?} {role:?}");
+            let spoken = version.unwrap_or(dimpl::ProtocolVersion::DTLS1_3);
+            assert_eq!(relay.dtls.protocol_version(), Some(spoken), "{role:?}");
+        }
+    }
+}
+
+#[test]
 fn client_write_key_is_local_for_the_client() {
     // RFC 5764 §4.2 layout: client key | server key | client salt | server salt
     let m: Vec<u8> = (0..88).collect();
@@ -146,6 +184,11 @@ fn client_write_key_is_local_for_the_client() {
     assert_eq!(
         (k.local.suite, k.local.key[0], k.remote.key[0], k.local.salt[0], k.remote.salt[0]),
         (Suite::AesCm128HmacSha1_80, 16, 0, 46, 32)
+    );
+    let k = keys::split(&m[..60], dimpl::SrtpProfile::AES128_CM_SHA1_32, DtlsRole::Active).unwrap();
+    assert_eq!(
+        (k.local.suite, k.local.key[0], k.remote.key[0], k.local.salt[0], k.remote.salt[0]),
+        (Suite::AesCm128HmacSha1_32, 0, 16, 32, 46)
     );
     let k = keys::split(&m[..56], dimpl::SrtpProfile::AEAD_AES_128_GCM, DtlsRole::Active).unwrap();
     assert_eq!((k.local.suite, k.remote.salt.len()), (Suite::AeadAes128Gcm, 12));
