@@ -112,6 +112,7 @@ fn start_relayd(args: &Args) -> Result<Child, String> {
             "--log-level=warn",
         ])
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{}: {e}", args.relayd))?;
     let mut ng = NgClient::connect(args.ng, Duration::from_millis(200)).map_err(|e| e.to_string())?;
@@ -450,9 +451,13 @@ fn run_setup(side: &mut Side, ng: &mut NgClient, run: &str, n: usize) -> Result<
         side.set_up(ng, run, i)?;
         side.pump(t0)?;
     }
-    while side.done() < n && t0.elapsed() < Duration::from_secs(30) {
+    while side.done() < n && t0.elapsed() < Duration::from_secs(20) {
         side.pump(t0)?;
         std::thread::sleep(Duration::from_micros(200));
+    }
+    for (i, c) in side.calls.iter().enumerate().filter(|(_, c)| c.first_media.is_none()).take(3) {
+        let state = c.dtls.as_ref().map(|s| format!("{:?}", s.state()));
+        eprintln!("webrtc_setup: {:?} call {i} has no media: relay {}, DTLS {state:?}", side.kind, c.relay);
     }
     Ok(t0.elapsed())
 }
