@@ -115,13 +115,19 @@ fn start_relayd(args: &Args) -> Result<Child, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{}: {e}", args.relayd))?;
+    let mut child = child;
     let mut ng = NgClient::connect(args.ng, Duration::from_millis(200)).map_err(|e| e.to_string())?;
     for _ in 0..50 {
+        if child.try_wait().ok().flatten().is_some() {
+            break; // exited: e.g. the ng port is taken
+        }
         if ng.request(&NgClient::req(&[("command", "ping".into())])).is_ok() {
             return Ok(child);
         }
     }
-    Err("relayd does not answer ng".into())
+    let _ = child.kill();
+    let _ = child.wait();
+    Err("relayd does not answer ng (exited, or the ng port is taken)".into())
 }
 
 fn sdp_attr<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
