@@ -112,7 +112,6 @@ fn start_relayd(args: &Args) -> Result<Child, String> {
             "--log-level=warn",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{}: {e}", args.relayd))?;
     let mut child = child;
