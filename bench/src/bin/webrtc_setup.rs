@@ -54,7 +54,8 @@ struct Args {
 }
 
 /// The two flag strings of tests/webrtc/common.py, as Kamailio's module puts them on ng.
-const TO_PHONE: &str = "trust-address replace-origin replace-session-connection rtcp-mux-demux ICE=remove DTLS=off RTP/AVP";
+const TO_PHONE: &str =
+    "trust-address replace-origin replace-session-connection rtcp-mux-demux ICE=remove DTLS=off RTP/AVP";
 const TO_BROWSER: &str =
     "trust-address replace-origin replace-session-connection rtcp-mux-offer generate-mid ICE=force DTLS=passive SDES-off RTP/SAVPF";
 /// The SDES peer's answer flags: the same minus ICE/DTLS, SAVP towards the caller.
@@ -468,8 +469,7 @@ fn run_setup(side: &mut Side, ng: &mut NgClient, run: &str, n: usize) -> Result<
 }
 
 fn report_setup(side: &Side, total: Duration) {
-    let mut d: Vec<f64> =
-        side.calls.iter().filter_map(|c| c.first_media).map(|d| d.as_secs_f64() * 1e3).collect();
+    let mut d: Vec<f64> = side.calls.iter().filter_map(|c| c.first_media).map(|d| d.as_secs_f64() * 1e3).collect();
     d.sort_by(|a, b| a.total_cmp(b));
     let q = |p: f64| d.get(((d.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
     println!(
