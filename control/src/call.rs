@@ -280,6 +280,26 @@ pub(crate) mod tests {
     use super::*;
     use rules::dataplane::Suite;
 
+    /// A call of two monologues, `a` and `b`, with one audio leg each.
+    pub(crate) fn two_party_call() -> Call {
+        let mut c = Call::new("c", 0, 0, 1);
+        for t in ["a", "b"] {
+            let mut m = Monologue::new(t, 0);
+            m.legs.push(leg("audio", "203.0.113.1", 30000, None));
+            c.monologues.push(m);
+        }
+        c
+    }
+
+    /// An SDP with one audio section in `proto` carrying these attribute lines.
+    pub(crate) fn audio_sdp(proto: &str, attrs: impl IntoIterator<Item = String>) -> crate::sdp::Sdp {
+        let mut t = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\nm=audio 4000 {proto} 0\r\n");
+        for a in attrs {
+            t += &format!("a={a}\r\n");
+        }
+        crate::sdp::Sdp::parse(&t).unwrap()
+    }
+
     /// A relayed leg of `media` on `local:port`, its party at `peer` (RTCP at peer port + 1).
     pub(crate) fn leg(media: &str, local: &str, port: u16, peer: Option<&str>) -> Leg {
         let peer: Option<SocketAddr> = peer.map(|p| p.parse().unwrap());

@@ -449,32 +449,17 @@ pub fn test_identity() -> Arc<DtlsIdentity> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::{Leg, Monologue};
     use crate::sdp::Sdp;
 
     const FP: &str =
         "sha-256 DA:89:F7:04:38:D9:04:E1:9E:25:1A:43:87:8D:F5:BD:6E:4C:BB:88:12:A6:D5:FA:B1:4A:34:BC:32:C0:05:FE";
 
-    fn leg() -> Leg {
-        crate::call::tests::leg("audio", "203.0.113.1", 30000, None)
-    }
-
     fn call() -> Call {
-        let mut c = Call::new("c", 0, 0, 1);
-        for t in ["a", "b"] {
-            let mut m = Monologue::new(t, 0);
-            m.legs.push(leg());
-            c.monologues.push(m);
-        }
-        c
+        crate::call::tests::two_party_call()
     }
 
     fn sdp(proto: &str, attrs: &[&str]) -> Sdp {
-        let mut t = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\nm=audio 4000 {proto} 0\r\n");
-        for a in attrs {
-            t += &format!("a={a}\r\n");
-        }
-        Sdp::parse(&t).unwrap()
+        crate::call::tests::audio_sdp(proto, attrs.iter().map(|a| a.to_string()))
     }
 
     fn run(c: &mut Call, f: &Flags, sdp: &Sdp, sender: usize, is_answer: bool) -> Result<Vec<String>, DtlsSdpError> {

@@ -214,32 +214,16 @@ pub fn negotiate(call: &mut Call, flags: &Flags, s: Section<'_>) -> Result<SdesO
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::{Leg, Monologue};
     use crate::sdp::Sdp;
 
     const KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 
-    fn leg() -> Leg {
-        crate::call::tests::leg("audio", "203.0.113.1", 30000, None)
-    }
-
-    /// A call of two monologues with one leg each.
     fn call() -> Call {
-        let mut c = Call::new("c", 0, 0, 1);
-        for t in ["a", "b"] {
-            let mut m = Monologue::new(t, 0);
-            m.legs.push(leg());
-            c.monologues.push(m);
-        }
-        c
+        crate::call::tests::two_party_call()
     }
 
     fn media(proto: &str, crypto: &[&str]) -> Sdp {
-        let mut t = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\nm=audio 4000 {proto} 0\r\n");
-        for c in crypto {
-            t += &format!("a=crypto:{c}\r\n");
-        }
-        Sdp::parse(&t).unwrap()
+        crate::call::tests::audio_sdp(proto, crypto.iter().map(|c| format!("crypto:{c}")))
     }
 
     fn section(sdp: &Sdp, sender: usize, is_answer: bool) -> Section<'_> {
