@@ -149,10 +149,11 @@ fn packet_path_does_not_allocate() {
     t.apply(&ra).unwrap();
     t.apply(&rule(lb, "192.0.2.2:4000".parse().unwrap(), a)).unwrap();
     let mut client = relay_core::dtls::DtlsSession::new(&dtls(rules::dataplane::DtlsRole::Active), 1).unwrap();
+    let mut hs = vec![0u8; 2048];
     for _ in 0..20 {
         while let Some(d) = client.poll_transmit() {
-            b[..d.len()].copy_from_slice(&d);
-            t.process(fa, src, &mut b, d.len(), 1);
+            hs[..d.len()].copy_from_slice(&d);
+            t.process(fa, src, &mut hs, d.len(), 1);
         }
         while let Some(tx) = t.poll_transmit() {
             client.handle_datagram(1, &tx.data).unwrap();
