@@ -6,7 +6,7 @@
 //! suite of each transform, on 7 000 packets.
 //!
 //! AES_192_CM: libsrtp2 before 2.7 (Debian's is 2.5) derives AES-192 session keys with the
-//! AES-256 PRF over key||salt (cisco/libsrtp#763, fixed by #765/#770 in 2025), so it cannot
+//! AES-256 PRF over key||salt (cisco/libsrtp#763, fixed by #765 and #770 in 2025), so it cannot
 //! talk to an RFC 6188 peer (relayd, rtpengine) with these suites. The test gives our
 //! context the session keys libsrtp2 derives (`libsrtp_aes192_keys`): the AES-192 counter
 //! mode, HMAC and packet layout are checked against libsrtp2 here, the RFC key derivation
