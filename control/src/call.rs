@@ -268,6 +268,8 @@ impl Call {
                     ice: ice.clone(),
                     dtls: dtls.clone(),
                     ice_siblings: siblings(group, local),
+                    telephone_event_pt: None,
+                    tap: None,
                 });
             }
         }

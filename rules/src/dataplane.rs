@@ -8,7 +8,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::suite::Suite;
 pub use crate::webrtc::{DtlsIdentity, DtlsRole, DtlsRule, Fingerprint, HashFunction, IceRule};
@@ -17,7 +17,7 @@ pub use crate::webrtc::{DtlsIdentity, DtlsRole, DtlsRule, Fingerprint, HashFunct
 pub use crate::memory::{MemoryDataPlane, MemoryState};
 
 /// What a relay socket carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlowKind {
     Rtp,
@@ -29,7 +29,7 @@ pub enum FlowKind {
 }
 
 /// How the source of the media arriving on a relay socket is judged (see docs/latching.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LatchPolicy {
     /// Send to the SDP address and never learn one from packets (`asymmetric`).
     pub asymmetric: bool,
@@ -116,6 +116,61 @@ impl Mki {
     pub fn len(&self) -> usize {
         self.0.len()
     }
+}
+
+/// The state store's form: `{"suite": "AES_CM_128_HMAC_SHA1_80", "key": hex, "salt": hex,
+/// "mki": hex or null}`. Deserialising checks the lengths as [`SrtpKey::new`] does.
+impl Serialize for SrtpKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        KeyForm {
+            suite: self.suite.name().to_string(),
+            key: hex(&self.key),
+            salt: hex(&self.salt),
+            mki: self.mki.as_ref().map(|m| hex(m.as_bytes())),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SrtpKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SrtpKey, D::Error> {
+        use serde::de::Error;
+        let f = KeyForm::deserialize(d)?;
+        let suite = Suite::from_name(&f.suite).ok_or_else(|| D::Error::custom(format!("unknown suite {}", f.suite)))?;
+        let bytes = |h: &str| unhex(h).ok_or_else(|| D::Error::custom("key material is not hex"));
+        let mki = match &f.mki {
+            None => None,
+            Some(h) => Some(Mki::new(&bytes(h)?).ok_or_else(|| D::Error::custom("MKI length out of range"))?),
+        };
+        let k = SrtpKey::new(suite, &bytes(&f.key)?, &bytes(&f.salt)?).map_err(D::Error::custom)?;
+        Ok(k.with_mki(mki))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyForm {
+    suite: String,
+    key: String,
+    salt: String,
+    mki: Option<String>,
+}
+
+impl Drop for KeyForm {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+        zeroize::Zeroize::zeroize(&mut self.salt);
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(h: &str) -> Option<Vec<u8>> {
+    if h.len() % 2 != 0 || !h.is_ascii() {
+        return None;
+    }
+    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok()).collect()
 }
 
 /// Key material is wiped when a key goes away (every clone wipes its own copy).
@@ -239,6 +294,11 @@ pub struct FlowRule {
     /// socket's DTLS keys): the peer picks the address family, not the relay. Empty
     /// without ICE.
     pub ice_siblings: Vec<SocketAddr>,
+    /// The RTP payload type of RFC 4733 telephone-events the party on this socket sends
+    /// (its SDP's `telephone-event` rtpmap), for counting DTMF; None: not offered.
+    pub telephone_event_pt: Option<u8>,
+    /// Copy this socket's packets to a recording or a live capture (None: no cost).
+    pub tap: Option<crate::tap::Tap>,
 }
 
 impl FlowRule {
@@ -261,12 +321,15 @@ impl FlowRule {
             ice: None,
             dtls: None,
             ice_siblings: Vec::new(),
+            telephone_event_pt: None,
+            tap: None,
         }
     }
 }
 
 /// Counters of one relay socket: what arrived on it, what was done with it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FlowCounters {
     pub packets: u64,
     pub bytes: u64,
@@ -391,6 +454,17 @@ pub trait DataPlane: Send + Sync {
     }
     /// The data plane's monotonic clock in milliseconds (the time base of `last_packet_ms`).
     fn now_ms(&self) -> u64;
+    /// What an open socket has learned (latch, SRTP indices, DTLS keys, ICE peer,
+    /// counters), for the state store; None: not open, or the data plane keeps none.
+    /// Not on the packet path, but it may wait for the socket's worker.
+    fn flow_state(&self, _local: SocketAddr) -> Option<crate::state::FlowState> {
+        None
+    }
+    /// After a restart: apply `rule` to an open socket and resume from `state`, as if the
+    /// socket had never gone away. Errors as [`DataPlane::apply`].
+    fn restore(&self, rule: FlowRule, _state: crate::state::FlowState) -> Result<(), ApplyError> {
+        self.apply(rule)
+    }
 }
 
 #[cfg(test)]
@@ -445,6 +519,18 @@ mod tests {
         let mut m2 = b.clone();
         m2.merge(&a);
         assert_eq!((m2.packets, m2.last_packet_ms, m2.latched_peer, m2.ssrc), (15, 200, peer, 2));
+    }
+
+    #[test]
+    fn a_key_survives_the_state_store_and_a_bad_one_is_refused() {
+        let k = SrtpKey::new(Suite::AeadAes256Gcm, &[7; 32], &[9; 12]).unwrap().with_mki(Mki::from_value(5, 2));
+        let j = serde_json::to_string(&k).unwrap();
+        assert!(j.contains("\"AEAD_AES_256_GCM\""), "{j}");
+        assert_eq!(serde_json::from_str::<SrtpKey>(&j).unwrap(), k);
+        let short = j.replace(&"07".repeat(32), &"07".repeat(31));
+        assert!(serde_json::from_str::<SrtpKey>(&short).is_err());
+        assert!(serde_json::from_str::<SrtpKey>(&j.replace("AEAD_AES_256_GCM", "ROT13")).is_err());
+        assert!(serde_json::from_str::<SrtpKey>(&j.replace(&"09".repeat(12), "zz")).is_err());
     }
 
     #[test]
