@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use crate::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule, KeyDirection};
+use crate::state::FlowState;
 
 #[derive(Default)]
 pub struct MemoryDataPlane {
@@ -22,6 +23,9 @@ pub struct MemoryState {
     /// Sockets whose rules `apply` refuses (as a backend failure).
     pub refuse_rules: Vec<SocketAddr>,
     pub counters: HashMap<SocketAddr, FlowCounters>,
+    /// What each socket "learned": set by `restore` (or a test), read by `flow_state`, so
+    /// the state store's round trip can be tested without a flow table.
+    pub states: HashMap<SocketAddr, FlowState>,
     pub now_ms: u64,
 }
 
@@ -57,7 +61,28 @@ impl DataPlane for MemoryDataPlane {
     }
 
     fn close(&self, local: SocketAddr) {
-        self.state.lock().unwrap().open.remove(&local);
+        let mut s = self.state.lock().unwrap();
+        s.open.remove(&local);
+        s.states.remove(&local);
+    }
+
+    /// The state kept for the socket (with its current counters), or an empty one.
+    fn flow_state(&self, local: SocketAddr) -> Option<FlowState> {
+        let s = self.state.lock().unwrap();
+        s.open.contains_key(&local).then(|| FlowState {
+            counters: s.counters.get(&local).cloned().unwrap_or_default(),
+            ..s.states.get(&local).cloned().unwrap_or_default()
+        })
+    }
+
+    /// `apply`, then keeps the state (its counters become the socket's).
+    fn restore(&self, rule: FlowRule, state: FlowState) -> Result<(), ApplyError> {
+        let local = rule.local;
+        self.apply(rule)?;
+        let mut s = self.state.lock().unwrap();
+        s.counters.insert(local, state.counters.clone());
+        s.states.insert(local, state);
+        Ok(())
     }
 
     fn counters(&self, local: SocketAddr) -> Option<FlowCounters> {
