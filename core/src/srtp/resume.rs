@@ -64,8 +64,24 @@ fn from_state(s: &SrtpStreamState) -> Tomb {
 
 /// Two records of one SSRC: whatever either says was taken stays taken.
 fn merge(into: &mut Tomb, t: &Tomb) {
-    let max32 = |a: u32, b: u32| if a == NONE32 { b } else if b == NONE32 { a } else { a.max(b) };
-    let max64 = |a: u64, b: u64| if a == NONE64 { b } else if b == NONE64 { a } else { a.max(b) };
+    let max32 = |a: u32, b: u32| {
+        if a == NONE32 {
+            b
+        } else if b == NONE32 {
+            a
+        } else {
+            a.max(b)
+        }
+    };
+    let max64 = |a: u64, b: u64| {
+        if a == NONE64 {
+            b
+        } else if b == NONE64 {
+            a
+        } else {
+            a.max(b)
+        }
+    };
     into.sent |= t.sent;
     into.rtcp_next = into.rtcp_next.max(t.rtcp_next);
     into.rtcp_recv = max32(into.rtcp_recv, t.rtcp_recv);

@@ -58,8 +58,10 @@ fn table() -> (FlowTable, FlowId, FlowId) {
 /// A's leg and B's leg both SDES: what each party sends is opened with its key, what
 /// leaves towards it is protected with the key it was given (re-keyed across the relay).
 fn srtp_rules() -> (FlowRule, FlowRule) {
-    let ra = FlowRule { srtp_in: Some(key(1)), srtp_out: Some(key(2)), ..FlowRule::rtp(a(LA), Some(a(A)), Some(a(LB))) };
-    let rb = FlowRule { srtp_in: Some(key(3)), srtp_out: Some(key(4)), ..FlowRule::rtp(a(LB), Some(a(B)), Some(a(LA))) };
+    let ra =
+        FlowRule { srtp_in: Some(key(1)), srtp_out: Some(key(2)), ..FlowRule::rtp(a(LA), Some(a(A)), Some(a(LB))) };
+    let rb =
+        FlowRule { srtp_in: Some(key(3)), srtp_out: Some(key(4)), ..FlowRule::rtp(a(LB), Some(a(B)), Some(a(LA))) };
     (ra, rb)
 }
 
@@ -97,7 +99,14 @@ fn an_srtp_call_across_the_rollover_continues_after_restore() {
     // A's sequence numbers wrap (ROC 0 -> 1) before the state is taken
     let mut before = Vec::new();
     for i in 0..300u16 {
-        before.push(exchange(&mut t, (fa, fb), &mut p, 65_400u16.wrapping_add(i), 100 + i, 1_000_000 + i as u64 * 20_000));
+        before.push(exchange(
+            &mut t,
+            (fa, fb),
+            &mut p,
+            65_400u16.wrapping_add(i),
+            100 + i,
+            1_000_000 + i as u64 * 20_000,
+        ));
     }
     let now = 7_000_000;
     let (sa, sb) = (t.state(a(LA), now).unwrap(), t.state(a(LB), now).unwrap());
@@ -154,8 +163,14 @@ fn a_plain_latch_is_kept_and_a_spoofed_source_does_not_take_it() {
     // a spoofed source is not latched (A's latch is strong; the peer talked lately)
     let spoof = a("6.6.6.6:666");
     for i in 0..100u16 {
-        assert_eq!(run(&mut t2, fa2, spoof, &rtp(101 + i, 1), 70_000 + i as u64 * 20_000).0, Verdict::Drop(DropReason::ForeignSource));
-        assert!(matches!(run(&mut t2, fa2, a(A), &rtp(101 + i, 1), 70_000 + i as u64 * 20_000).0, Verdict::Forward { .. }));
+        assert_eq!(
+            run(&mut t2, fa2, spoof, &rtp(101 + i, 1), 70_000 + i as u64 * 20_000).0,
+            Verdict::Drop(DropReason::ForeignSource)
+        );
+        assert!(matches!(
+            run(&mut t2, fa2, a(A), &rtp(101 + i, 1), 70_000 + i as u64 * 20_000).0,
+            Verdict::Forward { .. }
+        ));
     }
     assert_eq!(t2.get(fa2).unwrap().latched, Some(a(A)));
     assert_eq!(t2.get(fb2).unwrap().latched, Some(nat));
@@ -219,8 +234,7 @@ fn any_state_restores_without_panic() {
             idle_ms: (rng.next() % 2 == 0).then(|| big(&mut rng)),
             srtp_in: streams(&mut rng),
             srtp_out: streams(&mut rng),
-            dtls_keys: (rng.next() % 2 == 0)
-                .then(|| rules::state::DtlsKeyState { local: key(9), remote: key(8) }),
+            dtls_keys: (rng.next() % 2 == 0).then(|| rules::state::DtlsKeyState { local: key(9), remote: key(8) }),
             ice_peer: addr(&mut rng),
             counters: Default::default(),
         };
