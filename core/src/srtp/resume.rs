@@ -64,28 +64,19 @@ fn from_state(s: &SrtpStreamState) -> Tomb {
 
 /// Two records of one SSRC: whatever either says was taken stays taken.
 fn merge(into: &mut Tomb, t: &Tomb) {
-    let max32 = |a: u32, b: u32| {
-        if a == NONE32 {
-            b
-        } else if b == NONE32 {
-            a
-        } else {
-            a.max(b)
-        }
-    };
-    let max64 = |a: u64, b: u64| {
-        if a == NONE64 {
-            b
-        } else if b == NONE64 {
-            a
-        } else {
-            a.max(b)
-        }
-    };
     into.sent |= t.sent;
     into.rtcp_next = into.rtcp_next.max(t.rtcp_next);
-    into.rtcp_recv = max32(into.rtcp_recv, t.rtcp_recv);
-    into.rtp_hi = max64(into.rtp_hi, t.rtp_hi);
+    into.rtcp_recv = max_known(into.rtcp_recv, t.rtcp_recv, NONE32);
+    into.rtp_hi = max_known(into.rtp_hi, t.rtp_hi, NONE64);
+}
+
+/// The larger of two values where `none` (the largest value of the type) means unknown.
+fn max_known<T: Ord + Copy>(a: T, b: T, none: T) -> T {
+    match (a == none, b == none) {
+        (true, _) => b,
+        (_, true) => a,
+        _ => a.max(b),
+    }
 }
 
 impl Context {
