@@ -94,3 +94,36 @@ impl DataPlane for MemoryDataPlane {
         self.state.lock().unwrap().now_ms
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::SrtpStreamState;
+
+    /// What `restore` is given, `flow_state` gives back (with the socket's counters), as
+    /// long as the socket is open.
+    #[test]
+    fn a_restored_state_round_trips() {
+        let dp = MemoryDataPlane::default();
+        let a: SocketAddr = "192.0.2.1:30000".parse().unwrap();
+        assert_eq!(dp.flow_state(a), None);
+        dp.open(a, 0).unwrap();
+        assert_eq!(dp.flow_state(a), Some(FlowState::default()));
+        let mut s = FlowState { latched_peer: Some("198.51.100.1:4000".parse().unwrap()), ..Default::default() };
+        s.srtp_in.push(SrtpStreamState {
+            ssrc: 7,
+            sent: false,
+            rtp_highest: Some(1 << 16),
+            rtcp_next: 0,
+            rtcp_highest: None,
+        });
+        s.counters.forwarded = 42;
+        dp.restore(FlowRule::rtp(a, None, None), s.clone()).unwrap();
+        assert_eq!(dp.flow_state(a), Some(s));
+        assert_eq!(dp.counters(a).unwrap().forwarded, 42);
+        let b: SocketAddr = "192.0.2.1:30002".parse().unwrap();
+        assert_eq!(dp.restore(FlowRule::rtp(b, None, None), FlowState::default()), Err(ApplyError::NotOpen(b)));
+        dp.close(a);
+        assert_eq!(dp.flow_state(a), None);
+    }
+}
