@@ -216,32 +216,51 @@ fn any_state_restores_without_panic() {
     let big = |rng: &mut Rng| -> u64 { [0, 1, u64::MAX, rng.next(), rng.next() % 100_000][(rng.next() % 5) as usize] };
     let (ra, rb) = srtp_rules();
     let plain = FlowRule::rtp(a(LA), Some(a(A)), Some(a(LB)));
+    let identity = std::sync::Arc::new(crate::dtls::generate_identity(1_700_000_000, 86_400).unwrap());
+    let webrtc = FlowRule {
+        ice: Some(rules::dataplane::IceRule {
+            local_ufrag: "relay".into(),
+            local_pwd: "relaypassword0123456789".into(),
+            remote_ufrag: None,
+            remote_pwd: None,
+        }),
+        dtls: Some(rules::dataplane::DtlsRule {
+            role: rules::dataplane::DtlsRole::Active,
+            identity: identity.clone(),
+            remote_fingerprint: Some(identity.fingerprint.clone()),
+            generation: 0,
+        }),
+        ..plain.clone()
+    };
     for round in 0..200 {
         let streams = |rng: &mut Rng| -> Vec<SrtpStreamState> {
             (0..rng.next() % 70)
                 .map(|_| SrtpStreamState {
                     ssrc: (rng.next() % 4) as u32 * 0x1111,
-                    sent: rng.next() % 2 == 0,
-                    rtp_highest: (rng.next() % 3 != 0).then(|| big(rng)),
+                    sent: rng.next().is_multiple_of(2),
+                    rtp_highest: (!rng.next().is_multiple_of(3)).then(|| big(rng)),
                     rtcp_next: big(rng) as u32,
-                    rtcp_highest: (rng.next() % 3 != 0).then(|| big(rng) as u32),
+                    rtcp_highest: (!rng.next().is_multiple_of(3)).then(|| big(rng) as u32),
                 })
                 .collect()
         };
         let mut s = FlowState {
             latched_peer: addr(&mut rng),
-            weak_latch: rng.next() % 2 == 0,
-            idle_ms: (rng.next() % 2 == 0).then(|| big(&mut rng)),
+            weak_latch: rng.next().is_multiple_of(2),
+            idle_ms: rng.next().is_multiple_of(2).then(|| big(&mut rng)),
             srtp_in: streams(&mut rng),
             srtp_out: streams(&mut rng),
-            dtls_keys: (rng.next() % 2 == 0).then(|| rules::state::DtlsKeyState { local: key(9), remote: key(8) }),
+            dtls_keys: rng
+                .next()
+                .is_multiple_of(2)
+                .then(|| rules::state::DtlsKeyState { local: key(9), remote: key(8) }),
             ice_peer: addr(&mut rng),
             counters: Default::default(),
         };
         s.counters.packets = big(&mut rng);
         s.counters.lost = big(&mut rng) as i64;
         s.counters.last_packet_ms = big(&mut rng);
-        let rule = if round % 2 == 0 { &ra } else { &plain };
+        let rule = [&ra, &plain, &webrtc][round % 3];
         let (mut t, fa, fb) = table();
         t.restore(rule, s.clone(), big(&mut rng) / 1000).unwrap();
         t.restore(&rb, s, big(&mut rng) / 1000).unwrap();
@@ -250,6 +269,8 @@ fn any_state_restores_without_panic() {
             run(&mut t, fa, a(A), &rtp(rng.next() as u16, 0x1111), now);
             run(&mut t, fb, a(B), &rtp(i, 0x2222), now);
             let _ = t.state(a(LA), rng.next());
+            t.handle_timeout(now);
+            while t.poll_transmit().is_some() {}
         }
     }
     // an address that is not open is refused, as apply refuses it

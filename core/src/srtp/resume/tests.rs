@@ -156,10 +156,10 @@ fn any_kept_state_resumes_without_panic() {
         let states: Vec<SrtpStreamState> = (0..n)
             .map(|_| SrtpStreamState {
                 ssrc: (rng.next() % 100) as u32,
-                sent: rng.next() % 2 == 0,
-                rtp_highest: (rng.next() % 4 != 0).then(|| pick(&mut rng)),
+                sent: rng.next().is_multiple_of(2),
+                rtp_highest: (!rng.next().is_multiple_of(4)).then(|| pick(&mut rng)),
                 rtcp_next: pick(&mut rng) as u32,
-                rtcp_highest: (rng.next() % 4 != 0).then(|| pick(&mut rng) as u32),
+                rtcp_highest: (!rng.next().is_multiple_of(4)).then(|| pick(&mut rng) as u32),
             })
             .collect();
         for suite in [Suite::AesCm128HmacSha1_80, Suite::AeadAes256Gcm] {
