@@ -653,7 +653,10 @@ pub(super) mod tests {
     }
 
     /// A: the browser's leg (ICE and/or DTLS as given), B: a plain RTP phone.
-    pub(super) fn call(ice_rule: Option<IceRule>, dtls_rule: Option<DtlsRule>) -> (FlowTable, FlowId, FlowId, FlowRule) {
+    pub(super) fn call(
+        ice_rule: Option<IceRule>,
+        dtls_rule: Option<DtlsRule>,
+    ) -> (FlowTable, FlowId, FlowId, FlowRule) {
         let mut t = FlowTable::new(2000);
         let fa = t.insert(a(LA), Default::default());
         let fb = t.insert(a(LB), Default::default());
@@ -665,7 +668,13 @@ pub(super) mod tests {
 
     /// Runs the handshake between the table's socket `fa` and the browser's session `b`
     /// (whatever its role) until the browser has keys; returns them.
-    pub(super) fn handshake(t: &mut FlowTable, fa: FlowId, from: SocketAddr, b: &mut DtlsSession, now: u64) -> DtlsKeys {
+    pub(super) fn handshake(
+        t: &mut FlowTable,
+        fa: FlowId,
+        from: SocketAddr,
+        b: &mut DtlsSession,
+        now: u64,
+    ) -> DtlsKeys {
         for _ in 0..10 {
             while let Some(d) = b.poll_transmit() {
                 assert_eq!(run(t, fa, from, &d, now).0, Verdict::Consumed);
