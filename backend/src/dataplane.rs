@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
+use rules::state::FlowState;
 
 use crate::stats::Path;
 use crate::uring::{self, WorkerConfig};
@@ -69,6 +70,10 @@ pub(crate) fn wait_flag(closed: &AtomicBool, limit: Duration) -> bool {
     }
     true
 }
+
+/// How long `flow_state` waits for a worker's answer (a worker answers between two
+/// batches; one that does not within this is stuck, and the state store skips the socket).
+const STATE_WAIT: Duration = Duration::from_secs(1);
 
 /// An open relay socket: its worker, its counters, and the flag its descriptor raises when
 /// the worker has closed it.
@@ -257,6 +262,24 @@ impl DataPlane for UringDataPlane {
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Asked of the socket's worker, which owns its flow (waits up to [`STATE_WAIT`]).
+    fn flow_state(&self, local: SocketAddr) -> Option<FlowState> {
+        let w = self.sockets.lock().unwrap().get(&local).map(|(w, _, _)| *w)?;
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.workers[w].send(Command::State { local, reply });
+        answer.recv_timeout(STATE_WAIT).ok().flatten()
+    }
+
+    /// As `apply`: the worker restores later, the verdict on the rule is given now.
+    fn restore(&self, rule: FlowRule, state: FlowState) -> Result<(), ApplyError> {
+        let Some(w) = self.sockets.lock().unwrap().get(&rule.local).map(|(w, _, _)| *w) else {
+            return Err(ApplyError::NotOpen(rule.local));
+        };
+        let verdict = FlowTable::check_rule(&rule);
+        self.workers[w].send(Command::Restore(Box::new((rule, state))));
+        verdict
     }
 
     fn metrics(&self) -> Vec<(String, String, u64)> {

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rules::dataplane::FlowRule;
+use rules::state::FlowState;
 
 use relay_core::flow::counters::SharedCounters;
 use relay_core::flow::FlowTable;
@@ -30,6 +31,12 @@ pub enum Command {
     /// A rule for a flow in the worker's own table (io_uring backend alone; under XDP the
     /// control plane applies rules to the shared table itself).
     Rule(Box<FlowRule>),
+    /// After a restart: apply the rule and resume the flow from its kept state (io_uring
+    /// backend alone, like `Rule`).
+    Restore(Box<(FlowRule, FlowState)>),
+    /// Read back what flow `local` has learned (io_uring backend alone); the answer (None:
+    /// no such flow) goes to `reply`, which the control plane waits on.
+    State { local: SocketAddr, reply: std::sync::mpsc::SyncSender<Option<FlowState>> },
     /// Stop serving relay socket `local`.
     Close(SocketAddr),
     /// The way to a peer address changed (AF_XDP workers; from the next-hop thread).

@@ -233,6 +233,13 @@ impl IceLite {
             .map(|c| c.addr)
     }
 
+    /// After a restart: `addr` was the nominated peer when the state was kept. It gets
+    /// fresh consent now, as if it had just passed a nominating check; the party's next
+    /// consent check (every few seconds) keeps it, or it expires as any other would.
+    pub fn resume_peer(&mut self, addr: SocketAddr, now_us: u64) {
+        self.record_check(addr, now_us, true);
+    }
+
     /// `src` passed a check and its consent is fresh (media from it is accepted).
     pub fn is_checked(&self, src: SocketAddr, now_us: u64) -> bool {
         self.checked.iter().any(|c| c.addr == src && has_consent(c, now_us))

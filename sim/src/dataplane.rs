@@ -11,6 +11,7 @@ use relay_core::flow::counters::SharedCounters;
 use relay_core::flow::{DropReason, FlowSettings, FlowTable, Verdict};
 use relay_core::srtp::Suite;
 use rules::dataplane::{ApplyError, DataPlane, FlowCounters, FlowRule};
+use rules::state::FlowState;
 
 use crate::clock::SimClock;
 
@@ -165,6 +166,18 @@ impl DataPlane for MemDataPlane {
         let mut g = self.lock();
         g.rules.insert(rule.local, rule.clone());
         g.table.apply(&rule)
+    }
+
+    fn flow_state(&self, local: SocketAddr) -> Option<FlowState> {
+        let now_us = self.clock.now_ms() * 1000;
+        self.lock().table.state(local, now_us)
+    }
+
+    fn restore(&self, rule: FlowRule, state: FlowState) -> Result<(), ApplyError> {
+        let now_us = self.clock.now_ms() * 1000;
+        let mut g = self.lock();
+        g.rules.insert(rule.local, rule.clone());
+        g.table.restore(&rule, state, now_us)
     }
 
     fn close(&self, local: SocketAddr) {

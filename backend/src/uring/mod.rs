@@ -473,6 +473,16 @@ impl Worker {
                     log::warn!("worker {}: rule for {} refused: {e}", self.index, rule.local);
                 }
             }
+            Command::Restore(r) => {
+                let (rule, state) = *r;
+                if let Err(e) = t.restore(&rule, state, self.now_us()) {
+                    log::warn!("worker {}: rule for {} refused on restore: {e}", self.index, rule.local);
+                }
+            }
+            Command::State { local, reply } => {
+                // the control plane may have stopped waiting: nothing to do then
+                let _ = reply.try_send(t.state(local, self.now_us()));
+            }
             Command::Close(local) => {
                 let Some(flow) = t.remove(local) else {
                     return;

@@ -395,6 +395,31 @@ impl XdpDataPlane {
 /// steer it.
 const APPLY_WAIT: Duration = Duration::from_secs(1);
 
+impl XdpDataPlane {
+    /// Steer a socket whose rule applied: only once every AF_XDP worker has taken it, and
+    /// only on an address of an XDP interface (else the socket path serves it).
+    fn steer(&self, rule: &FlowRule) -> Result<(), ApplyError> {
+        let val = FlowVal::for_rule(rule);
+        let local = rule.local;
+        if !self.wait_applied() {
+            return Err(ApplyError::Backend(format!(
+                "the AF_XDP workers did not take {local} within {APPLY_WAIT:?}; not steered"
+            )));
+        }
+        let mut ifaces = self.ifaces.lock().unwrap();
+        let Some(i) = ifaces.iter().position(|a| a.addrs.contains(&local.ip())) else {
+            return Ok(()); // not an address of an XDP interface: the socket path serves it
+        };
+        match ifaces[i].flows.insert(FlowKey::new(local), val, 0) {
+            Ok(()) => {
+                self.steered.lock().unwrap().insert(local, i);
+            }
+            Err(e) => log::warn!("cannot steer {local} on {}: {e}; it stays on the socket path", ifaces[i].name),
+        }
+        Ok(())
+    }
+}
+
 impl DataPlane for XdpDataPlane {
     fn open(&self, local: SocketAddr, affinity: u64) -> io::Result<()> {
         let (kernel, counters) = self.uring.open_shared(local, affinity)?;
@@ -415,25 +440,21 @@ impl DataPlane for XdpDataPlane {
     /// it applied and every AF_XDP worker has taken the socket: a refused rule is never
     /// steered, and never forwarded in plain.
     fn apply(&self, rule: FlowRule) -> Result<(), ApplyError> {
-        let val = FlowVal::for_rule(&rule);
-        let local = rule.local;
         lock_table(&self.table).apply(&rule)?;
-        if !self.wait_applied() {
-            return Err(ApplyError::Backend(format!(
-                "the AF_XDP workers did not take {local} within {APPLY_WAIT:?}; not steered"
-            )));
-        }
-        let mut ifaces = self.ifaces.lock().unwrap();
-        let Some(i) = ifaces.iter().position(|a| a.addrs.contains(&local.ip())) else {
-            return Ok(()); // not an address of an XDP interface: the socket path serves it
-        };
-        match ifaces[i].flows.insert(FlowKey::new(local), val, 0) {
-            Ok(()) => {
-                self.steered.lock().unwrap().insert(local, i);
-            }
-            Err(e) => log::warn!("cannot steer {local} on {}: {e}; it stays on the socket path", ifaces[i].name),
-        }
-        Ok(())
+        self.steer(&rule)
+    }
+
+    /// The shared table (keys and all, for every worker and path) resumed, then steered
+    /// exactly as `apply` steers.
+    fn restore(&self, rule: FlowRule, state: rules::state::FlowState) -> Result<(), ApplyError> {
+        let now_us = self.uring.epoch().elapsed().as_micros() as u64;
+        lock_table(&self.table).restore(&rule, state, now_us)?;
+        self.steer(&rule)
+    }
+
+    fn flow_state(&self, local: SocketAddr) -> Option<rules::state::FlowState> {
+        let now_us = self.uring.epoch().elapsed().as_micros() as u64;
+        lock_table(&self.table).state(local, now_us)
     }
 
     fn close(&self, local: SocketAddr) {

@@ -332,7 +332,7 @@ impl Worker {
                     self.hop_gen = self.hop_gen.wrapping_add(1);
                 }
                 // never sent here: the control plane applies rules to the shared table
-                Command::Rule(_) | Command::Wake => {}
+                Command::Rule(_) | Command::Restore(_) | Command::State { .. } | Command::Wake => {}
             }
             bump(&self.stats.applied, 1);
         }

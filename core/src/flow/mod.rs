@@ -27,6 +27,7 @@
 //!    (strict-source: only the SDP address).
 
 pub mod counters;
+mod state;
 pub mod stats;
 pub mod webrtc;
 

@@ -39,6 +39,8 @@ use std::net::SocketAddr;
 use rules::addrpolicy::AddressPolicy;
 use rules::dataplane::{DtlsRule, FlowRule, KeyDirection, SrtpKey};
 
+mod restore;
+
 use super::counters::{bump, SharedCounters};
 use super::{context, DropReason, Flow, FlowId, Verdict};
 use crate::dtls::{DtlsSession, DtlsState};
@@ -322,6 +324,12 @@ impl Flow {
                     }
                     link.session = None;
                 }
+                if link.keyed && link.session.is_none() {
+                    // keys resumed after a restart (restore.rs): no handshake to continue,
+                    // and none is started (a retransmitted flight must not unkey the socket)
+                    bump(&c.drop_dtls, 1);
+                    return Err(Verdict::Drop(DropReason::Dtls));
+                }
                 if link.session.is_none() {
                     if link.failed && link.active() {
                         bump(&c.drop_dtls, 1);
@@ -568,7 +576,7 @@ fn fail(link: &mut DtlsLink, c: &SharedCounters) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use rules::dataplane::{DtlsRole, IceRule};
@@ -578,16 +586,16 @@ mod tests {
     use crate::flow::FlowTable;
     use crate::packet::rtp::emit_header;
 
-    fn a(s: &str) -> SocketAddr {
+    pub(super) fn a(s: &str) -> SocketAddr {
         s.parse().unwrap()
     }
 
-    const LA: &str = "10.0.0.1:30000";
-    const LB: &str = "10.0.0.1:30002";
-    const BROWSER: &str = "192.0.2.10:50000";
-    const PHONE: &str = "198.51.100.20:5000";
+    pub(super) const LA: &str = "10.0.0.1:30000";
+    pub(super) const LB: &str = "10.0.0.1:30002";
+    pub(super) const BROWSER: &str = "192.0.2.10:50000";
+    pub(super) const PHONE: &str = "198.51.100.20:5000";
 
-    fn ice() -> IceRule {
+    pub(super) fn ice() -> IceRule {
         IceRule {
             local_ufrag: "relay".into(),
             local_pwd: "relaypassword0123456789".into(),
@@ -597,19 +605,19 @@ mod tests {
     }
 
     /// The relay's and the browser's certificates, one each for the whole test binary.
-    fn identity(which: usize) -> Arc<rules::dataplane::DtlsIdentity> {
+    pub(super) fn identity(which: usize) -> Arc<rules::dataplane::DtlsIdentity> {
         static IDS: std::sync::OnceLock<[Arc<rules::dataplane::DtlsIdentity>; 2]> = std::sync::OnceLock::new();
         let ids = IDS.get_or_init(|| [0, 1].map(|i| Arc::new(generate_identity(1_700_000_000 + i, 86_400).unwrap())));
         ids[which].clone()
     }
 
     /// The relay socket's DTLS rule: its certificate, the browser's fingerprint.
-    fn dtls(role: DtlsRole, generation: u32) -> DtlsRule {
+    pub(super) fn dtls(role: DtlsRole, generation: u32) -> DtlsRule {
         DtlsRule { role, identity: identity(0), remote_fingerprint: Some(identity(1).fingerprint.clone()), generation }
     }
 
     /// The browser's session: its certificate, the relay's fingerprint.
-    fn peer(role: DtlsRole, now: u64) -> DtlsSession {
+    pub(super) fn peer(role: DtlsRole, now: u64) -> DtlsSession {
         let rule = DtlsRule {
             role,
             identity: identity(1),
@@ -620,19 +628,19 @@ mod tests {
     }
 
     /// A binding request as a browser sends it to the relay socket of `ice()`.
-    fn stun(tx: u8) -> Vec<u8> {
+    pub(super) fn stun(tx: u8) -> Vec<u8> {
         let r = ice();
         let user = format!("{}:{}", r.local_ufrag, r.remote_ufrag.unwrap());
         crate::stun::binding_request(&[tx; 12], &user, &r.local_pwd, 7)
     }
 
-    fn rtp(seq: u16) -> Vec<u8> {
+    pub(super) fn rtp(seq: u16) -> Vec<u8> {
         let mut b = vec![0u8; 172];
         emit_header(&mut b, 0, false, seq, seq as u32 * 160, 0x1234);
         b
     }
 
-    fn run(t: &mut FlowTable, id: FlowId, src: SocketAddr, data: &[u8], now_us: u64) -> (Verdict, Vec<u8>) {
+    pub(super) fn run(t: &mut FlowTable, id: FlowId, src: SocketAddr, data: &[u8], now_us: u64) -> (Verdict, Vec<u8>) {
         let mut b = [0u8; 2048];
         b[..data.len()].copy_from_slice(data);
         let v = t.process(id, src, &mut b, data.len(), now_us);
@@ -640,12 +648,15 @@ mod tests {
         (v, b[..len].to_vec())
     }
 
-    fn transmits(t: &mut FlowTable) -> Vec<Transmit> {
+    pub(super) fn transmits(t: &mut FlowTable) -> Vec<Transmit> {
         std::iter::from_fn(|| t.poll_transmit()).collect()
     }
 
     /// A: the browser's leg (ICE and/or DTLS as given), B: a plain RTP phone.
-    fn call(ice_rule: Option<IceRule>, dtls_rule: Option<DtlsRule>) -> (FlowTable, FlowId, FlowId, FlowRule) {
+    pub(super) fn call(
+        ice_rule: Option<IceRule>,
+        dtls_rule: Option<DtlsRule>,
+    ) -> (FlowTable, FlowId, FlowId, FlowRule) {
         let mut t = FlowTable::new(2000);
         let fa = t.insert(a(LA), Default::default());
         let fb = t.insert(a(LB), Default::default());
@@ -657,7 +668,13 @@ mod tests {
 
     /// Runs the handshake between the table's socket `fa` and the browser's session `b`
     /// (whatever its role) until the browser has keys; returns them.
-    fn handshake(t: &mut FlowTable, fa: FlowId, from: SocketAddr, b: &mut DtlsSession, now: u64) -> DtlsKeys {
+    pub(super) fn handshake(
+        t: &mut FlowTable,
+        fa: FlowId,
+        from: SocketAddr,
+        b: &mut DtlsSession,
+        now: u64,
+    ) -> DtlsKeys {
         for _ in 0..10 {
             while let Some(d) = b.poll_transmit() {
                 assert_eq!(run(t, fa, from, &d, now).0, Verdict::Consumed);
@@ -679,11 +696,11 @@ mod tests {
         panic!("no keys after 10 round trips")
     }
 
-    fn browser_handshake(t: &mut FlowTable, fa: FlowId, from: SocketAddr, now: u64) -> DtlsKeys {
+    pub(super) fn browser_handshake(t: &mut FlowTable, fa: FlowId, from: SocketAddr, now: u64) -> DtlsKeys {
         handshake(t, fa, from, &mut peer(DtlsRole::Active, now), now)
     }
 
-    fn ctx(k: &SrtpKey) -> srtp::Context {
+    pub(super) fn ctx(k: &SrtpKey) -> srtp::Context {
         srtp::Context::new(k.suite, &k.key, &k.salt).unwrap()
     }
 

@@ -20,6 +20,7 @@ mod f8;
 pub mod gcm;
 mod kdf;
 mod replay;
+mod resume;
 
 use std::fmt;
 
@@ -124,6 +125,9 @@ struct Tomb {
     rtcp_recv: u32,
     /// SRTP: the highest index (`NONE64`: none)
     rtp_hi: u64,
+    /// Resumed from a restart's state and not moved since: the stream's windows take a
+    /// floor (resume.rs).
+    resumed: bool,
 }
 
 const NONE32: u32 = u32::MAX;
@@ -155,6 +159,10 @@ impl Stream {
         }
         s.rtcp_index = t.rtcp_next;
         s.sent = t.sent;
+        if t.resumed {
+            s.rtp_replay.resume_floor();
+            s.rtcp_replay.resume_floor();
+        }
         s
     }
 
@@ -165,6 +173,7 @@ impl Stream {
             rtcp_next: self.rtcp_index,
             rtcp_recv: self.rtcp_replay.highest().map_or(NONE32, |i| i as u32),
             rtp_hi: if self.rtp_init { self.rtp_replay.highest().unwrap_or(NONE64) } else { NONE64 },
+            resumed: self.rtp_replay.floored() || self.rtcp_replay.floored(),
         }
     }
 
@@ -216,6 +225,8 @@ struct Streams {
     tick: u64,
     /// the slot used last, looked at first
     last: usize,
+    /// Resumed from a restart's state: new streams start with a floor too (resume.rs).
+    resumed: bool,
 }
 
 impl Streams {
@@ -224,10 +235,12 @@ impl Streams {
             ssrc: [0; SLOTS],
             used: [0; SLOTS],
             slot: std::array::from_fn(|_| Stream::new(window)),
-            tombs: [Tomb { ssrc: 0, sent: false, rtcp_next: 0, rtcp_recv: NONE32, rtp_hi: NONE64 }; TOMBS],
+            tombs: [Tomb { ssrc: 0, sent: false, rtcp_next: 0, rtcp_recv: NONE32, rtp_hi: NONE64, resumed: false };
+                TOMBS],
             n_tombs: 0,
             tick: 0,
             last: 0,
+            resumed: false,
         }
     }
 
@@ -318,6 +331,7 @@ impl Streams {
         self.ssrc[i] = ssrc;
         self.slot[i] = match restored {
             Some(t) => Stream::restore(window, &t),
+            None if self.resumed => resume::fresh_stream(window),
             None => Stream::new(window),
         };
         self.touch(i);

@@ -20,6 +20,9 @@ pub struct Window<const W: usize> {
     init: bool,
     highest: u64,
     bits: [u64; W],
+    /// A window resumed after a restart (see [`resume_floor`](Self::resume_floor)): the
+    /// next new highest index marks every index below it as taken.
+    floor: bool,
 }
 
 /// SRTP's window: up to [`MAX_REPLAY_WINDOW`] packets.
@@ -32,7 +35,7 @@ impl<const W: usize> Window<W> {
     const MAX: u64 = 64 * W as u64;
 
     pub fn new(size: u32) -> Window<W> {
-        Window { size: size.clamp(1, Self::MAX as u32), init: false, highest: 0, bits: [0; W] }
+        Window { size: size.clamp(1, Self::MAX as u32), init: false, highest: 0, bits: [0; W], floor: false }
     }
 
     pub fn initialized(&self) -> bool {
@@ -65,8 +68,14 @@ impl<const W: usize> Window<W> {
         Ok(())
     }
 
-    /// Start the window at the first authenticated packet.
+    /// Start the window at the first authenticated packet (in a resumed window: with
+    /// every index below it taken).
     pub fn reset(&mut self, index: u64) {
+        if self.floor {
+            self.floor = false;
+            self.reset_full(index);
+            return;
+        }
         self.init = true;
         self.highest = index;
         self.bits = [0; W];
@@ -82,11 +91,25 @@ impl<const W: usize> Window<W> {
         self.bits = [u64::MAX; W];
     }
 
+    /// After a restart the state this window was resumed from may lag behind what was
+    /// really used (a crash between two writes of the state store). Until the next new
+    /// highest index, the indices between the resumed highest and it are not known to be
+    /// free: taking that index marks every one below it as taken, so none of them can be
+    /// used (sending) or accepted (receiving) afterwards, whoever offers it later.
+    pub fn resume_floor(&mut self) {
+        self.floor = true;
+    }
+
+    /// Still waiting for the first new index after a resume.
+    pub fn floored(&self) -> bool {
+        self.floor
+    }
+
     /// Record a packet if its index is new ([`check`](Self::check) and
     /// [`accept`](Self::accept) in one): true when it is the new highest.
     #[inline]
     pub fn try_accept(&mut self, index: u64) -> Result<bool, SrtpError> {
-        if self.init && index == self.highest.wrapping_add(1) {
+        if self.init && !self.floor && index == self.highest.wrapping_add(1) {
             // the usual case: the next packet
             self.highest = index;
             let (w, m) = Self::bit(index);
@@ -106,6 +129,11 @@ impl<const W: usize> Window<W> {
     pub fn accept(&mut self, index: u64) -> bool {
         if !self.init {
             self.reset(index);
+            return true;
+        }
+        if index > self.highest && self.floor {
+            self.floor = false;
+            self.reset_full(index);
             return true;
         }
         if index > self.highest {
