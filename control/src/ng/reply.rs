@@ -13,6 +13,15 @@ pub enum Reply {
     Pong,
     /// offer or answer: the rewritten SDP.
     Sdp(String),
+    /// offer or answer of a recorded call (or one whose `record-call` failed): the SDP,
+    /// the pcap files (rtpengine's `recordings`), why recording did not start.
+    SdpRecorded {
+        sdp: String,
+        recordings: Vec<String>,
+        warning: Option<String>,
+    },
+    /// A command that answers only `result: ok` (start/stop/pause recording).
+    Ok,
     /// delete: the call's totals when it was deleted.
     Deleted(Totals),
     /// delete of a call (or tag) that is not there: ok with rtpengine's warning (Kamailio
@@ -183,6 +192,18 @@ impl Reply {
                 v.insert("sdp", sdp.as_str().into());
                 v
             }
+            Reply::SdpRecorded { sdp, recordings, warning } => {
+                let mut v = ok();
+                v.insert("sdp", sdp.as_str().into());
+                if !recordings.is_empty() {
+                    v.insert("recordings", Value::List(recordings.iter().map(|r| r.as_str().into()).collect()));
+                }
+                if let Some(w) = warning {
+                    v.insert("warning", w.as_str().into());
+                }
+                v
+            }
+            Reply::Ok => ok(),
             Reply::Deleted(totals) => {
                 let mut v = ok();
                 v.insert("totals", totals.encode());
