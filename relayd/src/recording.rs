@@ -1,14 +1,14 @@
 //! Call recordings on disk, laid out as rtpengine's `recording-method = pcap` so that the
 //! tooling written for it reads them (docs/ops-record.md):
 //!
-//! - `DIR/pcaps/<prefix>.pcap`: the call's clear media (every party's RTP and RTCP as it
+//! - `DIR/pcaps/PREFIX.pcap`: the call's clear media (every party's RTP and RTCP as it
 //!   sent it, decrypted where the relay decrypts), raw IP (LINKTYPE_RAW) with synthesised
 //!   IP/UDP headers from the party's address to the relay socket;
-//! - `DIR/tmp/rtpengine-meta-<prefix>.tmp` while the call runs, moved to
-//!   `DIR/metadata/rtpengine-meta-<prefix>.txt` when the recording ends: the pcap's path,
+//! - `DIR/tmp/rtpengine-meta-PREFIX.tmp` while the call runs, moved to
+//!   `DIR/metadata/rtpengine-meta-PREFIX.txt` when the recording ends: the pcap's path,
 //!   every SDP the relay sent, pauses, the call's start and end times;
 //!
-//! where `<prefix>` is the URI-escaped call-id, `-`, and 16 random hex digits.
+//! where `PREFIX` is the URI-escaped call-id, `-`, and 16 random hex digits.
 //!
 //! One writer thread does all file IO. Everything reaches it through one queue, in order
 //! (a file is open before its first packet, a packet is written before its file closes);
@@ -96,7 +96,7 @@ pub struct FileRecorder {
 }
 
 impl FileRecorder {
-    /// Creates `dir` and its `metadata/`, `pcaps/` and `tmp/` (0750) and starts the
+    /// Creates `dir` and its subdirectories `metadata`, `pcaps` and `tmp` (0750) and starts the
     /// writer thread. `dp_now_us` is the data plane's clock (taps stamp packets with it).
     pub fn start(dir: &Path, dp_now_us: Arc<dyn Fn() -> u64 + Send + Sync>) -> Result<FileRecorder, String> {
         for d in [dir.to_path_buf(), dir.join("metadata"), dir.join("pcaps"), dir.join("tmp")] {

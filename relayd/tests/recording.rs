@@ -159,7 +159,7 @@ fn a_recorded_srtp_call_is_in_clear_in_the_pcap() {
         ("delete-delay", Value::Int(0)),
     ]))
     .unwrap());
-    // the writer finishes the files: the metadata moves to metadata/
+    // the writer finishes the files: the metadata moves to DIR/metadata
     let t0 = Instant::now();
     while files(&dir.join("metadata")).is_empty() {
         assert!(t0.elapsed() < Duration::from_secs(5), "no metadata file");

@@ -157,7 +157,7 @@ pub struct Options {
     /// Longest call-id, tag, label and ng cookie in bytes
     #[arg(long)]
     pub max_id_length: Option<usize>,
-    /// Directory for call recordings (rtpengine's pcap layout: metadata/, pcaps/, tmp/);
+    /// Directory for call recordings (rtpengine's pcap layout: subdirectories metadata, pcaps, tmp);
     /// without it, recording requests are refused
     #[arg(long)]
     pub recording_dir: Option<PathBuf>,

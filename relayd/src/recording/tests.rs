@@ -75,7 +75,7 @@ fn rtpengine_pcap_layout_metadata_and_pause() {
     r.note(Note::Resumed { unix_ms: 1_700_000_020_000 });
     send(r.as_ref(), &packet(4));
     rec.sync();
-    // while the call runs: the metadata is in tmp/
+    // while the call runs: the metadata is in DIR/tmp
     assert_eq!(ls(&d.join("tmp")).len(), 1);
     assert!(ls(&d.join("metadata")).is_empty());
     r.close();
