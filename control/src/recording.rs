@@ -291,3 +291,26 @@ impl Engine {
         }
     }
 }
+
+/// A recorder that keeps nothing (fuzz targets and tests: the engine's side of recording
+/// without files).
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub struct NullRecorder;
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl Recorder for NullRecorder {
+    fn open(&self, _call_id: &str, _created_unix: u64) -> Result<Arc<dyn Recording>, String> {
+        struct Nothing;
+        impl TapSink for Nothing {
+            fn packet(&self, _: &rules::tap::TapPacket<'_>) {}
+        }
+        impl Recording for Nothing {
+            fn note(&self, _: Note<'_>) {}
+            fn pcap_path(&self) -> String {
+                "/dev/null".into()
+            }
+        }
+        Ok(Arc::new(Nothing))
+    }
+}

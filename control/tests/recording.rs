@@ -171,7 +171,7 @@ fn recording_requests_name_their_problem() {
         reason(&offer(&mut e, "d", sdp(4002), &[("record-call", "maybe".into())])),
         "invalid record-call \"maybe\" (expected yes, on, no, off or discard)"
     );
-    assert!(e.calls.get("d").is_none(), "refused before anything was set up");
+    assert!(!e.calls.contains_key("d"), "refused before anything was set up");
     // a recorder that refuses: the command fails, the call goes on untapped
     let (mut e, dp) = engine();
     e.set_recorder(Arc::new(Mem { refuse: true, ..Default::default() }));

@@ -56,7 +56,9 @@ fn relayd(dir: &Path) -> Relayd {
 }
 
 fn sdp(port: u16, proto: &str, extra: &str) -> String {
-    format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} {proto} 0\r\n{extra}")
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} {proto} 0\r\n{extra}"
+    )
 }
 
 fn ok(r: Value) -> Value {
@@ -153,12 +155,13 @@ fn a_recorded_srtp_call_is_in_clear_in_the_pcap() {
         b.send_to(&rtp(seq, 0xb), relay(to_b)).unwrap();
         a.recv_from(&mut buf).unwrap();
     }
-    ok(r.ng.request(&NgClient::req(&[
-        ("command", "delete".into()),
-        ("call-id", "rec-e2e@pbx".into()),
-        ("delete-delay", Value::Int(0)),
-    ]))
-    .unwrap());
+    ok(r.ng
+        .request(&NgClient::req(&[
+            ("command", "delete".into()),
+            ("call-id", "rec-e2e@pbx".into()),
+            ("delete-delay", Value::Int(0)),
+        ]))
+        .unwrap());
     // the writer finishes the files: the metadata moves to DIR/metadata
     let t0 = Instant::now();
     while files(&dir.join("metadata")).is_empty() {
@@ -180,10 +183,22 @@ fn a_recorded_srtp_call_is_in_clear_in_the_pcap() {
     assert!(meta.contains("call end time: "), "{meta}");
     // tshark reads it as RTP (when installed)
     let tshark = Command::new("tshark")
-        .args(["-r", &pcap, "-d", &format!("udp.port=={to_a},rtp"), "-T", "fields", "-e", "rtp.seq", "-Y", "rtp.ssrc == 0xa"])
+        .args([
+            "-r",
+            &pcap,
+            "-d",
+            &format!("udp.port=={to_a},rtp"),
+            "-T",
+            "fields",
+            "-e",
+            "rtp.seq",
+            "-Y",
+            "rtp.ssrc == 0xa",
+        ])
         .output();
     if let Some(out) = tshark.ok().filter(|o| o.status.success()) {
-        let seqs: Vec<u16> = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let seqs: Vec<u16> =
+            String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect();
         assert_eq!(seqs, (1..=50).collect::<Vec<u16>>(), "tshark decodes the clear RTP");
     } else {
         eprintln!("tshark not available: the pcap was checked by the reader above only");

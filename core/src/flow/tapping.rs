@@ -38,9 +38,12 @@ mod tests {
     use crate::packet::rtp::emit_header;
     use crate::srtp;
 
-    /// A sink that keeps every copy (point, src, dst, bytes).
+    /// One copy: point, src, dst, bytes.
+    type Copied = (TapPoint, SocketAddr, SocketAddr, Vec<u8>);
+
+    /// A sink that keeps every copy.
     #[derive(Default)]
-    struct Counting(Mutex<Vec<(TapPoint, SocketAddr, SocketAddr, Vec<u8>)>>);
+    struct Counting(Mutex<Vec<Copied>>);
 
     impl TapSink for Counting {
         fn packet(&self, p: &TapPacket<'_>) {
@@ -49,7 +52,7 @@ mod tests {
     }
 
     impl Counting {
-        fn take(&self) -> Vec<(TapPoint, SocketAddr, SocketAddr, Vec<u8>)> {
+        fn take(&self) -> Vec<Copied> {
             std::mem::take(&mut *self.0.lock().unwrap())
         }
     }
