@@ -17,6 +17,7 @@ const CRYPTO: &str = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwg
 struct Relayd {
     child: Child,
     ng: NgClient,
+    http: SocketAddr,
 }
 
 impl Drop for Relayd {
@@ -29,11 +30,12 @@ impl Drop for Relayd {
 fn relayd(dir: &Path) -> Relayd {
     let spread = (std::process::id() % 50) as u16;
     let ng: SocketAddr = format!("127.0.0.1:{}", 24500 + spread).parse().unwrap();
+    let http: SocketAddr = format!("127.0.0.1:{}", 24600 + spread).parse().unwrap();
     let pmin = 46000 + spread * 20;
     let child = Command::new(env!("CARGO_BIN_EXE_relayd"))
         .args([
             format!("--listen-ng={ng}"),
-            "--listen-http=none".into(),
+            format!("--listen-http={http}"),
             "--workers=1".into(),
             format!("--port-min={pmin}"),
             format!("--port-max={}", pmin + 19),
@@ -52,7 +54,18 @@ fn relayd(dir: &Path) -> Relayd {
         assert!(t0.elapsed() < Duration::from_secs(10), "relayd did not answer ping");
     }
     ng.retries = 2;
-    Relayd { child, ng }
+    Relayd { child, ng, http }
+}
+
+/// GET /metrics: the text.
+fn metrics(r: &Relayd) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(r.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", r.http).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 fn sdp(port: u16, proto: &str, extra: &str) -> String {
@@ -181,6 +194,10 @@ fn a_recorded_srtp_call_is_in_clear_in_the_pcap() {
     assert!(meta.starts_with(&format!("{pcap}\n\n")), "{meta}");
     assert!(meta.contains("SDP mode: offer") && meta.contains("SDP mode: answer"), "{meta}");
     assert!(meta.contains("call end time: "), "{meta}");
+    let m = metrics(&r);
+    assert!(m.contains("\nrelayd_recording_dropped_total 0\n"), "{m}");
+    assert!(m.contains("\nrelayd_recording_packets_total 100\n"), "{m}");
+    assert!(m.contains("\nrelayd_recordings_active 0\n"), "{m}");
     // tshark reads it as RTP (when installed)
     let tshark = Command::new("tshark")
         .args([
