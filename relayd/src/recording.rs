@@ -37,6 +37,8 @@ pub const PACKET_QUEUE: usize = 8192;
 /// Opens and notes waiting for the writer (beyond: the recording does not start, the
 /// note is dropped; closes always queue: there is one per open).
 pub const CONTROL_QUEUE: usize = 4096;
+/// How often buffered pcap data is written out.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Longest escaped call-id in a file name (file names have at most 255 bytes).
 const MAX_NAME_ID: usize = 180;
 
@@ -295,11 +297,18 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
+        // buffered writes reach the disk at least every FLUSH_EVERY, under load too (a
+        // killed relayd loses at most that much of each recording)
+        let mut flushed = std::time::Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(m) => self.handle(m),
-                Err(RecvTimeoutError::Timeout) => self.flush(),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return self.finish_all(),
+            }
+            if flushed.elapsed() >= FLUSH_EVERY {
+                self.flush();
+                flushed = std::time::Instant::now();
             }
         }
     }
