@@ -15,7 +15,7 @@ use crate::bencode::Value;
 use crate::call::Call;
 use crate::error::NgError;
 use crate::interface::{Interface, PortPool};
-use crate::ng::reply::{CallList, Reply, Statistics, Totals};
+use crate::ng::reply::{CallList, CallQuery, Reply, Statistics, Totals};
 use crate::ng::request::{Command, Delete, Limits, OfferAnswer, Request};
 use crate::offer_answer::{self, Exchange, Outcome, Ports, Relay};
 use crate::views::Snapshot;
@@ -284,7 +284,7 @@ impl Engine {
             }
             Request::Query { call_id } => Snapshot::take(self, Some(&call_id), now_ms)
                 .query(self.dp.as_ref())
-                .map(Reply::Query)
+                .map(|q| Reply::Query(CallQuery { recording: self.recording_of(&call_id).map(|paused| !paused), ..q }))
                 .ok_or(NgError::UnknownCallId(call_id)),
             Request::List { limit } => Ok(Reply::List(self.list(limit))),
             Request::Statistics => Ok(Reply::Statistics(self.statistics())),

@@ -230,8 +230,13 @@ fn start_pause_resume_stop() {
     assert_eq!(r, req(&[("result", "ok".into())]), "no other key in the reply");
     let sink = rec.last();
     assert_eq!(tapped(&dp).len(), 4);
+    let query =
+        |e: &mut Engine| cmd(e, &[("command", "query".into()), ("call-id", "c".into())]).get("recording").cloned();
+    let rec_key = |on: u64| Some(req(&[("call recording", on.into()), ("forwarding", 0u64.into())]));
+    assert_eq!(query(&mut e), rec_key(1), "query shows it, as rtpengine");
     // pause: the file stays open (no close), the tap stays, the recorder is told
     assert_eq!(result(&recording(&mut e, "pause recording", "c")), "ok");
+    assert_eq!(query(&mut e), rec_key(0));
     assert_eq!(e.recording_of("c"), Some(true));
     assert_eq!(*sink.closed.lock().unwrap(), 0);
     // record-call=on does not resume a paused recording (rtpengine); start recording does
@@ -246,6 +251,7 @@ fn start_pause_resume_stop() {
     // stop: the rules lose the tap, then the recording is closed
     assert_eq!(result(&recording(&mut e, "stop recording", "c")), "ok");
     assert!(tapped(&dp).is_empty());
+    assert_eq!(query(&mut e), None, "no recording, no key");
     assert_eq!(*sink.closed.lock().unwrap(), 1);
     let notes = sink.notes.lock().unwrap().clone();
     assert_eq!(notes.iter().filter(|n| !n.starts_with("sdp")).collect::<Vec<_>>(), ["paused", "resumed", "paused"]);

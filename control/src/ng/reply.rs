@@ -56,6 +56,9 @@ pub struct CallQuery {
     /// Monologues with a tag, in the call's order.
     pub tags: Vec<TagQuery>,
     pub totals: Totals,
+    /// Some(recording now, i.e. not paused) when the call has a recording (rtpengine's
+    /// `recording: {call recording, forwarding}`).
+    pub recording: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +227,12 @@ impl Reply {
                 }
                 v.insert("tags", tags);
                 v.insert("totals", q.totals.encode());
+                if let Some(on) = q.recording {
+                    let mut r = Value::dict();
+                    r.insert("call recording", (on as u64).into());
+                    r.insert("forwarding", 0u64.into());
+                    v.insert("recording", r);
+                }
                 v
             }
             Reply::List(l) => {
