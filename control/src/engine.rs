@@ -15,7 +15,7 @@ use crate::bencode::Value;
 use crate::call::Call;
 use crate::error::NgError;
 use crate::interface::{Interface, PortPool};
-use crate::ng::reply::{CallList, Reply, Statistics, Totals};
+use crate::ng::reply::{CallList, CallQuery, Reply, Statistics, Totals};
 use crate::ng::request::{Command, Delete, Limits, OfferAnswer, Request};
 use crate::offer_answer::{self, Exchange, Outcome, Ports, Relay};
 use crate::views::Snapshot;
@@ -115,6 +115,8 @@ pub struct Engine {
     error_log: crate::ng::LogLimiter,
     /// The certificate new DTLS legs advertise (calls keep the one they advertised).
     dtls_identity: Option<Arc<rules::webrtc::DtlsIdentity>>,
+    /// Recordings and live captures on calls (crate::taps).
+    pub(crate) taps: crate::taps::TapState,
 }
 
 /// Most call-ids one `list` reply carries (the HTTP API's /calls lists them all).
@@ -176,6 +178,7 @@ impl Engine {
             next_affinity: 0,
             error_log,
             dtls_identity: None,
+            taps: Default::default(),
         }
     }
 
@@ -258,10 +261,19 @@ impl Engine {
     /// Handle one request [`decode`](Self::decode)d by this engine (counting and logging
     /// are [`command`](Self::command)'s).
     pub fn request(&mut self, req: Request, now_ms: u64, unix: u64) -> Result<Reply, NgError> {
+        let req_kind = req.command();
         match req {
             Request::Ping => Ok(Reply::Pong),
+            Request::Offer(o) | Request::Answer(o)
+                if o.flags.record_call.is_some() || self.recording_of(&o.call_id).is_some() =>
+            {
+                let is_answer = matches!(req_kind, Command::Answer);
+                let s = crate::recording::Signal::of(&o, is_answer);
+                self.offer_answer(o, is_answer, now_ms, unix).map(|sdp| self.recorded(s, sdp, unix))
+            }
             Request::Offer(o) => self.offer_answer(o, false, now_ms, unix).map(Reply::Sdp),
             Request::Answer(o) => self.offer_answer(o, true, now_ms, unix).map(Reply::Sdp),
+            Request::Recording(r) => self.recording_command(r, unix),
             Request::Delete(d) => {
                 let fatal = d.flags.fatal;
                 match self.delete(d, now_ms) {
@@ -272,7 +284,7 @@ impl Engine {
             }
             Request::Query { call_id } => Snapshot::take(self, Some(&call_id), now_ms)
                 .query(self.dp.as_ref())
-                .map(Reply::Query)
+                .map(|q| Reply::Query(CallQuery { recording: self.recording_of(&call_id).map(|paused| !paused), ..q }))
                 .ok_or(NgError::UnknownCallId(call_id)),
             Request::List { limit } => Ok(Reply::List(self.list(limit))),
             Request::Statistics => Ok(Reply::Statistics(self.statistics())),
@@ -361,7 +373,8 @@ impl Engine {
             let y = call.monologues[x].counterpart.unwrap();
             let mut rules = call.rules_for(x);
             rules.extend(call.rules_for(y));
-            for r in rules {
+            for mut r in rules {
+                self.taps.attach(&call, &mut r);
                 let local = r.local;
                 if let Err(why) = self.dp.apply(r) {
                     refused = true;
@@ -402,7 +415,8 @@ impl Engine {
                 // applied when it was committed)
                 if let Some(mut was) = self.calls.get(&call_id).cloned().filter(|_| refused) {
                     for x in 0..was.monologues.len() {
-                        for r in was.rules_for(x) {
+                        for mut r in was.rules_for(x) {
+                            self.taps.attach(&was, &mut r);
                             if let Err(e) = self.dp.apply(r) {
                                 log::warn!("call {call_id}: restoring a forwarding rule: {e}");
                             }
@@ -473,6 +487,7 @@ impl Engine {
         let Some(call) = self.calls.remove(call_id) else {
             return false;
         };
+        self.end_taps(&call);
         for (ip, port) in call.monologues.iter().flat_map(|m| m.legs.iter()).flat_map(|l| l.pairs()) {
             self.release(ip, port);
         }

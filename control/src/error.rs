@@ -74,6 +74,9 @@ pub enum NgError {
     Ice(usize, IceSdpError),
     /// A bug in handling the named command was contained (a caught panic).
     Internal(String),
+    /// A recording command that cannot be carried out (no recording-dir, the recorder
+    /// refused, too many taps on the call): why.
+    Recording(String),
 }
 
 impl fmt::Display for NgError {
@@ -113,6 +116,7 @@ impl fmt::Display for NgError {
             NgError::Sdes(e) => e.fmt(f),
             NgError::Ice(i, e) => write!(f, "media section {}: {e}", i + 1),
             NgError::Internal(cmd) => write!(f, "internal error handling {cmd}"),
+            NgError::Recording(why) => f.write_str(why),
         }
     }
 }

@@ -29,6 +29,8 @@ pub fn engine() -> (Engine, Arc<MemoryDataPlane>) {
     let mut e = Engine::new(cfg, dp.clone());
     // as relayd: a process-wide DTLS certificate, so DTLS offers reach crate::dtls_sdp
     e.set_dtls_identity(crate::dtls_sdp::test_identity());
+    // and a recorder, so record-call and the recording commands reach the taps
+    e.set_recorder(Arc::new(crate::recording::NullRecorder));
     (e, dp)
 }
 

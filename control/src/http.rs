@@ -378,6 +378,8 @@ struct EngineCopy {
     ports_in_use: usize,
     ports_total: usize,
     stats: EngineStats,
+    /// The recorder's counters (crate::recording), (name, value).
+    recording: Vec<(String, u64)>,
 }
 
 impl EngineCopy {
@@ -387,6 +389,7 @@ impl EngineCopy {
             ports_in_use: e.ports_in_use(),
             ports_total: e.ports_total(),
             stats: e.stats.clone(),
+            recording: e.recording_metrics(),
         }
     }
 }
@@ -465,6 +468,10 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
             ("event=\"dtls-failed\"".into(), sum(|c| c.dtls_failed)),
         ],
     );
+    for (n, v) in &e.recording {
+        let kind = if n.ends_with("_total") { "counter" } else { "gauge" };
+        family(n, kind, "Call recording", vec![(String::new(), *v)]);
+    }
     let mut by_name: Vec<(String, Vec<(String, u64)>)> = Vec::new();
     for (n, l, v) in dp.metrics() {
         match by_name.iter_mut().find(|(k, _)| *k == n) {

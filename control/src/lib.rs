@@ -17,10 +17,13 @@ pub mod interface;
 pub mod loop_protect;
 pub mod ng;
 pub mod offer_answer;
+pub mod pcap;
+pub mod recording;
 pub mod rewrite;
 pub mod sdes;
 pub mod sdes_negotiation;
 pub mod sdp;
+pub mod taps;
 pub mod views;
 
 use std::sync::{Mutex, MutexGuard};

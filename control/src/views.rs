@@ -282,7 +282,13 @@ impl Snapshot {
                 medias,
             });
         }
-        Some(CallQuery { created_unix: c.created_unix, last_signal_unix: c.last_signal_unix, tags, totals })
+        Some(CallQuery {
+            created_unix: c.created_unix,
+            last_signal_unix: c.last_signal_unix,
+            tags,
+            totals,
+            recording: None,
+        })
     }
 
     /// `Engine::call_summaries`, with the data plane's counters.

@@ -75,6 +75,9 @@ pub struct Flags {
     /// `passthrough` / `no-passthrough`: SDES and DTLS end to end, or terminated.
     pub passthrough_on: bool,
     pub passthrough_off: bool,
+    /// `record-call` / `record call` (yes, on, no, off, discard), the `record-call` and
+    /// `discard-recording` flags (crate::recording).
+    pub record_call: Option<crate::recording::RecordCall>,
     /// Flags we accept and ignore (logged at debug level).
     pub ignored: Vec<String>,
 }
@@ -95,6 +98,8 @@ pub enum FlagsError {
     TransportProtocol(String),
     /// `rtpp-flags` with more items than [`crate::ng::rtpp_flags::MAX_ITEMS`].
     RtppFlagsTooMany(usize),
+    /// `record-call` other than yes, on, no, off or discard.
+    RecordCall(String),
 }
 
 impl std::fmt::Display for FlagsError {
@@ -116,6 +121,11 @@ impl std::fmt::Display for FlagsError {
                 "unknown transport-protocol {:?} (expected RTP/AVP, RTP/AVPF, RTP/SAVP, RTP/SAVPF, \
                  UDP/TLS/RTP/SAVP, UDP/TLS/RTP/SAVPF or accept)",
                 crate::ng::log_text(p.as_bytes(), 40)
+            ),
+            FlagsError::RecordCall(v) => write!(
+                f,
+                "invalid record-call {:?} (expected yes, on, no, off or discard)",
+                crate::ng::log_text(v.as_bytes(), 40)
             ),
             FlagsError::RtppFlagsTooMany(n) => {
                 write!(f, "rtpp-flags has {n} items, more than {}", crate::ng::rtpp_flags::MAX_ITEMS)
@@ -240,6 +250,9 @@ impl Flags {
             let hash = rules::webrtc::HashFunction::from_name(&h).ok_or(FlagsError::DtlsFingerprint(h))?;
             f.dtls_fingerprint = Some(hash);
         }
+        if let Some(v) = get_str("record-call").or_else(|| get_str("record call")) {
+            f.record_call = Some(crate::recording::RecordCall::parse(&v).ok_or(FlagsError::RecordCall(v))?);
+        }
         for k in ["trust-address", "asymmetric", "strict-source", "symmetric"] {
             if req.get(k).is_some() {
                 f.apply_flag(k);
@@ -275,6 +288,8 @@ impl Flags {
             "passthrough" => self.passthrough_on = true,
             "no-passthrough" => self.passthrough_off = true,
             "webrtc" => crate::ng::rtpp_flags::webrtc(self),
+            "record-call" => self.record_call = Some(crate::recording::RecordCall::On),
+            "discard-recording" => self.record_call = Some(crate::recording::RecordCall::Discard),
             _ if n.starts_with("rtcp-mux-") => self.rtcp_mux.extend(n.strip_prefix("rtcp-mux-").map(str::to_string)),
             "sdes-nonew" => self.sdes_nonew = true,
             "sdes-pad" => self.sdes_pad = true,

@@ -13,6 +13,15 @@ pub enum Reply {
     Pong,
     /// offer or answer: the rewritten SDP.
     Sdp(String),
+    /// offer or answer of a recorded call (or one whose `record-call` failed): the SDP,
+    /// the pcap files (rtpengine's `recordings`), why recording did not start.
+    SdpRecorded {
+        sdp: String,
+        recordings: Vec<String>,
+        warning: Option<String>,
+    },
+    /// A command that answers only `result: ok` (start/stop/pause recording).
+    Ok,
     /// delete: the call's totals when it was deleted.
     Deleted(Totals),
     /// delete of a call (or tag) that is not there: ok with rtpengine's warning (Kamailio
@@ -47,6 +56,9 @@ pub struct CallQuery {
     /// Monologues with a tag, in the call's order.
     pub tags: Vec<TagQuery>,
     pub totals: Totals,
+    /// Some(recording now, i.e. not paused) when the call has a recording (rtpengine's
+    /// `recording: {call recording, forwarding}`).
+    pub recording: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +195,18 @@ impl Reply {
                 v.insert("sdp", sdp.as_str().into());
                 v
             }
+            Reply::SdpRecorded { sdp, recordings, warning } => {
+                let mut v = ok();
+                v.insert("sdp", sdp.as_str().into());
+                if !recordings.is_empty() {
+                    v.insert("recordings", Value::List(recordings.iter().map(|r| r.as_str().into()).collect()));
+                }
+                if let Some(w) = warning {
+                    v.insert("warning", w.as_str().into());
+                }
+                v
+            }
+            Reply::Ok => ok(),
             Reply::Deleted(totals) => {
                 let mut v = ok();
                 v.insert("totals", totals.encode());
@@ -203,6 +227,12 @@ impl Reply {
                 }
                 v.insert("tags", tags);
                 v.insert("totals", q.totals.encode());
+                if let Some(on) = q.recording {
+                    let mut r = Value::dict();
+                    r.insert("call recording", (on as u64).into());
+                    r.insert("forwarding", 0u64.into());
+                    v.insert("recording", r);
+                }
                 v
             }
             Reply::List(l) => {

@@ -19,12 +19,15 @@ pub enum Command {
     Query,
     List,
     Statistics,
+    StartRecording,
+    StopRecording,
+    PauseRecording,
     /// Panics on purpose (tests of panic containment; unknown outside `cfg(test)`).
     TestPanic,
 }
 
 impl Command {
-    const ALL: [Command; 8] = [
+    const ALL: [Command; 11] = [
         Command::Ping,
         Command::Offer,
         Command::Answer,
@@ -32,6 +35,9 @@ impl Command {
         Command::Query,
         Command::List,
         Command::Statistics,
+        Command::StartRecording,
+        Command::StopRecording,
+        Command::PauseRecording,
         Command::TestPanic,
     ];
 
@@ -45,6 +51,9 @@ impl Command {
             Command::Query => "query",
             Command::List => "list",
             Command::Statistics => "statistics",
+            Command::StartRecording => "start recording",
+            Command::StopRecording => "stop recording",
+            Command::PauseRecording => "pause recording",
             Command::TestPanic => "test-panic",
         }
     }
@@ -121,6 +130,8 @@ pub enum Request {
         limit: usize,
     },
     Statistics,
+    /// `start recording`, `stop recording`, `pause recording` (crate::recording).
+    Recording(crate::recording::RecordingRequest),
     #[cfg(test)]
     TestPanic,
 }
@@ -153,6 +164,15 @@ impl Request {
                     as usize,
             },
             Command::Statistics => Request::Statistics,
+            Command::StartRecording | Command::StopRecording | Command::PauseRecording => {
+                use crate::recording::{RecordingAction as A, RecordingRequest};
+                let action = match cmd {
+                    Command::StartRecording => A::Start,
+                    Command::PauseRecording => A::Pause,
+                    _ => A::Stop,
+                };
+                Request::Recording(RecordingRequest::decode(req, action)?)
+            }
             #[cfg(test)]
             Command::TestPanic => Request::TestPanic,
             #[cfg(not(test))]
@@ -169,6 +189,11 @@ impl Request {
             Request::Query { .. } => Command::Query,
             Request::List { .. } => Command::List,
             Request::Statistics => Command::Statistics,
+            Request::Recording(r) => match r.action {
+                crate::recording::RecordingAction::Start => Command::StartRecording,
+                crate::recording::RecordingAction::Pause => Command::PauseRecording,
+                _ => Command::StopRecording,
+            },
             #[cfg(test)]
             Request::TestPanic => Command::TestPanic,
         }

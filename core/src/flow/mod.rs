@@ -29,6 +29,7 @@
 pub mod counters;
 mod state;
 pub mod stats;
+mod tapping;
 pub mod webrtc;
 
 /// Default `--relatch-after`: silence from a latched peer before a proven new source may
@@ -45,6 +46,7 @@ use std::sync::Arc;
 
 use rules::addrpolicy::{AddressPolicy, Denied};
 use rules::dataplane::{ApplyError, FlowKind, FlowRule, KeyDirection, KeyLengthError, LatchPolicy, SrtpKey};
+use rules::tap::TapPoint;
 
 use crate::packet::{is_rtcp, Malformed, RtcpCompound, RtpPacket};
 use crate::srtp::{self, SrtpError};
@@ -142,6 +144,9 @@ pub struct Flow {
     /// ICE and DTLS of a WebRTC socket (webrtc.rs); None on plain sockets, whose path
     /// pays one test for it.
     webrtc: Option<Box<WebRtc>>,
+    /// Recording / live capture of this socket's packets (tapping.rs); None: one test per
+    /// tap point.
+    tap: Option<rules::tap::Tap>,
 }
 
 /// The SRTP context of a rule's key, or why there is none.
@@ -180,6 +185,7 @@ impl Flow {
             srtp_in: None,
             srtp_out: None,
             webrtc: None,
+            tap: None,
         }
     }
 
@@ -609,6 +615,7 @@ impl FlowTable {
         f.egress_rtcp = egress_rtcp;
         f.policy = rule.latch;
         f.clock_rate = rule.clock_rate.max(1);
+        f.tap = rule.tap.clone();
         let webrtc = WebRtc::apply(&mut f.webrtc, rule);
         if let Some(w) = f.webrtc.as_deref_mut() {
             w.siblings = siblings;
@@ -682,6 +689,9 @@ impl FlowTable {
                 Err(r) => return Verdict::Drop(r),
             }
         };
+        if let Some(tap) = f.tap.as_ref() {
+            tapping::copy(tap, f.local, src, f.local, TapPoint::Received, now_us, &buf[..len]);
+        }
 
         // 2. validate (SRTP: authenticate and decrypt first, committing nothing yet)
         let rtcp = match f.kind {
@@ -743,6 +753,9 @@ impl FlowTable {
                 // another copy was committed since it was opened
                 bump(&c.drop_srtp_replay, 1);
                 return Verdict::Drop(DropReason::Srtp(SrtpError::Replayed));
+            }
+            if let Some(tap) = f.tap.as_ref() {
+                tapping::copy(tap, f.local, src, f.local, TapPoint::Plain, now_us, &buf[..len]);
             }
         }
         if let Some((first, weak)) = latch {
@@ -816,6 +829,10 @@ impl FlowTable {
         let c = &f.counters;
         match outcome {
             Ok(to) => {
+                if let Some(tap) = f.tap.as_ref() {
+                    let from = self.slots.get(via).and_then(|v| v.as_ref()).map_or(f.local, |v| v.local);
+                    tapping::copy(tap, f.local, from, to, TapPoint::Sent, now_us, &buf[..len]);
+                }
                 bump(&c.forwarded, 1);
                 // liveness (--timeout) counts only accepted packets that were forwarded: a
                 // peer's packets with nowhere to go, or anything refused, keep no call alive

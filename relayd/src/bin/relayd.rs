@@ -134,6 +134,12 @@ fn run(cfg: Config) -> Result<(), String> {
     let identity = relayd::dtls_identity::fresh(unix_now())?;
     log::info!("DTLS certificate {}", identity.fingerprint);
     engine.set_dtls_identity(identity);
+    if let Some(dir) = &cfg.recording_dir {
+        let clock = dp.clone();
+        let rec = relayd::recording::FileRecorder::start(dir, Arc::new(move || clock.now_ms().saturating_mul(1000)))?;
+        log::info!("recording: calls asked for are recorded under {}", dir.display());
+        engine.set_recorder(Arc::new(rec));
+    }
     let engine = Arc::new(Mutex::new(engine));
     log::info!(
         "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, backend {}, cpus {:?}, tos {}, srtp crypto {}",

@@ -45,6 +45,8 @@ pub struct Config {
     pub ng_allow: Vec<IpNet>,
     /// Bound on the ng reply cache (bytes).
     pub ng_cache_bytes: usize,
+    /// Where call recordings are written (None: recording is refused).
+    pub recording_dir: Option<std::path::PathBuf>,
     pub log_level: log::LevelFilter,
 }
 
@@ -165,6 +167,10 @@ impl Config {
             media_deny,
             ng_allow,
             ng_cache_bytes: ng_cache_mb.saturating_mul(1 << 20),
+            recording_dir: match o.recording_dir {
+                Some(d) if d.as_os_str().is_empty() => return Err("recording-dir is empty".into()),
+                d => d,
+            },
             log_level: parse_log_level(&given(o.log_level, "log-level")?)?,
         };
         c.engine.media_policy = c.address_policy();

@@ -157,6 +157,10 @@ pub struct Options {
     /// Longest call-id, tag, label and ng cookie in bytes
     #[arg(long)]
     pub max_id_length: Option<usize>,
+    /// Directory for call recordings (rtpengine's pcap layout: subdirectories metadata, pcaps, tmp);
+    /// without it, recording requests are refused
+    #[arg(long)]
+    pub recording_dir: Option<PathBuf>,
     /// error, warn, info, debug, trace, or a syslog number 0-7
     #[arg(long, short = 'L')]
     pub log_level: Option<String>,
@@ -244,6 +248,7 @@ impl Options {
             max_monologues_per_call: self.max_monologues_per_call.or(below.max_monologues_per_call),
             max_calls: self.max_calls.or(below.max_calls),
             max_id_length: self.max_id_length.or(below.max_id_length),
+            recording_dir: self.recording_dir.or(below.recording_dir),
             log_level: self.log_level.or(below.log_level),
             foreground: self.foreground || below.foreground,
             table: self.table.or(below.table),
