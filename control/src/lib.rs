@@ -5,6 +5,7 @@
 pub mod bencode;
 pub mod branch;
 pub mod call;
+pub mod capture;
 pub mod dtls_sdp;
 pub mod engine;
 pub mod error;
@@ -12,15 +13,18 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod http_capture;
 pub mod ice_sdp;
 pub mod interface;
 pub mod loop_protect;
 pub mod ng;
 pub mod offer_answer;
+pub mod pcap;
 pub mod rewrite;
 pub mod sdes;
 pub mod sdes_negotiation;
 pub mod sdp;
+pub mod taps;
 pub mod views;
 
 use std::sync::{Mutex, MutexGuard};
