@@ -94,6 +94,8 @@ pub struct HttpStats {
     pub refused_busy: AtomicU64,
     /// Connections closed at a deadline (request head or whole connection).
     pub timeouts: AtomicU64,
+    /// Live captures started (`GET /calls/{id}/capture` answered with a stream).
+    pub captures: AtomicU64,
 }
 
 /// What the HTTP API serves from: the engine, the access rules, the counters.
@@ -514,6 +516,12 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
             ("reason=\"busy\"".into(), n(&http.refused_busy)),
             ("reason=\"timeout\"".into(), n(&http.timeouts)),
         ],
+    );
+    family(
+        "relay_http_captures_total",
+        "counter",
+        "Live captures of a call's packets started (relayctl capture)",
+        vec![(String::new(), n(&http.captures))],
     );
     out
 }

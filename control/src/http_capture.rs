@@ -153,6 +153,7 @@ pub fn route(api: &Api, id: &str, query: Option<&str>, headers: &[(&str, &[u8])]
             Err(why) => return Response::error(500, format!("cannot capture call {id:?}: {why}")),
         }
     };
+    api.stats.captures.fetch_add(1, Ordering::Relaxed);
     log::info!(
         "capture of call {id:?} started (leg {:?}, decrypted {}, up to {} s / {} bytes)",
         q.leg.as_deref().unwrap_or("all"),

@@ -81,6 +81,7 @@ fn unknown_calls_and_legs_and_bad_parameters_are_named() {
         assert_eq!((r.status, error_of(&r.body)), (400, why.to_string()), "{q}");
     }
     assert_eq!(a.captures.active(), 0, "refused requests hold no capture slot");
+    assert_eq!(a.stats.captures.load(Ordering::Relaxed), 0);
 }
 
 #[test]
@@ -130,6 +131,8 @@ fn a_capture_streams_the_tapped_packets_until_the_call_ends() {
     assert_eq!((r.status, error_of(&r.body)), (503, "4 captures are running, the most at once".to_string()));
     drop(more);
     assert_eq!(a.captures.active(), 1);
+    assert_eq!(a.stats.captures.load(Ordering::Relaxed), 4);
+    assert!(route(&a, "GET", "/metrics", &[LOCAL]).body.contains("relay_http_captures_total 4\n"));
     // the call ends: the engine closes the sink, the stream ends
     assert!(control::lock(&a.engine).terminate("c1"));
     assert_eq!(s.poll(0), Next::End(StreamEnd::Closed));
