@@ -150,3 +150,27 @@ pub fn serve(listener: std::net::TcpListener, api: Arc<Api>) -> std::io::Result<
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_moves_the_connection_deadline_out_by_its_duration() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let base = Duration::from_millis(50);
+            let slow = || tokio::time::sleep(Duration::from_millis(150));
+            // a whole reply: the connection deadline
+            assert!(within_deadline(base, &AtomicU64::new(0), slow()).await.is_err());
+            // a stream of up to 200 ms: 50 + 200 ms
+            let extra = AtomicU64::new(200_000);
+            assert!(within_deadline(base, &extra, slow()).await.is_ok());
+            // ... but not longer
+            let t = tokio::time::Instant::now();
+            let never = std::future::pending::<()>();
+            assert!(within_deadline(base, &extra, never).await.is_err());
+            assert!(t.elapsed() >= Duration::from_millis(250) && t.elapsed() < Duration::from_secs(2));
+        });
+    }
+}
