@@ -175,6 +175,9 @@ pub enum Next {
 /// written in few large chunks.
 pub const CHUNK: usize = 64 * 1024;
 
+/// What runs when a stream is dropped (takes the tap off; sees the sink's counters).
+pub type OnDrop = Box<dyn FnOnce(&CaptureSink) + Send>;
+
 /// One capture's pcap byte stream. Dropping it runs its `on_drop` (takes the tap off
 /// the call): the reader going away ends the capture.
 pub struct CaptureStream {
@@ -184,15 +187,11 @@ pub struct CaptureStream {
     header_sent: bool,
     written: u64,
     end: Option<StreamEnd>,
-    on_drop: Option<Box<dyn FnOnce(&CaptureSink) + Send>>,
+    on_drop: Option<OnDrop>,
 }
 
 impl CaptureStream {
-    pub fn new(
-        sink: Arc<CaptureSink>,
-        limits: StreamLimits,
-        on_drop: Option<Box<dyn FnOnce(&CaptureSink) + Send>>,
-    ) -> CaptureStream {
+    pub fn new(sink: Arc<CaptureSink>, limits: StreamLimits, on_drop: Option<OnDrop>) -> CaptureStream {
         CaptureStream { sink, limits, started_us: None, header_sent: false, written: 0, end: None, on_drop }
     }
 
@@ -371,7 +370,8 @@ mod tests {
     #[test]
     fn duration_and_size_limits_end_the_stream() {
         let sink = Arc::new(CaptureSink::new(WIRE, QueueLimits::default(), 0, 0));
-        let mut s = CaptureStream::new(sink.clone(), StreamLimits { max_duration_us: 1_000_000, max_bytes: 1 << 30 }, None);
+        let mut s =
+            CaptureStream::new(sink.clone(), StreamLimits { max_duration_us: 1_000_000, max_bytes: 1 << 30 }, None);
         assert!(matches!(s.poll(10_000_000), Next::Data(_)));
         assert_eq!(s.poll(10_999_999), Next::Wait);
         assert_eq!(s.poll(11_000_000), Next::End(StreamEnd::Duration));

@@ -77,7 +77,8 @@ pub struct CaptureQuery {
 impl CaptureQuery {
     /// Parse the query string; the error names the parameter and what is wrong.
     pub fn parse(query: Option<&str>, l: &CaptureLimits) -> Result<CaptureQuery, String> {
-        let mut q = CaptureQuery { leg: None, decrypted: false, duration_s: l.default_duration_s, max_bytes: l.default_bytes };
+        let mut q =
+            CaptureQuery { leg: None, decrypted: false, duration_s: l.default_duration_s, max_bytes: l.default_bytes };
         let mut seen: Vec<&str> = Vec::new();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -89,7 +90,9 @@ impl CaptureQuery {
             let number = |max: u64| -> Result<u64, String> {
                 match v.parse::<u64>() {
                     Ok(n) if (1..=max).contains(&n) => Ok(n),
-                    _ => Err(format!("{k}={:?}: a whole number from 1 to {max}", v.chars().take(40).collect::<String>())),
+                    _ => {
+                        Err(format!("{k}={:?}: a whole number from 1 to {max}", v.chars().take(40).collect::<String>()))
+                    }
                 }
             };
             match k {

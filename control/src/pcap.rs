@@ -160,9 +160,7 @@ mod tests {
     #[test]
     fn file_header_is_libpcaps() {
         // what `tcpdump -w` writes on a little-endian machine for -y RAW, snaplen 262144
-        let want = [
-            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 101, 0, 0, 0,
-        ];
+        let want = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 101, 0, 0, 0];
         assert_eq!(file_header(LINKTYPE_RAW), want);
     }
 
@@ -192,7 +190,8 @@ mod tests {
         pseudo.extend_from_slice(&[0, 17, 0, 14]);
         assert_eq!(fold(sum16(sum16(0, &pseudo), &out[36..])), 0, "UDP checksum verifies");
         // the IPv4 header checksum of a well-known header (Wikipedia's example)
-        let h = [0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0, 0, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7];
+        let h =
+            [0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0, 0, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7];
         assert_eq!(fold(sum16(0, &h)), 0xb861);
     }
 
@@ -227,7 +226,10 @@ mod tests {
         write_record(&mut out, 0, sa("10.0.0.1:1"), sa("10.0.0.2:2"), &big);
         assert_eq!(out.len(), 16 + 20 + 8 + MAX_PAYLOAD);
         assert_eq!(&out[18..20], &65535u16.to_be_bytes());
-        assert_eq!(u32::from_le_bytes(out[8..12].try_into().unwrap()), u32::from_le_bytes(out[12..16].try_into().unwrap()));
+        assert_eq!(
+            u32::from_le_bytes(out[8..12].try_into().unwrap()),
+            u32::from_le_bytes(out[12..16].try_into().unwrap())
+        );
         let huge = vec![1u8; 70_000];
         let mut out = Vec::new();
         write_record(&mut out, 0, sa("10.0.0.1:1"), sa("10.0.0.2:2"), &huge);

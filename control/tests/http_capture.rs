@@ -29,7 +29,9 @@ fn api_with_call(id: &str, token: Option<&str>) -> (Api, Arc<MemoryDataPlane>) {
         if let Some(t) = tag {
             d.insert("to-tag", t.into());
         }
-        let sdp = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n");
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
+        );
         d.insert("sdp", sdp.as_str().into());
         let r = e.command(&d, 1000, 1);
         assert_eq!(r.get("result").and_then(Value::as_str), Some("ok"), "{r:?}");

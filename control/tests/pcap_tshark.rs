@@ -38,10 +38,36 @@ fn tshark_decodes_our_records_as_rtp_with_valid_checksums() {
     std::fs::write(&path, &f).unwrap();
     let p = path.to_str().unwrap();
     let fields = [
-        "-r", p, "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-d", "udp.port==30000,rtp",
-        "-T", "fields", "-E", "separator=,", "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport", "-e",
-        "udp.dstport", "-e", "ip.checksum.status", "-e", "udp.checksum.status", "-e", "rtp.ssrc", "-e", "rtp.seq",
-        "-e", "frame.time_epoch",
+        "-r",
+        p,
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-d",
+        "udp.port==30000,rtp",
+        "-T",
+        "fields",
+        "-E",
+        "separator=,",
+        "-e",
+        "ip.src",
+        "-e",
+        "ipv6.src",
+        "-e",
+        "udp.srcport",
+        "-e",
+        "udp.dstport",
+        "-e",
+        "ip.checksum.status",
+        "-e",
+        "udp.checksum.status",
+        "-e",
+        "rtp.ssrc",
+        "-e",
+        "rtp.seq",
+        "-e",
+        "frame.time_epoch",
     ];
     let Some(out) = tshark(&fields) else {
         eprintln!("tshark not installed: skipped (apt-get install tshark)");
@@ -54,7 +80,8 @@ fn tshark_decodes_our_records_as_rtp_with_valid_checksums() {
     assert!(lines[1].starts_with(",2001:db8::2,30000,5002,,1,0x00002222,0,1700000000.000500"), "{}", lines[1]);
     assert!(lines[7].contains(",0x00002222,3,"), "{}", lines[7]);
     // without a decode-as hint, the RTP heuristic finds it too
-    let heur = tshark(&["-r", p, "-o", "rtp.heuristic_rtp:TRUE", "-Y", "rtp", "-T", "fields", "-e", "rtp.seq"]).unwrap();
+    let heur =
+        tshark(&["-r", p, "-o", "rtp.heuristic_rtp:TRUE", "-Y", "rtp", "-T", "fields", "-e", "rtp.seq"]).unwrap();
     assert_eq!(heur.lines().count(), 8, "{heur}");
     std::fs::remove_file(&path).ok();
 }

@@ -208,7 +208,8 @@ pub fn run(addr: &str, token: Option<&str>, a: &CaptureArgs<'_>) -> Result<Strin
         });
     }
     // the file is made only once relayd said yes: a refused capture leaves no empty file
-    let mut out: Box<dyn Write> = if a.out == "-" { Box::new(std::io::stdout().lock()) } else { Box::new(open(a.out)?) };
+    let mut out: Box<dyn Write> =
+        if a.out == "-" { Box::new(std::io::stdout().lock()) } else { Box::new(open(a.out)?) };
     let mut count = RecordCounter::default();
     let mut written = 0u64;
     loop {

@@ -218,13 +218,8 @@ const FLOW_HEADERS: [&str; 14] = [
 
 fn run(cli: Cli) -> Result<(), String> {
     if let Cmd::Capture { id, leg, decrypted, duration, write } = &cli.cmd {
-        let a = capture::CaptureArgs {
-            id,
-            leg: leg.as_deref(),
-            decrypted: *decrypted,
-            duration: *duration,
-            out: write,
-        };
+        let a =
+            capture::CaptureArgs { id, leg: leg.as_deref(), decrypted: *decrypted, duration: *duration, out: write };
         eprintln!("relayctl: {}", capture::run(&cli.http, cli.token.as_deref(), &a)?);
         return Ok(());
     }
