@@ -51,7 +51,7 @@ expect_err "capture without relayd" "relayd is not running" $bin/relayctl --http
 ok "capture errors name the problem (token, call, leg, relayd)"
 
 # pairs SRC DST with their packet counts, of the RTP in a capture
-pairs() { tshark -r "$1" -o rtp.heuristic_rtp:TRUE -Y "rtp && !rtcp" -T fields -e udp.srcport -e udp.dstport -e udp.length "${@:2}" | sort | uniq -c; }
+pairs() { tshark -r "$1" -o rtp.heuristic_rtp:TRUE -Y "rtp && !rtcp" -T fields -e udp.srcport -e udp.dstport -e udp.length 2>/dev/null | sort | uniq -c; }
 
 $bin/relayctl capture "$plain" --duration 3 -w "$work/plain.pcap" 2>"$work/relayctl.log" || fail "relayctl capture: $(cat "$work/relayctl.log")"
 grep -q "packets" "$work/relayctl.log" || fail "relayctl said nothing: $(cat "$work/relayctl.log")"
@@ -59,6 +59,11 @@ pairs "$work/plain.pcap" >"$work/plain.pairs"
 # both directions, each seen as it arrived and as it left: 4 (src, dst) port pairs
 [[ $(awk '$1 >= 50' "$work/plain.pairs" | wc -l) -ge 4 ]] || fail "plain call: want 4 busy port pairs, got: $(cat "$work/plain.pairs")"
 ok "capture of a plain call, both directions in and out: $(cat "$work/relayctl.log" | sed 's/^relayctl: //')"
+
+# one party (rtpgen's caller): both directions of its media
+$bin/relayctl capture "$plain" --leg caller --duration 2 -w "$work/leg.pcap" 2>/dev/null || fail "capture --leg caller"
+[[ $(pairs "$work/leg.pcap" | awk '$1 >= 30' | wc -l) -ge 4 ]] || fail "--leg caller: want 4 busy port pairs, got: $(pairs "$work/leg.pcap")"
+ok "capture --leg: the party's media both ways"
 
 # -w - into tshark, as `wireshark -k -i -` takes it
 $bin/relayctl capture "$plain" --duration 2 -w - 2>/dev/null | tshark -i - -o rtp.heuristic_rtp:TRUE -Y rtp -T fields -e rtp.seq >"$work/pipe.txt" 2>/dev/null \
@@ -70,7 +75,7 @@ ok "relayctl capture -w - | tshark -i -: $(wc -l <"$work/pipe.txt") RTP packets"
 # adds its decrypted copy between the same addresses, 10 bytes shorter (no auth tag)
 $bin/relayctl capture "$srtp" --duration 2 -w "$work/wire.pcap" 2>/dev/null || fail "capture of the SRTP call"
 $bin/relayctl capture "$srtp" --decrypted --duration 2 -w "$work/dec.pcap" 2>/dev/null || fail "capture --decrypted"
-two_lengths() { tshark -r "$1" -T fields -e udp.srcport -e udp.dstport -e udp.length | sort -u | awk '{print $1, $2}' | uniq -d; }
+two_lengths() { tshark -r "$1" -T fields -e udp.srcport -e udp.dstport -e udp.length 2>/dev/null | sort -u | awk '{print $1, $2}' | uniq -d; }
 [[ -z $(two_lengths "$work/wire.pcap") ]] || fail "the wire view of the SRTP call has two sizes between the same ports"
 dup=$(two_lengths "$work/dec.pcap")
 [[ -n $dup ]] || fail "--decrypted shows no decrypted copies: $(pairs "$work/dec.pcap")"

@@ -153,7 +153,8 @@ pub fn route(api: &Api, id: &str, query: Option<&str>, headers: &[(&str, &[u8])]
         let sink = Arc::new(CaptureSink::new(view, limits.queue, unix_now_us(), dp_now_us));
         match e.add_tap(id, q.leg.as_deref(), sink.clone()) {
             Ok(t) => (sink, t),
-            Err(why) => return Response::error(500, format!("cannot capture call {id:?}: {why}")),
+            // the call's tap limit (recording and captures), or a data plane refusal
+            Err(why) => return Response::error(503, format!("cannot capture call {id:?}: {why}")),
         }
     };
     api.stats.captures.fetch_add(1, Ordering::Relaxed);

@@ -46,7 +46,7 @@ enum Cmd {
     /// `-w -` pipes into `wireshark -k -i -` or `tshark -i -`
     Capture {
         id: String,
-        /// Only this party's legs (its SIP from-tag or to-tag)
+        /// Only this party's media, both directions (its SIP from-tag or to-tag)
         #[arg(long)]
         leg: Option<String>,
         /// Add the decrypted copy of SRTP packets (where the relay decrypts)
