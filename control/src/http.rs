@@ -5,6 +5,7 @@
 //! | `GET /calls` | calls with totals |
 //! | `GET /calls/{call-id}` | one call and its flows |
 //! | `DELETE /calls/{call-id}` (or `POST .../terminate`) | tear a call down now (token) |
+//! | `GET /calls/{call-id}/capture` | a live pcap of the call's packets, streamed (token; http_capture.rs) |
 //! | `GET /flows` | every flow: counters, latched peer, state, age |
 //! | `GET /stats` | control and data plane counters as JSON |
 //! | `GET /metrics` | Prometheus text format |
@@ -93,6 +94,8 @@ pub struct HttpStats {
     pub refused_busy: AtomicU64,
     /// Connections closed at a deadline (request head or whole connection).
     pub timeouts: AtomicU64,
+    /// Live captures started (`GET /calls/{id}/capture` answered with a stream).
+    pub captures: AtomicU64,
 }
 
 /// What the HTTP API serves from: the engine, the access rules, the counters.
@@ -100,20 +103,25 @@ pub struct Api {
     pub engine: Arc<Mutex<Engine>>,
     pub opts: HttpOptions,
     pub stats: HttpStats,
+    /// Live captures: their limits and how many run.
+    pub captures: crate::http_capture::Captures,
 }
 
 impl Api {
     pub fn new(engine: Arc<Mutex<Engine>>, opts: HttpOptions) -> Api {
-        Api { engine, opts, stats: HttpStats::default() }
+        Api { engine, opts, stats: HttpStats::default(), captures: Default::default() }
     }
 }
 
 /// A reply, before it meets a socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// A streamed body instead of `body` (live capture): the server writes what it
+    /// yields until it ends, and drops it when the client goes away.
+    pub stream: Option<crate::capture::CaptureStream>,
 }
 
 const JSON: &str = "application/json";
@@ -121,9 +129,9 @@ const PROMETHEUS: &str = "text/plain; version=0.0.4";
 
 impl Response {
     fn json(status: u16, body: String) -> Response {
-        Response { status, content_type: JSON, body }
+        Response { status, content_type: JSON, body, stream: None }
     }
-    fn error(status: u16, what: impl Into<String>) -> Response {
+    pub(crate) fn error(status: u16, what: impl Into<String>) -> Response {
         Response::json(status, json!({ "error": what.into() }).to_string())
     }
 }
@@ -281,6 +289,10 @@ pub fn route(api: &Api, method: &str, target: &str, headers: &[(&str, &[u8])]) -
                 Response::error(404, format!("no call {id:?}"))
             }
         }
+        ("GET", ["calls", id, "capture"]) => {
+            let query = target.split_once('?').map(|(_, q)| q);
+            crate::http_capture::route(api, &percent_decode(id), query, headers)
+        }
         ("GET", ["flows"]) => {
             let (dp, snap) = snapshot(api, None);
             pretty(&snap.flows(dp.as_ref()))
@@ -307,7 +319,12 @@ pub fn route(api: &Api, method: &str, target: &str, headers: &[(&str, &[u8])]) -
                 let snap = Snapshot::take(&e, None, 0);
                 (dp, EngineCopy::of(&e), snap)
             };
-            Response { status: 200, content_type: PROMETHEUS, body: metrics_text(&m, &snap, dp.as_ref(), &api.stats) }
+            Response {
+                status: 200,
+                content_type: PROMETHEUS,
+                body: metrics_text(&m, &snap, dp.as_ref(), &api.stats),
+                stream: None,
+            }
         }
         ("GET", []) | ("GET", ["health"]) => {
             let calls = crate::lock(&api.engine).calls.len();
@@ -326,7 +343,7 @@ fn snapshot(api: &Api, only: Option<&str>) -> (Arc<dyn DataPlane>, Snapshot) {
 }
 
 /// A state-changing request may go on: a token is configured and the request bears it.
-fn authorize(api: &Api, headers: &[(&str, &[u8])]) -> Result<(), Response> {
+pub(crate) fn authorize(api: &Api, headers: &[(&str, &[u8])]) -> Result<(), Response> {
     let Some(token) = &api.opts.token else {
         return Err(Response::error(403, "no http-token configured: state-changing requests are disabled"));
     };
@@ -506,6 +523,12 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
             ("reason=\"busy\"".into(), n(&http.refused_busy)),
             ("reason=\"timeout\"".into(), n(&http.timeouts)),
         ],
+    );
+    family(
+        "relay_http_captures_total",
+        "counter",
+        "Live captures of a call's packets started (relayctl capture)",
+        vec![(String::new(), n(&http.captures))],
     );
     out
 }

@@ -5,6 +5,7 @@
 pub mod bencode;
 pub mod branch;
 pub mod call;
+pub mod capture;
 pub mod dtls_sdp;
 pub mod engine;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod http_capture;
 pub mod ice_sdp;
 pub mod interface;
 pub mod loop_protect;

@@ -8,13 +8,15 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+mod capture;
+
 #[derive(Parser)]
 #[command(name = "relayctl", version, about = "Inspect and control a running relayd")]
 struct Cli {
     /// relayd's --listen-http address
     #[arg(long, global = true, default_value = control::http::DEFAULT_LISTEN, env = "RELAYCTL_HTTP")]
     http: String,
-    /// relayd's --http-token, needed by `terminate` (better from the environment: a flag shows in `ps`)
+    /// relayd's --http-token, needed by `terminate` and `capture` (better from the environment: a flag shows in `ps`)
     #[arg(long, global = true, env = "RELAYCTL_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print the API's JSON instead of a table
@@ -40,6 +42,23 @@ enum Cmd {
     Stats,
     /// Tear a call down now
     Terminate { id: String },
+    /// Live pcap of a call's packets as they cross the relay (needs the token):
+    /// `-w -` pipes into `wireshark -k -i -` or `tshark -i -`
+    Capture {
+        id: String,
+        /// Only this party's media, both directions (its SIP from-tag or to-tag)
+        #[arg(long)]
+        leg: Option<String>,
+        /// Add the decrypted copy of SRTP packets (where the relay decrypts)
+        #[arg(long)]
+        decrypted: bool,
+        /// Stop after this many seconds (relayd's default 300, at most 3600)
+        #[arg(long, value_name = "SECS")]
+        duration: Option<u64>,
+        /// Where the pcap goes: a file, or - for standard output
+        #[arg(short = 'w', value_name = "FILE")]
+        write: String,
+    },
 }
 
 fn encode(id: &str) -> String {
@@ -54,19 +73,24 @@ fn encode(id: &str) -> String {
         .collect()
 }
 
-fn request(addr: &str, token: Option<&str>, method: &str, path: &str) -> Result<(u16, String), String> {
+/// A connection to relayd's API, or the reason there is none.
+fn connect(addr: &str) -> Result<TcpStream, String> {
     let sa: SocketAddr = addr
         .to_socket_addrs()
         .map_err(|e| format!("bad --http address {addr:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("bad --http address {addr:?}"))?;
-    let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(2)).map_err(|e| {
+    TcpStream::connect_timeout(&sa, Duration::from_secs(2)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::ConnectionRefused {
             format!("relayd is not running, or not serving its API on {addr} (see --listen-http): {e}")
         } else {
             format!("cannot reach relayd at {addr}: {e}")
         }
-    })?;
+    })
+}
+
+fn request(addr: &str, token: Option<&str>, method: &str, path: &str) -> Result<(u16, String), String> {
+    let mut s = connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
@@ -193,6 +217,12 @@ const FLOW_HEADERS: [&str; 14] = [
 ];
 
 fn run(cli: Cli) -> Result<(), String> {
+    if let Cmd::Capture { id, leg, decrypted, duration, write } = &cli.cmd {
+        let a =
+            capture::CaptureArgs { id, leg: leg.as_deref(), decrypted: *decrypted, duration: *duration, out: write };
+        eprintln!("relayctl: {}", capture::run(&cli.http, cli.token.as_deref(), &a)?);
+        return Ok(());
+    }
     let (method, path) = match &cli.cmd {
         Cmd::Calls => ("GET", "/calls".to_string()),
         Cmd::Call { id } => ("GET", format!("/calls/{}", encode(id))),
@@ -200,6 +230,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Flows { call: Some(id) } => ("GET", format!("/calls/{}", encode(id))),
         Cmd::Stats => ("GET", "/stats".to_string()),
         Cmd::Terminate { id } => ("DELETE", format!("/calls/{}", encode(id))),
+        Cmd::Capture { .. } => unreachable!("streamed above"),
     };
     let (code, body) = request(&cli.http, cli.token.as_deref(), method, &path)?;
     let v: Result<Value, _> = serde_json::from_str(&body);
@@ -279,6 +310,7 @@ fn run(cli: Cli) -> Result<(), String> {
             table(&["COUNTER", "LABELS", "VALUE"], rows);
         }
         Cmd::Terminate { id } => println!("terminated {id}"),
+        Cmd::Capture { .. } => {}
     }
     Ok(())
 }

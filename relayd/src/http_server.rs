@@ -5,18 +5,24 @@
 //! request per connection. The sockets live here so that the control plane stays sans-IO.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use control::http::{handle, Api, Response};
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-fn to_hyper(r: Response) -> hyper::Response<Full<Bytes>> {
+use crate::capture_body::CaptureBody;
+
+/// A whole reply, or a live capture's stream.
+type ReplyBody = Either<Full<Bytes>, CaptureBody>;
+
+fn to_hyper(r: Response) -> hyper::Response<ReplyBody> {
     let mut b = hyper::Response::builder()
         .status(r.status)
         .header(hyper::header::CONTENT_TYPE, r.content_type)
@@ -24,18 +30,28 @@ fn to_hyper(r: Response) -> hyper::Response<Full<Bytes>> {
     if r.status == 401 {
         b = b.header(hyper::header::WWW_AUTHENTICATE, "Bearer");
     }
-    b.body(Full::new(Bytes::from(r.body))).unwrap_or_else(|_| {
-        let mut x = hyper::Response::new(Full::new(Bytes::new()));
+    let body = match r.stream {
+        Some(s) => Either::Right(CaptureBody::new(s)),
+        None => Either::Left(Full::new(Bytes::from(r.body))),
+    };
+    b.body(body).unwrap_or_else(|_| {
+        let mut x = hyper::Response::new(Either::Left(Full::new(Bytes::new())));
         *x.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
         x
     })
 }
 
-fn answer(api: &Api, req: &hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+/// `extra_us`: how much longer than the connection deadline this connection may live
+/// (a capture stream's own duration limit).
+fn answer(api: &Api, req: &hyper::Request<Incoming>, extra_us: &AtomicU64) -> hyper::Response<ReplyBody> {
     // the body is never read (no route takes one); hyper closes the connection after the reply
     let target = req.uri().to_string();
     let headers: Vec<(&str, &[u8])> = req.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
-    to_hyper(handle(api, req.method().as_str(), &target, &headers))
+    let r = handle(api, req.method().as_str(), &target, &headers);
+    if let Some(s) = &r.stream {
+        extra_us.store(s.limits().max_duration_us, Ordering::Relaxed);
+    }
+    to_hyper(r)
 }
 
 /// One connection slot, given back when the connection ends.
@@ -44,6 +60,27 @@ struct Slot(Arc<AtomicUsize>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Run `conn` until the connection deadline, which a capture stream moves out by its
+/// own duration limit (`extra_us`, set when the reply is a stream): a stalled reader
+/// cannot hold a connection and a capture for ever.
+async fn within_deadline<F: Future>(base: Duration, extra_us: &AtomicU64, conn: F) -> Result<F::Output, ()> {
+    let start = tokio::time::Instant::now();
+    tokio::pin!(conn);
+    let mut until = start + base;
+    loop {
+        match tokio::time::timeout_at(until, &mut conn).await {
+            Ok(r) => return Ok(r),
+            Err(_) => {
+                let later = start + base + Duration::from_micros(extra_us.load(Ordering::Relaxed));
+                if later <= until {
+                    return Err(());
+                }
+                until = later;
+            }
+        }
     }
 }
 
@@ -83,19 +120,20 @@ pub fn serve(listener: std::net::TcpListener, api: Arc<Api>) -> std::io::Result<
             active.fetch_add(1, Ordering::Relaxed);
             let slot = Slot(active.clone());
             let api = api.clone();
+            let extra_us = Arc::new(AtomicU64::new(0));
             let conn = builder.serve_connection(
                 TokioIo::new(stream),
                 service_fn({
-                    let api = api.clone();
+                    let (api, extra_us) = (api.clone(), extra_us.clone());
                     move |req| {
-                        let r = answer(&api, &req);
+                        let r = answer(&api, &req, &extra_us);
                         async move { Ok::<_, Infallible>(r) }
                     }
                 }),
             );
             tokio::spawn(async move {
                 let _slot = slot;
-                match tokio::time::timeout(api.opts.connection_timeout, conn).await {
+                match within_deadline(api.opts.connection_timeout, &extra_us, conn).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         if e.is_timeout() {
@@ -111,4 +149,28 @@ pub fn serve(listener: std::net::TcpListener, api: Arc<Api>) -> std::io::Result<
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_moves_the_connection_deadline_out_by_its_duration() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let base = Duration::from_millis(50);
+            let slow = || tokio::time::sleep(Duration::from_millis(150));
+            // a whole reply: the connection deadline
+            assert!(within_deadline(base, &AtomicU64::new(0), slow()).await.is_err());
+            // a stream of up to 200 ms: 50 + 200 ms
+            let extra = AtomicU64::new(200_000);
+            assert!(within_deadline(base, &extra, slow()).await.is_ok());
+            // ... but not longer
+            let t = tokio::time::Instant::now();
+            let never = std::future::pending::<()>();
+            assert!(within_deadline(base, &extra, never).await.is_err());
+            assert!(t.elapsed() >= Duration::from_millis(250) && t.elapsed() < Duration::from_secs(2));
+        });
+    }
 }

@@ -2,6 +2,7 @@
 //! `bin/relayd.rs` the wiring of ng and HTTP serving, timers, the control plane and the
 //! chosen backend.
 
+pub mod capture_body;
 pub mod config;
 pub mod dtls_identity;
 pub mod http_server;

@@ -155,7 +155,7 @@ fn run(cfg: Config) -> Result<(), String> {
     );
     if let Some(l) = http {
         if cfg.http.token.is_none() {
-            log::info!("http: no http-token configured: the API refuses to terminate calls");
+            log::info!("http: no http-token configured: the API refuses to terminate or capture calls");
         }
         let api = Arc::new(control::http::Api::new(engine.clone(), cfg.http.clone()));
         std::thread::Builder::new()
