@@ -17,6 +17,7 @@ cargo build --release --workspace
 cargo test --release --workspace
 scripts/conformance.sh
 scripts/tools-smoke.sh
+scripts/capture-test.sh
 scripts/netns-bridge.sh
 scripts/xdp-test.sh
 scripts/xdp-ports-test.sh
