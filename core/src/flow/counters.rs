@@ -42,6 +42,21 @@ pub struct SharedCounters {
     pub jitter_us: AtomicU64,
     /// Changes only when the latch moves: a lock here is off the per-packet path.
     pub latched: Mutex<Option<SocketAddr>>,
+    pub rtcp_reports: AtomicU64,
+    pub dtmf_events: AtomicU64,
+    /// The last event's code + 1 (0: none yet).
+    pub dtmf_last_event: AtomicU64,
+    /// What the party reports (report.rs): written on the RTCP path only, a few times a
+    /// minute, so a lock costs nothing that matters.
+    pub quality: Mutex<Reported>,
+}
+
+/// The party's reports as the RTCP path last read them.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Reported {
+    pub remote: Option<rules::quality::ReceptionReport>,
+    pub rtt_us: Option<u64>,
+    pub voip_metrics: Option<rules::quality::VoipMetrics>,
 }
 
 /// Single-writer increment.
@@ -74,6 +89,7 @@ impl SharedCounters {
             + g(&self.drop_no_consent)
             + g(&self.drop_stun)
             + g(&self.drop_dtls);
+        let q = *self.quality.lock().unwrap_or_else(|e| e.into_inner());
         FlowCounters {
             packets: g(&self.packets),
             bytes: g(&self.bytes),
@@ -106,6 +122,12 @@ impl SharedCounters {
             ssrc: g(&self.ssrc) as u32,
             lost: g(&self.lost) as i64,
             jitter_us: g(&self.jitter_us),
+            rtcp_reports: g(&self.rtcp_reports),
+            remote: q.remote,
+            rtt_us: q.rtt_us,
+            voip_metrics: q.voip_metrics,
+            dtmf_events: g(&self.dtmf_events),
+            dtmf_last_event: g(&self.dtmf_last_event).checked_sub(1).map(|e| e as u8),
         }
     }
 }
