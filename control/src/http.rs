@@ -465,6 +465,15 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
             ("event=\"dtls-failed\"".into(), sum(|c| c.dtls_failed)),
         ],
     );
+    family(
+        "relay_active_rtcp_reports",
+        "gauge",
+        "RTCP SR/RR/XR reports read on the flows of calls in progress",
+        vec![(String::new(), sum(|c| c.rtcp_reports))],
+    );
+    for (name, kind, help, rows) in crate::quality::metric_families(&snap.calls(dp), &e.stats.quality) {
+        family(name, kind, help, rows);
+    }
     let mut by_name: Vec<(String, Vec<(String, u64)>)> = Vec::new();
     for (n, l, v) in dp.metrics() {
         match by_name.iter_mut().find(|(k, _)| *k == n) {
