@@ -18,7 +18,7 @@ use serde::Serialize;
 use rules::dataplane::FlowKind;
 
 use crate::call::{Call, Leg};
-use crate::engine::{Engine, EndReason};
+use crate::engine::{EndReason, Engine};
 use crate::quality::{LegCounters, Verdict};
 
 /// The log target of the records (`RUST_LOG=cdr=info` keeps them alone).
@@ -200,7 +200,10 @@ mod tests {
                     ..Default::default()
                 },
             );
-            s.counters.insert(b_rtp, FlowCounters { packets: 1000, bytes: 172_000, last_packet_ms: 61_000, ..Default::default() });
+            s.counters.insert(
+                b_rtp,
+                FlowCounters { packets: 1000, bytes: 172_000, last_packet_ms: 61_000, ..Default::default() },
+            );
             s.counters.insert(
                 b_rtcp,
                 FlowCounters {
@@ -208,7 +211,12 @@ mod tests {
                     rtcp_packets: 10,
                     rtcp_reports: 10,
                     rtt_us: Some(30_000),
-                    remote: Some(ReceptionReport { fraction_lost: 0, cumulative_lost: 0, jitter_us: 2000, at_ms: 60_000 }),
+                    remote: Some(ReceptionReport {
+                        fraction_lost: 0,
+                        cumulative_lost: 0,
+                        jitter_us: 2000,
+                        at_ms: 60_000,
+                    }),
                     last_packet_ms: 60_000,
                     ..Default::default()
                 },
@@ -217,7 +225,10 @@ mod tests {
         let r = record(&e, &call, EndReason::Deleted);
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(j["call_id"], "c1");
-        assert_eq!((j["start_unix"].as_u64(), j["end_unix"].as_u64(), j["duration_s"].as_u64()), (Some(1_700_000_000), Some(1_700_000_060), Some(60)));
+        assert_eq!(
+            (j["start_unix"].as_u64(), j["end_unix"].as_u64(), j["duration_s"].as_u64()),
+            (Some(1_700_000_000), Some(1_700_000_060), Some(60))
+        );
         assert_eq!(j["reason"], "deleted");
         assert_eq!(j["parties"][0]["tag"], "a");
         assert_eq!(j["parties"][0]["addresses"][0], "192.0.2.9:4010", "where its media came from");
@@ -225,11 +236,17 @@ mod tests {
         let (a, b) = (&j["legs"][0], &j["legs"][1]);
         assert_eq!(a["codecs"], serde_json::json!(["PCMU/8000", "telephone-event/8000"]));
         assert_eq!(b["codecs"], serde_json::json!(["PCMA/8000"]));
-        assert_eq!((a["packets"].as_u64(), a["bytes"].as_u64(), a["dtmf_events"].as_u64()), (Some(1000), Some(172_000), Some(3)));
+        assert_eq!(
+            (a["packets"].as_u64(), a["bytes"].as_u64(), a["dtmf_events"].as_u64()),
+            (Some(1000), Some(172_000), Some(3))
+        );
         // 50 lost of 1050 expected
         assert_eq!((a["loss_percent"].as_f64(), a["jitter_ms"].as_f64()), (Some(4.76), Some(4.0)));
         assert_eq!((a["verdict"].as_str(), a["why"][0].as_str()), (Some("poor"), Some("loss 4.76% > 3%")));
-        assert_eq!((b["rtt_ms"].as_f64(), b["remote_jitter_ms"].as_f64(), b["verdict"].as_str()), (Some(30.0), Some(2.0), Some("ok")));
+        assert_eq!(
+            (b["rtt_ms"].as_f64(), b["remote_jitter_ms"].as_f64(), b["verdict"].as_str()),
+            (Some(30.0), Some(2.0), Some("ok"))
+        );
         assert_eq!((b["packets"].as_u64(), b["rtcp_reports"].as_u64()), (Some(1010), Some(10)));
         assert_eq!(j["verdict"], "poor");
         for key in ["local", "peer", "media", "media_type", "remote_loss_percent", "mos", "tag"] {

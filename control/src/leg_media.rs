@@ -28,10 +28,11 @@ pub fn section(body: &str, index: usize) -> Option<SectionMedia> {
                 break;
             }
             n += 1;
-            current = (n == index + 1)
-                .then(|| MLine::parse(line).ok())
-                .flatten()
-                .map(|m| Media { raw_m: line.to_string(), m, lines: Vec::new() });
+            current = (n == index + 1).then(|| MLine::parse(line).ok()).flatten().map(|m| Media {
+                raw_m: line.to_string(),
+                m,
+                lines: Vec::new(),
+            });
             if n == index + 1 && current.is_none() {
                 return None;
             }

@@ -114,9 +114,11 @@ pub fn assess(c: &LegCounters, t: &Thresholds) -> LegQuality {
     let loss_percent = if received + lost == 0 { 0.0 } else { lost as f64 * 100.0 / (received + lost) as f64 };
     let jitter_ms = c.rtp.jitter_us as f64 / 1000.0;
     let voip = c.all.voip_metrics;
-    let rtt_ms = c.all.rtt_us.map(|us| us as f64 / 1000.0).or_else(|| {
-        voip.map(|v| v.round_trip_delay_ms).filter(|ms| *ms > 0).map(f64::from)
-    });
+    let rtt_ms = c
+        .all
+        .rtt_us
+        .map(|us| us as f64 / 1000.0)
+        .or_else(|| voip.map(|v| v.round_trip_delay_ms).filter(|ms| *ms > 0).map(f64::from));
     let remote = c.all.remote;
     let remote_loss_percent = remote.map(|r| r.fraction_lost as f64 * 100.0 / 256.0);
     let remote_jitter_ms = remote.map(|r| r.jitter_us as f64 / 1000.0);
@@ -293,8 +295,7 @@ mod tests {
         let mut c = leg(500, 0, 1_000);
         // 13/256 = 5.08 % lost towards the party, 30 ms jitter there
         c.all.remote = Some(ReceptionReport { fraction_lost: 13, cumulative_lost: 40, jitter_us: 30_000, at_ms: 9 });
-        c.all.voip_metrics =
-            Some(VoipMetrics { mos_lq_x10: Some(36), round_trip_delay_ms: 80, ..Default::default() });
+        c.all.voip_metrics = Some(VoipMetrics { mos_lq_x10: Some(36), round_trip_delay_ms: 80, ..Default::default() });
         let q = c.assess(&t);
         assert_eq!((q.remote_loss_percent, q.remote_jitter_ms, q.mos), (Some(5.08), Some(30.0), Some(3.6)));
         assert_eq!(q.rtt_ms, Some(80.0), "the XR estimate without an LSR/DLSR measure");
@@ -310,13 +311,22 @@ mod tests {
         assert_eq!(worst([Verdict::NoData, Verdict::Ok]), Verdict::Ok);
         assert_eq!(worst([Verdict::Ok, Verdict::Poor, Verdict::NoData]), Verdict::Poor);
         assert_eq!(worst([]), Verdict::NoData);
-        assert_eq!((dtmf_digit(5), dtmf_digit(10), dtmf_digit(11), dtmf_digit(15)), ("5".into(), "*".into(), "#".into(), "D".into()));
+        assert_eq!(
+            (dtmf_digit(5), dtmf_digit(10), dtmf_digit(11), dtmf_digit(15)),
+            ("5".into(), "*".into(), "#".into(), "D".into())
+        );
     }
 
     #[test]
     fn rtcp_sockets_give_reports_not_rtp_statistics() {
         let rtp = FlowCounters { packets: 100, lost: 5, last_packet_ms: 10, ..Default::default() };
-        let rtcp = FlowCounters { packets: 3, rtcp_packets: 3, rtt_us: Some(30_000), last_packet_ms: 20, ..Default::default() };
+        let rtcp = FlowCounters {
+            packets: 3,
+            rtcp_packets: 3,
+            rtt_us: Some(30_000),
+            last_packet_ms: 20,
+            ..Default::default()
+        };
         let c = LegCounters::of([(FlowKind::Rtp, rtp), (FlowKind::Rtcp, rtcp)]);
         assert_eq!((c.rtp.lost, c.rtp_received(), c.all.rtt_us), (5, 100, Some(30_000)));
     }

@@ -61,7 +61,10 @@ mod tests {
             {"tag": "b", "media": 1, "media_type": "audio", "peer": null, "packets": 0}
         ]});
         let (rows, why) = leg_rows(&call);
-        assert_eq!(rows[0], ["a", "1/audio", "192.0.2.1:4000", "10", "4.00%", "1.2", "-", "-", "-", "4.1", "2", "poor"]);
+        assert_eq!(
+            rows[0],
+            ["a", "1/audio", "192.0.2.1:4000", "10", "4.00%", "1.2", "-", "-", "-", "4.1", "2", "poor"]
+        );
         assert_eq!(rows[1][11], "-", "an older relayd without quality");
         assert_eq!(why, ["a: loss 4.00% > 3%"]);
         assert_eq!(verdict(&Value::Null), "-");

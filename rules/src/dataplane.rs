@@ -553,6 +553,41 @@ mod tests {
     }
 
     #[test]
+    fn merged_counters_keep_the_latest_report_and_sum_events() {
+        use crate::quality::{ReceptionReport, VoipMetrics};
+        let report = |at_ms| Some(ReceptionReport { fraction_lost: at_ms as u8, at_ms, ..Default::default() });
+        let a = FlowCounters {
+            rtcp_reports: 2,
+            remote: report(100),
+            rtt_us: Some(40_000),
+            dtmf_events: 1,
+            dtmf_last_event: Some(4),
+            last_packet_ms: 100,
+            ..Default::default()
+        };
+        let b = FlowCounters {
+            rtcp_reports: 3,
+            remote: report(200),
+            voip_metrics: Some(VoipMetrics { mos_lq_x10: Some(41), at_ms: 200, ..Default::default() }),
+            dtmf_events: 2,
+            dtmf_last_event: Some(11),
+            last_packet_ms: 200,
+            ..Default::default()
+        };
+        let mut m = a.clone();
+        m.merge(&b);
+        assert_eq!((m.rtcp_reports, m.dtmf_events, m.dtmf_last_event), (5, 3, Some(11)));
+        assert_eq!((m.remote, m.rtt_us, m.voip_metrics), (b.remote, Some(40_000), b.voip_metrics));
+        let mut m = b.clone();
+        m.merge(&a);
+        assert_eq!((m.remote, m.rtt_us, m.dtmf_last_event), (b.remote, Some(40_000), Some(11)));
+        // the state store's form keeps them; an older one without them reads as none
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<FlowCounters>(&j).unwrap(), m);
+        assert_eq!(serde_json::from_str::<FlowCounters>("{\"packets\": 1}").unwrap().remote, None);
+    }
+
+    #[test]
     fn a_key_survives_the_state_store_and_a_bad_one_is_refused() {
         let k = SrtpKey::new(Suite::AeadAes256Gcm, &[7; 32], &[9; 12]).unwrap().with_mki(Mki::from_value(5, 2));
         let j = serde_json::to_string(&k).unwrap();

@@ -96,8 +96,14 @@ fn dtmf_and_round_trip_of_a_call() {
     let tag_a = q.get("tags").and_then(|t| t.get("a")).unwrap();
     assert_eq!(tag_a.get("DTMF events").and_then(Value::as_int), Some(2));
     let last = tag_a.get("last DTMF event").unwrap();
-    assert_eq!((last.get("event").and_then(Value::as_int), last.get("digit").and_then(Value::as_str)), (Some(11), Some("#")));
-    assert_eq!(q.get("tags").and_then(|t| t.get("b")).and_then(|t| t.get("DTMF events")).and_then(Value::as_int), Some(0));
+    assert_eq!(
+        (last.get("event").and_then(Value::as_int), last.get("digit").and_then(Value::as_str)),
+        (Some(11), Some("#"))
+    );
+    assert_eq!(
+        q.get("tags").and_then(|t| t.get("b")).and_then(|t| t.get("DTMF events")).and_then(Value::as_int),
+        Some(0)
+    );
 
     // the caller's SR reaches the callee through the relay; the callee reports 10 ms later
     let mut sr = vec![0x80, 200, 0, 6, 0, 0x0a, 0x11, 0xce, 0xe8, 0xb4, 0x5a, 0x3c, 0x83, 0x12, 0x6e, 0x97];

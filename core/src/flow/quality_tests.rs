@@ -124,7 +124,10 @@ fn dtmf_events_are_counted_once_and_do_not_disturb_jitter() {
     // '5': three updates, the end three times, all at ts 1600
     for (end, dur) in [(false, 160u16), (false, 320), (false, 480), (true, 640), (true, 640), (true, 640)] {
         let d = dur.to_be_bytes();
-        assert!(matches!(send(&mut t, 101, 1600, &[5, if end { 0x8a } else { 0x0a }, d[0], d[1]]), Verdict::Forward { .. }));
+        assert!(matches!(
+            send(&mut t, 101, 1600, &[5, if end { 0x8a } else { 0x0a }, d[0], d[1]]),
+            Verdict::Forward { .. }
+        ));
     }
     for i in 16..22u32 {
         send(&mut t, 0, i * 160, &[0xff; 160]);

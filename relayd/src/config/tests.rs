@@ -201,7 +201,10 @@ fn quality_thresholds_from_flags_or_file() {
     assert_eq!(c.engine.quality, control::quality::Thresholds::default());
     let cli = Options { quality_max_loss_percent: Some(1.5), quality_max_delay_ms: Some(80), ..Default::default() };
     let c = Config::load(&cli).unwrap();
-    assert_eq!((c.engine.quality.max_loss_percent, c.engine.quality.max_delay_ms, c.engine.quality.max_jitter_ms), (1.5, 80, 20));
+    assert_eq!(
+        (c.engine.quality.max_loss_percent, c.engine.quality.max_delay_ms, c.engine.quality.max_jitter_ms),
+        (1.5, 80, 20)
+    );
     let cli = Options { quality_max_loss_percent: Some(101.0), ..Default::default() };
     assert!(Config::load(&cli).unwrap_err().contains("quality-max-loss-percent"));
     let dir = std::env::temp_dir().join(format!("relayd-quality-{}", std::process::id()));
