@@ -620,6 +620,8 @@ mod tests {
         assert!(r.body.contains("relay_calls 2\n"), "{}", r.body);
         assert!(r.body.contains("relay_http_panics_total 0\n"));
         assert!(r.body.contains("relay_calls_ended_total{reason=\"terminated\"} 0\n"));
+        assert!(r.body.contains("# TYPE relay_active_legs gauge\n"), "{}", r.body);
+        assert!(r.body.contains("relay_ended_legs_total{verdict=\"poor\"} 0\n"));
         let r = route(&a, "GET", "/", &[LOCAL]);
         assert_eq!(r.body, json!({"status": "ok", "calls": 2}).to_string());
         assert_eq!(route(&a, "PUT", "/calls", &[LOCAL]).status, 404);

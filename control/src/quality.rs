@@ -318,6 +318,59 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_per_relay_aggregates() {
+        let summary = |verdicts: &[Verdict]| crate::views::CallSummary {
+            call_id: "c".into(),
+            tags: vec![],
+            labels: vec![],
+            created_unix: 0,
+            age_s: 0,
+            media: 1,
+            packets: 0,
+            bytes: 0,
+            dropped: 0,
+            deleting: false,
+            verdict: worst(verdicts.iter().copied()),
+            dtmf_events: 0,
+            legs: verdicts
+                .iter()
+                .map(|v| LegSummary {
+                    tag: "a".into(),
+                    label: None,
+                    media: 1,
+                    media_type: "audio".into(),
+                    local: "10.0.0.1:30000".parse().unwrap(),
+                    peer: None,
+                    packets: 0,
+                    bytes: 0,
+                    quality: LegQuality { verdict: *v, ..leg(0, 0, 0).assess(&Thresholds::default()) },
+                    dtmf_events: 2,
+                    last_dtmf_event: None,
+                })
+                .collect(),
+        };
+        let active = [summary(&[Verdict::Ok, Verdict::Poor]), summary(&[Verdict::Poor, Verdict::NoData])];
+        let mut ended = EndedQuality { dtmf_events: 7, rtcp_reports: 9, ..Default::default() };
+        ended.legs.insert("ok".into(), 5);
+        let f = metric_families(&active, &ended);
+        let rows = |name: &str| f.iter().find(|x| x.0 == name).unwrap().3.clone();
+        assert_eq!(
+            rows("relay_active_legs"),
+            [
+                ("verdict=\"ok\"".to_string(), 1),
+                ("verdict=\"poor\"".to_string(), 2),
+                ("verdict=\"no-data\"".to_string(), 1)
+            ]
+        );
+        assert_eq!(rows("relay_active_dtmf_events"), [(String::new(), 8)]);
+        assert_eq!(rows("relay_ended_legs_total")[0], ("verdict=\"ok\"".to_string(), 5));
+        assert_eq!(rows("relay_ended_legs_total")[1].1, 0);
+        assert_eq!((rows("relay_ended_dtmf_events_total")[0].1, rows("relay_ended_rtcp_reports_total")[0].1), (7, 9));
+        // no family has a per-call label
+        assert!(f.iter().flat_map(|x| x.3.iter()).all(|(l, _)| !l.contains("call")));
+    }
+
+    #[test]
     fn rtcp_sockets_give_reports_not_rtp_statistics() {
         let rtp = FlowCounters { packets: 100, lost: 5, last_packet_ms: 10, ..Default::default() };
         let rtcp = FlowCounters {
