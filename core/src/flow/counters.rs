@@ -72,6 +72,16 @@ pub fn unbump(c: &AtomicU64, n: u64) {
 }
 
 impl SharedCounters {
+    /// Resume the quality counters from a snapshot (a restarted relay restoring a
+    /// socket's state): reports read, DTMF events and the party's last reports.
+    pub fn restore_quality(&self, c: &FlowCounters) {
+        self.rtcp_reports.store(c.rtcp_reports, Relaxed);
+        self.dtmf_events.store(c.dtmf_events, Relaxed);
+        self.dtmf_last_event.store(c.dtmf_last_event.map_or(0, |e| e as u64 + 1), Relaxed);
+        *self.quality.lock().unwrap_or_else(|e| e.into_inner()) =
+            Reported { remote: c.remote, rtt_us: c.rtt_us, voip_metrics: c.voip_metrics };
+    }
+
     pub fn snapshot(&self) -> FlowCounters {
         let g = |c: &AtomicU64| c.load(Relaxed);
         let dm = g(&self.drop_malformed);
@@ -129,5 +139,27 @@ impl SharedCounters {
             dtmf_events: g(&self.dtmf_events),
             dtmf_last_event: g(&self.dtmf_last_event).checked_sub(1).map(|e| e as u8),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quality_counters_survive_a_restore() {
+        let c = FlowCounters {
+            rtcp_reports: 4,
+            dtmf_events: 2,
+            dtmf_last_event: Some(0),
+            rtt_us: Some(12_000),
+            remote: Some(rules::quality::ReceptionReport { fraction_lost: 3, at_ms: 7, ..Default::default() }),
+            ..Default::default()
+        };
+        let s = SharedCounters::default();
+        s.restore_quality(&c);
+        let back = s.snapshot();
+        assert_eq!((back.rtcp_reports, back.dtmf_events, back.dtmf_last_event), (4, 2, Some(0)));
+        assert_eq!((back.rtt_us, back.remote, back.voip_metrics), (c.rtt_us, c.remote, None));
     }
 }
