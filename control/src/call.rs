@@ -213,6 +213,8 @@ impl Call {
             let Some(other) = self.monologues[y].legs.get(i).cloned() else {
                 continue;
             };
+            // DTMF the party sends on this section is counted (leg_media.rs)
+            let telephone_event_pt = crate::leg_media::telephone_event_pt(self, x, i);
             let leg = &mut self.monologues[x].legs[i];
             if !leg.relayed() {
                 continue;
@@ -268,7 +270,7 @@ impl Call {
                     ice: ice.clone(),
                     dtls: dtls.clone(),
                     ice_siblings: siblings(group, local),
-                    telephone_event_pt: None,
+                    telephone_event_pt,
                     tap: None,
                 });
             }

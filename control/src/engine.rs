@@ -47,6 +47,8 @@ pub struct EngineConfig {
     pub max_id_length: usize,
     /// Error log lines a second (then one "suppressed" line).
     pub error_logs_per_second: u32,
+    /// Call quality limits a leg is judged against (quality.rs).
+    pub quality: crate::quality::Thresholds,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +67,7 @@ impl Default for EngineConfig {
             max_calls: 20000,
             max_id_length: 256,
             error_logs_per_second: 20,
+            quality: Default::default(),
         }
     }
 }
@@ -103,6 +106,8 @@ pub struct EngineStats {
     pub ng_ignored: u64,
     pub calls_created: u64,
     pub ended: HashMap<String, u64>,
+    /// Quality of the calls that ended (cdr.rs).
+    pub quality: crate::quality::EndedQuality,
 }
 
 pub struct Engine {
@@ -488,6 +493,8 @@ impl Engine {
             return false;
         };
         self.end_taps(&call);
+        // the call detail record, while the data plane still has its sockets' counters
+        crate::cdr::call_ended(self, &call, reason);
         for (ip, port) in call.monologues.iter().flat_map(|m| m.legs.iter()).flat_map(|l| l.pairs()) {
             self.release(ip, port);
         }

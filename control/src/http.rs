@@ -489,6 +489,15 @@ fn metrics_text(e: &EngineCopy, snap: &Snapshot, dp: &dyn DataPlane, http: &Http
         let kind = if n.ends_with("_total") { "counter" } else { "gauge" };
         family(n, kind, "Call recording", vec![(String::new(), *v)]);
     }
+    family(
+        "relay_active_rtcp_reports",
+        "gauge",
+        "RTCP SR/RR/XR reports read on the flows of calls in progress",
+        vec![(String::new(), sum(|c| c.rtcp_reports))],
+    );
+    for (name, kind, help, rows) in crate::quality::metric_families(&snap.calls(dp), &e.stats.quality) {
+        family(name, kind, help, rows);
+    }
     let mut by_name: Vec<(String, Vec<(String, u64)>)> = Vec::new();
     for (n, l, v) in dp.metrics() {
         match by_name.iter_mut().find(|(k, _)| *k == n) {
@@ -641,6 +650,8 @@ mod tests {
         assert!(r.body.contains("relay_calls 2\n"), "{}", r.body);
         assert!(r.body.contains("relay_http_panics_total 0\n"));
         assert!(r.body.contains("relay_calls_ended_total{reason=\"terminated\"} 0\n"));
+        assert!(r.body.contains("# TYPE relay_active_legs gauge\n"), "{}", r.body);
+        assert!(r.body.contains("relay_ended_legs_total{verdict=\"poor\"} 0\n"));
         let r = route(&a, "GET", "/", &[LOCAL]);
         assert_eq!(r.body, json!({"status": "ok", "calls": 2}).to_string());
         assert_eq!(route(&a, "PUT", "/calls", &[LOCAL]).status, 404);

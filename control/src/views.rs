@@ -41,6 +41,12 @@ pub struct CallSummary {
     pub bytes: u64,
     pub dropped: u64,
     pub deleting: bool,
+    /// The worst verdict of its legs (quality.rs).
+    pub verdict: crate::quality::Verdict,
+    /// RFC 4733 events its parties sent.
+    pub dtmf_events: u64,
+    /// Its relayed legs with their quality.
+    pub legs: Vec<crate::quality::LegSummary>,
 }
 
 /// Plain data copied out of the engine under its lock, as cheaply as possible: no
@@ -54,6 +60,8 @@ pub struct Snapshot {
     legs: Vec<LegRec>,
     /// The legs' sockets on the interface's other addresses (ICE candidates).
     extra: Vec<crate::ice_sdp::RelaySocket>,
+    /// What a leg's quality is judged against.
+    quality: crate::quality::Thresholds,
 }
 
 type Span = (usize, usize);
@@ -116,6 +124,7 @@ impl Snapshot {
             monos: Vec::with_capacity(if only.is_some() { 2 } else { e.calls.len() * 2 }),
             legs: Vec::with_capacity(if only.is_some() { 4 } else { e.calls.len() * 2 }),
             extra: Vec::new(),
+            quality: e.cfg.quality,
         };
         match only {
             Some(id) => {
@@ -250,9 +259,13 @@ impl Snapshot {
         let mut tags = Vec::new();
         for m in &self.monos[c.monos.0..c.monos.1] {
             let mut medias = Vec::new();
+            let (mut dtmf_events, mut last_dtmf_event) = (0, None);
             for l in &self.legs[m.legs.0..m.legs.1] {
                 let mut streams = Vec::new();
                 if l.relayed {
+                    let rtp = self.leg_counters(dp, l).rtp;
+                    dtmf_events += rtp.dtmf_events;
+                    last_dtmf_event = rtp.dtmf_last_event.or(last_dtmf_event);
                     self.add_leg_totals(&mut totals, dp, l);
                     let (a, b) = counters_of(dp, l);
                     for (local, x, peer) in [(l.rtp, a, l.peer), (l.rtcp(), b, l.peer_rtcp)] {
@@ -280,6 +293,8 @@ impl Snapshot {
                 created_unix: m.created_unix,
                 in_dialogue_with: m.counterpart.map(|k| self.str(self.monos[k].tag).to_string()),
                 medias,
+                dtmf_events,
+                last_dtmf_event,
             });
         }
         Some(CallQuery {
@@ -297,14 +312,13 @@ impl Snapshot {
             .into_iter()
             .map(|c| {
                 let (mut packets, mut bytes, mut dropped) = (0, 0, 0);
-                for (_, l) in self.legs_of(c) {
-                    for s in self.sockets_of(l) {
-                        if let Some(x) = dp.counters(s.local) {
-                            packets += x.packets;
-                            bytes += x.bytes;
-                            dropped += x.dropped;
-                        }
-                    }
+                let mut legs = Vec::new();
+                for (m, l) in self.legs_of(c) {
+                    let counters = self.leg_counters(dp, l);
+                    packets += counters.all.packets;
+                    bytes += counters.all.bytes;
+                    dropped += counters.all.dropped;
+                    legs.push(self.leg_summary(m, l, counters));
                 }
                 let monos = &self.monos[c.monos.0..c.monos.1];
                 CallSummary {
@@ -318,9 +332,33 @@ impl Snapshot {
                     bytes,
                     dropped,
                     deleting: c.deleting,
+                    verdict: crate::quality::worst(legs.iter().map(|l| l.quality.verdict)),
+                    dtmf_events: legs.iter().map(|l| l.dtmf_events).sum(),
+                    legs,
                 }
             })
             .collect()
+    }
+
+    /// A relayed leg's sockets' counters, combined (quality.rs).
+    fn leg_counters(&self, dp: &dyn DataPlane, l: &LegRec) -> crate::quality::LegCounters {
+        crate::quality::LegCounters::of(self.sockets_of(l).map(|s| (s.kind, dp.counters(s.local).unwrap_or_default())))
+    }
+
+    fn leg_summary(&self, m: &MonoRec, l: &LegRec, c: crate::quality::LegCounters) -> crate::quality::LegSummary {
+        crate::quality::LegSummary {
+            tag: self.str(m.tag).to_string(),
+            label: m.label.map(|x| self.str(x).to_string()),
+            media: l.media,
+            media_type: self.str(l.media_type).to_string(),
+            local: l.rtp,
+            peer: c.rtp.latched_peer.or(l.peer),
+            packets: c.all.packets,
+            bytes: c.all.bytes,
+            quality: c.assess(&self.quality),
+            dtmf_events: c.rtp.dtmf_events,
+            last_dtmf_event: c.rtp.dtmf_last_event,
+        }
     }
 
     /// `Engine::flows`, with the data plane's counters.

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 mod capture;
+mod quality;
 
 #[derive(Parser)]
 #[command(name = "relayctl", version, about = "Inspect and control a running relayd")]
@@ -265,11 +266,13 @@ fn run(cli: Cli) -> Result<(), String> {
                         s(&c["bytes"]),
                         s(&c["dropped"]),
                         if c["deleting"].as_bool() == Some(true) { "deleting".into() } else { "active".into() },
+                        quality::verdict(&c["verdict"]),
+                        s(&c["dtmf_events"]),
                     ]
                 })
                 .collect::<Vec<_>>();
             let n = rows.len();
-            table(&["CALL-ID", "TAGS", "AGE", "MEDIA", "PACKETS", "BYTES", "DROPS", "STATE"], rows);
+            table(&["CALL-ID", "TAGS", "AGE", "MEDIA", "PACKETS", "BYTES", "DROPS", "STATE", "QUALITY", "DTMF"], rows);
             println!("{n} call(s)");
         }
         Cmd::Call { .. } => {
@@ -282,6 +285,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 s(&c["packets"]),
                 s(&c["dropped"])
             );
+            let (legs, why) = quality::leg_rows(c);
+            if !legs.is_empty() {
+                println!("quality {}", quality::verdict(&c["verdict"]));
+                table(&quality::LEG_HEADERS, legs);
+                for w in why {
+                    println!("  {w}");
+                }
+            }
             table(&FLOW_HEADERS, flow_rows(&v["flows"]));
         }
         Cmd::Flows { call } => {

@@ -392,6 +392,21 @@ pub struct FlowCounters {
     pub lost: i64,
     /// RFC 3550 A.8 interarrival jitter, in microseconds.
     pub jitter_us: u64,
+    /// RTCP compounds from the party whose SR, RR or XR blocks were read (after the source
+    /// checks and SRTCP authentication: a spoofed report is never read).
+    pub rtcp_reports: u64,
+    /// What the party last reported about the stream it receives through this socket.
+    pub remote: Option<crate::quality::ReceptionReport>,
+    /// Round-trip time between the relay and the party, from its last report that named
+    /// an SR the relay forwarded to it (RFC 3550 §6.4.1 LSR/DLSR), in microseconds.
+    pub rtt_us: Option<u64>,
+    /// The party's last RFC 3611 VoIP metrics block.
+    pub voip_metrics: Option<crate::quality::VoipMetrics>,
+    /// RFC 4733 telephone-events the party sent (each event once, its retransmitted end
+    /// packets included).
+    pub dtmf_events: u64,
+    /// The code of the last of them (0-9, 10 = *, 11 = #, 12-15 = A-D, ...).
+    pub dtmf_last_event: Option<u8>,
 }
 
 impl FlowCounters {
@@ -434,6 +449,22 @@ impl FlowCounters {
             self.ssrc = o.ssrc;
             self.lost = o.lost;
             self.jitter_us = o.jitter_us;
+        }
+        self.rtcp_reports += o.rtcp_reports;
+        self.dtmf_events += o.dtmf_events;
+        // the party's reports: the later one (each carries its arrival time)
+        let later = |a: Option<u64>, b: Option<u64>| b.is_some() && (a.is_none() || b > a);
+        if later(self.remote.map(|r| r.at_ms), o.remote.map(|r| r.at_ms)) {
+            self.remote = o.remote;
+            self.rtt_us = o.rtt_us.or(self.rtt_us);
+        } else if self.rtt_us.is_none() {
+            self.rtt_us = o.rtt_us;
+        }
+        if later(self.voip_metrics.map(|r| r.at_ms), o.voip_metrics.map(|r| r.at_ms)) {
+            self.voip_metrics = o.voip_metrics;
+        }
+        if newer || self.dtmf_last_event.is_none() {
+            self.dtmf_last_event = o.dtmf_last_event.or(self.dtmf_last_event);
         }
     }
 }
@@ -519,6 +550,41 @@ mod tests {
         let mut m2 = b.clone();
         m2.merge(&a);
         assert_eq!((m2.packets, m2.last_packet_ms, m2.latched_peer, m2.ssrc), (15, 200, peer, 2));
+    }
+
+    #[test]
+    fn merged_counters_keep_the_latest_report_and_sum_events() {
+        use crate::quality::{ReceptionReport, VoipMetrics};
+        let report = |at_ms| Some(ReceptionReport { fraction_lost: at_ms as u8, at_ms, ..Default::default() });
+        let a = FlowCounters {
+            rtcp_reports: 2,
+            remote: report(100),
+            rtt_us: Some(40_000),
+            dtmf_events: 1,
+            dtmf_last_event: Some(4),
+            last_packet_ms: 100,
+            ..Default::default()
+        };
+        let b = FlowCounters {
+            rtcp_reports: 3,
+            remote: report(200),
+            voip_metrics: Some(VoipMetrics { mos_lq_x10: Some(41), at_ms: 200, ..Default::default() }),
+            dtmf_events: 2,
+            dtmf_last_event: Some(11),
+            last_packet_ms: 200,
+            ..Default::default()
+        };
+        let mut m = a.clone();
+        m.merge(&b);
+        assert_eq!((m.rtcp_reports, m.dtmf_events, m.dtmf_last_event), (5, 3, Some(11)));
+        assert_eq!((m.remote, m.rtt_us, m.voip_metrics), (b.remote, Some(40_000), b.voip_metrics));
+        let mut m = b.clone();
+        m.merge(&a);
+        assert_eq!((m.remote, m.rtt_us, m.dtmf_last_event), (b.remote, Some(40_000), Some(11)));
+        // the state store's form keeps them; an older one without them reads as none
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<FlowCounters>(&j).unwrap(), m);
+        assert_eq!(serde_json::from_str::<FlowCounters>("{\"packets\": 1}").unwrap().remote, None);
     }
 
     #[test]

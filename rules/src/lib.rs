@@ -7,6 +7,7 @@ pub mod addrpolicy;
 pub mod dataplane;
 #[cfg(feature = "testing")]
 mod memory;
+pub mod quality;
 pub mod state;
 pub mod suite;
 pub mod tap;

@@ -68,6 +68,9 @@ pub struct TagQuery {
     pub created_unix: u64,
     pub in_dialogue_with: Option<String>,
     pub medias: Vec<MediaQuery>,
+    /// RFC 4733 events this party sent (each once), and the code of the last one.
+    pub dtmf_events: u64,
+    pub last_dtmf_event: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +177,15 @@ impl TagQuery {
             })
             .collect();
         t.insert("medias", Value::List(medias));
+        // rtpengine reports DTMF through its DTMF log (event code and digit); relayd
+        // counts them per party here, with the last event in the log's terms
+        t.insert("DTMF events", self.dtmf_events.into());
+        if let Some(code) = self.last_dtmf_event {
+            let mut d = Value::dict();
+            d.insert("event", (code as u64).into());
+            d.insert("digit", crate::quality::dtmf_digit(code).as_str().into());
+            t.insert("last DTMF event", d);
+        }
         t
     }
 }

@@ -42,6 +42,21 @@ pub struct SharedCounters {
     pub jitter_us: AtomicU64,
     /// Changes only when the latch moves: a lock here is off the per-packet path.
     pub latched: Mutex<Option<SocketAddr>>,
+    pub rtcp_reports: AtomicU64,
+    pub dtmf_events: AtomicU64,
+    /// The last event's code + 1 (0: none yet).
+    pub dtmf_last_event: AtomicU64,
+    /// What the party reports (report.rs): written on the RTCP path only, a few times a
+    /// minute, so a lock costs nothing that matters.
+    pub quality: Mutex<Reported>,
+}
+
+/// The party's reports as the RTCP path last read them.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Reported {
+    pub remote: Option<rules::quality::ReceptionReport>,
+    pub rtt_us: Option<u64>,
+    pub voip_metrics: Option<rules::quality::VoipMetrics>,
 }
 
 /// Single-writer increment.
@@ -57,6 +72,16 @@ pub fn unbump(c: &AtomicU64, n: u64) {
 }
 
 impl SharedCounters {
+    /// Resume the quality counters from a snapshot (a restarted relay restoring a
+    /// socket's state): reports read, DTMF events and the party's last reports.
+    pub fn restore_quality(&self, c: &FlowCounters) {
+        self.rtcp_reports.store(c.rtcp_reports, Relaxed);
+        self.dtmf_events.store(c.dtmf_events, Relaxed);
+        self.dtmf_last_event.store(c.dtmf_last_event.map_or(0, |e| e as u64 + 1), Relaxed);
+        *self.quality.lock().unwrap_or_else(|e| e.into_inner()) =
+            Reported { remote: c.remote, rtt_us: c.rtt_us, voip_metrics: c.voip_metrics };
+    }
+
     pub fn snapshot(&self) -> FlowCounters {
         let g = |c: &AtomicU64| c.load(Relaxed);
         let dm = g(&self.drop_malformed);
@@ -74,6 +99,7 @@ impl SharedCounters {
             + g(&self.drop_no_consent)
             + g(&self.drop_stun)
             + g(&self.drop_dtls);
+        let q = *self.quality.lock().unwrap_or_else(|e| e.into_inner());
         FlowCounters {
             packets: g(&self.packets),
             bytes: g(&self.bytes),
@@ -106,6 +132,34 @@ impl SharedCounters {
             ssrc: g(&self.ssrc) as u32,
             lost: g(&self.lost) as i64,
             jitter_us: g(&self.jitter_us),
+            rtcp_reports: g(&self.rtcp_reports),
+            remote: q.remote,
+            rtt_us: q.rtt_us,
+            voip_metrics: q.voip_metrics,
+            dtmf_events: g(&self.dtmf_events),
+            dtmf_last_event: g(&self.dtmf_last_event).checked_sub(1).map(|e| e as u8),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quality_counters_survive_a_restore() {
+        let c = FlowCounters {
+            rtcp_reports: 4,
+            dtmf_events: 2,
+            dtmf_last_event: Some(0),
+            rtt_us: Some(12_000),
+            remote: Some(rules::quality::ReceptionReport { fraction_lost: 3, at_ms: 7, ..Default::default() }),
+            ..Default::default()
+        };
+        let s = SharedCounters::default();
+        s.restore_quality(&c);
+        let back = s.snapshot();
+        assert_eq!((back.rtcp_reports, back.dtmf_events, back.dtmf_last_event), (4, 2, Some(0)));
+        assert_eq!((back.rtt_us, back.remote, back.voip_metrics), (c.rtt_us, c.remote, None));
     }
 }

@@ -28,6 +28,10 @@
 
 pub mod counters;
 mod state;
+pub mod dtmf;
+#[cfg(test)]
+mod quality_tests;
+pub mod report;
 pub mod stats;
 mod tapping;
 pub mod webrtc;
@@ -147,6 +151,11 @@ pub struct Flow {
     /// Recording / live capture of this socket's packets (tapping.rs); None: one test per
     /// tap point.
     tap: Option<rules::tap::Tap>,
+    /// The RFC 4733 payload type the party sends DTMF with (None: not counted).
+    telephone_event_pt: Option<u8>,
+    dtmf: dtmf::DtmfState,
+    /// SRs forwarded out of this socket to its party, for the RTT of its reports.
+    sr_sent: report::SrLog,
 }
 
 /// The SRTP context of a rule's key, or why there is none.
@@ -186,6 +195,9 @@ impl Flow {
             srtp_out: None,
             webrtc: None,
             tap: None,
+            telephone_event_pt: None,
+            dtmf: Default::default(),
+            sr_sent: Default::default(),
         }
     }
 
@@ -616,6 +628,7 @@ impl FlowTable {
         f.policy = rule.latch;
         f.clock_rate = rule.clock_rate.max(1);
         f.tap = rule.tap.clone();
+        f.telephone_event_pt = rule.telephone_event_pt;
         let webrtc = WebRtc::apply(&mut f.webrtc, rule);
         if let Some(w) = f.webrtc.as_deref_mut() {
             w.siblings = siblings;
@@ -770,15 +783,28 @@ impl FlowTable {
         f.last_from_peer_ms = now_ms;
 
         // 5. account
+        let mut sr_forwarded = None;
         if rtcp {
             bump(&c.rtcp_packets, 1);
             bump(&c.rtcp_bytes, len as u64);
             if rtcp_ssrc.is_some() {
                 f.rtcp_ssrc = rtcp_ssrc;
             }
+            // the party's reports, read in plain (after SRTCP), from the accepted source
+            sr_forwarded = report::read(c, &f.sr_sent, f.clock_rate, &buf[..len], now_us);
         } else if let Some((ssrc, seq, ts)) = rtp_fields {
-            let arrival = now_us * f.clock_rate as u64 / 1_000_000;
-            f.stats.update(ssrc, seq, ts, arrival);
+            if f.telephone_event_pt.is_some_and(|pt| buf[1] & 0x7f == pt) {
+                // RFC 4733: one timestamp per event, so loss only (and the event counted)
+                f.stats.update_sequence_only(ssrc, seq);
+                let span = RtpPacket::new_checked(&buf[..len]).map(|p| (p.header_len(), p.payload().len()));
+                let payload = span.map(|(h, n)| &buf[h..h + n]).unwrap_or_default();
+                if let Some(code) = f.dtmf.on_packet(ts, payload) {
+                    report::dtmf_counted(c, code);
+                }
+            } else {
+                let arrival = now_us * f.clock_rate as u64 / 1_000_000;
+                f.stats.update(ssrc, seq, ts, arrival);
+            }
             use std::sync::atomic::Ordering::Relaxed;
             c.ssrc.store(ssrc as u64, Relaxed);
             c.lost.store(f.stats.lost() as u64, Relaxed);
@@ -822,6 +848,12 @@ impl FlowTable {
             }
             o => (via, o),
         };
+        // an SR that leaves towards the egress party: when, for the RTT of its reports
+        if let (Some(ntp), Ok(_)) = (sr_forwarded, &outcome) {
+            if let Some(Some(v)) = self.slots.get_mut(via) {
+                v.sr_sent.record(ntp, now_us);
+            }
+        }
         // the ingress flow's counters, looked up again rather than holding a clone of its Arc
         let Some(Some(f)) = self.slots.get(id) else {
             return Verdict::Drop(DropReason::UnknownFlow);

@@ -111,6 +111,7 @@ fn restore_counters(c: &SharedCounters, k: &FlowCounters, last_ms: Option<u64>) 
     set(&c.lost, k.lost as u64);
     set(&c.jitter_us, k.jitter_us);
     set(&c.last_packet_ms, if k.last_packet_ms != 0 { last_ms.unwrap_or(0) } else { 0 });
+    c.restore_quality(k);
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub struct RtpStats {
     /// RFC 3550 A.8 jitter, scaled by 16, in timestamp units.
     jitter16: u64,
     last_transit: i64,
+    /// `last_transit` is of an RTP packet that counts for jitter.
+    transit_known: bool,
 }
 
 /// Sequence jumps up to this size count as loss; larger ones as a restart.
@@ -22,11 +24,32 @@ const MAX_MISORDER: u16 = 100;
 impl RtpStats {
     /// Account one packet. `arrival` is the arrival time in the stream's clock units.
     pub fn update(&mut self, ssrc: u32, seq: u16, ts: u32, arrival: u64) {
+        let transit = arrival as i64 - ts as i64;
+        if self.sequence(ssrc, seq) || !self.transit_known {
+            self.last_transit = transit;
+            self.transit_known = true;
+            return;
+        }
+        let d = (transit - self.last_transit).unsigned_abs();
+        self.last_transit = transit;
+        // J += (|D| - J) / 16, kept scaled by 16 (RFC 3550 A.8)
+        self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
+    }
+
+    /// Account a packet for loss only: an RFC 4733 telephone-event keeps the event's start
+    /// timestamp in all its packets, so its transit time says nothing about jitter.
+    pub fn update_sequence_only(&mut self, ssrc: u32, seq: u16) {
+        if self.sequence(ssrc, seq) {
+            self.transit_known = false;
+        }
+    }
+
+    /// The RFC 3550 A.1 sequence bookkeeping; true when the packet (re)started the stream.
+    fn sequence(&mut self, ssrc: u32, seq: u16) -> bool {
         if !self.init || ssrc != self.ssrc {
             *self = RtpStats { ssrc, init: true, max_seq: seq, base_seq: seq as u64, ..Default::default() };
-            self.last_transit = arrival as i64 - ts as i64;
             self.received = 1;
-            return;
+            return true;
         }
         let delta = seq.wrapping_sub(self.max_seq);
         if delta < MAX_DROPOUT {
@@ -42,11 +65,7 @@ impl RtpStats {
         }
         // else: duplicate or reordered packet, counted as received only
         self.received += 1;
-        let transit = arrival as i64 - ts as i64;
-        let d = (transit - self.last_transit).unsigned_abs();
-        self.last_transit = transit;
-        // J += (|D| - J) / 16, kept scaled by 16 (RFC 3550 A.8)
-        self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
+        false
     }
 
     pub fn expected(&self) -> u64 {
@@ -102,6 +121,21 @@ mod tests {
             s.update(9, i as u16, i * 160, (i * 160 + late) as u64);
         }
         assert!((70..=80).contains(&s.jitter()), "{}", s.jitter());
+    }
+
+    #[test]
+    fn telephone_events_count_for_loss_not_jitter() {
+        let mut s = RtpStats::default();
+        s.update_sequence_only(4, 10);
+        for i in 11..20u16 {
+            // audio at constant transit, then an event held at one timestamp
+            s.update(4, i, i as u32 * 160, i as u64 * 160 + 5000);
+        }
+        for i in 20..30u16 {
+            s.update_sequence_only(4, i);
+        }
+        s.update(4, 31, 31 * 160, 31 * 160 + 5000);
+        assert_eq!((s.jitter(), s.lost(), s.received()), (0, 1, 21));
     }
 
     #[test]

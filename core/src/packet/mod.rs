@@ -5,7 +5,7 @@ pub mod rtcp;
 pub mod rtp;
 
 pub use demux::{classify, PacketClass};
-pub use rtcp::RtcpCompound;
+pub use rtcp::{ReportBlock, RtcpCompound, RtcpReports, VoipMetricsBlock};
 pub use rtp::RtpPacket;
 
 /// Why a datagram failed validation (each is a counted drop reason).

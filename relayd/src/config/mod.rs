@@ -135,6 +135,7 @@ impl Config {
         let max_monologues_per_call = at_least_1(o.max_monologues_per_call, "max-monologues-per-call")?;
         let max_calls = at_least_1(o.max_calls, "max-calls")?;
         let max_id_length = at_least_1(o.max_id_length, "max-id-length")?;
+        let quality = quality_thresholds(o.quality_max_delay_ms, o.quality_max_loss_percent, o.quality_max_jitter_ms)?;
         let mut c = Config {
             engine: EngineConfig {
                 interfaces,
@@ -149,6 +150,7 @@ impl Config {
                 max_monologues_per_call,
                 max_calls,
                 max_id_length,
+                quality,
                 ..EngineConfig::default()
             },
             backend,
@@ -182,4 +184,21 @@ impl Config {
 /// with the defaults.
 fn given<T>(v: Option<T>, key: &str) -> Result<T, String> {
     v.ok_or_else(|| format!("{key}: no value and no default"))
+}
+
+/// The call quality thresholds (`quality-max-*`), checked.
+fn quality_thresholds(
+    delay: Option<u64>,
+    loss: Option<f64>,
+    jitter: Option<u64>,
+) -> Result<control::quality::Thresholds, String> {
+    let loss = given(loss, "quality-max-loss-percent")?;
+    if !(0.0..=100.0).contains(&loss) {
+        return Err(format!("quality-max-loss-percent {loss} is outside 0-100"));
+    }
+    Ok(control::quality::Thresholds {
+        max_delay_ms: given(delay, "quality-max-delay-ms")?,
+        max_loss_percent: loss,
+        max_jitter_ms: given(jitter, "quality-max-jitter-ms")?,
+    })
 }

@@ -161,6 +161,15 @@ pub struct Options {
     /// without it, recording requests are refused
     #[arg(long)]
     pub recording_dir: Option<PathBuf>,
+    /// Call quality: a leg whose one-way delay (half the RTCP round trip) is above this is poor (ms)
+    #[arg(long)]
+    pub quality_max_delay_ms: Option<u64>,
+    /// Call quality: a leg losing more than this percentage (relay's count or the party's report) is poor
+    #[arg(long)]
+    pub quality_max_loss_percent: Option<f64>,
+    /// Call quality: a leg whose jitter (relay's or the party's) is above this is poor (ms)
+    #[arg(long)]
+    pub quality_max_jitter_ms: Option<u64>,
     /// error, warn, info, debug, trace, or a syslog number 0-7
     #[arg(long, short = 'L')]
     pub log_level: Option<String>,
@@ -202,6 +211,9 @@ impl Options {
             max_monologues_per_call: Some(engine.max_monologues_per_call),
             max_calls: Some(engine.max_calls),
             max_id_length: Some(engine.max_id_length),
+            quality_max_delay_ms: Some(engine.quality.max_delay_ms),
+            quality_max_loss_percent: Some(engine.quality.max_loss_percent),
+            quality_max_jitter_ms: Some(engine.quality.max_jitter_ms),
             log_level: Some(DEFAULT_LOG_LEVEL.into()),
             ..Options::default()
         }
@@ -249,6 +261,9 @@ impl Options {
             max_calls: self.max_calls.or(below.max_calls),
             max_id_length: self.max_id_length.or(below.max_id_length),
             recording_dir: self.recording_dir.or(below.recording_dir),
+            quality_max_delay_ms: self.quality_max_delay_ms.or(below.quality_max_delay_ms),
+            quality_max_loss_percent: self.quality_max_loss_percent.or(below.quality_max_loss_percent),
+            quality_max_jitter_ms: self.quality_max_jitter_ms.or(below.quality_max_jitter_ms),
             log_level: self.log_level.or(below.log_level),
             foreground: self.foreground || below.foreground,
             table: self.table.or(below.table),

@@ -194,3 +194,22 @@ fn every_flag_is_a_file_key_of_the_same_name() {
         assert_eq!(known, !COMMAND_LINE_ONLY.contains(&long), "--{long}: {err}");
     }
 }
+
+#[test]
+fn quality_thresholds_from_flags_or_file() {
+    let c = Config::load(&Options::default()).unwrap();
+    assert_eq!(c.engine.quality, control::quality::Thresholds::default());
+    let cli = Options { quality_max_loss_percent: Some(1.5), quality_max_delay_ms: Some(80), ..Default::default() };
+    let c = Config::load(&cli).unwrap();
+    assert_eq!(
+        (c.engine.quality.max_loss_percent, c.engine.quality.max_delay_ms, c.engine.quality.max_jitter_ms),
+        (1.5, 80, 20)
+    );
+    let cli = Options { quality_max_loss_percent: Some(101.0), ..Default::default() };
+    assert!(Config::load(&cli).unwrap_err().contains("quality-max-loss-percent"));
+    let dir = std::env::temp_dir().join(format!("relayd-quality-{}", std::process::id()));
+    std::fs::write(&dir, "quality-max-jitter-ms = 30\nquality-max-loss-percent = 2\n").unwrap();
+    let c = Config::load(&Options { config: Some(dir.clone()), ..Default::default() }).unwrap();
+    assert_eq!((c.engine.quality.max_jitter_ms, c.engine.quality.max_loss_percent), (30, 2.0));
+    std::fs::remove_file(&dir).unwrap();
+}
