@@ -1,5 +1,7 @@
 //! relayctl: inspect and steer a running relayd through its HTTP API.
 
+mod top;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
@@ -40,6 +42,8 @@ enum Cmd {
     Stats,
     /// Tear a call down now
     Terminate { id: String },
+    /// Live view: the relay's rates, its busiest and its worst-quality calls (q quits)
+    Top(top::TopArgs),
 }
 
 fn encode(id: &str) -> String {
@@ -200,6 +204,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Flows { call: Some(id) } => ("GET", format!("/calls/{}", encode(id))),
         Cmd::Stats => ("GET", "/stats".to_string()),
         Cmd::Terminate { id } => ("DELETE", format!("/calls/{}", encode(id))),
+        Cmd::Top(a) => return top::run(&cli.http, cli.token.as_deref(), a),
     };
     let (code, body) = request(&cli.http, cli.token.as_deref(), method, &path)?;
     let v: Result<Value, _> = serde_json::from_str(&body);
@@ -279,6 +284,7 @@ fn run(cli: Cli) -> Result<(), String> {
             table(&["COUNTER", "LABELS", "VALUE"], rows);
         }
         Cmd::Terminate { id } => println!("terminated {id}"),
+        Cmd::Top(_) => {}
     }
     Ok(())
 }
