@@ -45,6 +45,20 @@ $bin/relayctl --json flows --call "$id" | python3 -c 'import json,sys; assert le
 ok "relayctl flows"
 has "relay_rx_packets_total" $bin/relayctl stats || fail "relayctl stats"
 ok "relayctl stats"
+# top --once: one plain frame within the size asked, no terminal control codes; rates while media flows
+$bin/relayctl top --once --interval 0.5 --width 100 --height 40 >"$work/top.txt" || fail "relayctl top --once"
+grep -q "^calls 50 " "$work/top.txt" && grep -q "BUSIEST CALLS" "$work/top.txt" && grep -q "WORST QUALITY" "$work/top.txt" \
+  || fail "relayctl top --once: $(head -c 2000 "$work/top.txt")"
+python3 -c 'import sys; t=open(sys.argv[1], encoding="utf-8").read().split("\n")
+assert len(t) <= 41 and all(len(l) <= 100 for l in t), "frame larger than 100x40"
+assert not any(c < " " and c != "\n" for c in "\n".join(t)), "control characters"' "$work/top.txt" || fail "relayctl top --once frame"
+$bin/rtpgen --ng 127.0.0.1:2253 --calls 5 --duration 3 --max-loss 0.5 --quiet >/dev/null 2>&1 &
+gen=$!
+sleep 1
+$bin/relayctl top --once --interval 1 --width 120 --height 60 >"$work/top2.txt" || fail "relayctl top --once under load"
+wait $gen || fail "rtpgen under relayctl top"
+grep -Eq "^packets/s  in [1-9][0-9.]*k?  out [1-9]" "$work/top2.txt" || fail "relayctl top shows no packet rate: $(head -3 "$work/top2.txt")"
+ok "relayctl top --once: $(sed -n 2p "$work/top2.txt")"
 if $bin/relayctl terminate "$id" 2>"$work/err"; then fail "relayctl terminate without the token succeeded"; fi
 grep -q "http-token" "$work/err" || fail "relayctl's message without the token: $(cat "$work/err")"
 has "50 call(s)" $bin/relayctl calls || fail "terminate without the token ended the call"

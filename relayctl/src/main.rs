@@ -1,5 +1,7 @@
 //! relayctl: inspect and steer a running relayd through its HTTP API.
 
+mod top;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
@@ -60,6 +62,8 @@ enum Cmd {
         #[arg(short = 'w', value_name = "FILE")]
         write: String,
     },
+    /// Live view: the relay's rates, its busiest and its worst-quality calls (q quits)
+    Top(top::TopArgs),
 }
 
 fn encode(id: &str) -> String {
@@ -232,6 +236,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Stats => ("GET", "/stats".to_string()),
         Cmd::Terminate { id } => ("DELETE", format!("/calls/{}", encode(id))),
         Cmd::Capture { .. } => unreachable!("streamed above"),
+        Cmd::Top(a) => return top::run(&cli.http, cli.token.as_deref(), a),
     };
     let (code, body) = request(&cli.http, cli.token.as_deref(), method, &path)?;
     let v: Result<Value, _> = serde_json::from_str(&body);
@@ -322,6 +327,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Terminate { id } => println!("terminated {id}"),
         Cmd::Capture { .. } => {}
+        Cmd::Top(_) => {}
     }
     Ok(())
 }
