@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the Debian package of relayd: the three binaries (relayd, relayctl, rtpgen), the
-# systemd unit, the example /etc/relayd/relayd.toml (a conffile) and the maintainer
+# systemd unit, docs/relayd.example.toml as /etc/relayd/relayd.toml (a conffile) and the maintainer
 # scripts (the relayd system user, the state directory). dpkg-deb only, no debhelper.
 #
 #   scripts/package-deb.sh [--no-build] [OUTDIR]    -> OUTDIR/relayd_VERSION_ARCH.deb (default target/debian)
@@ -30,7 +30,7 @@ for b in relayd relayctl rtpgen; do
   strip --strip-unneeded "$root/usr/bin/$b"
 done
 install -m 0644 packaging/relayd.service "$root/lib/systemd/system/relayd.service"
-install -m 0644 packaging/relayd.toml "$root/etc/relayd/relayd.toml"
+install -m 0644 docs/relayd.example.toml "$root/etc/relayd/relayd.toml"
 for d in README.md docs/ops-systemd.md docs/configuration.md; do
   [[ -e $d ]] && install -m 0644 "$d" "$root/usr/share/doc/relayd/"
 done

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-/// The capabilities relayd may need (numbers from linux/capability.h).
+/// The capabilities relayd may need (the kernel's numbers, capability.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cap {
     /// Bind ng or HTTP to a port below `net.ipv4.ip_unprivileged_port_start` (1024).
