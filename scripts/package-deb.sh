@@ -18,7 +18,9 @@ export CARGO_INCREMENTAL=0
 if [[ -n $build ]]; then
   cargo build --release -p relayd -p relayctl -p bench --bin relayd --bin relayctl --bin rtpgen >&2
 fi
-version=$(cargo metadata --no-deps --format-version 1 | python3 -c '
+# RELAYD_DEB_VERSION overrides the version (scripts/package-test.sh builds an "upgrade")
+version=${RELAYD_DEB_VERSION:-}
+[[ -n $version ]] || version=$(cargo metadata --no-deps --format-version 1 | python3 -c '
 import json, sys
 print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "relayd"))')
 arch=$(dpkg --print-architecture)

@@ -5,7 +5,7 @@
 #   2. it installs into a clean root: an overlay of / (copy-on-write over a tmpfs, in a
 #      private mount namespace; the host's files and dpkg database stay untouched) entered
 #      with chroot; the maintainer scripts create the relayd system user, the state
-#      directory and the configuration's ownership; reinstalling keeps an edited conffile
+#      directory and the configuration's ownership; an upgrade keeps an edited conffile
 #   3. `systemd-analyze verify` accepts the unit
 #   4. relayd runs as the unprivileged relayd user with exactly the unit's capabilities
 #      and limits (AmbientCapabilities=, CapabilityBoundingSet=, LimitNOFILE=,
@@ -79,13 +79,19 @@ uid=$(in_root id -u relayd) || fail "no relayd user after install"
   || fail "relayd.toml: $(in_root stat -c '%U:%G %a' /etc/relayd/relayd.toml)"
 [[ $(in_root relayd --version) == "relayd $version" ]] || fail "relayd --version: $(in_root relayd --version)"
 in_root relayctl --help >/dev/null && in_root rtpgen --help >/dev/null || fail "relayctl/rtpgen do not run"
-# an upgrade (the same package again) keeps the operator's edit of the conffile
+# an upgrade keeps the operator's edit of the conffile (and asks nothing: the packaged
+# file did not change)
 echo "# edited by the operator" >>"$root/etc/relayd/relayd.toml"
-in_root dpkg -i /tmp/relayd.deb >>"$work/dpkg.log" 2>&1 || fail "dpkg -i (again)"
-tail -n1 "$root/etc/relayd/relayd.toml" | grep -q "edited by the operator" || fail "reinstall replaced the edited conffile"
+up=$(RELAYD_DEB_VERSION="$version+up1" scripts/package-deb.sh --no-build "$work/deb-up" 2>>"$work/package-deb.log") \
+  || fail "package-deb.sh (upgrade)"
+cp "$up" "$root/tmp/relayd-up.deb"
+in_root dpkg -i /tmp/relayd-up.deb >>"$work/dpkg.log" 2>&1 </dev/null || fail "dpkg -i (upgrade)"
+[[ $(in_root dpkg-query -W -f='${Version}' relayd) == "$version+up1" ]] || fail "not upgraded"
+tail -n1 "$root/etc/relayd/relayd.toml" | grep -q "edited by the operator" || fail "the upgrade replaced the edited conffile"
+[[ $(in_root id -u relayd) == "$uid" ]] || fail "the upgrade changed the relayd user"
 [[ -z $(in_root find /etc /usr /var -xdev -user relayd -not -path '/var/lib/relayd*' 2>/dev/null) ]] \
   || fail "files owned by relayd outside its state dir"
-ok "installed in a clean root: system user relayd (uid $uid), /var/lib/relayd relayd:relayd 0750, relayd.toml root:relayd 0640, relayd $version runs; a reinstall keeps the edited conffile"
+ok "installed in a clean root: system user relayd (uid $uid), /var/lib/relayd relayd:relayd 0750, relayd.toml root:relayd 0640, relayd $version runs; the upgrade to $version+up1 keeps the edited conffile and the user"
 
 # 3. the unit
 unit=$root/lib/systemd/system/relayd.service
