@@ -165,7 +165,11 @@ impl Limits {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(1024);
-        Limits { memlock: get(libc::RLIMIT_MEMLOCK), rtprio: get(libc::RLIMIT_RTPRIO), unprivileged_port_start: port_start }
+        Limits {
+            memlock: get(libc::RLIMIT_MEMLOCK),
+            rtprio: get(libc::RLIMIT_RTPRIO),
+            unprivileged_port_start: port_start,
+        }
     }
 }
 
@@ -401,7 +405,9 @@ mod tests {
     fn low_ports_need_net_bind_service() {
         let r = needed(&wants(None, 0, 22), ROOMY);
         assert_eq!(caps(&r), vec![vec![Cap::NetBindService]]);
-        assert!(r[0].to_string().starts_with("listen-ng 0.0.0.0:22 needs CAP_NET_BIND_SERVICE to bind a port below 1024"));
+        assert!(r[0]
+            .to_string()
+            .starts_with("listen-ng 0.0.0.0:22 needs CAP_NET_BIND_SERVICE to bind a port below 1024"));
         assert!(needed(&wants(None, 0, 22), Limits { unprivileged_port_start: 0, ..ROOMY }).is_empty());
     }
 

@@ -169,11 +169,10 @@ fn run(cli: &Options, mut cfg: Config) -> Result<(), String> {
         }
         let a = Arc::new(control::http::Api::new(engine.clone(), cfg.http.clone()));
         api = Some(a.clone());
-        let api = a;
         std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
-                if let Err(e) = relayd::http_server::serve(l, api) {
+                if let Err(e) = relayd::http_server::serve(l, a) {
                     log::error!("http: the API server stopped: {e}");
                 }
             })
@@ -208,7 +207,7 @@ fn run(cli: &Options, mut cfg: Config) -> Result<(), String> {
     while !STOP.load(Ordering::SeqCst) {
         if RELOAD.swap(false, Ordering::SeqCst) {
             notifier.reloading();
-            if let Some(next) = reload(cli, &cfg) {
+            if let Some(next) = relayd::config::reload::reload(cli, &cfg) {
                 next.apply_live(&mut control::lock(&engine).cfg);
                 server.set_allowed_sources(next.ng_allow.clone());
                 if let Some(a) = &api {
@@ -259,29 +258,6 @@ fn run(cli: &Options, mut cfg: Config) -> Result<(), String> {
         log::info!("XDP program detached");
     }
     Ok(())
-}
-
-/// Reload relayd.toml (and the token file) with the same command line: the configuration
-/// to run with from now on, or None (logged) when the file does not load.
-fn reload(cli: &Options, running: &Config) -> Option<Config> {
-    let new = match Config::load(cli) {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("reload: {e}; keeping the running configuration");
-            return None;
-        }
-    };
-    let r = relayd::config::reload::diff(running, &new);
-    if r.changes.is_empty() {
-        log::info!("reload: nothing changed");
-    }
-    for c in &r.changes {
-        match c.effect {
-            relayd::config::reload::Effect::Live => log::info!("reload: {c}"),
-            relayd::config::reload::Effect::Restart => log::warn!("reload: {c}"),
-        }
-    }
-    Some(r.config)
 }
 
 /// The XDP options for this configuration, or None when the io_uring backend is asked for

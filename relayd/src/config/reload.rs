@@ -37,11 +37,9 @@ impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.effect {
             Effect::Live => write!(f, "{}: {} -> {} (applied)", self.key, self.old, self.new),
-            Effect::Restart => write!(
-                f,
-                "{}: {} -> {} needs a restart; keeping {} until then",
-                self.key, self.old, self.new, self.old
-            ),
+            Effect::Restart => {
+                write!(f, "{}: {} -> {} needs a restart; keeping {} until then", self.key, self.old, self.new, self.old)
+            }
         }
     }
 }
@@ -169,6 +167,30 @@ fn secret_change(old: &str, new: &str) -> (String, String) {
     }
 }
 
+/// SIGHUP: load the file (and the token file) again with the same command line, log what
+/// changed, and return the configuration to run with from now on; None (logged) when the
+/// file does not load, so a broken edit changes nothing.
+pub fn reload(cli: &super::Options, running: &Config) -> Option<Config> {
+    let new = match Config::load(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("reload: {e}; keeping the running configuration");
+            return None;
+        }
+    };
+    let r = diff(running, &new);
+    if r.changes.is_empty() {
+        log::info!("reload: nothing changed");
+    }
+    for c in &r.changes {
+        match c.effect {
+            Effect::Live => log::info!("reload: {c}"),
+            Effect::Restart => log::warn!("reload: {c}"),
+        }
+    }
+    Some(r.config)
+}
+
 impl Config {
     /// Copy the settings the engine reads live from this configuration into the
     /// engine's (under the engine lock, after a reload).
@@ -278,8 +300,17 @@ mod tests {
         let mut file_keys: Vec<String> = value.keys().cloned().collect();
         // keys without a default are still keys of the file
         file_keys.extend(
-            ["http-token-file", "http-host", "workers", "cpus", "xdp-interface", "media-allow", "media-deny", "ng-allow"]
-                .map(String::from),
+            [
+                "http-token-file",
+                "http-host",
+                "workers",
+                "cpus",
+                "xdp-interface",
+                "media-allow",
+                "media-deny",
+                "ng-allow",
+            ]
+            .map(String::from),
         );
         for k in file_keys {
             // the token file is the http-token key's source
