@@ -105,11 +105,19 @@ pub struct Api {
     pub stats: HttpStats,
     /// Live captures: their limits and how many run.
     pub captures: crate::http_capture::Captures,
+    /// The token in force: `opts.token` at start, replaced by a reload (SIGHUP).
+    token: std::sync::RwLock<Option<String>>,
 }
 
 impl Api {
     pub fn new(engine: Arc<Mutex<Engine>>, opts: HttpOptions) -> Api {
-        Api { engine, opts, stats: HttpStats::default(), captures: Default::default() }
+        let token = std::sync::RwLock::new(opts.token.clone());
+        Api { engine, opts, stats: HttpStats::default(), captures: Default::default(), token }
+    }
+
+    /// A new token (relayd's reload): requests from now on need it.
+    pub fn set_token(&self, token: Option<String>) {
+        *self.token.write().unwrap_or_else(|e| e.into_inner()) = token;
     }
 }
 
@@ -344,7 +352,8 @@ fn snapshot(api: &Api, only: Option<&str>) -> (Arc<dyn DataPlane>, Snapshot) {
 
 /// A state-changing request may go on: a token is configured and the request bears it.
 pub(crate) fn authorize(api: &Api, headers: &[(&str, &[u8])]) -> Result<(), Response> {
-    let Some(token) = &api.opts.token else {
+    let token = api.token.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(token) = token else {
         return Err(Response::error(403, "no http-token configured: state-changing requests are disabled"));
     };
     let auth = header(headers, "authorization");
@@ -719,6 +728,19 @@ mod tests {
         assert_eq!(route(&a, "GET", "/calls", &[LOCAL]).status, 200);
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"abc", b"ab") && !ct_eq(b"", b"a"));
         assert!(ct_eq(b"", b""));
+    }
+
+    /// relayd's reload (SIGHUP) replaces the token: the old one stops working at once.
+    #[test]
+    fn a_reloaded_token_replaces_the_old_one() {
+        let a = api(&["c1", "c2"], Some("old-token"));
+        a.set_token(Some("new-token".into()));
+        let old = [LOCAL, ("Authorization", &b"Bearer old-token"[..])];
+        assert_eq!(route(&a, "DELETE", "/calls/c1", &old).status, 401);
+        let new = [LOCAL, ("Authorization", &b"Bearer new-token"[..])];
+        assert_eq!(route(&a, "DELETE", "/calls/c1", &new).status, 200);
+        a.set_token(None);
+        assert_eq!(route(&a, "DELETE", "/calls/c2", &new).status, 403);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! `bin/relayd.rs` the wiring of ng and HTTP serving, timers, the control plane and the
 //! chosen backend.
 
+pub mod caps;
 pub mod capture_body;
 pub mod config;
 pub mod dtls_identity;
 pub mod http_server;
+pub mod notify;
 pub mod recording;

@@ -250,6 +250,11 @@ impl NgServer {
         self
     }
 
+    /// Replace the allow-list (relayd's reload).
+    pub fn set_allowed_sources(&mut self, nets: Vec<IpNet>) {
+        self.allowed = nets;
+    }
+
     fn allowed(&self, src: SocketAddr) -> bool {
         let ip = match src.ip() {
             std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(src.ip()),

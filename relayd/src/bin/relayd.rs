@@ -17,9 +17,18 @@ use relayd::config::{Backend, Config, Options};
 use rules::dataplane::DataPlane;
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// SIGHUP: reload relayd.toml (config/reload.rs says what a reload may change).
+static RELOAD: AtomicBool = AtomicBool::new(false);
+
+/// UMEM frames per AF_XDP worker.
+const XDP_FRAMES: u32 = 32768;
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_hup(_: libc::c_int) {
+    RELOAD.store(true, Ordering::SeqCst);
 }
 
 fn unix_now() -> u64 {
@@ -88,8 +97,11 @@ fn check_nofile(cfg: &Config, limit: u64, per_socket: u64) {
     }
 }
 
-fn run(cfg: Config) -> Result<(), String> {
+fn run(cli: &Options, mut cfg: Config) -> Result<(), String> {
     let nofile = raise_nofile_limit();
+    // the capabilities this configuration needs, named before anything fails with EPERM
+    let caps = relayd::caps::check(&relayd::caps::Wants::of(&cfg, XDP_FRAMES))?;
+    let notifier = Arc::new(relayd::notify::Notifier::from_env());
     // fail early, naming the cause, on addresses that cannot be bound
     for i in &cfg.engine.interfaces {
         UdpSocket::bind((i.local, 0)).map_err(|e| format!("interface {i}: cannot bind {}: {e}", i.local))?;
@@ -101,7 +113,7 @@ fn run(cfg: Config) -> Result<(), String> {
         None => None,
     };
     backend::sys::set_worker_priority(cfg.worker_priority);
-    let xdp_opts = start_xdp(&cfg);
+    let xdp_opts = if cfg.backend == Backend::Auto && caps.xdp_unavailable() { Ok(None) } else { start_xdp(&cfg) };
     // under XDP the io_uring workers (the kernel path) share the AF_XDP workers' flow table
     let uring = UringDataPlane::start_with(
         cfg.workers,
@@ -125,7 +137,10 @@ fn run(cfg: Config) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
                 (Arc::new(uring), None, format!("io_uring ({} worker(s))", cfg.workers))
             }
-            Err(e) => return Err(format!("backend xdp: {e}")),
+            Err(e) => match caps.explain(&e.to_string()) {
+                Some(why) => return Err(format!("backend xdp: {e}: {why}")),
+                None => return Err(format!("backend xdp: {e}")),
+            },
         },
         Err(e) => return Err(e),
     };
@@ -153,22 +168,26 @@ fn run(cfg: Config) -> Result<(), String> {
         cfg.tos,
         relay_core::srtp::implementation()
     );
+    let mut api = None;
     if let Some(l) = http {
         if cfg.http.token.is_none() {
             log::info!("http: no http-token configured: the API refuses to terminate or capture calls");
         }
-        let api = Arc::new(control::http::Api::new(engine.clone(), cfg.http.clone()));
+        let a = Arc::new(control::http::Api::new(engine.clone(), cfg.http.clone()));
+        api = Some(a.clone());
         std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
-                if let Err(e) = relayd::http_server::serve(l, api) {
+                if let Err(e) = relayd::http_server::serve(l, a) {
                     log::error!("http: the API server stopped: {e}");
                 }
             })
             .map_err(|e| e.to_string())?;
     }
+    let heartbeat = relayd::notify::Heartbeat::new();
     {
         let e = engine.clone();
+        let heartbeat = heartbeat.clone();
         std::thread::Builder::new()
             .name("timers".into())
             .spawn(move || loop {
@@ -181,13 +200,30 @@ fn run(cfg: Config) -> Result<(), String> {
                     e.stats.panics += 1;
                     log::error!("timers: internal error (panic) in tick; carrying on");
                 }
+                heartbeat.beat(e.calls.len());
             })
             .map_err(|e| e.to_string())?;
     }
     let mut server = NgServer::with_cache_bytes(cfg.ng_cache_bytes).with_allowed_sources(cfg.ng_allow.clone());
     let mut ignored_log = control::ng::LogLimiter::new(10);
     let mut buf = vec![0u8; 65536];
+    let status = format!("ng {}, backend {backend}", cfg.listen_ng);
+    notifier.ready(&status);
+    relayd::notify::spawn_watchdog(notifier.clone(), heartbeat, status.clone());
     while !STOP.load(Ordering::SeqCst) {
+        if RELOAD.swap(false, Ordering::SeqCst) {
+            notifier.reloading();
+            if let Some(next) = relayd::config::reload::reload(cli, &cfg) {
+                next.apply_live(&mut control::lock(&engine).cfg);
+                server.set_allowed_sources(next.ng_allow.clone());
+                if let Some(a) = &api {
+                    a.set_token(next.http.token.clone());
+                }
+                log::set_max_level(next.log_level);
+                cfg = next;
+            }
+            notifier.reloaded(&status);
+        }
         let (n, from) = match ng.recv_from(&mut buf) {
             Ok(x) => x,
             Err(e)
@@ -222,6 +258,7 @@ fn run(cfg: Config) -> Result<(), String> {
         }
     }
     log::info!("relayd stopping");
+    notifier.stopping();
     if let Some(x) = xdp {
         x.detach();
         log::info!("XDP program detached");
@@ -253,7 +290,7 @@ fn start_xdp(cfg: &Config) -> Result<Option<XdpOptions>, String> {
         require_native: cfg.backend == Backend::Auto,
         cpus: cfg.cpus.clone(),
         tos: cfg.tos,
-        frames: 32768,
+        frames: XDP_FRAMES,
         own_addrs: cfg.engine.media_policy.own.clone(),
     }))
 }
@@ -279,12 +316,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::new().filter_level(cfg.log_level).format_target(false).init();
+    // the logger passes everything; log::max_level filters, so a reload can change it
+    env_logger::Builder::new().filter_level(log::LevelFilter::Trace).format_target(false).init();
+    log::set_max_level(cfg.log_level);
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, on_hup as *const () as libc::sighandler_t);
     }
-    match run(cfg) {
+    match run(&cli, cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");

@@ -6,6 +6,7 @@
 
 mod options;
 mod parse;
+pub mod reload;
 #[cfg(test)]
 mod tests;
 
