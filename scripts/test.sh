@@ -21,6 +21,7 @@ scripts/capture-test.sh
 scripts/netns-bridge.sh
 scripts/xdp-test.sh
 scripts/xdp-ports-test.sh
+flock /tmp/relay-netns.lock scripts/package-test.sh
 scripts/e2e-kamailio.sh
 scripts/webrtc-test.sh
 scripts/attack-test.sh
