@@ -74,6 +74,8 @@ pub enum NgError {
     Ice(usize, IceSdpError),
     /// A bug in handling the named command was contained (a caught panic).
     Internal(String),
+    /// The relay is draining (`relayctl drain`): no new calls (crate::persist).
+    Draining,
 }
 
 impl fmt::Display for NgError {
@@ -113,6 +115,7 @@ impl fmt::Display for NgError {
             NgError::Sdes(e) => e.fmt(f),
             NgError::Ice(i, e) => write!(f, "media section {}: {e}", i + 1),
             NgError::Internal(cmd) => write!(f, "internal error handling {cmd}"),
+            NgError::Draining => f.write_str("relay is draining: no new calls (try another relay)"),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod interface;
 pub mod loop_protect;
 pub mod ng;
 pub mod offer_answer;
+pub mod persist;
 pub mod rewrite;
 pub mod sdes;
 pub mod sdes_negotiation;
