@@ -8,13 +8,15 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+mod status;
+
 #[derive(Parser)]
 #[command(name = "relayctl", version, about = "Inspect and control a running relayd")]
 struct Cli {
     /// relayd's --listen-http address
     #[arg(long, global = true, default_value = control::http::DEFAULT_LISTEN, env = "RELAYCTL_HTTP")]
     http: String,
-    /// relayd's --http-token, needed by `terminate` (better from the environment: a flag shows in `ps`)
+    /// relayd's --http-token, needed by `terminate` and `drain` (better from the environment: a flag shows in `ps`)
     #[arg(long, global = true, env = "RELAYCTL_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print the API's JSON instead of a table
@@ -40,6 +42,13 @@ enum Cmd {
     Stats,
     /// Tear a call down now
     Terminate { id: String },
+    /// Refuse new calls (running calls go on until they end); --off takes them again
+    Drain {
+        #[arg(long)]
+        off: bool,
+    },
+    /// Calls, drain, and the state store
+    Status,
 }
 
 fn encode(id: &str) -> String {
@@ -200,6 +209,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Flows { call: Some(id) } => ("GET", format!("/calls/{}", encode(id))),
         Cmd::Stats => ("GET", "/stats".to_string()),
         Cmd::Terminate { id } => ("DELETE", format!("/calls/{}", encode(id))),
+        Cmd::Drain { off: false } => ("POST", "/drain".to_string()),
+        Cmd::Drain { off: true } => ("POST", "/drain?off".to_string()),
+        Cmd::Status => ("GET", "/status".to_string()),
     };
     let (code, body) = request(&cli.http, cli.token.as_deref(), method, &path)?;
     let v: Result<Value, _> = serde_json::from_str(&body);
@@ -279,6 +291,7 @@ fn run(cli: Cli) -> Result<(), String> {
             table(&["COUNTER", "LABELS", "VALUE"], rows);
         }
         Cmd::Terminate { id } => println!("terminated {id}"),
+        Cmd::Drain { .. } | Cmd::Status => status::print(&v),
     }
     Ok(())
 }

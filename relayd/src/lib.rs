@@ -5,3 +5,4 @@
 pub mod config;
 pub mod dtls_identity;
 pub mod http_server;
+pub mod store;
