@@ -21,10 +21,8 @@ pub fn lines(v: &Value) -> Vec<String> {
     }
     let when = match st["last_write_unix"].as_u64() {
         Some(t) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(t);
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(t);
             format!("{}s ago", now.saturating_sub(t))
         }
         None => "never".into(),
@@ -58,7 +56,10 @@ mod tests {
             "records": 3, "last_write_unix": null, "last_error": "disk full", "restored": 2, "restore_failed": 1}});
         let l = lines(&v);
         assert!(l[0].starts_with("calls 3  DRAINING"), "{l:?}");
-        assert!(l[1].contains("/var/lib/relayd  records 3  last write never  restored at start 2 (refused 1)"), "{l:?}");
+        assert!(
+            l[1].contains("/var/lib/relayd  records 3  last write never  restored at start 2 (refused 1)"),
+            "{l:?}"
+        );
         assert_eq!(l[2], "state store error: disk full");
         let off = lines(&serde_json::json!({"calls": 0, "draining": false, "state_store": null}));
         assert_eq!(off, ["calls 0  accepting new calls", "state store: off (calls do not survive a restart)"]);

@@ -44,6 +44,16 @@ pub struct Store {
     pub path: PathBuf,
 }
 
+/// What the store holds, read back.
+pub struct Loaded {
+    /// (call-id, record bytes)
+    pub calls: Vec<(String, Vec<u8>)>,
+    /// The process's DTLS identity (IdentityRecord bytes).
+    pub identity: Option<Vec<u8>>,
+    /// The writer's last pass (ms since the epoch).
+    pub alive_unix_ms: Option<u64>,
+}
+
 fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -67,8 +77,8 @@ impl Store {
         Ok(Store { db, path })
     }
 
-    /// Every record (call-id, bytes), the stored DTLS identity and the last pass's time.
-    pub fn load(&self) -> Result<(Vec<(String, Vec<u8>)>, Option<Vec<u8>>, Option<u64>), String> {
+    /// Every record, the stored DTLS identity and the last pass's time.
+    pub fn load(&self) -> Result<Loaded, String> {
         let r = self.db.begin_read().map_err(|e| e.to_string())?;
         let calls = r.open_table(CALLS).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
@@ -82,7 +92,7 @@ impl Store {
             .get(ALIVE)
             .map_err(|e| e.to_string())?
             .and_then(|v| std::str::from_utf8(v.value()).ok().and_then(|s| s.parse().ok()));
-        Ok((out, identity, alive))
+        Ok(Loaded { calls: out, identity, alive_unix_ms: alive })
     }
 
     /// One transaction: these records written, those removed, the identity if it changed,
@@ -113,7 +123,7 @@ impl Store {
 /// Restore the store's DTLS identity (unless it is due for renewal) and every call into
 /// the engine. Returns (restored, refused); each refusal is logged with its reason.
 pub fn restore(engine: &mut Engine, store: &Store, now_unix: u64) -> Result<(usize, usize), String> {
-    let (records, identity, alive) = store.load()?;
+    let Loaded { calls: records, identity, alive_unix_ms: alive } = store.load()?;
     if let Some(b) = identity {
         match IdentityRecord::from_bytes(&b).and_then(|r| r.identity()) {
             Ok(id) if !crate::dtls_identity::needs_renewal(&id, now_unix) => {
@@ -221,7 +231,10 @@ impl Writer {
             }
             Err(e) => {
                 if self.info.last_error.as_deref() != Some(e.as_str()) {
-                    log::error!("state store {}: write failed: {e} (calls go on; a restart now would lose changes)", self.store.path.display());
+                    log::error!(
+                        "state store {}: write failed: {e} (calls go on; a restart now would lose changes)",
+                        self.store.path.display()
+                    );
                 }
                 self.info.last_error = Some(e);
             }
@@ -250,7 +263,11 @@ impl Writer {
 /// Open the store, restore its calls into the engine and return the writer to run;
 /// None when the configuration has no store. An error only for a directory the operator
 /// named; the default one failing is a warning (relayd then runs without a store).
-pub fn start(cfg: &crate::config::Config, engine: &mut Engine, now_unix: u64) -> Result<Option<(Store, StoreInfo, Vec<String>)>, String> {
+pub fn start(
+    cfg: &crate::config::Config,
+    engine: &mut Engine,
+    now_unix: u64,
+) -> Result<Option<(Store, StoreInfo, Vec<String>)>, String> {
     let Some(dir) = &cfg.state_dir else {
         log::info!("state store off (--no-state): a restart drops every call");
         return Ok(None);
@@ -263,8 +280,7 @@ pub fn start(cfg: &crate::config::Config, engine: &mut Engine, now_unix: u64) ->
         }
         Err(e) => return Err(e),
     };
-    let (records, _, _) = store.load()?;
-    let held: Vec<String> = records.into_iter().map(|(k, _)| k).collect();
+    let held: Vec<String> = store.load()?.calls.into_iter().map(|(k, _)| k).collect();
     let (restored, failed) = restore(engine, &store, now_unix)?;
     log::info!(
         "state store {}: {restored} call(s) restored, {failed} refused (each logged above)",
@@ -279,4 +295,56 @@ pub fn start(cfg: &crate::config::Config, engine: &mut Engine, now_unix: u64) ->
     };
     engine.store = Some(info.clone());
     Ok(Some((store, info, held)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("relayd-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn records_written_removed_and_read_back_in_a_0600_file() {
+        let d = dir("rw");
+        let s = Store::open(&d.join("sub")).unwrap();
+        let mode = std::fs::metadata(&s.path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dmode = std::fs::metadata(d.join("sub")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dmode, 0o700);
+        let put = vec![("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())];
+        assert_eq!(s.write(&put, &[], Some(b"id")).unwrap(), 2);
+        assert_eq!(s.write(&[("a".into(), b"3".to_vec())], &["b".into()], None).unwrap(), 1);
+        drop(s);
+        // a file someone made readable is made 0600 again
+        std::fs::set_permissions(d.join("sub").join(FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let s = Store::open(&d.join("sub")).unwrap();
+        assert_eq!(std::fs::metadata(&s.path).unwrap().permissions().mode() & 0o777, 0o600);
+        let l = s.load().unwrap();
+        assert_eq!(l.calls, vec![("a".to_string(), b"3".to_vec())]);
+        assert_eq!(l.identity.as_deref(), Some(&b"id"[..]));
+        assert!(l.alive_unix_ms.is_some_and(|t| t > 1_700_000_000_000));
+        // a second opener of the same file is refused (another relayd on the directory)
+        assert!(Store::open(&d.join("sub")).is_err());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn media_is_assumed_to_flow_until_the_last_pass() {
+        let mut e = Engine::new(Default::default(), Arc::new(rules::dataplane::MemoryDataPlane::default()));
+        e.calls.insert("c".into(), control::call::Call::new("c", 0, 0, 1));
+        let mut r = e.export_call("c").unwrap();
+        let s: std::net::SocketAddr = "127.0.0.1:30000".parse().unwrap();
+        r.flows.push((s, rules::state::FlowState { idle_ms: Some(5_000), ..Default::default() }));
+        r.taken_unix_ms = 1_000_000;
+        assume_media_until(&mut r, Some(1_003_000));
+        assert_eq!(r.flows[0].1.idle_ms, Some(2_000));
+        assume_media_until(&mut r, Some(2_000_000));
+        assert_eq!(r.flows[0].1.idle_ms, Some(0));
+    }
 }
