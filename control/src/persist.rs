@@ -351,6 +351,9 @@ impl Engine {
         if self.calls.len() >= cfg.max_calls {
             return Err(format!("max-calls ({}) reached", cfg.max_calls));
         }
+        if call.affinity > 1 << 48 {
+            return Err(format!("worker affinity {} out of range", call.affinity));
+        }
         let n = call.monologues.len();
         if n > cfg.max_monologues_per_call {
             return Err(format!("{n} monologues, more than max-monologues-per-call ({})", cfg.max_monologues_per_call));

@@ -315,3 +315,23 @@ fn drain_and_status_over_the_http_api() {
     let r = route(&api, "DELETE", "/drain", &auth);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["draining"], false);
 }
+
+/// The fuzz target's seeds (fuzz/seeds/call_record/) are real records: these calls'.
+/// `WRITE_SEEDS=1 cargo test -p control --test persist seeds` writes them again.
+#[test]
+fn seeds_are_real_records() {
+    let (mut a, _) = engine();
+    three_calls(&mut a);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/call_record");
+    for id in a.call_ids() {
+        let bytes = a.export_call(&id).unwrap().to_bytes();
+        let path = dir.join(format!("{id}.json"));
+        if std::env::var_os("WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let seed = std::fs::read(&path).unwrap();
+        let (mut b, _) = engine();
+        b.restore_call(CallRecord::from_bytes(&seed).unwrap(), 0).unwrap();
+    }
+}
