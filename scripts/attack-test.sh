@@ -118,7 +118,7 @@ fi
 
 relayd_pid=
 start_relayd() { # start_relayd BACKEND LOG
-  ip netns exec aR ./target/release/relayd --backend "$1" --interface=pub/10.203.1.1 --interface=priv/10.203.2.1 \
+  ip netns exec aR ./target/release/relayd --no-state --backend "$1" --interface=pub/10.203.1.1 --interface=priv/10.203.2.1 \
     --listen-ng=$NG --listen-http=$HTTP --port-min=20000 --port-max=29999 --delete-delay=0 --log-level=info \
     "${EXTRA[@]}" >>"$work/$2" 2>&1 &
   relayd_pid=$!
@@ -129,7 +129,7 @@ lab_pid=
 start_lab() {
   local extra=()
   [[ -n $HTTP_TOKEN ]] && extra+=(--http-token="$TOKEN")
-  ip netns exec aR ./target/release/relayd --backend uring --interface=127.0.0.1 --listen-ng=$LAB_NG \
+  ip netns exec aR ./target/release/relayd --no-state --backend uring --interface=127.0.0.1 --listen-ng=$LAB_NG \
     --listen-http=$LAB_HTTP --port-min=30000 --port-max=30999 --delete-delay=0 --log-level=info "${extra[@]}" \
     >>"$work/lab.log" 2>&1 &
   lab_pid=$!

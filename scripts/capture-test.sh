@@ -13,7 +13,7 @@ export RELAYCTL_HTTP=127.0.0.1:9963
 
 token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 printf '%s\n' "$token" >"$work/http-token"
-$bin/relayd --interface=127.0.0.1 --listen-ng=$ng --listen-http=$RELAYCTL_HTTP --port-min=38000 --port-max=38199 \
+$bin/relayd --no-state --interface=127.0.0.1 --listen-ng=$ng --listen-http=$RELAYCTL_HTTP --port-min=38000 --port-max=38199 \
   --http-token-file="$work/http-token" --log-level=info >"$work/relayd.log" 2>&1 &
 pids+=($!)
 python3 ../shared/conformance/ngclient.py --wait-ping $ng 10 >/dev/null || fail "relayd not up"

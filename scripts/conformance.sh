@@ -23,7 +23,7 @@ trap cleanup EXIT
 
 run_profile() {
   local profile=$1; shift
-  "$bin" --listen-ng=127.0.0.1:2223 --listen-http=none --port-min=30000 --port-max=40000 --log-level=warn "$@" >"$log" 2>&1 &
+  "$bin" --no-state --listen-ng=127.0.0.1:2223 --listen-http=none --port-min=30000 --port-max=40000 --log-level=warn "$@" >"$log" 2>&1 &
   pid=$!
   python3 "$suite/ngclient.py" --wait-ping 127.0.0.1:2223 10 >/dev/null || { cat "$log"; exit 1; }
   python3 "$suite/ng_conformance.py" --ng 127.0.0.1:2223 --profile "$profile" "${runner[@]}" \

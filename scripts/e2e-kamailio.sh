@@ -8,7 +8,7 @@ t_begin e2e
 CALLS=${E2E_CALLS:-20}
 RELAY_IP=127.0.0.3
 
-./target/release/relayd --interface=$RELAY_IP --listen-ng=127.0.0.1:2233 --listen-http=127.0.0.1:9933 \
+./target/release/relayd --no-state --interface=$RELAY_IP --listen-ng=127.0.0.1:2233 --listen-http=127.0.0.1:9933 \
   --port-min=35000 --port-max=35999 --delete-delay=60 --log-level=info >"$work/relayd.log" 2>&1 &
 pids+=($!)
 python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2233 10 >/dev/null || fail "relayd not answering"

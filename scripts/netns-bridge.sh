@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 t_begin netns root netns
 scripts/netns.sh up
-ip netns exec xR ./target/release/relayd --backend=uring --interface=pub/10.203.1.1 --interface=priv/10.203.2.1 \
+ip netns exec xR ./target/release/relayd --no-state --backend=uring --interface=pub/10.203.1.1 --interface=priv/10.203.2.1 \
   --listen-ng=10.203.1.1:2263 --listen-http=10.203.1.1:9963 --port-min=31000 --port-max=32999 --log-level=warn \
   >"$work/relayd.log" 2>&1 &
 ip netns exec xC python3 ../shared/conformance/ngclient.py --wait-ping 10.203.1.1:2263 10 >/dev/null \

@@ -8,7 +8,7 @@ has() { local out; out=$("${@:2}") && grep -q -- "$1" <<<"$out"; }
 
 token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 printf '%s\n' "$token" >"$work/http-token"
-$bin/relayd --interface=127.0.0.1 --listen-ng=127.0.0.1:2253 --listen-http=127.0.0.1:9953 --port-min=36000 --port-max=36999 \
+$bin/relayd --no-state --interface=127.0.0.1 --listen-ng=127.0.0.1:2253 --listen-http=127.0.0.1:9953 --port-min=36000 --port-max=36999 \
   --http-token-file="$work/http-token" --log-level=warn >"$work/relayd.log" 2>&1 &
 pids+=($!)
 python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2253 10 >/dev/null || fail "relayd not up"

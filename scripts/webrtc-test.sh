@@ -26,7 +26,7 @@ command -v chromium >/dev/null || fail "chromium missing: run scripts/deps.sh --
 case $relay in
   relayd)
     [[ -x ./target/release/relayd ]] || fail "./target/release/relayd missing: cargo build --release -p relayd"
-    ./target/release/relayd --interface=127.0.0.1 --listen-ng="$ng" --listen-http=none "${ports[@]}" \
+    ./target/release/relayd --no-state --interface=127.0.0.1 --listen-ng="$ng" --listen-http=none "${ports[@]}" \
       --log-level=info >"$work/relay.log" 2>&1 &
     known=()
     ;;

@@ -17,7 +17,7 @@ QUEUES=2 scripts/netns.sh up
 start_relayd() { # start_relayd LOG ARGS...
   local log=$1
   shift
-  $R "$@" --listen-ng=$NG --listen-http=none --delete-delay=0 --log-level=warn --backend xdp \
+  $R "$@" --listen-ng=$NG --listen-http=none --delete-delay=0 --log-level=warn --no-state --backend xdp \
     --interface=pub/10.203.1.1 >"$work/$log" 2>&1 &
   relayd_pid=$!
   pids+=("$relayd_pid")

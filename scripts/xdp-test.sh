@@ -39,7 +39,7 @@ scripts/netns.sh up
 start_relayd() { # start_relayd LOG ARGS...
   local log=$1
   shift
-  $R ./target/release/relayd --listen-ng=$NG --listen-http=$HTTP --port-min=31000 --port-max=32999 \
+  $R ./target/release/relayd --no-state --listen-ng=$NG --listen-http=$HTTP --port-min=31000 --port-max=32999 \
     --delete-delay=0 --log-level=info --http-token=xdp-test-token "$@" >"$work/$log" 2>&1 &
   relayd_pid=$!
   $C python3 ../shared/conformance/ngclient.py --wait-ping $NG 10 >/dev/null || fail "relayd not answering ng ($log)"
@@ -421,7 +421,7 @@ wait "$relayd_pid" || true
 $R ip link show rpub | grep -q "prog/xdp" && fail "XDP program still attached after SIGTERM"
 $R ip link show rpriv | grep -q "prog/xdp" && fail "XDP program still attached to rpriv after SIGTERM"
 grep -q "XDP program detached" "$work/relayd.log" || fail "no clean shutdown after SIGTERM"
-$R ./target/release/relayd --listen-ng=127.0.0.1:2281 --listen-http=none --interface=127.0.0.1 --backend auto \
+$R ./target/release/relayd --no-state --listen-ng=127.0.0.1:2281 --listen-http=none --interface=127.0.0.1 --backend auto \
   --log-level=info >"$work/auto.log" 2>&1 &
 pid=$!
 $R python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2281 10 >/dev/null || fail "auto relayd on loopback"
@@ -442,7 +442,7 @@ ok "SIGTERM and SIGINT detach; auto uses XDP on veth and io_uring on loopback"
 $R ip link add xdum0 type bridge
 $R ip addr add 10.203.9.1/24 dev xdum0
 $R ip link set xdum0 up
-$R ./target/release/relayd --listen-ng=127.0.0.1:2282 --listen-http=none --interface=10.203.9.1 --backend xdp \
+$R ./target/release/relayd --no-state --listen-ng=127.0.0.1:2282 --listen-http=none --interface=10.203.9.1 --backend xdp \
   --log-level=info >"$work/generic.log" 2>&1 &
 pid=$!
 $R python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2282 10 >/dev/null || fail "xdp relayd on a bridge device"
@@ -451,7 +451,7 @@ grep -q "XDP on xdum0 (ifindex [0-9]*, generic mode" "$work/generic.log" || fail
 kill -TERM $pid
 wait $pid || true
 $R ip link show xdum0 | grep -q "xdp" && fail "generic-mode program still attached after SIGTERM"
-$R ./target/release/relayd --listen-ng=127.0.0.1:2283 --listen-http=none --interface=10.203.9.1 --backend auto \
+$R ./target/release/relayd --no-state --listen-ng=127.0.0.1:2283 --listen-http=none --interface=10.203.9.1 --backend auto \
   --log-level=info >"$work/auto3.log" 2>&1 &
 pid=$!
 $R python3 ../shared/conformance/ngclient.py --wait-ping 127.0.0.1:2283 10 >/dev/null || fail "auto relayd on a bridge device"

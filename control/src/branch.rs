@@ -13,14 +13,14 @@
 /// state for what a peer names).
 pub const MAX_BRANCHES: usize = 8;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Branch {
     name: String,
     /// A `delete` with a delay: the branch goes at this time (rtpengine's `ml->deleted`).
     delete_at_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Branches {
     /// Oldest first.
     list: Vec<Branch>,
@@ -80,6 +80,13 @@ impl Branches {
     pub fn schedule(&mut self, name: &str, at_ms: u64) {
         if let Some(b) = self.list.iter_mut().find(|b| b.name == name) {
             b.delete_at_ms = Some(b.delete_at_ms.map_or(at_ms, |t| t.min(at_ms)));
+        }
+    }
+
+    /// Move pending deletion times to another clock (a restored call: crate::persist).
+    pub fn map_times(&mut self, f: impl Fn(u64) -> u64) {
+        for b in &mut self.list {
+            b.delete_at_ms = b.delete_at_ms.map(&f);
         }
     }
 

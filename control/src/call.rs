@@ -8,8 +8,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use rules::dataplane::{FlowKind, FlowRule, LatchPolicy, SrtpKey};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Leg {
     pub media_type: String,
     /// Relay's local address and RTP port (RTCP = port + 1); port 0 = not relayed.
@@ -96,7 +97,7 @@ impl Leg {
 }
 
 /// What `replace: origin/username/session-name/SDP version` keeps stable across re-offers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OriginState {
     pub username: String,
     pub session_id: String,
@@ -105,7 +106,7 @@ pub struct OriginState {
     pub last_body: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Monologue {
     /// SIP tag; empty while the answerer of the first offer is not known.
     pub tag: String,
@@ -140,7 +141,7 @@ impl Monologue {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Call {
     pub id: String,
     pub created_unix: u64,

@@ -28,7 +28,7 @@ use crate::sdes_negotiation::Section;
 use crate::sdp::{attr_in, attr_name};
 
 /// An a=setup value (RFC 4145 §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Setup {
     Active,
     Passive,
@@ -86,7 +86,7 @@ impl std::error::Error for DtlsSdpError {}
 
 /// DTLS and SDES state of one leg (the relay's side facing one party), rtpengine's
 /// per-media DTLS / SDES / SETUP_ACTIVE / SETUP_PASSIVE flags.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LegDtls {
     /// DTLS-SRTP is spoken with this party.
     pub enabled: bool,
@@ -117,7 +117,9 @@ pub struct LegDtls {
     pub remote_ice: Option<String>,
     /// Hash of the relay's a=fingerprint towards this party (kept once chosen).
     pub hash: Option<HashFunction>,
-    /// The certificate the relay advertised to this party: kept for the call's lifetime.
+    /// The certificate the relay advertised to this party: kept for the call's lifetime
+    /// (the state store keeps it apart, once per call: crate::persist).
+    #[serde(skip)]
     pub identity: Option<Arc<DtlsIdentity>>,
     /// rtpengine's passthrough: both parties do ICE and the relay is not forced into the
     /// path (`ICE=force-relay` / `ICE=optional`, or the `passthrough` flag): SDES and

@@ -113,15 +113,19 @@ pub struct EngineStats {
 pub struct Engine {
     pub cfg: EngineConfig,
     dp: Arc<dyn DataPlane>,
-    pools: Vec<PortPool>,
+    pub(crate) pools: Vec<PortPool>,
     pub calls: HashMap<String, Call>,
     pub stats: EngineStats,
-    next_affinity: u64,
+    pub(crate) next_affinity: u64,
     error_log: crate::ng::LogLimiter,
     /// The certificate new DTLS legs advertise (calls keep the one they advertised).
     dtls_identity: Option<Arc<rules::webrtc::DtlsIdentity>>,
     /// Recordings and live captures on calls (crate::taps).
     pub(crate) taps: crate::taps::TapState,
+    /// Offers that would create a call are refused (crate::persist: `relayctl drain`).
+    pub(crate) draining: bool,
+    /// What the daemon's state store last did, for `GET /status` (None: no store).
+    pub store: Option<crate::persist::StoreInfo>,
 }
 
 /// Most call-ids one `list` reply carries (the HTTP API's /calls lists them all).
@@ -184,6 +188,8 @@ impl Engine {
             error_log,
             dtls_identity: None,
             taps: Default::default(),
+            draining: false,
+            store: None,
         }
     }
 
@@ -224,6 +230,7 @@ impl Engine {
     /// (`max-monologues-per-call`; the check after the request counts the recipient's too).
     pub fn admit(&self, call_id: &str, from_tag: &str) -> Result<(), NgError> {
         match self.calls.get(call_id) {
+            None if self.draining => Err(NgError::Draining),
             None if self.calls.len() >= self.cfg.max_calls => Err(NgError::TooManyCalls { max: self.cfg.max_calls }),
             None => Ok(()),
             Some(c) => {
@@ -258,7 +265,7 @@ impl Engine {
                         crate::ng::log_text(e.to_string().as_bytes(), 200)
                     );
                 }
-                e.encode()
+                crate::persist::error_reply(&e, req)
             }
         }
     }

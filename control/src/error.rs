@@ -77,6 +77,8 @@ pub enum NgError {
     /// A recording command that cannot be carried out (no recording-dir, the recorder
     /// refused, too many taps on the call): why.
     Recording(String),
+    /// The relay is draining (`relayctl drain`): no new calls (crate::persist).
+    Draining,
 }
 
 impl fmt::Display for NgError {
@@ -117,6 +119,7 @@ impl fmt::Display for NgError {
             NgError::Ice(i, e) => write!(f, "media section {}: {e}", i + 1),
             NgError::Internal(cmd) => write!(f, "internal error handling {cmd}"),
             NgError::Recording(why) => f.write_str(why),
+            NgError::Draining => f.write_str("relay is draining: no new calls (try another relay)"),
         }
     }
 }

@@ -9,6 +9,8 @@
 //! | `GET /flows` | every flow: counters, latched peer, state, age |
 //! | `GET /stats` | control and data plane counters as JSON |
 //! | `GET /metrics` | Prometheus text format |
+//! | `GET /status` | calls, drain, state store |
+//! | `POST /drain` (`?off`, or `DELETE /drain`) | refuse new calls, or take them again (token) |
 //!
 //! This is the pure layer: [`route`] takes method, target and headers and gives a
 //! [`Response`], no sockets (unit tests and the `http_request` fuzz target call it);
@@ -333,6 +335,19 @@ pub fn route(api: &Api, method: &str, target: &str, headers: &[(&str, &[u8])]) -
                 body: metrics_text(&m, &snap, dp.as_ref(), &api.stats),
                 stream: None,
             }
+        }
+        ("GET", ["status"]) => pretty(&crate::lock(&api.engine).status()),
+        // `POST /drain` on, `POST /drain?off` or `DELETE /drain` off (crate::persist)
+        ("POST", ["drain"]) | ("DELETE", ["drain"]) => {
+            if let Err(r) = authorize(api, headers) {
+                api.stats.refused_token.fetch_add(1, Ordering::Relaxed);
+                return r;
+            }
+            let off = method == "DELETE"
+                || target.split_once('?').is_some_and(|(_, q)| q.split('&').any(|p| p == "off" || p == "off=1"));
+            let mut e = crate::lock(&api.engine);
+            e.set_draining(!off);
+            pretty(&e.status())
         }
         ("GET", []) | ("GET", ["health"]) => {
             let calls = crate::lock(&api.engine).calls.len();

@@ -294,7 +294,7 @@ pub fn peer_ice(sdp: &Sdp, i: usize) -> Result<PeerIce, IceSdpError> {
 }
 
 /// ICE short-term credentials. The password is a key: never in Debug output.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Credentials {
     pub ufrag: String,
     pub pwd: String,
@@ -321,7 +321,7 @@ impl Credentials {
 
 /// A relay socket pair (RTP port, RTCP = port + 1) a leg advertises as a candidate
 /// besides its own: one per other address of the leg's interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RelaySocket {
     pub local: IpAddr,
     pub advertised: IpAddr,
@@ -329,7 +329,7 @@ pub struct RelaySocket {
 }
 
 /// rtpengine's per-media ICE state, for one leg (the relay side facing one party).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LegIce {
     /// The relay speaks ICE to this party (rtpengine's MEDIA_FLAG_ICE).
     pub enabled: bool,

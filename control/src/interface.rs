@@ -136,6 +136,25 @@ impl PortPool {
         Err(PortError::Exhausted { min: self.min, max: self.max, addr: self.addr })
     }
 
+    /// Reserve exactly the pair at `port` (a restored call's: crate::persist), binding both
+    /// sockets; an error when the port is not an RTP port of this range or is taken.
+    pub fn reserve(&mut self, dp: &dyn DataPlane, port: u16, affinity: u64) -> Result<(), String> {
+        let k = match port.checked_sub(self.min) {
+            Some(d) if d % 2 == 0 && (d / 2) as usize <= self.capacity().saturating_sub(1) && self.capacity() > 0 => {
+                (d / 2) as usize
+            }
+            _ => return Err(format!("port {port} is not an RTP port of {}-{} on {}", self.min, self.max, self.addr)),
+        };
+        if self.held[k] {
+            return Err(format!("port {port} on {} is held by another call", self.addr));
+        }
+        match self.try_pair(dp, k, affinity) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("port {port} or {} on {} is taken by another process", port + 1, self.addr)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     pub fn release(&mut self, dp: &dyn DataPlane, port: u16) {
         dp.close(SocketAddr::new(self.addr, port));
         dp.close(SocketAddr::new(self.addr, port + 1));

@@ -24,6 +24,7 @@ pub mod offer_answer;
 pub mod pcap;
 pub mod recording;
 pub mod quality;
+pub mod persist;
 pub mod rewrite;
 pub mod sdes;
 pub mod sdes_negotiation;

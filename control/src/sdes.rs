@@ -25,7 +25,7 @@ pub const RTPENGINE_ORDER: [&str; 12] = [
 
 /// One a=crypto line's tag and key. Its key material is wiped on drop (by [`SrtpKey`])
 /// and never printed: `Debug` shows the tag and suite only.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Crypto {
     pub tag: u32,
     pub key: SrtpKey,

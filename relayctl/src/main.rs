@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod capture;
 mod quality;
+mod status;
 
 #[derive(Parser)]
 #[command(name = "relayctl", version, about = "Inspect and control a running relayd")]
@@ -19,7 +20,7 @@ struct Cli {
     /// relayd's --listen-http address
     #[arg(long, global = true, default_value = control::http::DEFAULT_LISTEN, env = "RELAYCTL_HTTP")]
     http: String,
-    /// relayd's --http-token, needed by `terminate` and `capture` (better from the environment: a flag shows in `ps`)
+    /// relayd's --http-token, needed by `terminate`, `capture` and `drain` (better from the environment: a flag shows in `ps`)
     #[arg(long, global = true, env = "RELAYCTL_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print the API's JSON instead of a table
@@ -64,6 +65,13 @@ enum Cmd {
     },
     /// Live view: the relay's rates, its busiest and its worst-quality calls (q quits)
     Top(top::TopArgs),
+    /// Refuse new calls (running calls go on until they end); --off takes them again
+    Drain {
+        #[arg(long)]
+        off: bool,
+    },
+    /// Calls, drain, and the state store
+    Status,
 }
 
 fn encode(id: &str) -> String {
@@ -237,6 +245,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Terminate { id } => ("DELETE", format!("/calls/{}", encode(id))),
         Cmd::Capture { .. } => unreachable!("streamed above"),
         Cmd::Top(a) => return top::run(&cli.http, cli.token.as_deref(), a),
+        Cmd::Drain { off: false } => ("POST", "/drain".to_string()),
+        Cmd::Drain { off: true } => ("POST", "/drain?off".to_string()),
+        Cmd::Status => ("GET", "/status".to_string()),
     };
     let (code, body) = request(&cli.http, cli.token.as_deref(), method, &path)?;
     let v: Result<Value, _> = serde_json::from_str(&body);
@@ -328,6 +339,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Terminate { id } => println!("terminated {id}"),
         Cmd::Capture { .. } => {}
         Cmd::Top(_) => {}
+        Cmd::Drain { .. } | Cmd::Status => status::print(&v),
     }
     Ok(())
 }

@@ -9,3 +9,4 @@ pub mod dtls_identity;
 pub mod http_server;
 pub mod notify;
 pub mod recording;
+pub mod store;

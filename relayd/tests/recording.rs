@@ -41,6 +41,7 @@ fn relayd(dir: &Path) -> Relayd {
             format!("--port-max={}", pmin + 19),
             "--interface=127.0.0.1".into(),
             "--log-level=warn".into(),
+            "--no-state".into(),
             format!("--recording-dir={}", dir.display()),
         ])
         .stdout(Stdio::null())

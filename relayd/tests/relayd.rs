@@ -56,6 +56,10 @@ fn relayd_full(bin: &str, wrapper: &[&str], extra: &[&str]) -> Relayd {
         args.push(format!("--port-max={}", pmin + 199));
     }
     args.push("--log-level=warn".into());
+    // each test's calls are its own: no state store shared between test daemons
+    if bin == env!("CARGO_BIN_EXE_relayd") && !extra.iter().any(|a| a.starts_with("--state-dir")) {
+        args.push("--no-state".into());
+    }
     if !extra.iter().any(|a| a.starts_with("--interface")) {
         args.push("--interface=127.0.0.1".into());
         args.push("--interface=::1".into());

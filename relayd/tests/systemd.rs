@@ -35,7 +35,7 @@ fn notify_watchdog_reload_stop() {
     let body = |timeout: u32, port_min: u32| {
         format!(
             "interface = [\"127.0.0.1\"]\nlisten-ng = \"127.0.0.1:{port}\"\nlisten-http = \"none\"\n\
-             backend = \"uring\"\nworkers = 1\nport-min = {port_min}\nport-max = {}\ntimeout = {timeout}\n",
+             backend = \"uring\"\nworkers = 1\nstate-dir = \"\"\nport-min = {port_min}\nport-max = {}\ntimeout = {timeout}\n",
             port_min + 99
         )
     };

@@ -30,7 +30,7 @@ impl fmt::Debug for IceRule {
 }
 
 /// The DTLS role the relay's SDP announced on this socket (RFC 4145 a=setup).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DtlsRole {
     /// `a=setup:active`: the relay is the DTLS client and sends the ClientHello.
     Active,
@@ -39,7 +39,7 @@ pub enum DtlsRole {
 }
 
 /// Hash function of an `a=fingerprint` (RFC 8122).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum HashFunction {
     Sha1,
     Sha224,
@@ -79,7 +79,7 @@ impl HashFunction {
 }
 
 /// A certificate fingerprint: `a=fingerprint:sha-256 AB:CD:...`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
     pub hash: HashFunction,
     pub value: Vec<u8>,

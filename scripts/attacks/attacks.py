@@ -1327,7 +1327,7 @@ def check_j():
         import resource
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         hard = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-        p = start_daemon(["prlimit", "--nofile=256:%d" % hard, A.relayd, "--backend", "uring", "--interface=127.0.0.1",
+        p = start_daemon(["prlimit", "--nofile=256:%d" % hard, A.relayd, "--no-state", "--backend", "uring", "--interface=127.0.0.1",
                           "--listen-ng=127.0.0.1:2291", "--listen-http=none", "--port-min=31000",
                           "--port-max=31999"], "127.0.0.1:2291")
         try:
@@ -1341,7 +1341,7 @@ def check_j():
     sub("j1 the soft descriptor limit is raised to the hard one", j_nofile)
 
     def j_cpus():
-        p = start_daemon(["taskset", "-c", "1", A.relayd, "--backend", "uring", "--workers", "1",
+        p = start_daemon(["taskset", "-c", "1", A.relayd, "--no-state", "--backend", "uring", "--workers", "1",
                           "--interface=127.0.0.1", "--listen-ng=127.0.0.1:2292", "--listen-http=none",
                           "--port-min=32000", "--port-max=32099"], "127.0.0.1:2292")
         try:

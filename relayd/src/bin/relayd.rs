@@ -155,7 +155,22 @@ fn run(cli: &Options, mut cfg: Config) -> Result<(), String> {
         log::info!("recording: calls asked for are recorded under {}", dir.display());
         engine.set_recorder(Arc::new(rec));
     }
+    // calls of the previous process back on their ports before anything is served
+    let store = relayd::store::start(&cfg, &mut engine, unix_now())?;
     let engine = Arc::new(Mutex::new(engine));
+    let writer = match store {
+        Some((store, info, held)) => {
+            let w = relayd::store::Writer::new(store, engine.clone(), held, info);
+            let every = Duration::from_millis(cfg.state_interval_ms);
+            Some(
+                std::thread::Builder::new()
+                    .name("state-store".into())
+                    .spawn(move || w.run(every, &STOP))
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        None => None,
+    };
     log::info!(
         "relayd up: ng on {}, http on {}, interfaces {}, ports {}-{}, backend {}, cpus {:?}, tos {}, srtp crypto {}",
         cfg.listen_ng,
@@ -259,6 +274,11 @@ fn run(cli: &Options, mut cfg: Config) -> Result<(), String> {
     }
     log::info!("relayd stopping");
     notifier.stopping();
+    if let Some(w) = writer {
+        // its last pass: the calls as they are now
+        let _ = w.join();
+        log::info!("state store written");
+    }
     if let Some(x) = xdp {
         x.detach();
         log::info!("XDP program detached");

@@ -18,7 +18,8 @@ use control::interface::Interface;
 use rules::addrpolicy::{AddressPolicy, IpNet};
 
 pub use options::{
-    Backend, CpuList, Options, COMMAND_LINE_ONLY, DEFAULT_LOG_LEVEL, DEFAULT_TOS, DEFAULT_WORKER_PRIORITY,
+    Backend, CpuList, Options, COMMAND_LINE_ONLY, DEFAULT_LOG_LEVEL, DEFAULT_STATE_DIR, DEFAULT_STATE_INTERVAL_MS,
+    DEFAULT_TOS, DEFAULT_WORKER_PRIORITY,
 };
 pub use parse::{allowed_cpus, default_cpus, parse_cpu_list, parse_log_level};
 use parse::{http_token, parse_addr, parse_nets};
@@ -49,6 +50,12 @@ pub struct Config {
     /// Where call recordings are written (None: recording is refused).
     pub recording_dir: Option<std::path::PathBuf>,
     pub log_level: log::LevelFilter,
+    /// The state store's directory (None: no store, `--no-state` / `state-dir = ""`).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// The operator named the directory: failing to open it stops relayd (the default
+    /// one only warns, so a relayd run by hand without /var/lib/relayd still starts).
+    pub state_dir_explicit: bool,
+    pub state_interval_ms: u64,
 }
 
 impl Config {
@@ -137,6 +144,13 @@ impl Config {
         let max_calls = at_least_1(o.max_calls, "max-calls")?;
         let max_id_length = at_least_1(o.max_id_length, "max-id-length")?;
         let quality = quality_thresholds(o.quality_max_delay_ms, o.quality_max_loss_percent, o.quality_max_jitter_ms)?;
+        let state_interval_ms = given(o.state_interval, "state-interval")?;
+        if !(10..=60_000).contains(&state_interval_ms) {
+            return Err(format!("state-interval {state_interval_ms} is outside 10-60000 (milliseconds)"));
+        }
+        let state_dir_given = given(o.state_dir, "state-dir")?;
+        let state_dir_explicit = state_dir_given != DEFAULT_STATE_DIR;
+        let state_dir = (!o.no_state && !state_dir_given.is_empty()).then(|| state_dir_given.into());
         let mut c = Config {
             engine: EngineConfig {
                 interfaces,
@@ -175,6 +189,9 @@ impl Config {
                 d => d,
             },
             log_level: parse_log_level(&given(o.log_level, "log-level")?)?,
+            state_dir,
+            state_dir_explicit,
+            state_interval_ms,
         };
         c.engine.media_policy = c.address_policy();
         Ok(c)

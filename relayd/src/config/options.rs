@@ -25,7 +25,12 @@ pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DEFAULT_WORKER_PRIORITY: u8 = 0;
 
 /// The options only the command line takes; every other flag is also a key of the file.
-pub const COMMAND_LINE_ONLY: &[&str] = &["config", "print-config-defaults", "http-token", "foreground", "table"];
+pub const COMMAND_LINE_ONLY: &[&str] =
+    &["config", "print-config-defaults", "http-token", "foreground", "table", "no-state"];
+/// Where the state store keeps calls by default (relayd's `store`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/relayd";
+/// How often the state store writes the calls that changed, in milliseconds.
+pub const DEFAULT_STATE_INTERVAL_MS: u64 = 1000;
 
 /// Which data path moves the media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -173,6 +178,16 @@ pub struct Options {
     /// error, warn, info, debug, trace, or a syslog number 0-7
     #[arg(long, short = 'L')]
     pub log_level: Option<String>,
+    /// Directory of the state store: calls survive a restart ("" disables it)
+    #[arg(long)]
+    pub state_dir: Option<String>,
+    /// Keep no state: a restart drops every call (as --state-dir "")
+    #[arg(long)]
+    #[serde(skip)]
+    pub no_state: bool,
+    /// Milliseconds between writes of the state store
+    #[arg(long)]
+    pub state_interval: Option<u64>,
     /// Accepted for rtpengine compatibility; relayd always runs in the foreground
     #[arg(long, short = 'f')]
     #[serde(skip)]
@@ -215,6 +230,8 @@ impl Options {
             quality_max_loss_percent: Some(engine.quality.max_loss_percent),
             quality_max_jitter_ms: Some(engine.quality.max_jitter_ms),
             log_level: Some(DEFAULT_LOG_LEVEL.into()),
+            state_dir: Some(DEFAULT_STATE_DIR.into()),
+            state_interval: Some(DEFAULT_STATE_INTERVAL_MS),
             ..Options::default()
         }
     }
@@ -265,6 +282,9 @@ impl Options {
             quality_max_loss_percent: self.quality_max_loss_percent.or(below.quality_max_loss_percent),
             quality_max_jitter_ms: self.quality_max_jitter_ms.or(below.quality_max_jitter_ms),
             log_level: self.log_level.or(below.log_level),
+            state_dir: self.state_dir.or(below.state_dir),
+            no_state: self.no_state || below.no_state,
+            state_interval: self.state_interval.or(below.state_interval),
             foreground: self.foreground || below.foreground,
             table: self.table.or(below.table),
         }

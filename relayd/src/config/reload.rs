@@ -138,6 +138,8 @@ const KEYS: &[Key] = &[
     restart!("media-allow", |c| list(&c.media_allow)),
     restart!("media-deny", |c| list(&c.media_deny)),
     restart!("ng-cache-mb", |c| (c.ng_cache_bytes >> 20).to_string()),
+    restart!("state-dir", |c| c.state_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default()),
+    restart!("state-interval", |c| c.state_interval_ms.to_string()),
     restart!("recording-dir", |c| c.recording_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default()),
 ];
 

@@ -213,3 +213,19 @@ fn quality_thresholds_from_flags_or_file() {
     assert_eq!((c.engine.quality.max_jitter_ms, c.engine.quality.max_loss_percent), (30, 2.0));
     std::fs::remove_file(&dir).unwrap();
 }
+
+#[test]
+fn the_state_store_is_on_by_default_and_off_with_no_state_or_an_empty_dir() {
+    let c = Config::load(&Options::default()).unwrap();
+    assert_eq!(c.state_dir.as_deref(), Some(std::path::Path::new(DEFAULT_STATE_DIR)));
+    assert!(!c.state_dir_explicit);
+    assert_eq!(c.state_interval_ms, DEFAULT_STATE_INTERVAL_MS);
+    let c = Config::load(&Options { no_state: true, ..Default::default() }).unwrap();
+    assert_eq!(c.state_dir, None);
+    let c = Config::load(&Options { state_dir: Some(String::new()), ..Default::default() }).unwrap();
+    assert_eq!(c.state_dir, None);
+    let c = Config::load(&Options { state_dir: Some("/srv/relayd".into()), ..Default::default() }).unwrap();
+    assert!(c.state_dir_explicit);
+    let cli = Options { state_interval: Some(0), ..Default::default() };
+    assert!(Config::load(&cli).unwrap_err().contains("state-interval"));
+}
