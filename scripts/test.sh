@@ -22,6 +22,8 @@ scripts/netns-bridge.sh
 scripts/xdp-test.sh
 scripts/xdp-ports-test.sh
 flock /tmp/relay-netns.lock scripts/package-test.sh
+flock /tmp/relay-netns.lock scripts/restart-test.sh
+BACKEND=xdp flock /tmp/relay-netns.lock scripts/restart-test.sh
 scripts/e2e-kamailio.sh
 scripts/webrtc-test.sh
 scripts/attack-test.sh
