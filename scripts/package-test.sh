@@ -170,15 +170,24 @@ print(sum(1 << n[c] for c in sys.argv[1:]))' $names) ]] || fail "relayd ($b) eff
     --direction pub,priv --calls 20 --duration 2 --max-loss 0 --quiet --json --keep >"$work/$b.json" \
     || fail "rtpgen through relayd ($b): $(cat "$work/$b.json")"
   ip netns exec xC "$root/usr/bin/relayctl" --http $HTTP --json flows >"$work/$b-flows.json" || fail "relayctl flows"
-  python3 - "$work/$b.json" "$work/$b-flows.json" <<'PY' >"$work/$b.summary" || fail "relayd ($b): $(cat "$work/$b.summary")"
-import json, sys
+  python3 - "$work/$b.json" "$work/$b-flows.json" "$work"/*-flows.prev <<'PY' >"$work/$b.summary" || fail "relayd ($b): $(cat "$work/$b.summary")"
+import json, os, sys
 r = json.load(open(sys.argv[1]))
 flows = json.load(open(sys.argv[2]))
-rtp = [f for f in flows if f["kind"] == "rtp"]
+# the calls of an earlier run (rtpgen --keep leaves them up): the package's relayd keeps
+# its calls in /var/lib/relayd, so the next run restores them
+before = set()
+for p in filter(os.path.exists, sys.argv[3:]):
+    before |= {f["call_id"] for f in json.load(open(p))}
+restored = {f["call_id"] for f in flows if f["call_id"] in before}
+rtp = [f for f in flows if f["kind"] == "rtp" and f["call_id"] not in before]
 assert r["calls"] == 20 and r["received"] == r["sent"] > 0, r
 assert len(rtp) == 40 and all((f["counters"]["latched_peer"] or "").startswith(("10.203.1.2:", "10.203.2.2:")) for f in rtp), rtp[:2]
-print("20 calls offered/answered over ng, %d/%d packets both ways, 40 RTP flows latched" % (r["received"], r["sent"]))
+assert restored == before, "calls of the earlier run not restored: %s" % sorted(before - restored)[:3]
+print("20 calls offered/answered over ng, %d/%d packets both ways, 40 RTP flows latched%s" % (
+    r["received"], r["sent"], ", and the %d calls of the run before restored from the state store" % len(restored) if restored else ""))
 PY
+  cp "$work/$b-flows.json" "$work/$b-flows.prev"
 }
 # shellcheck disable=SC2086
 relay_media uring $ambient
