@@ -33,7 +33,7 @@ for b in relayd relayctl rtpgen; do
 done
 install -m 0644 packaging/relayd.service "$root/lib/systemd/system/relayd.service"
 install -m 0644 docs/relayd.example.toml "$root/etc/relayd/relayd.toml"
-for d in README.md docs/ops-systemd.md docs/configuration.md; do
+for d in README.md docs/operations.md docs/configuration.md; do
   [[ -e $d ]] && install -m 0644 "$d" "$root/usr/share/doc/relayd/"
 done
 cat >"$root/usr/share/doc/relayd/copyright" <<'COPY'

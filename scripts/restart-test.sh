@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Calls survive a restart of relayd (the state store, docs/ops-store.md). The namespaces
+# Calls survive a restart of relayd (the state store, docs/operations.md). The namespaces
 # of scripts/netns.sh: CALLS calls (default 20; half SDES-SRTP, half plain RTP) from the
 # caller's host through the relay to the callee's, rtpgen sending both ways; relayd is
 # stopped with SIGTERM and started again, later killed with kill -9 and started again.

@@ -8,7 +8,7 @@
 //!      "parties":[...],"legs":[...],"verdict":"ok"}
 //! ```
 //!
-//! Fields: docs/ops-quality.md. Its size is bounded by the call's (bounded) monologues and
+//! Fields: docs/operations.md. Its size is bounded by the call's (bounded) monologues and
 //! media sections; the ids in it were checked against `max-id-length` when signalled.
 
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! `GET /calls/{call-id}/capture?leg=TAG&decrypted=1&duration=SECS&max_bytes=N`: a live
-//! pcap of one call's packets (docs/ops-capture.md). The reply is a stream
+//! pcap of one call's packets (docs/operations.md). The reply is a stream
 //! ([`Response::stream`]): the server writes the pcap file header and then records as
 //! the packets cross the relay, until the call ends, the client goes away, or a limit
 //! (duration, bytes) is reached.

@@ -1,4 +1,4 @@
-//! Taps on a call's relay sockets: recordings and live captures (docs/ops-record.md).
+//! Taps on a call's relay sockets: recordings and live captures (docs/operations.md).
 //!
 //! A tap is a sink ([`TapSink`]) on the sockets of a call, or of one party of it. Every
 //! relay socket carries at most one [`Tap`] in its rule, so the engine fans a socket's

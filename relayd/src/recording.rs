@@ -1,5 +1,5 @@
 //! Call recordings on disk, laid out as rtpengine's `recording-method = pcap` so that the
-//! tooling written for it reads them (docs/ops-record.md):
+//! tooling written for it reads them (docs/operations.md):
 //!
 //! - `DIR/pcaps/PREFIX.pcap`: the call's clear media (every party's RTP and RTCP as it
 //!   sent it, decrypted where the relay decrypts), raw IP (LINKTYPE_RAW) with synthesised

@@ -1,6 +1,6 @@
 //! What a relay socket learned at run time, read back for the state store
 //! ([`FlowTable::state`]) and put back after a restart ([`FlowTable::restore`]), as
-//! rules::state::FlowState defines it (docs/ops-state.md).
+//! rules::state::FlowState defines it (docs/operations.md).
 //!
 //! Restoring is applying the rule, then: the latch (and whether it was weak), the time of
 //! the peer's last packet rebased on the new clock (so relatching and timeouts continue),

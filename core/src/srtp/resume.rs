@@ -1,5 +1,5 @@
 //! A context's per-SSRC state read back for the state store, and a context resumed from
-//! it after a restart (rules::state::SrtpStreamState; docs/ops-state.md).
+//! it after a restart (rules::state::SrtpStreamState; docs/operations.md).
 //!
 //! Resuming is the restoring of an evicted stream (its tombstone, [`Stream::restore`]):
 //! every index up to the highest kept is taken, the rollover counter is where it was. Two
