@@ -42,7 +42,7 @@ HTTP=127.0.0.1:9980
 LAB_NG=127.0.0.1:2290
 LAB_HTTP=127.0.0.1:9990
 TOKEN=attack-test-token-$RANDOM$RANDOM
-ATTACKS=${ATTACKS:-a b c d e f g h i j k l}
+ATTACKS=${ATTACKS:-a b c d e f g h i j k l m}
 BACKENDS=${BACKENDS:-uring xdp}
 
 topo_down() {
@@ -114,6 +114,11 @@ if has_opt --http-token; then
   EXTRA+=(--http-token="$TOKEN")
   HTTP_TOKEN=$TOKEN
 fi
+RECORDING_DIR=
+if has_opt --recording-dir; then
+  RECORDING_DIR=$work/recordings
+  EXTRA+=(--recording-dir="$RECORDING_DIR")
+fi
 [[ ${#EXTRA[@]} -gt 0 ]] && echo "attacks: relayd options of the fixes in use: ${EXTRA[*]}"
 
 relayd_pid=
@@ -149,7 +154,7 @@ run_check() { # run_check BACKEND LETTER
   fi
   out=$work/check-$backend-$c.out
   set +e
-  HTTP_TOKEN=$HTTP_TOKEN timeout 150 ip netns exec aR python3 scripts/attacks/attacks.py --check "$c" \
+  HTTP_TOKEN=$HTTP_TOKEN RECORDING_DIR=$RECORDING_DIR timeout 150 ip netns exec aR python3 scripts/attacks/attacks.py --check "$c" \
     --backend "$backend" --relayd-pid "$relayd_pid" --lab-pid "${lab_pid:-0}" --relayd ./target/release/relayd \
     --ng $NG --http $HTTP --lab-ng $LAB_NG --lab-http $LAB_HTTP >"$out" 2>"$work/check-$backend-$c.log"
   rc=$?

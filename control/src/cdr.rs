@@ -139,7 +139,7 @@ pub fn call_ended(e: &mut Engine, call: &Call, reason: EndReason) {
     }
     match serde_json::to_string(&r) {
         Ok(line) => log::info!(target: TARGET, "cdr {line}"),
-        Err(err) => log::warn!(target: TARGET, "cdr of call {}: {err}", call.id),
+        Err(err) => log::warn!(target: TARGET, "cdr of call {:?}: {err}", call.id),
     }
 }
 

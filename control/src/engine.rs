@@ -332,7 +332,7 @@ impl Engine {
     fn offer_answer(&mut self, o: OfferAnswer, is_answer: bool, now_ms: u64, unix: u64) -> Result<String, NgError> {
         let OfferAnswer { call_id, from_tag, to_tag, sdp, flags } = o;
         if !flags.ignored.is_empty() {
-            log::debug!("call {call_id}: ignoring flags {:?}", flags.ignored);
+            log::debug!("call {call_id:?}: ignoring flags {:?}", flags.ignored);
         }
         if flags.loop_protect && crate::loop_protect::is_duplicate(&sdp) {
             // this relay already handled this SDP (a routing loop): unchanged, nothing done
@@ -430,7 +430,7 @@ impl Engine {
                         for mut r in was.rules_for(x) {
                             self.taps.attach(&was, &mut r);
                             if let Err(e) = self.dp.apply(r) {
-                                log::warn!("call {call_id}: restoring a forwarding rule: {e}");
+                                log::warn!("call {call_id:?}: restoring a forwarding rule: {e}");
                             }
                         }
                     }
@@ -506,7 +506,7 @@ impl Engine {
             self.release(ip, port);
         }
         *self.stats.ended.entry(reason.as_str().to_string()).or_default() += 1;
-        log::info!("call {call_id} ended: {}", reason.as_str());
+        log::info!("call {call_id:?} ended: {}", reason.as_str());
         true
     }
 

@@ -146,9 +146,10 @@ impl CallRecord {
 
     /// The same record with what changes with every packet left out (counters, idle
     /// time) and the SRTP indices coarsened: the store rewrites a record when this
-    /// changes (signalling, a latch, a DTLS handshake, 4096 packets of a stream), not at
-    /// every packet. A restored index a little behind is safe: the relay never reuses an
-    /// index it restored, and the sender's next packets are ahead of it.
+    /// changes (signalling, a latch, a DTLS handshake, 256 packets of a stream — about
+    /// 5 s of audio), not at every packet. The last pass of a stopping relay writes every
+    /// record exactly (relayd/src/store.rs); after a crash a restored index can be behind
+    /// by up to 255 packets plus one interval's (docs/security.md: what that allows).
     pub fn fingerprint_bytes(&self) -> Vec<u8> {
         let mut r = self.clone();
         r.taken_ms = 0;
@@ -157,9 +158,9 @@ impl CallRecord {
             f.idle_ms = f.idle_ms.map(|_| 0);
             f.counters = Default::default();
             for s in f.srtp_in.iter_mut().chain(f.srtp_out.iter_mut()) {
-                s.rtp_highest = s.rtp_highest.map(|i| i >> 12);
-                s.rtcp_next >>= 12;
-                s.rtcp_highest = s.rtcp_highest.map(|i| i >> 12);
+                s.rtp_highest = s.rtp_highest.map(|i| i >> 8);
+                s.rtcp_next >>= 8;
+                s.rtcp_highest = s.rtcp_highest.map(|i| i >> 8);
             }
         }
         r.to_bytes()

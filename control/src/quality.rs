@@ -114,11 +114,9 @@ pub fn assess(c: &LegCounters, t: &Thresholds) -> LegQuality {
     let loss_percent = if received + lost == 0 { 0.0 } else { lost as f64 * 100.0 / (received + lost) as f64 };
     let jitter_ms = c.rtp.jitter_us as f64 / 1000.0;
     let voip = c.all.voip_metrics;
-    let rtt_ms = c
-        .all
-        .rtt_us
-        .map(|us| us as f64 / 1000.0)
-        .or_else(|| voip.map(|v| v.round_trip_delay_ms).filter(|ms| *ms > 0).map(f64::from));
+    // the relay's own measurement only (an SR it forwarded and the report echoing it): the
+    // party's XR round-trip figure is its claim, shown with the XR data, never the verdict's
+    let rtt_ms = c.all.rtt_us.map(|us| us as f64 / 1000.0);
     let remote = c.all.remote;
     let remote_loss_percent = remote.map(|r| r.fraction_lost as f64 * 100.0 / 256.0);
     let remote_jitter_ms = remote.map(|r| r.jitter_us as f64 / 1000.0);
@@ -179,6 +177,8 @@ pub struct LegSummary {
     pub quality: LegQuality,
     /// RFC 4733 events the party sent on this leg.
     pub dtmf_events: u64,
+    /// Not in the HTTP views (read without the token): see FlowCounters::dtmf_last_event.
+    #[serde(skip)]
     pub last_dtmf_event: Option<u8>,
 }
 

@@ -215,7 +215,7 @@ impl Engine {
                 let sink: Arc<dyn TapSink> = rec.clone();
                 match self.add_tap_with(call_id, None, sink, TapView::Clear) {
                     Ok(tap) => {
-                        log::info!("call {call_id}: recording to {}", rec.pcap_path());
+                        log::info!("call {call_id:?}: recording to {}", rec.pcap_path());
                         self.taps.recording.calls.insert(call_id.to_string(), Active { tap, rec, paused: false });
                         Ok(())
                     }
@@ -238,7 +238,7 @@ impl Engine {
                     if action == RecordingAction::Discard {
                         a.rec.note(Note::Discard);
                     }
-                    log::info!("call {call_id}: recording stopped");
+                    log::info!("call {call_id:?}: recording stopped");
                     self.remove_tap(a.tap);
                 }
                 Ok(())
@@ -260,7 +260,7 @@ impl Engine {
         };
         let warning = match action.map(|a| self.record(&s.call_id, a, unix)) {
             Some(Err(e)) => {
-                log::warn!("call {}: {e}", s.call_id);
+                log::warn!("call {:?}: {e}", s.call_id);
                 Some(e)
             }
             _ => None,
@@ -287,7 +287,7 @@ impl Engine {
     /// The call ended: its recording is finished with it (the tap's close).
     pub(crate) fn recording_ended(&mut self, call: &Call) {
         if self.taps.recording.calls.remove(&call.id).is_some() {
-            log::info!("call {}: recording finished", call.id);
+            log::info!("call {:?}: recording finished", call.id);
         }
     }
 }

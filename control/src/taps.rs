@@ -186,7 +186,7 @@ impl Engine {
                 self.taps.attach(&call, &mut r);
                 let local = r.local;
                 if let Err(e) = self.dataplane().apply(r) {
-                    log::warn!("call {call_id}: applying the rule of {local} with its taps: {e}");
+                    log::warn!("call {call_id:?}: applying the rule of {local} with its taps: {e}");
                 }
             }
         }

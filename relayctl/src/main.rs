@@ -116,6 +116,8 @@ fn request(addr: &str, token: Option<&str>, method: &str, path: &str) -> Result<
 }
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    // call-ids, tags and labels come from SIP users: no terminal control through them
+    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.iter().map(|c| top::text::printable(c)).collect()).collect();
     let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -306,7 +308,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("quality {}", quality::verdict(&c["verdict"]));
                 table(&quality::LEG_HEADERS, legs);
                 for w in why {
-                    println!("  {w}");
+                    println!("  {}", top::text::printable(&w));
                 }
             }
             table(&FLOW_HEADERS, flow_rows(&v["flows"]));

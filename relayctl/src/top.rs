@@ -9,7 +9,7 @@
 mod render;
 mod sample;
 mod term;
-mod text;
+pub(crate) mod text;
 
 use std::time::{Duration, Instant};
 

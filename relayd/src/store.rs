@@ -192,8 +192,10 @@ impl Writer {
     }
 
     /// One pass: export what changed (the engine lock a batch at a time), write it and
-    /// remove what ended (without the lock).
-    pub fn pass(&mut self) {
+    /// remove what ended (without the lock). `exact`: write every call as it is now,
+    /// whatever its fingerprint (the last pass of a stopping relay: a clean restart
+    /// resumes every SRTP stream from its exact indices, not from a coarsened one).
+    pub fn pass(&mut self, exact: bool) {
         let (ids, identity) = {
             let e = control::lock(&self.engine);
             (e.call_ids(), e.dtls_identity().map(|i| IdentityRecord::of(i).to_bytes()))
@@ -205,7 +207,7 @@ impl Writer {
             for id in chunk {
                 let Some(r) = e.export_call(id) else { continue };
                 let d = digest(&r.fingerprint_bytes());
-                if self.written.get(id) != Some(&d) {
+                if exact || self.written.get(id) != Some(&d) {
                     put.push((id.clone(), r.to_bytes()));
                     digests.push(d);
                 }
@@ -251,7 +253,7 @@ impl Writer {
                 std::thread::sleep(Duration::from_millis(20).min(interval));
             }
             let stopping = stop.load(Ordering::SeqCst);
-            self.pass();
+            self.pass(stopping);
             if stopping {
                 return;
             }

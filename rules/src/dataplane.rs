@@ -405,7 +405,10 @@ pub struct FlowCounters {
     /// RFC 4733 telephone-events the party sent (each event once, its retransmitted end
     /// packets included).
     pub dtmf_events: u64,
-    /// The code of the last of them (0-9, 10 = *, 11 = #, 12-15 = A-D, ...).
+    /// The code of the last of them (0-9, 10 = *, 11 = #, 12-15 = A-D, ...). Never
+    /// serialised: the HTTP API's reads need no token, and polling the last digit would
+    /// spell out PINs and card numbers (the ng `query` reply, to the SIP proxy, has it).
+    #[serde(skip_serializing)]
     pub dtmf_last_event: Option<u8>,
 }
 

@@ -4,7 +4,8 @@
 Runs inside the relay namespace (aR: the proxy's side, ng and HTTP on loopback) and opens
 every other socket in the namespace it belongs to (setns): the caller's in aC, the
 callee's in aE, the attacker's (UDP, and AF_PACKET for spoofed frames) in aA. One check
-per run (--check a..l; k and l, the WebRTC inputs of issue 11, live in webrtc_checks.py); each
+per run (--check a..m; k and l, the WebRTC inputs of issue 11, live in webrtc_checks.py; m, the
+appliance's of issue 12, in appliance_checks.py); each
 prints one line per verdict, `ok <what>` or `fail <what>`, and exits 1 when any failed. Expected outcomes are what issue 9 requires, checked on
 behaviour (result == "error" and the reason names the address or the limit), not on
 exact wording. docs/security.md describes the defences these attacks exercise.
@@ -1375,8 +1376,14 @@ def check_l():
     webrtc_checks.check_l(sys.modules[__name__])
 
 
+def check_m():
+    """The appliance's inputs: RTCP reports, DTMF, capture/drain, recording (appliance_checks.py)."""
+    import appliance_checks
+    appliance_checks.check_m(sys.modules[__name__])
+
+
 CHECKS = {"a": check_a, "b": check_b, "c": check_c, "d": check_d, "e": check_e, "f": check_f, "g": check_g,
-          "h": check_h, "i": check_i, "j": check_j, "k": check_k, "l": check_l}
+          "h": check_h, "i": check_i, "j": check_j, "k": check_k, "l": check_l, "m": check_m}
 
 
 def main():

@@ -12,6 +12,10 @@ pub struct DtmfState {
     current: Option<u32>,
 }
 
+/// How far back (RTP clock ticks) a packet still counts as a late packet of an earlier
+/// event: 2^20, about 2 minutes at 8 kHz and 22 s at 48 kHz.
+const LATE_WINDOW: u32 = 1 << 20;
+
 /// RFC 4733 §2.3 payload: event (8), E R volume (8), duration (16).
 const EVENT_PAYLOAD_LEN: usize = 4;
 
@@ -24,8 +28,12 @@ impl DtmfState {
             return None;
         }
         if let Some(cur) = self.current {
-            // same event, or a late packet of an earlier one (timestamps wrap)
-            if ts == cur || (ts.wrapping_sub(cur) as i32) < 0 {
+            // same event, or a late packet of a recent earlier one (timestamps wrap). A
+            // timestamp further back than LATE_WINDOW is a new event after a jump, not a late
+            // packet: one packet with a timestamp far ahead (a stream restart, or a spoofed
+            // one) must not make every later event look old.
+            let back = cur.wrapping_sub(ts);
+            if ts == cur || (back as i32 > 0 && back < LATE_WINDOW) {
                 return None;
             }
         }
@@ -41,6 +49,19 @@ mod tests {
     fn event(code: u8, end: bool, duration: u16) -> [u8; 4] {
         let d = duration.to_be_bytes();
         [code, if end { 0x80 | 10 } else { 10 }, d[0], d[1]]
+    }
+
+    #[test]
+    fn a_timestamp_far_ahead_does_not_stop_the_counting() {
+        let mut s = DtmfState::default();
+        assert_eq!(s.on_packet(1000, &event(1, false, 160)), Some(1));
+        // one packet half the timestamp space ahead (spoofed, or the sender restarted)
+        assert_eq!(s.on_packet(1000u32.wrapping_add(0x7fff_ffff), &event(9, true, 160)), Some(9));
+        // the party's next key press is still counted, and its retransmissions once
+        assert_eq!(s.on_packet(9000, &event(2, false, 160)), Some(2));
+        assert_eq!(s.on_packet(9000, &event(2, true, 320)), None);
+        // a late packet of the earlier event is not
+        assert_eq!(s.on_packet(1000, &event(1, true, 640)), None);
     }
 
     #[test]

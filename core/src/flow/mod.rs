@@ -702,9 +702,10 @@ impl FlowTable {
                 Err(r) => return Verdict::Drop(r),
             }
         };
-        if let Some(tap) = f.tap.as_ref() {
-            tapping::copy(tap, f.local, src, f.local, TapPoint::Received, now_us, &buf[..len]);
-        }
+        // a tapped socket: the packet as it arrived (SRTP is decrypted in place below), handed
+        // to the tap only once it is accepted — a recording or capture never holds a packet
+        // the relay refused (a stranger's, a replay, a forgery). Untapped sockets: one test.
+        let received = f.tap.as_ref().map(|_| buf[..len].to_vec());
 
         // 2. validate (SRTP: authenticate and decrypt first, committing nothing yet)
         let rtcp = match f.kind {
@@ -761,13 +762,18 @@ impl FlowTable {
         };
         let c = &*f.counters;
         // 4. the packet is accepted: SRTP state changes now, and only now
+        let mut decrypted = false;
         if let (Some(a), Some((_, ctx))) = (accepted, f.srtp_in.as_mut()) {
             if !ctx.commit(a) {
                 // another copy was committed since it was opened
                 bump(&c.drop_srtp_replay, 1);
                 return Verdict::Drop(DropReason::Srtp(SrtpError::Replayed));
             }
-            if let Some(tap) = f.tap.as_ref() {
+            decrypted = true;
+        }
+        if let (Some(tap), Some(wire)) = (f.tap.as_ref(), received.as_deref()) {
+            tapping::copy(tap, f.local, src, f.local, TapPoint::Received, now_us, wire);
+            if decrypted {
                 tapping::copy(tap, f.local, src, f.local, TapPoint::Plain, now_us, &buf[..len]);
             }
         }
@@ -790,8 +796,11 @@ impl FlowTable {
             if rtcp_ssrc.is_some() {
                 f.rtcp_ssrc = rtcp_ssrc;
             }
-            // the party's reports, read in plain (after SRTCP), from the accepted source
-            sr_forwarded = report::read(c, &f.sr_sent, f.clock_rate, &buf[..len], now_us);
+            // the party's reports, read in plain (after SRTCP), from the accepted source — not
+            // from one only the grace rule latched (a stranger who outwaited a silent party)
+            if !f.weak_latch {
+                sr_forwarded = report::read(c, &f.sr_sent, f.clock_rate, &buf[..len], now_us);
+            }
         } else if let Some((ssrc, seq, ts)) = rtp_fields {
             if f.telephone_event_pt.is_some_and(|pt| buf[1] & 0x7f == pt) {
                 // RFC 4733: one timestamp per event, so loss only (and the event counted)
@@ -799,7 +808,9 @@ impl FlowTable {
                 let span = RtpPacket::new_checked(&buf[..len]).map(|p| (p.header_len(), p.payload().len()));
                 let payload = span.map(|(h, n)| &buf[h..h + n]).unwrap_or_default();
                 if let Some(code) = f.dtmf.on_packet(ts, payload) {
-                    report::dtmf_counted(c, code);
+                    if !f.weak_latch {
+                        report::dtmf_counted(c, code);
+                    }
                 }
             } else {
                 let arrival = now_us * f.clock_rate as u64 / 1_000_000;

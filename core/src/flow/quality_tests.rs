@@ -142,3 +142,24 @@ fn dtmf_events_are_counted_once_and_do_not_disturb_jitter() {
     send(&mut t, 101, 4800, &[1, 0x8a, 0, 160]);
     assert_eq!(t.get(fa).unwrap().counters.snapshot().dtmf_events, 2);
 }
+
+#[test]
+fn a_stranger_the_grace_rule_latched_is_not_read() {
+    // B never sends RTCP; a stranger sends lying reports to B's socket long enough for the
+    // grace rule to latch it (an unauthenticated, weak latch): its packets may flow, but
+    // what it claims about the call's quality is not believed
+    let (mut t, _, fb) = rtcp_pair(None);
+    let mut lie = rr(0, 0);
+    lie[12] = 255;
+    let stranger = a("203.0.113.66:9");
+    let mut forwarded = 0;
+    for k in 0..25u64 {
+        if matches!(run(&mut t, fb, stranger, &lie, 10_000_000 + k * 200_000), Verdict::Forward { .. }) {
+            forwarded += 1;
+        }
+    }
+    assert!(forwarded > 0, "the grace rule never latched the stranger: the test proves nothing");
+    assert!(t.get(fb).unwrap().weakly_latched());
+    let cb = t.get(fb).unwrap().counters.snapshot();
+    assert_eq!((cb.rtcp_reports, cb.remote, cb.rtt_us), (0, None, None));
+}

@@ -142,13 +142,24 @@ mod tests {
         assert_eq!(got[0], (TapPoint::Received, a(PA), a(A), wire.clone()), "as it arrived: encrypted");
         assert_eq!(got[1], (TapPoint::Plain, a(PA), a(A), p.clone()), "decrypted");
         assert_eq!(got[2], (TapPoint::Sent, a(B), a(PB), p.clone()));
-        // a replay is copied as it arrived, but never in clear nor as sent
+        // a replay is refused, and a refused packet is never copied (a recording holds what
+        // the relay accepted, nothing an attacker sent it)
         assert_eq!(run(&mut t, fa, PA, &wire), Verdict::Drop(DropReason::Srtp(srtp::SrtpError::Replayed)));
-        let got = sink.take();
-        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [TapPoint::Received]);
+        assert!(sink.take().is_empty());
         // a foreign source after the latch is not copied at all (screened first)
         assert_eq!(run(&mut t, fa, "203.0.113.9:9", &rtp(2)), Verdict::Drop(DropReason::ForeignSource));
         assert!(sink.take().is_empty());
+    }
+
+    #[test]
+    fn a_strangers_packet_before_the_latch_is_not_copied() {
+        let sink = Arc::new(Counting::default());
+        let (mut t, fa, _) = table((None, None), Some(Tap::new(sink.clone())));
+        // not the signalled peer, not the SIP source: refused until a grace period passes
+        assert_eq!(run(&mut t, fa, "203.0.113.9:9", &rtp(1)), Verdict::Drop(DropReason::ForeignSource));
+        assert!(sink.take().is_empty(), "the refused packet reached the recording");
+        assert!(matches!(run(&mut t, fa, PA, &rtp(2)), Verdict::Forward { .. }));
+        assert_eq!(sink.take().len(), 2);
     }
 
     #[test]

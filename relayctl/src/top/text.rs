@@ -10,6 +10,11 @@ fn unsafe_char(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
 }
 
+/// `s` with every unsafe character made `?` (no width limit): what the plain tables print.
+pub fn printable(s: &str) -> String {
+    s.chars().map(|c| if unsafe_char(c) { '?' } else { c }).collect()
+}
+
 /// Columns a character takes once made printable.
 fn cols(c: char) -> usize {
     if unsafe_char(c) {
@@ -144,5 +149,14 @@ mod tests {
         assert_eq!(decimal(Some(1e300)), "huge");
         assert_eq!(age(Some(3725)), "1h02m");
         assert_eq!(age(Some(u64::MAX)), "213503982334601d07h");
+    }
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn terminal_commands_and_bidi_overrides_become_question_marks() {
+        assert_eq!(super::printable("a\u{1b}]0;owned\u{7}b\u{202e}c\nd"), "a?]0;owned?b?c?d");
+        assert_eq!(super::printable("caller-1 ☎"), "caller-1 ☎");
     }
 }
