@@ -298,7 +298,7 @@ mod tests {
         c.all.voip_metrics = Some(VoipMetrics { mos_lq_x10: Some(36), round_trip_delay_ms: 80, ..Default::default() });
         let q = c.assess(&t);
         assert_eq!((q.remote_loss_percent, q.remote_jitter_ms, q.mos), (Some(5.08), Some(30.0), Some(3.6)));
-        assert_eq!(q.rtt_ms, Some(80.0), "the XR estimate without an LSR/DLSR measure");
+        assert_eq!(q.rtt_ms, None, "the party's XR round trip is its claim, not the relay's measure");
         assert_eq!(q.verdict, Verdict::Poor);
         assert_eq!(q.why, ["remote loss 5.08% > 3%", "remote jitter 30.0 ms > 20 ms"]);
     }
