@@ -117,7 +117,8 @@ fn request(addr: &str, token: Option<&str>, method: &str, path: &str) -> Result<
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     // call-ids, tags and labels come from SIP users: no terminal control through them
-    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.iter().map(|c| top::text::printable(c)).collect()).collect();
+    let rows: Vec<Vec<String>> =
+        rows.into_iter().map(|r| r.iter().map(|c| top::text::printable(c)).collect()).collect();
     let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {

@@ -27,11 +27,11 @@
 //!    (strict-source: only the SDP address).
 
 pub mod counters;
-mod state;
 pub mod dtmf;
 #[cfg(test)]
 mod quality_tests;
 pub mod report;
+mod state;
 pub mod stats;
 mod tapping;
 pub mod webrtc;
