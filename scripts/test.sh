@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests, the ng conformance suite, the
 # network-namespace tests (io_uring and XDP/AF_XDP backends), the end-to-end test with
-# Kamailio and sipp, WebRTC calls with real peers (aiortc, headless Chromium), and the fuzz targets. Installs what it needs itself.
+# Kamailio and sipp, WebRTC calls with real peers (aiortc, headless Chromium), live capture, the Debian package
+# under the unit's least privilege, restarts that keep calls, the attacks, and the fuzz targets. Installs what it needs itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --e2e --webrtc
@@ -28,4 +29,4 @@ scripts/e2e-kamailio.sh
 scripts/webrtc-test.sh
 scripts/attack-test.sh
 scripts/fuzz.sh
-echo "test suite: unit+integration, conformance, tools, netns bridge (io_uring), xdp/af_xdp, xdp port return, kamailio e2e, webrtc (aiortc, chromium), attacks, fuzz: 10 passed, 0 failed"
+echo "test suite: unit+integration, conformance, tools, capture, netns bridge (io_uring), xdp/af_xdp, xdp port return, debian package (systemd, least privilege), restart (io_uring, xdp), kamailio e2e, webrtc (aiortc, chromium), attacks, fuzz: 14 passed, 0 failed"
