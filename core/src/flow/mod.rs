@@ -151,6 +151,9 @@ pub struct Flow {
     /// Recording / live capture of this socket's packets (tapping.rs); None: one test per
     /// tap point.
     tap: Option<rules::tap::Tap>,
+    /// A tapped socket that decrypts: the packet as it arrived, kept until it is accepted
+    /// (SRTP is decrypted in place). Reused, so tapping allocates nothing per packet here.
+    tap_wire: Vec<u8>,
     /// The RFC 4733 payload type the party sends DTMF with (None: not counted).
     telephone_event_pt: Option<u8>,
     dtmf: dtmf::DtmfState,
@@ -195,6 +198,7 @@ impl Flow {
             srtp_out: None,
             webrtc: None,
             tap: None,
+            tap_wire: Vec::new(),
             telephone_event_pt: None,
             dtmf: Default::default(),
             sr_sent: Default::default(),
@@ -628,6 +632,9 @@ impl FlowTable {
         f.policy = rule.latch;
         f.clock_rate = rule.clock_rate.max(1);
         f.tap = rule.tap.clone();
+        if f.tap.is_none() {
+            f.tap_wire = Vec::new();
+        }
         f.telephone_event_pt = rule.telephone_event_pt;
         let webrtc = WebRtc::apply(&mut f.webrtc, rule);
         if let Some(w) = f.webrtc.as_deref_mut() {
@@ -702,10 +709,14 @@ impl FlowTable {
                 Err(r) => return Verdict::Drop(r),
             }
         };
-        // a tapped socket: the packet as it arrived (SRTP is decrypted in place below), handed
-        // to the tap only once it is accepted — a recording or capture never holds a packet
-        // the relay refused (a stranger's, a replay, a forgery). Untapped sockets: one test.
-        let received = f.tap.as_ref().map(|_| buf[..len].to_vec());
+        // a tapped socket: the packet as it arrived is handed to the tap only once it is
+        // accepted — a recording or capture never holds a packet the relay refused (a
+        // stranger's, a replay, a forgery). SRTP is decrypted in place below, so a socket
+        // that decrypts keeps the wire bytes until then. Untapped sockets: one test.
+        if f.tap.is_some() && f.srtp_in.is_some() {
+            f.tap_wire.clear();
+            f.tap_wire.extend_from_slice(&buf[..len]);
+        }
 
         // 2. validate (SRTP: authenticate and decrypt first, committing nothing yet)
         let rtcp = match f.kind {
@@ -771,7 +782,9 @@ impl FlowTable {
             }
             decrypted = true;
         }
-        if let (Some(tap), Some(wire)) = (f.tap.as_ref(), received.as_deref()) {
+        if let Some(tap) = f.tap.as_ref() {
+            // a socket that does not decrypt left the buffer as it arrived
+            let wire = if decrypted { &f.tap_wire[..] } else { &buf[..len] };
             tapping::copy(tap, f.local, src, f.local, TapPoint::Received, now_us, wire);
             if decrypted {
                 tapping::copy(tap, f.local, src, f.local, TapPoint::Plain, now_us, &buf[..len]);
