@@ -4,7 +4,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use control::bencode::Value;
@@ -14,17 +14,11 @@ use relay_core::srtp::Context;
 
 const CRYPTO: &str = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 
-struct Relayd {
-    child: Child,
-    ng: NgClient,
-    http: SocketAddr,
-}
+mod common;
 
-impl Drop for Relayd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+struct Relayd {
+    d: common::Daemon,
+    http: SocketAddr,
 }
 
 fn relayd(dir: &Path) -> Relayd {
@@ -32,9 +26,9 @@ fn relayd(dir: &Path) -> Relayd {
     let ng: SocketAddr = format!("127.0.0.1:{}", 24500 + spread).parse().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{}", 24600 + spread).parse().unwrap();
     let pmin = 46000 + spread * 20;
-    let child = Command::new(env!("CARGO_BIN_EXE_relayd"))
-        .args([
-            format!("--listen-ng={ng}"),
+    let d = common::spawn(
+        ng,
+        &[
             format!("--listen-http={http}"),
             "--workers=1".into(),
             format!("--port-min={pmin}"),
@@ -43,22 +37,11 @@ fn relayd(dir: &Path) -> Relayd {
             "--log-level=warn".into(),
             "--no-state".into(),
             format!("--recording-dir={}", dir.display()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut ng = NgClient::connect(ng, Duration::from_millis(200)).unwrap();
-    ng.retries = 0;
-    let t0 = Instant::now();
-    while ng.request(&NgClient::req(&[("command", "ping".into())])).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "relayd did not answer ping");
-    }
-    ng.retries = 2;
-    Relayd { child, ng, http }
+        ],
+    );
+    Relayd { d, http }
 }
 
-/// GET /metrics: the text.
 fn metrics(r: &Relayd) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(r.http).unwrap();
@@ -131,6 +114,7 @@ fn a_recorded_srtp_call_is_in_clear_in_the_pcap() {
     let (pa, pb) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
     // A speaks SRTP (SDES), B plain RTP; record-call on the offer
     let o = ok(r
+        .d
         .ng
         .request(&NgClient::req(&[
             ("command", "offer".into()),
@@ -145,6 +129,7 @@ fn a_recorded_srtp_call_is_in_clear_in_the_pcap() {
     assert!(pcap.starts_with(&dir.join("pcaps").display().to_string()), "{pcap}");
     let to_b = port_of(&o);
     let an = ok(r
+        .d
         .ng
         .request(&NgClient::req(&[
             ("command", "answer".into()),
@@ -169,7 +154,8 @@ fn a_recorded_srtp_call_is_in_clear_in_the_pcap() {
         b.send_to(&rtp(seq, 0xb), relay(to_b)).unwrap();
         a.recv_from(&mut buf).unwrap();
     }
-    ok(r.ng
+    ok(r.d
+        .ng
         .request(&NgClient::req(&[
             ("command", "delete".into()),
             ("call-id", "rec-e2e@pbx".into()),

@@ -4,23 +4,13 @@
 //! Drain over the HTTP API: new offers refused, running calls kept.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use control::bencode::Value;
 use control::ng::client::NgClient;
 
-struct Daemon {
-    child: Child,
-    ng: NgClient,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::Daemon;
 
 /// Ports of this test file's daemons: apart from relayd.rs's (22000-43000+).
 fn base() -> u16 {
@@ -31,32 +21,19 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> Daemon {
     let ng: SocketAddr = format!("127.0.0.1:{}", base()).parse().unwrap();
     let http = format!("127.0.0.1:{}", base() + 1);
     let pmin = 54000 + (std::process::id() % 20) as u16 * 200;
-    let child = Command::new(env!("CARGO_BIN_EXE_relayd"))
-        .args([
-            format!("--listen-ng={ng}"),
-            format!("--listen-http={http}"),
-            "--interface=127.0.0.1".into(),
-            format!("--port-min={pmin}"),
-            format!("--port-max={}", pmin + 99),
-            "--workers=1".into(),
-            "--backend=uring".into(),
-            "--log-level=warn".into(),
-            format!("--state-dir={}", dir.display()),
-            "--state-interval=100".into(),
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut ng = NgClient::connect(ng, Duration::from_millis(200)).unwrap();
-    ng.retries = 0;
-    let t0 = Instant::now();
-    while ng.request(&NgClient::req(&[("command", "ping".into())])).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "relayd did not answer ping");
-    }
-    ng.retries = 2;
-    Daemon { child, ng }
+    let mut args: Vec<String> = vec![
+        format!("--listen-http={http}"),
+        "--interface=127.0.0.1".into(),
+        format!("--port-min={pmin}"),
+        format!("--port-max={}", pmin + 99),
+        "--workers=1".into(),
+        "--backend=uring".into(),
+        "--log-level=warn".into(),
+        format!("--state-dir={}", dir.display()),
+        "--state-interval=100".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    common::spawn(ng, &args)
 }
 
 fn sdp(port: u16) -> String {
