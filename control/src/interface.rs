@@ -73,6 +73,12 @@ pub struct PortPool {
 /// Uniform picks tried before the linear probe.
 const RANDOM_PICKS: usize = 8;
 
+/// How `PortPool::reserve` says a port is bound by another process: after a restart that
+/// can be the old process's sockets, which the kernel releases a moment after it exited
+/// (its io_uring instance is torn down asynchronously), so the state store waits and tries
+/// again on this one error.
+pub const PORT_TAKEN: &str = "is taken by another process";
+
 impl PortPool {
     pub fn new(addr: IpAddr, min: u16, max: u16) -> PortPool {
         let min = min.saturating_add(min & 1);
@@ -150,7 +156,7 @@ impl PortPool {
         }
         match self.try_pair(dp, k, affinity) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(format!("port {port} or {} on {} is taken by another process", port + 1, self.addr)),
+            Ok(false) => Err(format!("port {port} or {} on {} {PORT_TAKEN}", port + 1, self.addr)),
             Err(e) => Err(e.to_string()),
         }
     }

@@ -120,6 +120,9 @@ impl Store {
     }
 }
 
+/// How long a restart waits for ports the old process's sockets still hold.
+const PORT_WAIT: Duration = Duration::from_secs(3);
+
 /// Restore the store's DTLS identity (unless it is due for renewal) and every call into
 /// the engine. Returns (restored, refused); each refusal is logged with its reason.
 pub fn restore(engine: &mut Engine, store: &Store, now_unix: u64) -> Result<(usize, usize), String> {
@@ -134,23 +137,37 @@ pub fn restore(engine: &mut Engine, store: &Store, now_unix: u64) -> Result<(usi
             Err(e) => log::warn!("state store: the stored DTLS certificate is unusable ({e}): a new one is used"),
         }
     }
-    let now_ms = engine.dataplane().now_ms();
     let (mut ok, mut failed) = (0, 0);
-    for (id, bytes) in records {
-        let res = CallRecord::from_bytes(&bytes).and_then(|mut r| {
-            if r.call.id != id {
-                return Err(format!("the record is of call {:?}", r.call.id));
-            }
-            assume_media_until(&mut r, alive);
-            engine.restore_call(r, now_ms)
-        });
-        match res {
-            Ok(()) => ok += 1,
-            Err(why) => {
-                failed += 1;
-                log::warn!("state store: call {:?} not restored: {why}", control::ng::log_text(id.as_bytes(), 80));
+    // a call whose ports the old process's sockets still hold (the kernel frees them a
+    // moment after it exited) is tried again, for up to PORT_WAIT
+    let deadline = Instant::now() + PORT_WAIT;
+    let mut pending = records;
+    while !pending.is_empty() {
+        let now_ms = engine.dataplane().now_ms();
+        let mut again = Vec::new();
+        for (id, bytes) in pending {
+            let res = CallRecord::from_bytes(&bytes).and_then(|mut r| {
+                if r.call.id != id {
+                    return Err(format!("the record is of call {:?}", r.call.id));
+                }
+                assume_media_until(&mut r, alive);
+                engine.restore_call(r, now_ms)
+            });
+            match res {
+                Ok(()) => ok += 1,
+                Err(why) if why.contains(control::interface::PORT_TAKEN) && Instant::now() < deadline => {
+                    again.push((id, bytes))
+                }
+                Err(why) => {
+                    failed += 1;
+                    log::warn!("state store: call {:?} not restored: {why}", control::ng::log_text(id.as_bytes(), 80));
+                }
             }
         }
+        if !again.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pending = again;
     }
     Ok((ok, failed))
 }
